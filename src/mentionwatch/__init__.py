@@ -1,0 +1,3 @@
+"""mentionwatch: a command-line mention monitor."""
+
+__version__ = "0.1.0"
