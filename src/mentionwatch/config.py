@@ -1,0 +1,358 @@
+"""Reading and validating the TOML config into frozen dataclasses.
+
+Every problem is a ConfigError whose message names the file, the line when it can be found,
+the key, and what was expected, so the CLI can print it as one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mentionwatch.models import Option, Term
+
+APP_NAME = "mentionwatch"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """The config cannot be used; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    name: str
+    enabled: bool = True
+    base_url: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str) -> Any:
+        return self.options.get(key)
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    timeout: float = 20.0  # seconds per request
+    per_host: int = 4  # concurrent requests to one host
+    retries: int = 3
+    backoff: float = 1.0  # first retry delay; doubles each time
+    max_wait: float = 120.0  # longest rate-limit wait before giving up on a source
+    lookback_days: int = 7  # how far back the first poll of a term looks
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    db_path: Path
+    terms: tuple[Term, ...] = ()
+    sources: Mapping[str, SourceSettings] = field(default_factory=dict)
+    poll: PollSettings = PollSettings()
+    templates: Mapping[str, str] = field(default_factory=dict)
+    analyzer: str | None = None
+
+    def enabled_sources(self) -> list[SourceSettings]:
+        return [s for s in self.sources.values() if s.enabled]
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, so messages can be scrubbed of them."""
+        from mentionwatch.sources import registry
+
+        found = []
+        for settings in self.sources.values():
+            spec = registry().get(settings.name)
+            for key, option in spec.options.items() if spec else ():
+                value = settings.options.get(key)
+                if option.secret and isinstance(value, str) and value:
+                    found.append(value)
+        return found
+
+
+def default_config_path() -> Path:
+    from platformdirs import user_config_path
+
+    return user_config_path(APP_NAME) / "config.toml"
+
+
+def default_db_path() -> Path:
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME) / "mentions.db"
+
+
+def resolve_config_path(cli_value: Path | None) -> Path:
+    if cli_value is not None:
+        return cli_value
+    env = os.environ.get("MENTIONWATCH_CONFIG")
+    return Path(env) if env else default_config_path()
+
+
+def example_text() -> str:
+    """The commented example config shipped in the package (the repo's config.example.toml)."""
+    packaged = Path(__file__).with_name("config.example.toml")
+    if packaged.exists():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).parents[2] / "config.example.toml").read_text(encoding="utf-8")
+
+
+def write_starter(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(example_text(), encoding="utf-8")
+
+
+def load(
+    config_path: Path | None = None,
+    db_override: Path | None = None,
+    *,
+    required: bool = False,
+) -> Config:
+    """Load the config (or defaults when the file is absent and not required)."""
+    path = resolve_config_path(config_path)
+    explicit = config_path is not None or "MENTIONWATCH_CONFIG" in os.environ
+    if not path.exists():
+        if required or explicit:
+            raise ConfigError(
+                f"{path}: config file not found; run 'mentionwatch init' to write one"
+                " or pass --config PATH"
+            )
+        return Config(path=None, db_path=_db_path(db_override, None, None))
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    return _Parser(path, text).config(data, db_override)
+
+
+def _db_path(cli_value: Path | None, configured: str | None, config_dir: Path | None) -> Path:
+    if cli_value is not None:
+        return cli_value
+    env = os.environ.get("MENTIONWATCH_DB")
+    if env:
+        return Path(env).expanduser()
+    if configured:
+        db = Path(configured).expanduser()
+        return db if db.is_absolute() or config_dir is None else config_dir / db
+    return default_db_path()
+
+
+_TOP_KEYS = {
+    "storage": "table with 'db'",
+    "terms": "array of [[terms]] tables",
+    "sources": "table of [sources.NAME] tables",
+    "poll": "table",
+    "templates": 'table of name = "text"',
+    "sentiment": "table with 'analyzer'",
+}
+_POLL_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "timeout": ((int, float), "a number of seconds"),
+    "per_host": (int, "an integer"),
+    "retries": (int, "an integer"),
+    "backoff": ((int, float), "a number of seconds"),
+    "max_wait": ((int, float), "a number of seconds"),
+    "lookback_days": (int, "a number of days"),
+    "user_agent": (str, "a string"),
+}
+
+
+class _Parser:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def fail(self, key: str, reason: str) -> ConfigError:
+        line = self._line_of(key)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        return ConfigError(f"{where}: {key}: {reason}")
+
+    def _line_of(self, dotted: str) -> int | None:
+        """Best-effort line number of a dotted key: its table header, then the key under it."""
+        parts = [p for p in re.split(r"\.|\[\d+\]", dotted) if p]
+        index = re.search(r"\[(\d+)\]", dotted)
+        header_idx, start = None, 0
+        if parts[0] == "terms" and index:
+            seen = -1
+            for i, line in enumerate(self.lines):
+                if line.strip().startswith("[[terms]]"):
+                    seen += 1
+                    if seen == int(index.group(1)):
+                        header_idx = start = i
+                        break
+        elif len(parts) > 1:
+            for depth in range(len(parts) - 1, 0, -1):
+                header = "[" + ".".join(parts[:depth]) + "]"
+                for i, line in enumerate(self.lines):
+                    if line.strip().replace(" ", "") == header:
+                        header_idx = start = i
+                        break
+                if header_idx is not None:
+                    break
+        last = parts[-1]
+        key_re = re.compile(rf"^\s*\"?{re.escape(last)}\"?\s*=")
+        for i in range(start, len(self.lines)):
+            if i > start and self.lines[i].lstrip().startswith("[") and header_idx is not None:
+                break
+            if key_re.match(self.lines[i]):
+                return i + 1
+        return header_idx + 1 if header_idx is not None else None
+
+    def expand(self, key: str, value: Any) -> Any:
+        """Substitute ${VAR} in strings (recursively), failing on an unset variable."""
+        if isinstance(value, str):
+
+            def sub(match: re.Match[str]) -> str:
+                name = match.group(1)
+                if name not in os.environ:
+                    raise self.fail(
+                        key, f"environment variable {name} is not set; export it or edit the value"
+                    )
+                return os.environ[name]
+
+            return _VAR.sub(sub, value)
+        if isinstance(value, list):
+            return [self.expand(f"{key}[{i}]", v) for i, v in enumerate(value)]
+        return value
+
+    def check_type(self, key: str, value: Any, expected: type | tuple[type, ...], what: str) -> Any:
+        if isinstance(value, bool) and expected not in (bool, (bool,)):
+            raise self.fail(key, f"expected {what}, got {value!r}")
+        if not isinstance(value, expected):
+            raise self.fail(key, f"expected {what}, got {type(value).__name__} {value!r}")
+        return value
+
+    def config(self, data: dict[str, Any], db_override: Path | None) -> Config:
+        for key in data:
+            if key not in _TOP_KEYS:
+                raise self.fail(key, f"unknown key (expected one of: {', '.join(_TOP_KEYS)})")
+        storage = self.table("storage", data.get("storage", {}))
+        self.only("storage", storage, {"db"})
+        db = self.expand("storage.db", storage.get("db"))
+        if db is not None:
+            self.check_type("storage.db", db, str, "a file path string")
+        sources = self.sources(data.get("sources", {}))
+        terms = self.terms(data.get("terms", []), set(sources))
+        sentiment = self.table("sentiment", data.get("sentiment", {}))
+        self.only("sentiment", sentiment, {"analyzer"})
+        analyzer = sentiment.get("analyzer")
+        if analyzer is not None:
+            self.check_type("sentiment.analyzer", analyzer, str, "an analyzer name")
+        templates = self.table("templates", data.get("templates", {}))
+        for name, text in templates.items():
+            self.check_type(f"templates.{name}", text, str, "the reply text")
+        return Config(
+            path=self.path,
+            db_path=_db_path(db_override, db, self.path.parent),
+            terms=terms,
+            sources=sources,
+            poll=self.poll(data.get("poll", {})),
+            templates=dict(templates),
+            analyzer=analyzer,
+        )
+
+    def table(self, key: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a table ([{key}]), got {type(value).__name__}")
+        return value
+
+    def only(self, key: str, table: Mapping[str, Any], allowed: set[str] | Mapping) -> None:
+        for name in table:
+            if name not in allowed:
+                choices = ", ".join(sorted(allowed)) or "none"
+                raise self.fail(f"{key}.{name}", f"unknown key (expected one of: {choices})")
+
+    def terms(self, value: Any, source_names: set[str]) -> tuple[Term, ...]:
+        from mentionwatch.query import QueryError, parse
+        from mentionwatch.sources import registry
+
+        if not isinstance(value, list):
+            raise self.fail("terms", "expected an array of [[terms]] tables")
+        terms: list[Term] = []
+        for i, raw in enumerate(value):
+            key = f"terms[{i}]"
+            raw = self.table(key, raw)
+            self.only(key, raw, {"name", "query", "sources"})
+            query = self.check_type(
+                f"{key}.query", raw.get("query", raw.get("name")), str, "a query"
+            )
+            name = self.check_type(f"{key}.name", raw.get("name", query), str, "a string")
+            try:
+                parse(query)
+            except QueryError as exc:
+                raise self.fail(f"{key}.query", f"{exc} in {query!r}") from None
+            sources = raw.get("sources")
+            if sources is not None:
+                self.check_type(f"{key}.sources", sources, list, "a list of source names")
+                for s in sources:
+                    if s not in registry():
+                        known = ", ".join(registry())
+                        raise self.fail(f"{key}.sources", f"unknown source {s!r} (known: {known})")
+                sources = tuple(sources)
+            if any(t.name == name for t in terms):
+                raise self.fail(f"{key}.name", f"duplicate term name {name!r}")
+            terms.append(Term(name=name, query=query, sources=sources))
+        return tuple(terms)
+
+    def sources(self, value: Any) -> dict[str, SourceSettings]:
+        from mentionwatch.sources import registry
+
+        table = self.table("sources", value)
+        result = {}
+        for name, raw in table.items():
+            spec = registry().get(name)
+            if spec is None:
+                known = ", ".join(registry())
+                raise self.fail(f"sources.{name}", f"unknown source (known: {known})")
+            key = f"sources.{name}"
+            raw = self.table(key, raw)
+            options: dict[str, Option] = {
+                "enabled": Option(bool),
+                "base_url": Option(str),
+                **spec.options,
+            }
+            self.only(key, raw, options)
+            values: dict[str, Any] = {}
+            for opt_name, option in options.items():
+                if opt_name not in raw:
+                    values[opt_name] = option.default
+                    continue
+                opt_key = f"{key}.{opt_name}"
+                expanded = self.expand(opt_key, raw[opt_name])
+                values[opt_name] = self.check_type(
+                    opt_key, expanded, option.type, _describe(option)
+                )
+                if isinstance(option.default, list) and not all(
+                    isinstance(v, str) for v in values[opt_name]
+                ):
+                    raise self.fail(opt_key, "expected a list of strings")
+            base_url = values.pop("base_url") or spec.default_base_url
+            if base_url is not None and not re.match(r"https?://", base_url):
+                raise self.fail(f"{key}.base_url", f"expected an http(s) URL, got {base_url!r}")
+            enabled = values.pop("enabled")
+            result[name] = SourceSettings(
+                name=name,
+                enabled=True if enabled is None else enabled,
+                base_url=base_url.rstrip("/") if base_url else None,
+                options=values,
+            )
+        return result
+
+    def poll(self, value: Any) -> PollSettings:
+        table = self.table("poll", value)
+        self.only("poll", table, _POLL_KEYS)
+        for key, (expected, what) in _POLL_KEYS.items():
+            if key in table:
+                self.check_type(f"poll.{key}", table[key], expected, what)
+        return PollSettings(**table)
+
+
+def _describe(option: Option) -> str:
+    names = {bool: "true or false", str: "a string", int: "an integer", list: "a list"}
+    types = option.type if isinstance(option.type, tuple) else (option.type,)
+    return " or ".join(names.get(t, t.__name__) for t in types)

@@ -1,0 +1,172 @@
+"""Plain data shared by every layer: no I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+STATUSES = ("open", "handled", "ignored")
+SENTIMENTS = ("positive", "neutral", "negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """A search term from the config: a label and a query in the term language."""
+
+    name: str
+    query: str
+    sources: tuple[str, ...] | None = None  # None: every enabled source
+
+    def applies_to(self, source: str) -> bool:
+        return self.sources is None or source in self.sources
+
+
+@dataclass(slots=True)
+class Mention:
+    """One post, comment, issue or feed entry that mentions a term.
+
+    `extra` keeps platform details needed later (reply refs, parent ids) and is stored as JSON.
+    """
+
+    source: str
+    native_id: str
+    text: str
+    created_at: datetime
+    url: str | None = None
+    author: str | None = None
+    author_name: str | None = None
+    title: str | None = None
+    reach: int | None = None
+    reply_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    terms: list[str] = field(default_factory=list)
+    sentiment: str | None = None
+    polarity: float | None = None
+    intents: tuple[str, ...] = ()
+    # What the local matcher reads; None means title, text and url.
+    searchable: str | None = field(default=None, repr=False)
+    # Set once stored:
+    id: int | None = None
+    status: str = "open"
+    fetched_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.native_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One key a source accepts in its config section."""
+
+    type: type | tuple[type, ...]
+    default: object = None
+    secret: bool = False  # never printed, redacted from every message
+    help: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One unit of polling: a term on a searching source, or a feed/timeline on a streaming one."""
+
+    source: str
+    scope: str  # the cursor's name: a term name, a feed URL, "tag:acme@instance"…
+    term: Term | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What feed and export select; None means no restriction."""
+
+    since: datetime | None = None
+    sources: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
+    sentiment: str | None = None
+    status: str | None = "open"  # None: every status
+    search: str | None = None
+
+
+@dataclass(slots=True)
+class Page:
+    """What one fetch step of a source returns.
+
+    `cursor` is the value to store once these mentions are saved; None means "do not move the
+    cursor yet" (a later page of the same run will carry it), so a crash repeats work but never
+    skips mentions.
+    """
+
+    mentions: list[Mention]
+    cursor: str | None = None
+    note: str | None = None  # one line for the poll summary (e.g. "read 40 posts")
+
+
+@dataclass(slots=True)
+class JobResult:
+    source: str
+    scope: str
+    fetched: int = 0
+    new: int = 0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PollReport:
+    results: list[JobResult] = field(default_factory=list)
+
+    @property
+    def new(self) -> int:
+        return sum(r.new for r in self.results)
+
+    @property
+    def fetched(self) -> int:
+        return sum(r.fetched for r in self.results)
+
+    @property
+    def failures(self) -> list[JobResult]:
+        return [r for r in self.results if r.error]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a trailing Z, the format every stored and exported time uses."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(value: str) -> datetime:
+    """Parse ISO 8601 (with Z, offset, or fractional seconds) into an aware UTC datetime."""
+    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(float(seconds), UTC)
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """`2h`, `30m`, `3d`, `1w` ago, or an ISO date/datetime (UTC when no offset is given)."""
+    from datetime import timedelta
+
+    value = value.strip()
+    unit = _DURATION_UNITS.get(value[-1:].lower())
+    if unit and value[:-1].isdigit():
+        return (now or utcnow()) - timedelta(seconds=int(value[:-1]) * unit)
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise ValueError(
+            f"cannot read {value!r} as a time: use 30m, 2h, 3d, 1w or an ISO date"
+        ) from None

@@ -1,0 +1,152 @@
+"""Running every (source × term) job concurrently and saving what they find.
+
+Each job fetches pages from its source; every mention is verified by the local matcher,
+tagged with a sentiment when it is new, and saved together with the cursor in one
+transaction. A failing job is recorded with its message and never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from mentionwatch.config import Config
+from mentionwatch.http import Http, SourceError, open_client
+from mentionwatch.models import Job, JobResult, Mention, PollReport, Term
+from mentionwatch.query import Matcher, parse
+from mentionwatch.sentiment import get_analyzer, mask_terms
+from mentionwatch.sources import registry
+from mentionwatch.sources.base import Source
+from mentionwatch.store import Store
+
+
+class PollError(Exception):
+    """The poll cannot start (nothing to poll, unknown source or term)."""
+
+
+@dataclass
+class StoreState:
+    """The State a source sees: its own slice of the source_state table."""
+
+    store: Store
+    source: str
+
+    def get(self, key: str) -> str | None:
+        return self.store.get_state(self.source, key)
+
+    def set(self, key: str, value: str | None) -> None:
+        self.store.set_state(self.source, key, value)
+
+
+@dataclass
+class Poller:
+    config: Config
+    store: Store
+    only_sources: Sequence[str] = ()
+    only_terms: Sequence[str] = ()
+    on_job_done: Callable[[JobResult], None] = lambda result: None
+    on_jobs: Callable[[int], None] = lambda count: None
+    notify: Callable[[str], None] | None = None
+    analyzer_name: str | None = None
+    _run: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def terms(self) -> list[Term]:
+        known = {t.name for t in self.config.terms}
+        for name in self.only_terms:
+            if name not in known:
+                raise PollError(f"unknown term {name!r} (configured: {', '.join(known) or 'none'})")
+        terms = [t for t in self.config.terms if not self.only_terms or t.name in self.only_terms]
+        if not terms:
+            raise PollError("no terms configured: add a [[terms]] table to the config")
+        return terms
+
+    def settings(self) -> list:
+        enabled = {s.name: s for s in self.config.enabled_sources()}
+        for name in self.only_sources:
+            if name not in registry():
+                raise PollError(f"unknown source {name!r} (known: {', '.join(registry())})")
+            if name not in enabled:
+                raise PollError(f"source {name!r} is not enabled in the config")
+        chosen = [s for n, s in enabled.items() if not self.only_sources or n in self.only_sources]
+        if not chosen:
+            raise PollError("no source is enabled: add a [sources.NAME] table to the config")
+        return chosen
+
+    def run(self) -> PollReport:
+        terms, chosen = self.terms(), self.settings()
+        return asyncio.run(self._poll(terms, chosen))
+
+    async def _poll(self, terms: list[Term], chosen: list) -> PollReport:
+        self.matcher = Matcher(list(self.config.terms))
+        self.atoms = {t.name: parse(t.query).atoms() for t in self.config.terms}
+        report = PollReport()
+        host_limits: dict[str, asyncio.Semaphore] = {}
+        async with open_client(self.config.poll) as client:
+            work = []
+            for settings in chosen:
+                http = Http(settings.name, client, self.config.poll, host_limits, self.notify)
+                state = StoreState(self.store, settings.name)
+                source = registry()[settings.name](settings, http, state, self.config.poll)
+                missing = source.missing_credentials()
+                if missing:
+                    report.results.append(
+                        self._record(JobResult(settings.name, "*", error=missing))
+                    )
+                    continue
+                work += [(source, job) for job in source.jobs(terms)]
+            self.on_jobs(len(work))
+            results = await asyncio.gather(*(self._job(source, job) for source, job in work))
+        report.results.extend(results)
+        return report
+
+    async def _job(self, source: Source, job: Job) -> JobResult:
+        result = JobResult(job.source, job.scope)
+        try:
+            cursor = self.store.get_cursor(job.source, job.scope)
+            async for page in source.fetch(job, cursor):
+                mentions = self._verified(page.mentions)
+                result.fetched += len(page.mentions)
+                self._tag_new(mentions)
+                result.new += self.store.save_page(job.source, job.scope, mentions, page.cursor)
+                if page.note:
+                    result.notes.append(page.note)
+        except SourceError as exc:
+            result.error = str(exc)
+        except Exception as exc:  # a bug or a hostile response must not stop other sources
+            result.error = f"{job.source}: unexpected {type(exc).__name__}: {exc}"
+        return self._record(result)
+
+    def _record(self, result: JobResult) -> JobResult:
+        self.store.log_poll(self._run, result)
+        self.on_job_done(result)
+        return result
+
+    def _verified(self, mentions: list[Mention]) -> list[Mention]:
+        kept = []
+        for m in mentions:
+            haystack = m.searchable if m.searchable is not None else (m.title, m.text, m.url)
+            texts = (haystack,) if isinstance(haystack, str) else haystack
+            m.terms = self.matcher.matching_terms(m.source, *texts)
+            if m.terms:
+                kept.append(m)
+        return kept
+
+    def _tag_new(self, mentions: list[Mention]) -> None:
+        new = self.store.unknown_keys([m.key for m in mentions])
+        if not new:
+            return
+        analyzer = get_analyzer(self.analyzer_name or self.config.analyzer)
+        for m in mentions:
+            if m.key in new:
+                atoms = [a for t in m.terms for a in self.atoms.get(t, ())]
+                score = analyzer.score(mask_terms(_scored_text(m), atoms))
+                m.sentiment, m.polarity, m.intents = score.label, score.polarity, score.intents
+
+
+def _scored_text(m: Mention) -> str:
+    """A story's title is its message; a comment's story title is someone else's."""
+    if m.searchable is not None and m.title and m.title not in m.searchable:
+        return m.text
+    return "\n".join(x for x in (m.title, m.text) if x)

@@ -1,0 +1,290 @@
+"""Everything users see: the rich feed and detail view, and the JSON/JSONL/CSV/ids writers.
+
+Mention text is hostile: it is cleaned of control characters and only ever handed to rich
+as `Text` (never as markup), so it cannot recolour, clear or hyperlink the terminal.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any
+
+from mentionwatch.models import JobResult, Mention, PollReport, iso, utcnow
+from mentionwatch.text import strip_controls
+
+RECORD_KEYS = (
+    "id", "key", "source", "url", "author", "author_name", "title", "text", "created_at",
+    "fetched_at", "terms", "sentiment", "polarity", "status", "reach", "reply_url",
+)  # fmt: skip
+SENTIMENT_STYLE = {"positive": "bold green", "neutral": "dim", "negative": "bold red"}
+SENTIMENT_TAG = {"positive": "+ pos", "neutral": "· neu", "negative": "- neg"}
+STATUS_STYLE = {"open": "cyan", "handled": "green", "ignored": "dim"}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FEED_TEXT_LIMIT = 400
+
+if TYPE_CHECKING:  # rich is imported where a view is drawn, so export stays fast
+    from rich.console import Console
+    from rich.text import Text
+
+
+def safe(value: object) -> str:
+    return strip_controls(str(value)) if value is not None else ""
+
+
+def record(m: Mention) -> dict[str, Any]:
+    """The JSONL record of design.md: every key always present."""
+    return {
+        "id": m.id,
+        "key": m.key,
+        "source": m.source,
+        "url": m.url,
+        "author": m.author,
+        "author_name": m.author_name,
+        "title": m.title,
+        "text": m.text,
+        "created_at": iso(m.created_at),
+        "fetched_at": iso(m.fetched_at),
+        "terms": list(m.terms),
+        "sentiment": m.sentiment,
+        "polarity": m.polarity,
+        "status": m.status,
+        "reach": m.reach,
+        "reply_url": m.reply_url,
+    }
+
+
+def age(dt: datetime, now: datetime | None = None) -> str:
+    """Compact age: 45s, 12m, 3h, 2d, 5w."""
+    seconds = max(0, int(((now or utcnow()) - dt).total_seconds()))
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _highlighted(value: str, patterns: Sequence[re.Pattern[str]], style: str) -> Text:
+    from rich.text import Text
+
+    text = Text(safe(value))
+    for pattern in patterns:
+        text.highlight_regex(pattern, style)
+    return text
+
+
+def _shorten(value: str, limit: int) -> str:
+    value = " ".join(value.split())
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def entry_header(m: Mention, now: datetime) -> Text:
+    from rich.text import Text
+
+    sentiment = m.sentiment or "neutral"
+    header = Text()
+    header.append(f"{m.id:>5} ", style="bold")
+    header.append(f"[{SENTIMENT_TAG.get(sentiment, sentiment)}]", SENTIMENT_STYLE.get(sentiment))
+    header.append(f" {m.source}", style="magenta")
+    header.append(f"  {age(m.created_at, now)}", style="yellow")
+    if m.author:
+        header.append(f"  {safe(m.author)}", style="bold blue")
+        if m.author_name and m.author_name != m.author:
+            header.append(f" ({safe(m.author_name)})", style="blue")
+    if m.reach is not None:
+        header.append(f"  ▲{m.reach}")
+    header.append(f"  {m.status}", style=STATUS_STYLE.get(m.status))
+    if m.terms:
+        header.append("  " + ", ".join(safe(t) for t in m.terms), style="dim")
+    return header
+
+
+def print_feed(
+    console: Console,
+    mentions: Iterable[Mention],
+    patterns: dict[str, list[re.Pattern[str]]],
+    hidden: dict[str, int] | None = None,
+) -> int:
+    """One entry per mention, newest first; returns how many were shown."""
+    from rich.text import Text
+
+    now = utcnow()
+    shown = 0
+    for m in mentions:
+        if shown:
+            console.print()
+        term_patterns = [p for t in m.terms for p in patterns.get(t, ())]
+        console.print(entry_header(m, now), soft_wrap=not console.is_terminal)
+        if m.title:
+            title = _highlighted(_shorten(m.title, 200), term_patterns, "bold yellow")
+            # A comment's title is its thread's, shown as context rather than as its own.
+            in_thread = m.extra.get("kind") == "comment"
+            title.stylize("dim" if in_thread else "bold")
+            prefix = Text("      on: " if in_thread else "      ", style="dim")
+            console.print(prefix + title, soft_wrap=not console.is_terminal)
+        if m.text:
+            body = _highlighted(_shorten(m.text, FEED_TEXT_LIMIT), term_patterns, "bold yellow")
+            console.print(Text("      ") + body, soft_wrap=not console.is_terminal)
+        if m.url:
+            console.print(Text("      " + safe(m.url), style="dim underline"), soft_wrap=True)
+        shown += 1
+    if hidden:
+        parts = [f"{count} {status}" for status, count in hidden.items() if count]
+        if parts:
+            note = f"({', '.join(parts)} hidden; --status all shows them)"
+            console.print(Text(note, style="dim"), soft_wrap=True)
+    if not shown and not hidden:
+        console.print(Text("No mentions match. Run 'mentionwatch poll' to fetch new ones.",
+                           style="dim"))  # fmt: skip
+    return shown
+
+
+def print_detail(console: Console, m: Mention, history: Sequence[Any]) -> None:
+    from rich.text import Text
+
+    console.print(entry_header(m, utcnow()), soft_wrap=not console.is_terminal)
+    fields = [
+        ("key", m.key),
+        ("url", m.url),
+        ("reply", m.reply_url),
+        ("created", iso(m.created_at)),
+        ("fetched", iso(m.fetched_at)),
+        ("polarity", f"{m.polarity:+.3f}" if m.polarity is not None else None),
+        ("intents", ", ".join(m.intents) or None),
+        ("title", m.title),
+    ]
+    for label, value in fields:
+        if value:
+            line = Text(f"{label:>9}: ", style="bold") + Text(safe(value))
+            console.print(line, soft_wrap=not console.is_terminal)
+    console.print()
+    console.print(Text(safe(m.text)))
+    if history:
+        console.print()
+        console.print(Text("status history:", style="bold"))
+        for row in history:
+            note = f"  ({safe(row['note'])})" if row["note"] else ""
+            console.print(Text(f"  {row['at']}  {row['status']}{note}"))
+
+
+def write_jsonl(out: IO[str], mentions: Iterable[Mention]) -> int:
+    count = 0
+    for m in mentions:
+        out.write(json.dumps(record(m), ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def write_json(out: IO[str], mentions: Iterable[Mention]) -> int:
+    count = 0
+    out.write("[")
+    for m in mentions:
+        out.write(",\n" if count else "\n")
+        out.write(json.dumps(record(m), ensure_ascii=False))
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count
+
+
+def csv_cell(value: object) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = ", ".join(map(str, value))
+    text = safe(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def write_csv(out: IO[str], mentions: Iterable[Mention]) -> int:
+    writer = csv.writer(out)
+    writer.writerow(RECORD_KEYS)
+    count = 0
+    for m in mentions:
+        rec = record(m)
+        writer.writerow([csv_cell(rec[k]) for k in RECORD_KEYS])
+        count += 1
+    return count
+
+
+def write_ids(out: IO[str], mentions: Iterable[Mention]) -> int:
+    count = 0
+    for m in mentions:
+        out.write(f"{m.id}\n")
+        count += 1
+    return count
+
+
+def write_plain(out: IO[str], mentions: Iterable[Mention]) -> int:
+    """One line per mention, tab-separated, for grep, cut and mail."""
+    now = utcnow()
+    count = 0
+    for m in mentions:
+        fields = [
+            str(m.id), m.sentiment or "", m.source, age(m.created_at, now), safe(m.author),
+            "" if m.reach is None else str(m.reach), m.status, ",".join(m.terms),
+            _shorten(safe(m.title) + (" — " if m.title and m.text else "") + safe(m.text), 300),
+            safe(m.url),
+        ]  # fmt: skip
+        out.write("\t".join(f.replace("\t", " ") for f in fields) + "\n")
+        count += 1
+    return count
+
+
+WRITERS = {
+    "jsonl": write_jsonl,
+    "json": write_json,
+    "csv": write_csv,
+    "ids": write_ids,
+    "plain": write_plain,
+}
+
+
+@contextmanager
+def poll_progress(poller: Any, enabled: bool) -> Iterator[None]:
+    """A progress bar on stderr while a poll runs (terminals only)."""
+    if not enabled:
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    progress = Progress(
+        TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    task = progress.add_task("", total=None)
+    poller.on_jobs = lambda count: progress.update(task, total=count)
+    poller.on_job_done = lambda result: progress.update(
+        task, advance=1, description=safe(f"{result.source} {result.scope}")[:40]
+    )
+    with progress:
+        yield
+
+
+def print_summary(report: PollReport, quiet: bool, err: Callable[[str], None]) -> None:
+    """Per source: new and fetched counts; then every failure on its own line (stderr)."""
+    per_source: dict[str, list[JobResult]] = {}
+    for result in report.results:
+        per_source.setdefault(result.source, []).append(result)
+    if not quiet:
+        for source, results in per_source.items():
+            ok = [r for r in results if not r.error]
+            if not ok:
+                continue
+            notes = sorted({n for r in ok for n in r.notes})
+            extra = f" ({'; '.join(notes)})" if notes else ""
+            failed = len(results) - len(ok)
+            failed_note = f", {failed} failed" if failed else ""
+            print(f"{source}: {sum(r.new for r in ok)} new of {sum(r.fetched for r in ok)} "
+                  f"fetched, {len(ok)} job(s){failed_note}{extra}")  # fmt: skip
+    for result in report.failures:
+        err(f"error: {safe(result.error)}")
+    if not quiet or report.failures:
+        failures = len(report.failures)
+        line = f"{report.new} new mention(s); {failures} job(s) failed" if failures else (
+            f"{report.new} new mention(s)")  # fmt: skip
+        (err if failures else print)(line)

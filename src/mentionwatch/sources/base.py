@@ -1,0 +1,69 @@
+"""The interface every source implements.
+
+A *searching* source asks the platform once per term; a *streaming* one reads a feed or
+timeline once per poll and lets the local matcher find every term in it. Both turn platform
+items into `Mention`s and say which cursor to store once a page is saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from mentionwatch.models import Job, Mention, Option, Page, Term, utcnow
+
+if TYPE_CHECKING:
+    from mentionwatch.config import PollSettings, SourceSettings
+    from mentionwatch.http import Http
+
+
+class State(Protocol):
+    """Small persistent key/value space of one source (tokens, sessions), kept in the database."""
+
+    def get(self, key: str) -> str | None: ...
+    def set(self, key: str, value: str | None) -> None: ...
+
+
+class Source:
+    name: ClassVar[str]
+    default_base_url: ClassVar[str | None] = None
+    options: ClassVar[dict[str, Option]] = {}
+    # Keys that must be set before the source can poll, as alternatives: any one group of
+    # keys, all set, is enough (e.g. a username and password, or a client id and secret).
+    required: ClassVar[tuple[tuple[str, ...], ...]] = ()
+
+    def __init__(
+        self, settings: SourceSettings, http: Http, state: State, poll: PollSettings
+    ) -> None:
+        self.settings = settings
+        self.http = http
+        self.state = state
+        self.poll_settings = poll
+        self.base_url = settings.base_url or self.default_base_url or ""
+
+    def missing_credentials(self) -> str | None:
+        """A message naming the keys to set, or None when the source can poll."""
+        if not self.required or any(
+            all(self.settings.get(k) for k in group) for group in self.required
+        ):
+            return None
+        wanted = " or ".join(
+            " and ".join(f"sources.{self.name}.{k}" for k in group) for group in self.required
+        )
+        return f"{self.name}: missing credentials: set {wanted} in the config"
+
+    def jobs(self, terms: Sequence[Term]) -> list[Job]:
+        """One job per term by default (searching sources)."""
+        return [Job(self.name, t.name, t) for t in terms if t.applies_to(self.name)]
+
+    def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+        raise NotImplementedError
+
+    def first_since(self) -> datetime:
+        """Where a term's first poll starts."""
+        return utcnow() - timedelta(days=self.poll_settings.lookback_days)
+
+    def reply_link(self, mention: Mention) -> str | None:
+        """The web page where a person replies by hand."""
+        return mention.reply_url or mention.url

@@ -1,0 +1,425 @@
+"""The SQLite file: schema and migrations, saving with dedup, cursors, and every read.
+
+Reads use the standard library's sqlite3 directly so that `feed`, `export` and `handle` start
+fast; sqlite-utils (which pulls in numpy when present) is loaded only to migrate the schema.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from mentionwatch.models import Filters, JobResult, Mention, iso, parse_iso, utcnow
+
+MIGRATIONS: list[Callable[[Any], None]] = []
+
+
+def migration(fn: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Register a schema change; it runs once, in order, and is recorded in _migrations."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(db: Any) -> None:
+    db["mentions"].create(
+        {
+            "id": int,
+            "key": str,
+            "source": str,
+            "native_id": str,
+            "url": str,
+            "author": str,
+            "author_name": str,
+            "title": str,
+            "text": str,
+            "created_at": str,
+            "fetched_at": str,
+            "sentiment": str,
+            "polarity": float,
+            "intents": str,
+            "status": str,
+            "status_at": str,
+            "reach": int,
+            "reply_url": str,
+            "extra": str,
+        },
+        pk="id",
+        not_null={"key", "source", "native_id", "text", "created_at", "status"},
+        defaults={"status": "open", "text": ""},
+    )
+    db["mentions"].create_index(["key"], unique=True)
+    db["mentions"].create_index(["created_at"])
+    db["mentions"].create_index(["status", "created_at"])
+    db["mention_terms"].create(
+        {"mention_id": int, "term": str},
+        pk=("mention_id", "term"),
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )
+    db["mention_terms"].create_index(["term"])
+    db["cursors"].create(
+        {"source": str, "scope": str, "value": str, "updated_at": str}, pk=("source", "scope")
+    )
+    db["polls"].create(
+        {
+            "id": int,
+            "run": str,
+            "source": str,
+            "scope": str,
+            "finished_at": str,
+            "fetched": int,
+            "new": int,
+            "error": str,
+        },
+        pk="id",
+    )
+    db["polls"].create_index(["source", "id"])
+    db["status_log"].create(
+        {"id": int, "mention_id": int, "status": str, "note": str, "at": str},
+        pk="id",
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )
+    db["status_log"].create_index(["mention_id"])
+    db["source_state"].create(
+        {"source": str, "key": str, "value": str, "updated_at": str}, pk=("source", "key")
+    )
+    db["mentions"].enable_fts(["text", "title", "author"], create_triggers=True)
+
+
+class UnknownMention(LookupError):
+    """An ID or key that names no stored mention."""
+
+
+_COLUMNS = (
+    "key, source, native_id, url, author, author_name, title, text, created_at, fetched_at, "
+    "sentiment, polarity, intents, status, reach, reply_url, extra"
+)
+_SELECT = (
+    "SELECT m.*, (SELECT json_group_array(term) FROM "
+    "(SELECT term FROM mention_terms WHERE mention_id = m.id ORDER BY term)) AS terms "
+    "FROM mentions m"
+)
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are explicit (see transaction()).
+        self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # Schema
+
+    def _applied(self) -> set[str]:
+        exists = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='_migrations'"
+        ).fetchone()
+        if not exists:
+            return set()
+        return {row[0] for row in self.conn.execute("SELECT name FROM _migrations")}
+
+    def _migrate(self) -> None:
+        applied = self._applied()
+        pending = [m for m in MIGRATIONS if m.__name__ not in applied]
+        if not pending:
+            return
+        import sqlite_utils
+
+        db = sqlite_utils.Database(self.conn)
+        for fn in pending:
+            with self.transaction():
+                if fn.__name__ in self._applied():  # another process got there first
+                    continue
+                self.conn.execute(
+                    "CREATE TABLE IF NOT EXISTS _migrations "
+                    "(name TEXT PRIMARY KEY, applied_at TEXT)"
+                )
+                fn(db)
+                self.conn.execute(
+                    "INSERT INTO _migrations VALUES (?, ?)", (fn.__name__, iso(utcnow()))
+                )
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+    # Writes
+
+    def unknown_keys(self, keys: Sequence[str]) -> set[str]:
+        if not keys:
+            return set()
+        marks = ",".join("?" * len(keys))
+        known = {
+            r[0]
+            for r in self.conn.execute(f"SELECT key FROM mentions WHERE key IN ({marks})", keys)
+        }
+        return set(keys) - known
+
+    def save_page(
+        self, source: str, scope: str, mentions: Iterable[Mention], cursor: str | None
+    ) -> int:
+        """Save mentions (deduplicated by key, terms merged) and move the cursor, atomically.
+
+        Returns how many mentions were new.
+        """
+        now = iso(utcnow())
+        new = 0
+        with self.transaction():
+            for m in mentions:
+                row = self.conn.execute(
+                    f"INSERT INTO mentions ({_COLUMNS}) VALUES "
+                    f"({','.join('?' * 17)}) ON CONFLICT(key) DO NOTHING RETURNING id",
+                    (
+                        m.key, m.source, m.native_id, m.url, m.author, m.author_name, m.title,
+                        m.text, iso(m.created_at), now, m.sentiment, m.polarity,
+                        json.dumps(list(m.intents)), "open", m.reach, m.reply_url,
+                        json.dumps(m.extra, ensure_ascii=False, sort_keys=True),
+                    ),
+                ).fetchone()  # fmt: skip
+                if row:
+                    new += 1
+                    mention_id = row[0]
+                else:
+                    mention_id = self.conn.execute(
+                        "SELECT id FROM mentions WHERE key = ?", (m.key,)
+                    ).fetchone()[0]
+                    if m.reach is not None:
+                        self.conn.execute(
+                            "UPDATE mentions SET reach = ? WHERE id = ? AND reach IS NOT ?",
+                            (m.reach, mention_id, m.reach),
+                        )
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO mention_terms (mention_id, term) VALUES (?, ?)",
+                    [(mention_id, t) for t in m.terms],
+                )
+            if cursor is not None:
+                self.set_cursor(source, scope, cursor)
+        return new
+
+    def get_cursor(self, source: str, scope: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT value FROM cursors WHERE source = ? AND scope = ?", (source, scope)
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_cursor(self, source: str, scope: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT(source, scope) "
+            "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (source, scope, value, iso(utcnow())),
+        )
+
+    def log_poll(self, run: str, result: JobResult) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO polls (run, source, scope, finished_at, fetched, new, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run, result.source, result.scope, iso(utcnow()), result.fetched, result.new,
+                 result.error),
+            )  # fmt: skip
+
+    def last_polls(self) -> dict[str, list[sqlite3.Row]]:
+        """The jobs of each source's most recent poll run."""
+        rows = self.conn.execute(
+            "SELECT * FROM polls p WHERE run = (SELECT run FROM polls WHERE source = p.source "
+            "ORDER BY id DESC LIMIT 1) ORDER BY source, scope"
+        ).fetchall()
+        result: dict[str, list[sqlite3.Row]] = {}
+        for row in rows:
+            result.setdefault(row["source"], []).append(row)
+        return result
+
+    def get_state(self, source: str, key: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT value FROM source_state WHERE source = ? AND key = ?", (source, key)
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_state(self, source: str, key: str, value: str | None) -> None:
+        with self.transaction():
+            if value is None:
+                self.conn.execute(
+                    "DELETE FROM source_state WHERE source = ? AND key = ?", (source, key)
+                )
+            else:
+                self.conn.execute(
+                    "INSERT INTO source_state VALUES (?, ?, ?, ?) ON CONFLICT(source, key) "
+                    "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    (source, key, value, iso(utcnow())),
+                )
+
+    def set_status(self, ids: Sequence[int], status: str, note: str | None = None) -> int:
+        """Set the workflow status of mentions and log it; returns how many changed."""
+        now = iso(utcnow())
+        changed = 0
+        with self.transaction():
+            for mention_id in ids:
+                cur = self.conn.execute(
+                    "UPDATE mentions SET status = ?, status_at = ? WHERE id = ? AND status != ?",
+                    (status, now, mention_id, status),
+                )
+                changed += cur.rowcount
+                if cur.rowcount or note:
+                    self.conn.execute(
+                        "INSERT INTO status_log (mention_id, status, note, at) VALUES (?,?,?,?)",
+                        (mention_id, status, note, now),
+                    )
+        return changed
+
+    def update_sentiment(self, rows: Iterable[tuple[int, str, float, Sequence[str]]]) -> None:
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE mentions SET sentiment = ?, polarity = ?, intents = ? WHERE id = ?",
+                [(label, pol, json.dumps(list(intents)), i) for i, label, pol, intents in rows],
+            )
+
+    # Reads
+
+    def resolve(self, refs: Iterable[str]) -> list[int]:
+        """Integer ids for IDs or keys; raises UnknownMention naming every unknown one."""
+        ids: list[int] = []
+        unknown: list[str] = []
+        for ref in refs:
+            ref = ref.strip()
+            if not ref:
+                continue
+            if ref.isdigit():
+                row = self.conn.execute("SELECT id FROM mentions WHERE id = ?", (int(ref),))
+            else:
+                row = self.conn.execute("SELECT id FROM mentions WHERE key = ?", (ref,))
+            found = row.fetchone()
+            if found:
+                ids.append(found[0])
+            else:
+                unknown.append(ref)
+        if unknown:
+            raise UnknownMention(", ".join(unknown))
+        return list(dict.fromkeys(ids))
+
+    def get(self, mention_id: int) -> Mention:
+        row = self.conn.execute(_SELECT + " WHERE m.id = ?", (mention_id,)).fetchone()
+        if row is None:
+            raise UnknownMention(str(mention_id))
+        return _mention(row)
+
+    def status_history(self, mention_id: int) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT status, note, at FROM status_log WHERE mention_id = ? ORDER BY id",
+            (mention_id,),
+        ).fetchall()
+
+    def mentions(
+        self, filters: Filters, limit: int | None = None, order: str = "newest"
+    ) -> Iterator[Mention]:
+        """Stream the mentions that pass the filters, newest first (or oldest first)."""
+        where, params = _where(filters)
+        direction = "ASC" if order == "oldest" else "DESC"
+        sql = f"{_SELECT}{where} ORDER BY m.created_at {direction}, m.id {direction}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        for row in self.conn.execute(sql, params):
+            yield _mention(row)
+
+    def count_by_status(self, filters: Filters) -> dict[str, int]:
+        """How many mentions pass the filters, per status (the status filter ignored)."""
+        where, params = _where(replace(filters, status=None))
+        rows = self.conn.execute(
+            f"SELECT status, count(*) FROM mentions m{where} GROUP BY status", params
+        )
+        return {status: count for status, count in rows}
+
+    def ids_for_rescore(self) -> Iterator[sqlite3.Row]:
+        return self.conn.execute("SELECT id, text, title FROM mentions ORDER BY id")
+
+
+def _where(f: Filters) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if f.since is not None:
+        clauses.append("m.created_at >= ?")
+        params.append(iso(f.since))
+    if f.sources:
+        clauses.append(f"m.source IN ({','.join('?' * len(f.sources))})")
+        params.extend(f.sources)
+    if f.terms:
+        marks = ",".join("?" * len(f.terms))
+        clauses.append(
+            "EXISTS (SELECT 1 FROM mention_terms t "
+            f"WHERE t.mention_id = m.id AND t.term IN ({marks}))"
+        )
+        params.extend(f.terms)
+    if f.sentiment:
+        clauses.append("m.sentiment = ?")
+        params.append(f.sentiment)
+    if f.status:
+        clauses.append("m.status = ?")
+        params.append(f.status)
+    if f.search:
+        clauses.append("m.id IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)")
+        params.append(fts_query(f.search))
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def fts_query(text: str) -> str:
+    """User text as an FTS5 query of quoted tokens, so no input is a syntax error."""
+    tokens = [t.replace('"', '""') for t in text.split()]
+    return " ".join(f'"{t}"' for t in tokens) or '""'
+
+
+def _mention(row: sqlite3.Row) -> Mention:
+    fetched = row["fetched_at"]
+    return Mention(
+        id=row["id"],
+        source=row["source"],
+        native_id=row["native_id"],
+        text=row["text"],
+        created_at=parse_iso(row["created_at"]),
+        fetched_at=parse_iso(fetched) if fetched else None,
+        url=row["url"],
+        author=row["author"],
+        author_name=row["author_name"],
+        title=row["title"],
+        reach=row["reach"],
+        reply_url=row["reply_url"],
+        extra=json.loads(row["extra"]) if row["extra"] else {},
+        terms=json.loads(row["terms"]) if row["terms"] else [],
+        sentiment=row["sentiment"],
+        polarity=row["polarity"],
+        intents=tuple(json.loads(row["intents"])) if row["intents"] else (),
+        status=row["status"],
+    )
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error; nested use joins the outer one."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.outer = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.outer = True
+        return self.conn
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if not self.outer:
+            return
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")

@@ -1,0 +1,97 @@
+"""Algolia's Hacker News search API (hn.algolia.com/api/v1), played from hits.json.
+
+Like Algolia, the search prefix-matches every word and ignores quotes' strictness, so a
+search for `pebblebase` also returns `pebblebased`: the client must verify matches itself.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mentionwatch.testing.server import PlatformBase, Request, Response, json_response
+
+_FILTER = re.compile(r"^(created_at_i|points|num_comments)(>=|<=|>|<|=)(\d+)$")
+_SEARCHABLE = ("title", "story_text", "comment_text", "url", "author")
+
+
+class Platform(PlatformBase):
+    name = "hackernews"
+
+    def __init__(self, web: Any) -> None:
+        super().__init__(web)
+        self.extra_hits: list[dict[str, Any]] = []  # tests add hostile or edge-case hits here
+
+    def hits(self) -> list[dict[str, Any]]:
+        return self.fixture_json("hits.json")["hits"] + self.extra_hits
+
+    def handle(self, request: Request) -> Response | None:
+        if request.path in ("/api/v1/search_by_date", "/api/v1/search"):
+            return self.search(request)
+        match = re.fullmatch(r"/api/v1/items/(\d+)", request.path)
+        if match:
+            for hit in self.hits():
+                if hit["objectID"] == match.group(1):
+                    return json_response({"id": int(hit["objectID"]), **hit, "children": []})
+        return None
+
+    def search(self, request: Request) -> Response:
+        query = request.arg("query", "") or ""
+        excluded = [p.lower() for p in re.findall(r'-"([^"]+)"|-(\S+)', query) for p in p if p]
+        positive = re.sub(r'-"[^"]+"|-\S+', " ", query).replace('"', " ").lower().split()
+        hits = [h for h in self.hits() if _matches(h, positive, excluded)]
+        hits = [h for h in hits if _tags_ok(h, request.arg("tags"))]
+        for expr in (request.arg("numericFilters") or "").split(","):
+            hits = [h for h in hits if _numeric_ok(h, expr.strip())]
+        hits.sort(key=lambda h: h["created_at_i"], reverse=True)
+        per_page = min(int(request.arg("hitsPerPage", "20") or 20), 1000)
+        page = int(request.arg("page", "0") or 0)
+        pages = (len(hits) + per_page - 1) // per_page
+        return json_response(
+            {
+                "hits": hits[page * per_page : (page + 1) * per_page],
+                "page": page,
+                "nbHits": len(hits),
+                "nbPages": pages,
+                "hitsPerPage": per_page,
+                "exhaustiveNbHits": True,
+                "processingTimeMS": 1,
+                "query": query,
+                "params": "&".join(f"{k}={v[0]}" for k, v in request.query.items()),
+            }
+        )
+
+
+def _matches(hit: dict[str, Any], words: list[str], excluded: list[str]) -> bool:
+    haystack = " ".join(str(hit.get(k) or "") for k in _SEARCHABLE).lower()
+    tokens = re.findall(r"\w+", haystack)
+    if any(e in haystack for e in excluded):
+        return False
+    # Algolia's prefixLast plus typo tolerance, approximated: every query word starts a token.
+    return all(any(t.startswith(w) for t in tokens) for w in re.findall(r"\w+", " ".join(words)))
+
+
+def _tags_ok(hit: dict[str, Any], tags: str | None) -> bool:
+    if not tags:
+        return True
+    for group in re.findall(r"\(([^)]*)\)|([^,()]+)", tags):
+        wanted = [t for t in (group[0] or group[1]).split(",") if t]
+        if wanted and not set(wanted) & set(hit.get("_tags", [])):
+            return False
+    return True
+
+
+def _numeric_ok(hit: dict[str, Any], expr: str) -> bool:
+    if not expr:
+        return True
+    match = _FILTER.match(expr)
+    if not match:
+        return True
+    field, op, value = match.group(1), match.group(2), int(match.group(3))
+    actual = hit.get(field)
+    if actual is None:
+        return False
+    return {
+        ">=": actual >= value, "<=": actual <= value, ">": actual > value,
+        "<": actual < value, "=": actual == value,
+    }[op]  # fmt: skip

@@ -1,0 +1,38 @@
+"""Feeds (RSS 2.0 and Atom) served from feeds/, with ETag and Last-Modified validators so a
+conditional GET of an unchanged feed gets 304 Not Modified."""
+
+from __future__ import annotations
+
+import hashlib
+from email.utils import formatdate
+from typing import Any
+
+from mentionwatch.testing.server import PlatformBase, Request, Response, fill_times
+
+_TYPES = {".xml": "application/rss+xml", ".atom": "application/atom+xml"}
+
+
+class Platform(PlatformBase):
+    name = "rss"
+
+    def __init__(self, web: Any) -> None:
+        super().__init__(web)
+        self.extra: dict[str, str] = {}  # feed name -> text, for tests
+        self.started = formatdate(usegmt=True)
+
+    def handle(self, request: Request) -> Response | None:
+        name = request.path.removeprefix("/feeds/")
+        if name in self.extra:
+            text = self.extra[name]
+        elif (self.folder / "feeds" / name).is_file():
+            # The ETag covers the file, not the filled-in times, so it is stable across
+            # requests the way a real unchanged feed's is.
+            text = (self.folder / "feeds" / name).read_text(encoding="utf-8")
+        else:
+            return None
+        etag = '"' + hashlib.sha256(text.encode()).hexdigest()[:16] + '"'
+        headers = {"ETag": etag, "Last-Modified": self.started}
+        if request.headers.get("if-none-match") == etag:
+            return Response(304, b"", headers)
+        suffix = name[name.rfind(".") :] if "." in name else ".xml"
+        return Response(200, fill_times(text), headers, _TYPES.get(suffix, "application/xml"))
