@@ -29,10 +29,11 @@ EXPORT_FORMATS = ("jsonl", "json", "csv")
 
 
 class _State:
-    config_path: Path | None = None
-    db_path: Path | None = None
-    debug: bool = False
-    secrets: list[str] = []  # noqa: RUF012 - one process, one state
+    def __init__(self) -> None:
+        self.config_path: Path | None = None
+        self.db_path: Path | None = None
+        self.debug = False
+        self.secrets: list[str] = []
 
 
 state = _State()

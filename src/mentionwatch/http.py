@@ -154,11 +154,14 @@ class Http:
             self.host_limits[host] = asyncio.Semaphore(self.settings.per_host)
         return self.host_limits[host]
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def request(
+        self, method: str, url: str, *, retry: bool = True, **kwargs: Any
+    ) -> httpx.Response:
         """Send a request, retrying timeouts, 429 and 5xx; other statuses go to the caller.
 
         Raises SourceError once retries are used up, or RateLimited when the platform wants a
-        wait longer than `max_wait`.
+        wait longer than `max_wait`. Pass retry=False for a write that is not idempotent: a
+        timeout then raises at once, since the platform may have accepted it.
         """
         import httpx
 
@@ -169,7 +172,7 @@ class Http:
                     response = await self.client.request(method, url, **kwargs)
                     await response.aread()
             except httpx.TransportError as exc:
-                if attempt >= self.settings.retries:
+                if attempt >= self.settings.retries or not retry:
                     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
                     raise SourceError(
                         f"{self.source}: request to {redact_url(url)} {kind} after "
@@ -178,7 +181,7 @@ class Http:
                 await asyncio.sleep(self._backoff(attempt))
                 attempt += 1
                 continue
-            if not self._should_retry(response):
+            if not retry or not self._should_retry(response):
                 return response
             wait = reset_delay(response.headers)
             if wait is not None and wait > self.settings.max_wait:

@@ -8,10 +8,20 @@ items into `Mention`s and say which cursor to store once a page is saved.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from mentionwatch.models import Job, Mention, Option, Page, Term, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A reply the platform accepted."""
+
+    remote_id: str
+    url: str | None = None
+
 
 if TYPE_CHECKING:
     from mentionwatch.config import PollSettings, SourceSettings
@@ -32,6 +42,9 @@ class Source:
     # Keys that must be set before the source can poll, as alternatives: any one group of
     # keys, all set, is enough (e.g. a username and password, or a client id and secret).
     required: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    # Replies: the longest text the platform accepts (None: no reply API, or no known limit).
+    reply_limit: ClassVar[int | None] = None
+    can_reply: ClassVar[bool] = False
 
     def __init__(
         self, settings: SourceSettings, http: Http, state: State, poll: PollSettings
@@ -64,6 +77,34 @@ class Source:
         """Where a term's first poll starts."""
         return utcnow() - timedelta(days=self.poll_settings.lookback_days)
 
+    async def check(self) -> str:
+        """One cheap (authenticated, where the source has auth) call; a line saying what works.
+
+        Raises SourceError with the reason when it does not.
+        """
+        raise NotImplementedError
+
     def reply_link(self, mention: Mention) -> str | None:
         """The web page where a person replies by hand."""
         return mention.reply_url or mention.url
+
+    def reply_length(self, text: str) -> int:
+        """Length as the platform counts it against reply_limit."""
+        return len(text)
+
+    def reply_problem(self, mention: Mention) -> str | None:
+        """Why a reply to this mention cannot be posted (missing write credentials…), or None."""
+        return None
+
+    async def reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
+        """Post `text` as a reply to `mention`; raise SourceError with the platform's reason.
+
+        `idempotency_key` is stable across retries of the same reply: send it where the
+        platform supports one (Mastodon's Idempotency-Key).
+        """
+        raise NotImplementedError
+
+    async def find_reply(self, mention: Mention, text: str) -> Posted | None:
+        """After a timeout, look on the platform for a reply of ours with this text, so a retry
+        never posts twice. None: not found (safe to post)."""
+        return None

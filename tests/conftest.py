@@ -1,0 +1,114 @@
+"""Tests run the real CLI against the loopback web; nothing touches the internet."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mentionwatch.testing.server import LoopbackWeb
+
+# Fast retries: the tests exercise the retry logic, not the waiting.
+POLL_SETTINGS = "[poll]\nbackoff = 0.01\nretries = 2\ntimeout = 5\n"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def jsonl(self) -> list[dict]:
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's real config, database or environment."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    for name in ("MENTIONWATCH_CONFIG", "MENTIONWATCH_DB", "NO_COLOR", "FORCE_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def web() -> Iterator[LoopbackWeb]:
+    with LoopbackWeb() as server:
+        yield server
+
+
+class Project:
+    """A config file and a database in a temporary folder, and a way to run the CLI on them."""
+
+    def __init__(self, tmp_path: Path, web: LoopbackWeb) -> None:
+        self.dir = tmp_path
+        self.web = web
+        self.config = tmp_path / "config.toml"
+        self.db = tmp_path / "mentions.db"
+
+    def write_config(self, body: str, *, poll_settings: bool = True) -> Path:
+        text = body.replace("{web}", self.web.url)
+        self.config.write_text(text + ("\n" + POLL_SETTINGS if poll_settings else ""))
+        return self.config
+
+    def run(self, *args: str, input: str | None = None, env: dict | None = None) -> Result:
+        """Run `mentionwatch --config … --db … ARGS` in-process, as the console script does."""
+        from mentionwatch import cli
+
+        argv = ["mentionwatch", "--config", str(self.config), "--db", str(self.db), *args]
+        out, err = io.StringIO(), io.StringIO()
+        saved = sys.argv, sys.stdin, sys.stdout, sys.stderr
+        saved_env = {k: os.environ.get(k) for k in (env or {})}
+        os.environ.update(env or {})
+        sys.argv, sys.stdin, sys.stdout, sys.stderr = argv, io.StringIO(input or ""), out, err
+        cli.state.__init__()
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            sys.argv, sys.stdin, sys.stdout, sys.stderr = saved
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        return Result(code, out.getvalue(), err.getvalue())
+
+    def run_process(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        """Run the CLI as a separate process (for signals, pipes and start-up behaviour)."""
+        argv = [sys.executable, "-m", "mentionwatch", "--config", str(self.config),
+                "--db", str(self.db), *args]  # fmt: skip
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)
+
+    def rows(self, sql: str, *params: object) -> list[tuple]:
+        with sqlite3.connect(self.db) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+@pytest.fixture
+def project(tmp_path: Path, web: LoopbackWeb) -> Project:
+    return Project(tmp_path, web)
+
+
+HN_AND_RSS = """
+[[terms]]
+name = "pebblebase"
+query = 'pebblebase OR "pebble base" -"pebble base camp"'
+
+[sources.hackernews]
+base_url = "{web}/hackernews/api/v1"
+
+[sources.rss]
+feeds = ["{web}/rss/feeds/blog.xml", "{web}/rss/feeds/alerts.atom"]
+"""
