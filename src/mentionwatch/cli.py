@@ -355,19 +355,17 @@ def demo(
 
 
 def main() -> None:
-    import click
-
     code = EXIT_OK
     try:
         code = app(standalone_mode=False) or EXIT_OK
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = EXIT_USAGE
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         say("mentionwatch: interrupted")
         code = EXIT_INTERRUPTED
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument…
+        exc.show()
+        code = getattr(exc, "exit_code", EXIT_USAGE)
     except ConfigError as exc:
         say(f"mentionwatch: config error: {exc}")
         code = EXIT_USAGE
