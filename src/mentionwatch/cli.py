@@ -6,12 +6,18 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from mentionwatch import __version__
 from mentionwatch.config import Config, ConfigError
+
+if TYPE_CHECKING:  # imported lazily at run time so each command loads only what it needs
+    from rich.console import Console
+
+    from mentionwatch.models import Filters, Mention
+    from mentionwatch.store import Store
 
 app = typer.Typer(
     name="mentionwatch",
@@ -73,13 +79,13 @@ def load_config(required: bool = False) -> Config:
     return cfg
 
 
-def open_store(cfg: Config):
+def open_store(cfg: Config) -> Store:
     from mentionwatch.store import Store
 
     return Store(cfg.db_path)
 
 
-def stdout_console(fmt: str = "rich"):
+def stdout_console(fmt: str = "rich") -> Console:
     from rich.console import Console
 
     plain = fmt == "plain" or os.environ.get("NO_COLOR")
@@ -125,7 +131,7 @@ def build_filters(
     sentiment: str | None,
     status: str,
     search: str | None,
-):
+) -> Filters:
     from mentionwatch.models import SENTIMENTS, STATUSES, Filters, parse_since
 
     if sentiment is not None and sentiment not in SENTIMENTS:
@@ -225,15 +231,20 @@ def feed(
 
 @app.command()
 def show(mention: Annotated[str, typer.Argument(help="ID or key.")]) -> None:
-    """Show one mention in full, with its status history."""
+    """Show one mention in full: its thread context, the replies sent, its status history."""
     from mentionwatch import render
 
     store = open_store(load_config())
     (mention_id,) = resolve(store, [mention])
-    render.print_detail(stdout_console(), store.get(mention_id), store.status_history(mention_id))
+    render.print_detail(
+        stdout_console(),
+        store.get(mention_id),
+        store.status_history(mention_id),
+        store.replies(mention_id),
+    )
 
 
-def resolve(store, refs: list[str]) -> list[int]:
+def resolve(store: Store, refs: list[str]) -> list[int]:
     from mentionwatch.store import UnknownMention
 
     if refs == ["-"]:
@@ -340,6 +351,120 @@ def sentiment(
         else:
             intents = ",".join(score.intents) or "-"
             print(f"{score.label:<8}\t{score.polarity:+.3f}\t{intents}\t{strip_controls(text)}")
+
+
+@app.command()
+def reply(
+    mention: Annotated[str | None, typer.Argument(help="ID or key.")] = None,
+    text: Annotated[str | None, typer.Argument(help="The reply; none opens $EDITOR.")] = None,
+    template: Annotated[
+        str | None, typer.Option("--template", "-t", help="Start from a [templates] entry.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, post nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Post without asking.")] = False,
+    keep_open: Annotated[
+        bool, typer.Option("--keep-open", help="Do not mark the mention handled.")
+    ] = False,
+    list_templates: Annotated[
+        bool, typer.Option("--list-templates", help="List the reply templates.")
+    ] = False,
+) -> None:
+    """Reply where the mention is: through the platform's API, or by opening its reply page."""
+    from mentionwatch import render, replies
+
+    cfg = load_config()
+    if list_templates:
+        render.print_templates(stdout_console(), cfg.templates)
+        return
+    if mention is None:
+        fail("give the ID of the mention to reply to (see 'mentionwatch feed')")
+    store = open_store(cfg)
+    (mention_id,) = resolve(store, [mention])
+    m = store.get(mention_id)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    try:
+        where = replies.target(cfg, store, m)
+        body = text
+        if template:
+            body = replies.fill_template(template, dict(cfg.templates), m)
+        if text and template:
+            fail("give either TEXT or --template, not both")
+        if body is None:
+            if not interactive:
+                fail(
+                    "no reply text: give TEXT or --template NAME (or run on a terminal for $EDITOR)"
+                )
+            body = replies.compose_in_editor(m)
+        where.check_length(body)
+    except replies.ReplyError as exc:
+        fail(str(exc), exc.code)
+    console = stdout_console()
+    render.print_reply_preview(
+        console, m, body, where.length(body), where.limit, where.source is None
+    )
+    if where.source is None:
+        if dry_run:
+            print(where.link or "")
+            say("dry run: nothing recorded")
+            return
+        _reply_by_hand(store, m, body, where.link, interactive)
+        return
+    if dry_run:
+        say("dry run: nothing posted")
+        return
+    if replies.already_posted(store, m, body):
+        say(f"already replied to {m.id} with this text; nothing posted")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            fail("refusing to post without confirmation when not on a terminal: pass --yes")
+        if not typer.confirm(f"Post this reply on {m.source}?", default=False):
+            fail("not posted", EXIT_FAILED)
+    try:
+        posted = replies.post(cfg, store, m, body, keep_open)
+    except replies.ReplyError as exc:
+        fail(str(exc), exc.code)
+    print(f"posted: {posted.url or posted.remote_id}")
+    if not keep_open:
+        say(f"mention {m.id} marked handled")
+
+
+def _reply_by_hand(
+    store: Store, m: Mention, body: str, link: str | None, open_browser: bool
+) -> None:
+    """Platforms without a reply API: open (on a terminal) or print the reply page; record it."""
+    from mentionwatch import replies
+
+    if not link:
+        fail(f"{m.source} has no reply API and this mention has no link", EXIT_FAILED)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(link)
+        say(f"opened {link} in your browser: paste the reply there")
+    print(link)
+    replies.record_link(store, m, body, link)
+    say(f"{m.source} has no reply API; when you have replied: mentionwatch handle {m.id}")
+
+
+@app.command()
+def sources(
+    check: Annotated[
+        bool, typer.Option("--check", help="Make one cheap call per enabled source.")
+    ] = False,
+) -> None:
+    """List every source: enabled, credentials present, the last poll's result."""
+    from mentionwatch import poller, render
+
+    cfg = load_config()
+    store = open_store(cfg)
+    render.print_sources(stdout_console(), poller.source_overview(cfg, store))
+    if check:
+        checks = poller.check_sources(cfg, store)
+        stdout_console().print()
+        render.print_checks(stdout_console(), checks)
+        if not all(c.ok for c in checks):
+            raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()

@@ -40,6 +40,10 @@ class RateLimited(SourceError):
     """The platform asked us to wait longer than we are willing to."""
 
 
+class Uncertain(SourceError):
+    """A write got no answer: the platform may or may not have accepted it."""
+
+
 def redact_url(url: str) -> str:
     """A URL safe for messages: secret-looking query parameters replaced with ***."""
     parts = urlsplit(str(url))
@@ -172,8 +176,13 @@ class Http:
                     response = await self.client.request(method, url, **kwargs)
                     await response.aread()
             except httpx.TransportError as exc:
+                kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+                if not retry and not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                    raise Uncertain(
+                        f"{self.source}: {method} {redact_url(url)} {kind} with no answer; "
+                        "the platform may have accepted it"
+                    ) from None
                 if attempt >= self.settings.retries or not retry:
-                    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
                     raise SourceError(
                         f"{self.source}: request to {redact_url(url)} {kind} after "
                         f"{attempt + 1} attempts ({type(exc).__name__})"

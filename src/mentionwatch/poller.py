@@ -11,8 +11,9 @@ import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from mentionwatch.config import Config
+from mentionwatch.config import Config, SourceSettings
 from mentionwatch.http import Http, SourceError, open_client
 from mentionwatch.models import Job, JobResult, Mention, PollReport, Term
 from mentionwatch.query import Matcher, parse
@@ -62,7 +63,7 @@ class Poller:
             raise PollError("no terms configured: add a [[terms]] table to the config")
         return terms
 
-    def settings(self) -> list:
+    def settings(self) -> list[SourceSettings]:
         enabled = {s.name: s for s in self.config.enabled_sources()}
         for name in self.only_sources:
             if name not in registry():
@@ -78,7 +79,7 @@ class Poller:
         terms, chosen = self.terms(), self.settings()
         return asyncio.run(self._poll(terms, chosen))
 
-    async def _poll(self, terms: list[Term], chosen: list) -> PollReport:
+    async def _poll(self, terms: list[Term], chosen: list[SourceSettings]) -> PollReport:
         self.matcher = Matcher(list(self.config.terms))
         self.atoms = {t.name: parse(t.query).atoms() for t in self.config.terms}
         report = PollReport()
@@ -86,9 +87,8 @@ class Poller:
         async with open_client(self.config.poll) as client:
             work = []
             for settings in chosen:
-                http = Http(settings.name, client, self.config.poll, host_limits, self.notify)
-                state = StoreState(self.store, settings.name)
-                source = registry()[settings.name](settings, http, state, self.config.poll)
+                source = build_source(settings, self.config, self.store, client, host_limits,
+                                      self.notify)  # fmt: skip
                 missing = source.missing_credentials()
                 if missing:
                     report.results.append(
@@ -145,8 +145,93 @@ class Poller:
                 m.sentiment, m.polarity, m.intents = score.label, score.polarity, score.intents
 
 
+def build_source(
+    settings: SourceSettings,
+    config: Config,
+    store: Store,
+    client: Any,
+    host_limits: dict[str, asyncio.Semaphore] | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> Source:
+    """A source instance wired to the shared HTTP client and its slice of the database."""
+    http = Http(settings.name, client, config.poll, {} if host_limits is None else host_limits,
+                notify)  # fmt: skip
+    return registry()[settings.name](settings, http, StoreState(store, settings.name), config.poll)
+
+
+@dataclass
+class SourceCheck:
+    name: str
+    ok: bool
+    message: str
+
+
+def check_sources(config: Config, store: Store) -> list[SourceCheck]:
+    """One cheap call per enabled source, concurrently: what works and what does not."""
+
+    async def run() -> list[SourceCheck]:
+        async with open_client(config.poll) as client:
+            return list(await asyncio.gather(*(
+                _check(build_source(s, config, store, client)) for s in config.enabled_sources()
+            )))  # fmt: skip
+
+    return asyncio.run(run())
+
+
+async def _check(source: Source) -> SourceCheck:
+    missing = source.missing_credentials()
+    if missing:
+        return SourceCheck(source.name, False, missing)
+    try:
+        return SourceCheck(source.name, True, await source.check())
+    except SourceError as exc:
+        return SourceCheck(source.name, False, str(exc))
+    except NotImplementedError:
+        return SourceCheck(source.name, False, f"{source.name}: no check available")
+    except Exception as exc:
+        return SourceCheck(source.name, False, f"{source.name}: unexpected {type(exc).__name__}")
+
+
 def _scored_text(m: Mention) -> str:
     """A story's title is its message; a comment's story title is someone else's."""
     if m.searchable is not None and m.title and m.title not in m.searchable:
         return m.text
     return "\n".join(x for x in (m.title, m.text) if x)
+
+
+@dataclass
+class SourceOverview:
+    name: str
+    state: str  # enabled, disabled, not configured
+    credentials: str  # "present", "not needed" or what is missing; never a value
+    last_poll: str
+
+
+def source_overview(config: Config, store: Store) -> list[SourceOverview]:
+    """Every known source: configured or not, credentials present, the last poll's result."""
+    last = store.last_polls()
+    rows = []
+    for name, cls in registry().items():
+        settings = config.sources.get(name)
+        if settings is None:
+            state, credentials = "not configured", "-"
+        else:
+            state = "enabled" if settings.enabled else "disabled"
+            missing = build_source(settings, config, store, client=None).missing_credentials()
+            needs = cls.required or any(o.secret for o in cls.options.values())
+            credentials = (missing.split(": ", 1)[-1] if missing
+                           else "present" if needs else "not needed")  # fmt: skip
+        rows.append(SourceOverview(name, state, credentials, _last_poll(last.get(name, []))))
+    return rows
+
+
+def _last_poll(jobs: list[Any]) -> str:
+    if not jobs:
+        return "never polled"
+    when = max(j["finished_at"] for j in jobs)
+    errors = [j["error"] for j in jobs if j["error"]]
+    new, fetched = sum(j["new"] or 0 for j in jobs), sum(j["fetched"] or 0 for j in jobs)
+    result = f"{when}: {new} new of {fetched} fetched in {len(jobs)} job(s)"
+    if errors:
+        result += f"; {len(errors)} failed: {errors[0]}"
+    return result

@@ -142,32 +142,92 @@ def print_feed(
     return shown
 
 
-def print_detail(console: Console, m: Mention, history: Sequence[Any]) -> None:
+_CONTEXT_KEYS = (
+    ("kind", "kind"),
+    ("story_id", "story"),
+    ("parent_id", "parent"),
+    ("parent_url", "parent"),
+    ("parent_text", "parent says"),
+    ("root_uri", "thread"),
+    ("link_title", "thread"),
+    ("repo", "repository"),
+    ("subreddit", "subreddit"),
+    ("in_reply_to_id", "reply to"),
+    ("conversation_id", "conversation"),
+    ("link", "links to"),
+)
+
+
+def print_detail(
+    console: Console, m: Mention, history: Sequence[Any], replies: Sequence[Any] = ()
+) -> None:
+    """One mention in full: fields, thread context from the platform, replies, history."""
     from rich.text import Text
 
-    console.print(entry_header(m, utcnow()), soft_wrap=not console.is_terminal)
-    fields = [
-        ("key", m.key),
-        ("url", m.url),
-        ("reply", m.reply_url),
-        ("created", iso(m.created_at)),
-        ("fetched", iso(m.fetched_at)),
-        ("polarity", f"{m.polarity:+.3f}" if m.polarity is not None else None),
-        ("intents", ", ".join(m.intents) or None),
-        ("title", m.title),
-    ]
-    for label, value in fields:
-        if value:
-            line = Text(f"{label:>9}: ", style="bold") + Text(safe(value))
-            console.print(line, soft_wrap=not console.is_terminal)
+    wrap = not console.is_terminal
+
+    def field(label: str, value: object) -> None:
+        if value not in (None, ""):
+            console.print(Text(f"{label:>12}: ", style="bold") + Text(safe(value)), soft_wrap=wrap)
+
+    console.print(entry_header(m, utcnow()), soft_wrap=wrap)
+    field("key", m.key)
+    field("url", m.url)
+    field("reply at", m.reply_url)
+    field("created", iso(m.created_at))
+    field("fetched", iso(m.fetched_at))
+    field("polarity", f"{m.polarity:+.3f}" if m.polarity is not None else None)
+    field("intents", ", ".join(m.intents))
+    field("in thread" if m.extra.get("kind") == "comment" else "title", m.title)
+    for key, label in _CONTEXT_KEYS:
+        value = m.extra.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            field(label, value)
     console.print()
-    console.print(Text(safe(m.text)))
+    console.print(Text(safe(m.text)), soft_wrap=wrap)
+    if replies:
+        console.print()
+        console.print(Text("replies:", style="bold"))
+        for row in replies:
+            where = row["url"] or row["remote_id"] or ""
+            line = Text(f"  {row['attempted_at']}  {row['outcome']:<8} ")
+            line.append(safe(where), style="dim")
+            console.print(line, soft_wrap=wrap)
+            console.print(Text("    " + _shorten(safe(row["text"]), 200)), soft_wrap=wrap)
+            if row["error"]:
+                console.print(Text("    " + safe(row["error"]), style="red"), soft_wrap=wrap)
     if history:
         console.print()
         console.print(Text("status history:", style="bold"))
         for row in history:
             note = f"  ({safe(row['note'])})" if row["note"] else ""
-            console.print(Text(f"  {row['at']}  {row['status']}{note}"))
+            console.print(Text(f"  {row['at']}  {row['status']}{note}"), soft_wrap=wrap)
+
+
+def print_reply_preview(
+    console: Console, m: Mention, text: str, length: int, limit: int | None, by_hand: bool
+) -> None:
+    """What is about to be posted, and where, before the user confirms."""
+    from rich.text import Text
+
+    console.print(entry_header(m, utcnow()), soft_wrap=True)
+    console.print(Text("      " + _shorten(safe(m.text), FEED_TEXT_LIMIT)), soft_wrap=True)
+    console.print()
+    where = "to paste on the reply page" if by_hand else f"reply on {m.source}"
+    counted = f"{length}/{limit}" if limit else str(length)
+    console.print(Text(f"Your {where} ({counted} characters):", style="bold"))
+    for line in safe(text).splitlines() or [""]:
+        console.print(Text("  > " + line, style="cyan"), soft_wrap=True)
+
+
+def print_templates(console: Console, templates: dict[str, str] | Any) -> None:
+    from rich.text import Text
+
+    if not templates:
+        console.print("No templates: add them under [templates] in the config.")
+        return
+    for name, text in templates.items():
+        console.print(Text(f"{name}: ", style="bold") + Text(safe(text)), soft_wrap=True)
 
 
 def write_jsonl(out: IO[str], mentions: Iterable[Mention]) -> int:
@@ -288,3 +348,27 @@ def print_summary(report: PollReport, quiet: bool, err: Callable[[str], None]) -
         line = f"{report.new} new mention(s); {failures} job(s) failed" if failures else (
             f"{report.new} new mention(s)")  # fmt: skip
         (err if failures else print)(line)
+
+
+def print_sources(console: Console, rows: Sequence[Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+    for column in ("source", "state", "credentials", "last poll"):
+        table.add_column(column, overflow="fold")
+    styles = {"enabled": "green", "disabled": "yellow", "not configured": "dim"}
+    for row in rows:
+        table.add_row(row.name, Text(row.state, style=styles.get(row.state)),
+                      Text(safe(row.credentials)), Text(safe(row.last_poll)))  # fmt: skip
+    console.print(table)
+
+
+def print_checks(console: Console, checks: Sequence[Any]) -> None:
+    from rich.text import Text
+
+    for check in checks:
+        line = Text("ok    " if check.ok else "FAIL  ", style="green" if check.ok else "bold red")
+        line.append(f"{check.name}: ", style="bold")
+        line.append(safe(check.message).removeprefix(f"{check.name}: "))
+        console.print(line, soft_wrap=True)

@@ -90,6 +90,26 @@ def m001_initial(db: Any) -> None:
     db["mentions"].enable_fts(["text", "title", "author"], create_triggers=True)
 
 
+@migration
+def m002_replies(db: Any) -> None:
+    db["replies"].create(
+        {
+            "id": int,
+            "mention_id": int,
+            "text": str,
+            "attempted_at": str,
+            "outcome": str,  # posted, failed, unknown (no answer), link (reply by hand)
+            "remote_id": str,
+            "url": str,
+            "error": str,
+            "idempotency_key": str,
+        },
+        pk="id",
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )
+    db["replies"].create_index(["mention_id"])
+
+
 class UnknownMention(LookupError):
     """An ID or key that names no stored mention."""
 
@@ -284,6 +304,29 @@ class Store:
                 "UPDATE mentions SET sentiment = ?, polarity = ?, intents = ? WHERE id = ?",
                 [(label, pol, json.dumps(list(intents)), i) for i, label, pol, intents in rows],
             )
+
+    def add_reply(self, mention_id: int, text: str, outcome: str, **fields: str | None) -> int:
+        """Record a reply attempt; returns its row id."""
+        columns = ["mention_id", "text", "attempted_at", "outcome", *fields]
+        values = [mention_id, text, iso(utcnow()), outcome, *fields.values()]
+        with self.transaction():
+            marks = ",".join("?" * len(values))
+            cur = self.conn.execute(
+                f"INSERT INTO replies ({', '.join(columns)}) VALUES ({marks})", values
+            )
+        return int(cur.lastrowid or 0)
+
+    def update_reply(self, reply_id: int, outcome: str, **fields: str | None) -> None:
+        sets = ", ".join(f"{k} = ?" for k in ["outcome", *fields])
+        with self.transaction():
+            self.conn.execute(
+                f"UPDATE replies SET {sets} WHERE id = ?", [outcome, *fields.values(), reply_id]
+            )
+
+    def replies(self, mention_id: int) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT * FROM replies WHERE mention_id = ? ORDER BY id", (mention_id,)
+        ).fetchall()
 
     # Reads
 

@@ -37,6 +37,14 @@ class HackerNews(Source):
                 yield Page(mentions)
         yield Page([], cursor=str(newest))
 
+    async def check(self) -> str:
+        data = await self.http.get_json(
+            f"{self.base_url}/search_by_date", params={"query": "test", "hitsPerPage": 1}
+        )
+        if not isinstance(data, dict) or "hits" not in data:
+            raise SourceError(f"{self.name}: unexpected response shape (no 'hits' list)")
+        return "Algolia search answers (no account needed)"
+
     async def _pages(self, query: str, since: int) -> AsyncIterator[list[dict[str, Any]]]:
         for page in range(MAX_PAGES):
             data = await self.http.get_json(

@@ -29,6 +29,13 @@ class Rss(Source):
             return []
         return [Job(self.name, url) for url in self.settings.get("feeds") or []]
 
+    async def check(self) -> str:
+        feeds = self.settings.get("feeds") or []
+        for url in feeds:
+            async for _page in self.fetch(Job(self.name, url), None):
+                pass
+        return f"{len(feeds)} feed(s) readable"
+
     async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         url = job.scope
         previous = json.loads(cursor) if cursor else {}

@@ -1,0 +1,172 @@
+"""Answering a mention: reply text, length checks, posting once, and the record of replies.
+
+Posting is safe to retry: a reply that got no answer is recorded as `unknown` with its
+idempotency key; the next attempt reuses the key (Mastodon honours it) and first asks the
+platform whether the reply already exists, so one reply is never posted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+from mentionwatch.config import Config
+from mentionwatch.http import SourceError, Uncertain, open_client
+from mentionwatch.models import Mention
+from mentionwatch.sources import registry
+from mentionwatch.sources.base import Posted, Source
+from mentionwatch.store import Store
+
+
+class ReplyError(Exception):
+    """The reply was not posted; `code` is the exit code (1 refused or failed, 2 bad usage)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fill_template(name: str, templates: dict[str, str] | object, mention: Mention) -> str:
+    """A reply from [templates]: {author}, {term} and {url} are filled from the mention."""
+    if not isinstance(templates, dict) or name not in templates:
+        known = ", ".join(templates) if isinstance(templates, dict) and templates else "none"
+        raise ReplyError(f"no template {name!r} in [templates] (defined: {known})", code=2)
+    values = {
+        "author": mention.author_name or mention.author or "there",
+        "term": mention.terms[0] if mention.terms else "",
+        "url": mention.url or "",
+    }
+    try:
+        return templates[name].format_map(values)
+    except (KeyError, ValueError, IndexError) as exc:
+        raise ReplyError(
+            f"template {name!r}: unknown placeholder {exc}; use {{author}}, {{term}} or {{url}}",
+            code=2,
+        ) from None
+
+
+@dataclass
+class Target:
+    """Where a reply to one mention goes: a platform's API, or a web page for a person."""
+
+    mention: Mention
+    source: Source | None  # None: no reply API here; use `link`
+    link: str | None
+
+    @property
+    def limit(self) -> int | None:
+        return self.source.reply_limit if self.source else None
+
+    def length(self, text: str) -> int:
+        return self.source.reply_length(text) if self.source else len(text)
+
+    def check_length(self, text: str) -> None:
+        if not text.strip():
+            raise ReplyError("the reply is empty; nothing posted", code=2)
+        if self.limit is not None and self.length(text) > self.limit:
+            raise ReplyError(
+                f"the reply is {self.length(text)} characters; {self.mention.source} allows "
+                f"{self.limit}. Shorten it; nothing was posted"
+            )
+
+
+def target(config: Config, store: Store, mention: Mention, client: object = None) -> Target:
+    from mentionwatch.poller import build_source
+
+    cls = registry().get(mention.source)
+    settings = config.sources.get(mention.source)
+    if cls is None or not cls.can_reply or settings is None:
+        link = mention.reply_url or mention.url
+        return Target(mention, None, link)
+    source = build_source(settings, config, store, client)
+    problem = source.reply_problem(mention)
+    if problem:
+        raise ReplyError(f"{problem}; or reply by hand at {source.reply_link(mention)}", code=2)
+    return Target(mention, source, source.reply_link(mention))
+
+
+def already_posted(store: Store, mention: Mention, text: str) -> dict | None:
+    for row in store.replies(mention.id or 0):
+        if row["outcome"] == "posted" and row["text"] == text:
+            return dict(row)
+    return None
+
+
+def post(config: Config, store: Store, mention: Mention, text: str, keep_open: bool) -> Posted:
+    """Post a reply once; record the attempt; mark the mention handled when it is posted."""
+    assert mention.id is not None
+    mention_id = mention.id
+    unknown = [
+        r for r in store.replies(mention_id) if r["text"] == text and r["outcome"] == "unknown"
+    ]
+    key = unknown[-1]["idempotency_key"] if unknown else uuid.uuid4().hex
+    attempt: list[int] = []
+
+    async def run() -> Posted:
+        async with open_client(config.poll) as client:
+            where = target(config, store, mention, client)
+            assert where.source is not None
+            where.check_length(text)
+            if unknown:
+                found = await where.source.find_reply(mention, text)
+                if found:
+                    return found
+            attempt.append(store.add_reply(mention_id, text, "unknown", idempotency_key=key))
+            return await where.source.reply(mention, text, key)
+
+    try:
+        posted = asyncio.run(run())
+    except Uncertain as exc:
+        raise ReplyError(
+            f"{exc}; run the same command again: it checks before posting, so it never posts twice"
+        ) from None
+    except SourceError as exc:
+        for reply_id in attempt:
+            store.update_reply(reply_id, "failed", error=str(exc))
+        raise ReplyError(str(exc)) from None
+    for row in unknown:
+        store.update_reply(row["id"], "superseded")
+    if attempt:
+        store.update_reply(attempt[0], "posted", remote_id=posted.remote_id, url=posted.url)
+    else:  # an earlier attempt that got no answer had in fact been posted
+        store.add_reply(mention_id, text, "posted", remote_id=posted.remote_id, url=posted.url,
+                        idempotency_key=key)  # fmt: skip
+    if not keep_open:
+        store.set_status([mention_id], "handled", note=f"replied: {posted.url or posted.remote_id}")
+    return posted
+
+
+def record_link(store: Store, mention: Mention, text: str, link: str | None) -> None:
+    assert mention.id is not None
+    store.add_reply(mention.id, text, "link", url=link)
+
+
+def compose_in_editor(mention: Mention, initial: str = "") -> str:
+    """Open $VISUAL/$EDITOR on a file quoting the mention in # comments, like git commit."""
+    import os
+    import shlex
+    import subprocess
+    import tempfile
+
+    from mentionwatch.text import strip_controls
+
+    quoted = "\n".join(f"# {line}" for line in strip_controls(mention.text).splitlines())
+    header = (
+        f"\n\n# Write your reply to {mention.author or 'this mention'} on {mention.source} above.\n"
+        "# Lines starting with # are ignored; an empty reply posts nothing.\n#\n"
+        f"# {mention.url or ''}\n{quoted}\n"
+    )
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w+", suffix=".txt", prefix="mentionwatch-reply-",
+                                     delete=False, encoding="utf-8") as handle:  # fmt: skip
+        handle.write(initial + header)
+        path = handle.name
+    try:
+        if subprocess.run([*shlex.split(editor), path]).returncode != 0:
+            raise ReplyError(f"the editor ({editor}) exited with an error; nothing posted", 2)
+        with open(path, encoding="utf-8") as handle:
+            lines = [line.rstrip("\n") for line in handle if not line.startswith("#")]
+    finally:
+        os.unlink(path)
+    return "\n".join(lines).strip()
