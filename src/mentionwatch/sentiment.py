@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Protocol
 
 __all__ = [
@@ -117,39 +118,33 @@ def normalize(text: str) -> str:
 
 
 # -------------------------------------------------------------------------- intents
+# The patterns run on lower-cased, normalised text (see detect_intents).
 
 _QUESTION_RE = re.compile(
-    r"\?|^\s*(?:how|what|why|when|where|who|which|is|are|can|could|does|do|did|will|would|"
-    r"should|has|have|any(?:one|body))\b.*\b(?:you|i|it|there|this|we|they|know)\b|"
-    r"\b(?:anyone|anybody|does anyone|any ?one) (?:know|tried|else|use|recommend)|"
-    r"\bhow (?:do|can|to|does)\b|\bwondering\b",
-    re.IGNORECASE,
+    r"^\s*(?:how|what|why|when|where|who|which|whats|anyone|anybody)\b|"
+    r"\b(?:any ?one|anybody|does anyone) (?:know|tried|else|use|recommend)|"
+    r"\bhow (?:do|can|to|does|long)\b|\bwondering\b"
 )
 _REQUEST_RE = re.compile(
     r"\b(?:please|pls|plz|kindly|help me|help us|can you|could you|would you|dm me|"
     r"send me|let me know|need help|need your help|get back to me|fix (?:this|it)|"
-    r"follow ?back|reach out|contact me|call me|email me)\b|\bhelp[.!]*\s*$|"
-    r"\bassist\b|\bplease help\b",
-    re.IGNORECASE,
+    r"reach out|contact me|call me|email me|assist)\b|\bhelp\W*$"
 )
 _COMPLAINT_RE = re.compile(
     r"\b(?:wait(?:ing|ed)?|delay(?:s|ed)?|cancel+(?:ed|ation|ations)?|lost|missing|"
     r"refund|still|on hold|hold for|nobody|no one|never (?:received|got|arrived|came|"
     r"showed|answered|responded|replied)|not (?:working|received|happy|helpful)|"
     r"doesn'?t work|does not work|didn'?t work|broken|stuck|stranded|worst|terrible|"
-    r"awful|horrible|rude|unacceptable|ridiculous|disappointed|disappointing|"
-    r"frustrat\w*|annoy\w*|useless|crash\w*|bug(?:gy|s)?|outage|down again|"
-    r"charged|overcharged|scam|complain\w*|fail(?:ed|s|ure)?|again\?|hours? late|"
-    r"mins? late|minutes? late|no response|no answer|customer service|"
-    r"(?:first|second|third|\d+(?:st|nd|rd|th)) time)\b",
-    re.IGNORECASE,
+    r"awful|horrible|rude|unacceptable|ridiculous|disappoint\w*|frustrat\w*|annoy\w*|"
+    r"useless|crash\w*|bug(?:gy|s)?|outage|down again|charged|overcharged|scam|"
+    r"complain\w*|fail(?:ed|s|ure)?|late|no response|no answer|"
+    r"(?:first|second|third|\d+(?:st|nd|rd|th)) time)\b"
 )
 _PRAISE_RE = re.compile(
     r"\b(?:love[sd]?|loving|great|awesome|amazing|excellent|fantastic|thanks|thank you|"
     r"thx|kudos|best|brilliant|wonderful|perfect|impressed|recommend|props|shout ?out|"
-    r"appreciate\w*|nice|cool|rocks?|superb|well done|good job|great job|helpful)\b|"
-    r"[😍🥰❤️💕💖👏🙌😊👍]",
-    re.IGNORECASE,
+    r"appreciate\w*|nice|cool|rocks?|superb|well done|good job|helpful)\b|"
+    r"[😍🥰❤💕💖👏🙌😊👍]"
 )
 
 
@@ -157,18 +152,22 @@ def detect_intents(text: str, label: str) -> tuple[str, ...]:
     """Rule-based intents of a mention, in :data:`INTENTS` order.
 
     ``label`` gates two intents: praise needs a positive label (so "thanks for the 3 hour
-    delay" is not praise) and complaint needs a non-positive one.
+    delay" is not praise) and complaint a non-positive one.
     """
+    return _intents(normalize(text).lower(), label)
+
+
+def _intents(low: str, label: str) -> tuple[str, ...]:
     found = []
-    if _QUESTION_RE.search(text):
+    if "?" in low or _QUESTION_RE.search(low):
         found.append("question")
     # A negative mention is a complaint by definition here; a neutral one only when it
     # names a typical service failure ("still waiting", "bag lost").
-    if label == "negative" or (label == "neutral" and _COMPLAINT_RE.search(text)):
+    if label == "negative" or (label == "neutral" and _COMPLAINT_RE.search(low)):
         found.append("complaint")
-    if label == "positive" and _PRAISE_RE.search(text):
+    if label == "positive" and _PRAISE_RE.search(low):
         found.append("praise")
-    if _REQUEST_RE.search(text):
+    if _REQUEST_RE.search(low):
         found.append("request")
     return tuple(found)
 
@@ -256,16 +255,233 @@ class VaderAnalyzer:
         return Score(label, polarity, detect_intents(clean, label))
 
 
+# ------------------------------------------------------- default (trained) analyzer
+#
+# A multinomial logistic regression over sparse string features (word uni/bigrams with
+# negation scope, lexicon sums, emoji valence, customer-service rule features), trained
+# by scripts/train_sentiment.py. The same ``_analyse()`` runs at training and at run
+# time, so the shipped weights cannot drift from the extractor.
+
+_TOKEN_RE = re.compile(
+    r"(?:[<>]?[:;=8][\-o*']?[)\](\[dp/}{@|\\]|<3)"  # emoticons :) ;-( :d <3
+    r"|@user|[#]?[a-z0-9]+(?:['’][a-z]+)*"  # words, hashtags, placeholders
+    r"|[!?]+|[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B50]"  # punctuation runs, emoji
+)
+_ELONG_RE = re.compile(r"([a-z])\1{2,}")
+_DIGITS = str.maketrans("123456789", "000000000")
+_NEGATIONS = frozenset(
+    [
+        "not",
+        "no",
+        "never",
+        "nothing",
+        "nobody",
+        "none",
+        "nowhere",
+        "neither",
+        "nor",
+        "cannot",
+        "without",
+        "aint",
+        "isnt",
+        "arent",
+        "wasnt",
+        "werent",
+        "dont",
+        "doesnt",
+        "didnt",
+        "cant",
+        "couldnt",
+        "wont",
+        "wouldnt",
+        "shouldnt",
+        "hasnt",
+        "havent",
+        "hadnt",
+        "ain't",
+        "isn't",
+        "aren't",
+        "wasn't",
+        "weren't",
+        "don't",
+        "doesn't",
+        "didn't",
+        "can't",
+        "couldn't",
+        "won't",
+        "wouldn't",
+        "shouldn't",
+        "hasn't",
+        "haven't",
+        "hadn't",
+    ]
+)
+_INTENSIFIERS = frozenset(
+    [
+        "very",
+        "so",
+        "really",
+        "extremely",
+        "totally",
+        "absolutely",
+        "completely",
+        "super",
+        "too",
+        "most",
+        "such",
+        "incredibly",
+        "utterly",
+        "truly",
+    ]
+)
+_SARCASM_TRIGGERS = frozenset(
+    "thanks thank thx love great nice awesome wonderful fantastic appreciate glad".split()  # noqa: SIM905
+)
+# Service-failure vocabulary: customers complain with neutral words ("still waiting",
+# "bag lost", "on hold"); general tweets rarely use these, so they get their own feature.
+_SERVICE_RE = re.compile(
+    r"\b(?:wait(?:ing|ed)?|delay(?:s|ed)?|cancel+(?:ed|ation|ations|s)?|lost|missing|"
+    r"refund|on hold|hold(?:ing)? for|nobody|no one|never (?:received|got|arrived|came|"
+    r"showed|answered|responded|replied|heard)|stuck|stranded|overbooked|rebook(?:ed)?|"
+    r"diverted|charged|broken|damaged|late|not working|doesn'?t work|no response|"
+    r"no answer|no reply|(?:still|yet) (?:no|not|waiting|on|at|in|here|sitting|haven'?t|"
+    r"hasn'?t|don'?t|didn'?t)|(?:second|third|0nd|0rd|another|0+(?:st|nd|rd|th)) time|"
+    r"(?:hours?|hrs?|minutes?|mins?) (?:late|delay|wait|on hold|and counting|now|later|"
+    r"ago|sitting|on the (?:ground|tarmac|phone))|on the (?:ground|tarmac))\b"
+)
+_PLEA_RE = re.compile(
+    r"\b(?:please|pls|plz|help|dm me|fix|can you|could you|need (?:to|a|an|my|help)|"
+    r"where is|where's|why is|why does|why can'?t|how (?:long|come|hard|many times))\b"
+)
+# "thanks for the rude service", "love waiting 3 hours": gratitude or praise aimed at a
+# service failure is sarcasm.
+_SARCASM_RE = re.compile(
+    r"\b(?:thanks?(?: you)?|thx|love|great|nice|awesome|wonderful|fantastic|"
+    r"appreciate|glad)\b(?:\W+\w+){0,6}?\W+(?:for |)(?:the |a |an |my |another |)"
+    r"(?:rude|delay\w*|cancel\w*|lost|late|wait\w*|hold|nothing|broken|0+ ?(?:hours?|"
+    r"hrs?|minutes?|mins?)|worst|terrible|awful|horrible|no\b|losing|never|stuck|charg\w*)"
+)
+
+
+def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], dict[str, float]]:
+    """Sparse keys (with repeats = counts) and dense features of a prepared text.
+
+    ``low`` is ``normalize(text).lower()``. Keys: bare tokens (unigrams), ``n:tok`` for a
+    token inside a negation scope (which ends at ! or ?), ``a b`` bigrams. Dense: summed
+    lexicon valence ``_lex+``/``_lex-`` (negation flips and damps it, an intensifier
+    boosts it), and counts of the customer-service rules ``_svc``, ``_plea``, ``_sarc``.
+    """
+    low = low.translate(_DIGITS)
+    toks = _TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", low))
+    if _NEGATIONS.isdisjoint(toks) and _INTENSIFIERS.isdisjoint(toks):
+        keys = toks.copy()
+        vals = [v for v in map(lexicon.get, toks) if v]
+    else:
+        keys, vals = _scoped(toks, lexicon)
+    keys += [a + " " + b for a, b in zip(["<s>", *toks], [*toks, "</s>"], strict=True)]
+    pos = sum(v for v in vals if v > 0)
+    neg = sum(v for v in vals if v < 0)
+    dense: dict[str, float] = {}
+    if pos:
+        dense["_lex+"] = pos / 4.0
+    if neg:
+        dense["_lex-"] = -neg / 4.0
+    if not vals:
+        dense["_lex0"] = 1.0
+    elif pos and neg:
+        dense["_lex+-"] = 1.0
+    svc = len(_SERVICE_RE.findall(low))
+    if svc:
+        dense["_svc"] = min(svc, 3)
+    if _PLEA_RE.search(low):
+        dense["_plea"] = 1.0
+    if not _SARCASM_TRIGGERS.isdisjoint(toks) and _SARCASM_RE.search(low):
+        dense["_sarc"] = 1.0
+    return keys, dense
+
+
+def _scoped(toks: list[str], lexicon: dict[str, float]) -> tuple[list[str], list[float]]:
+    # Slow path, only for texts with a negation or an intensifier.
+    keys, vals = [], []
+    negated = False
+    boost = 1.0
+    for tok in toks:
+        if tok[0] in "!?":
+            negated = False
+            keys.append(tok)
+            continue
+        keys.append("n:" + tok if negated else tok)
+        val = lexicon.get(tok)
+        if val:
+            vals.append(val * boost * (-0.74 if negated else 1.0))  # VADER's negation scalar
+        if tok in _NEGATIONS:
+            negated = True
+        boost = 1.3 if tok in _INTENSIFIERS else 1.0
+    return keys, vals
+
+
+def features(text: str, lexicon: dict[str, float]) -> dict[str, float]:
+    """Feature dict of a raw text, as the training script feeds it to scikit-learn."""
+    keys, dense = _analyse(normalize(text).lower(), lexicon)
+    feats: dict[str, float] = {}
+    for key in keys:
+        feats[key] = feats.get(key, 0.0) + 1.0
+    feats.update(dense)
+    return feats
+
+
+_DATA_FILE = "model.json.gz"
+# Sparse weights are packed as ``neg * 2**32 + pos`` integers (in units of ``scale``) so a
+# whole text is scored with one C-level ``sum(map(dict.get, keys))``; the positive part
+# cannot overflow its 32 bits below millions of tokens.
+_PACK = 1 << 32
+_HALF = 1 << 31
+
+
 class MentionwatchAnalyzer:
-    """Placeholder default: delegates to TextBlob until the trained model lands."""
+    """The default: a compact linear model trained on SemEval tweets plus lexicons.
+
+    Pure Python at run time. The weights (``sentiment_data/model.json.gz``) are read when
+    the analyzer is constructed, which :func:`get_analyzer` defers to first use.
+    """
 
     name = "mentionwatch"
 
     def __init__(self) -> None:
-        self._inner = TextBlobAnalyzer()
+        import gzip
+        import json
+        from importlib.resources import files
+
+        raw = files("mentionwatch").joinpath("sentiment_data", _DATA_FILE).read_bytes()
+        model = json.loads(gzip.decompress(raw))
+        self._scale: float = model["scale"]
+        self._lexicon: dict[str, float] = model["lexicon"]
+        self._packed: dict[str, int] = dict(
+            zip(model["keys"].split("\n"), model["packed"], strict=True)
+        )
+        # Dense features and bias: (negative - neutral, positive - neutral) float pairs;
+        # softmax is shift invariant, so the neutral column is implicitly zero.
+        self._dense: dict[str, list[float]] = model["dense"]
+        self._bias: list[float] = model["bias"]
 
     def score(self, text: str) -> Score:
-        return self._inner.score(text)
+        low = normalize(text).lower()
+        keys, dense = _analyse(low, self._lexicon)
+        total = sum(map(self._packed.get, keys, repeat(0)))
+        pos_units = (total + _HALF) % _PACK - _HALF
+        neg = self._bias[0] + (total - pos_units) // _PACK * self._scale
+        pos = self._bias[1] + pos_units * self._scale
+        for key, value in dense.items():
+            w = self._dense.get(key)
+            if w is not None:
+                neg += w[0] * value
+                pos += w[1] * value
+        # Softmax over (neg, 0, pos); polarity = P(positive) - P(negative).
+        top = max(neg, pos, 0.0)
+        e_neg, e_neu, e_pos = math.exp(neg - top), math.exp(-top), math.exp(pos - top)
+        polarity = (e_pos - e_neg) / (e_neg + e_neu + e_pos)
+        label = "negative" if neg > pos and neg > 0.0 else "positive" if pos > 0.0 else "neutral"
+        return Score(label, round(polarity, 4), _intents(low, label))
 
 
 _FACTORIES: dict[str, Callable[[], Analyzer]] = {
