@@ -113,8 +113,12 @@ def normalize(text: str) -> str:
     """
     if "\\u" in text:
         text = _ESCAPE_RE.sub(lambda m: chr(int(m.group(1), 16)), text)
-    text = _URL_RE.sub(" http ", text)
-    return _HANDLE_RE.sub("@user", text)
+    # The substring checks skip the regex scans for the many texts without URLs/handles.
+    if "http" in text or "www." in text or "WWW." in text or "HTTP" in text:
+        text = _URL_RE.sub(" http ", text)
+    if "@" in text:
+        text = _HANDLE_RE.sub("@user", text)
+    return text
 
 
 # -------------------------------------------------------------------------- intents
@@ -263,11 +267,11 @@ class VaderAnalyzer:
 # time, so the shipped weights cannot drift from the extractor.
 
 _TOKEN_RE = re.compile(
-    r"(?:[<>]?[:;=8][\-o*']?[)\](\[dp/}{@|\\]|<3)"  # emoticons :) ;-( :d <3
-    r"|@user|[#]?[a-z0-9]+(?:['’][a-z]+)*"  # words, hashtags, placeholders
-    r"|[!?]+|[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B50]"  # punctuation runs, emoji
+    r"[#@]?[a-z0-9]+(?:['’][a-z]+)*"  # words, hashtags, @user placeholder
+    r"|[!?]+|(?:[<>]?[:;=][\-o*']?[)\](\[dp/}{@|\\]|<3)"  # punctuation runs, emoticons
+    r"|[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B50]"  # emoji
 )
-_ELONG_RE = re.compile(r"([a-z])\1{2,}")
+_ELONG_RE = re.compile(r"([a-z])\1\1+")
 _DIGITS = str.maketrans("123456789", "000000000")
 _NEGATIONS = frozenset(
     [
@@ -344,10 +348,69 @@ _SERVICE_RE = re.compile(
     r"refund|on hold|hold(?:ing)? for|nobody|no one|never (?:received|got|arrived|came|"
     r"showed|answered|responded|replied|heard)|stuck|stranded|overbooked|rebook(?:ed)?|"
     r"diverted|charged|broken|damaged|late|not working|doesn'?t work|no response|"
-    r"no answer|no reply|(?:still|yet) (?:no|not|waiting|on|at|in|here|sitting|haven'?t|"
-    r"hasn'?t|don'?t|didn'?t)|(?:second|third|0nd|0rd|another|0+(?:st|nd|rd|th)) time|"
+    r"no answer|no reply|(?:second|third|0nd|0rd|another|0+(?:st|nd|rd|th)) time|"
     r"(?:hours?|hrs?|minutes?|mins?) (?:late|delay|wait|on hold|and counting|now|later|"
     r"ago|sitting|on the (?:ground|tarmac|phone))|on the (?:ground|tarmac))\b"
+)
+# First words of the _SERVICE_RE alternatives (after digit folding).
+_SERVICE_TRIGGERS = frozenset(
+    [
+        "wait",
+        "waiting",
+        "waited",
+        "delay",
+        "delays",
+        "delayed",
+        "cancel",
+        "cancelled",
+        "canceled",
+        "cancellation",
+        "cancellations",
+        "cancels",
+        "lost",
+        "missing",
+        "refund",
+        "on",
+        "hold",
+        "holding",
+        "nobody",
+        "no",
+        "never",
+        "stuck",
+        "stranded",
+        "overbooked",
+        "rebook",
+        "rebooked",
+        "diverted",
+        "charged",
+        "broken",
+        "damaged",
+        "late",
+        "not",
+        "doesn't",
+        "doesnt",
+        "second",
+        "third",
+        "0nd",
+        "0rd",
+        "another",
+        "0st",
+        "0th",
+        "hour",
+        "hours",
+        "hr",
+        "hrs",
+        "minute",
+        "minutes",
+        "min",
+        "mins",
+    ]
+)
+# "still waiting", "still on the ground", "still no refund": an unresolved state, the
+# commonest shape of a complaint without a negative word.
+_STILL_RE = re.compile(
+    r"\b(?:still|yet) (?:no|not|nothing|waiting|on|at|in|here|sitting|stuck|haven'?t|"
+    r"hasn'?t|don'?t|didn'?t|can'?t|cannot|isn'?t|waiting)\b"
 )
 _PLEA_RE = re.compile(
     r"\b(?:please|pls|plz|help|dm me|fix|can you|could you|need (?:to|a|an|my|help)|"
@@ -369,7 +432,7 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], dict[str, 
     ``low`` is ``normalize(text).lower()``. Keys: bare tokens (unigrams), ``n:tok`` for a
     token inside a negation scope (which ends at ! or ?), ``a b`` bigrams. Dense: summed
     lexicon valence ``_lex+``/``_lex-`` (negation flips and damps it, an intensifier
-    boosts it), and counts of the customer-service rules ``_svc``, ``_plea``, ``_sarc``.
+    boosts it), and counts of the customer-service rules ``_svc``, ``_still``, ``_plea``, ``_sarc``.
     """
     low = low.translate(_DIGITS)
     toks = _TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", low))
@@ -390,9 +453,12 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], dict[str, 
         dense["_lex0"] = 1.0
     elif pos and neg:
         dense["_lex+-"] = 1.0
-    svc = len(_SERVICE_RE.findall(low))
-    if svc:
-        dense["_svc"] = min(svc, 3)
+    if not _SERVICE_TRIGGERS.isdisjoint(toks):  # cheap pre-check before the long regex
+        svc = len(_SERVICE_RE.findall(low))
+        if svc:
+            dense["_svc"] = min(svc, 3)
+    if ("still" in toks or "yet" in toks) and _STILL_RE.search(low):
+        dense["_still"] = 1.0
     if _PLEA_RE.search(low):
         dense["_plea"] = 1.0
     if not _SARCASM_TRIGGERS.isdisjoint(toks) and _SARCASM_RE.search(low):
@@ -430,7 +496,7 @@ def features(text: str, lexicon: dict[str, float]) -> dict[str, float]:
     return feats
 
 
-_DATA_FILE = "model.json.gz"
+_DATA_FILE = "model.json"
 # Sparse weights are packed as ``neg * 2**32 + pos`` integers (in units of ``scale``) so a
 # whole text is scored with one C-level ``sum(map(dict.get, keys))``; the positive part
 # cannot overflow its 32 bits below millions of tokens.
@@ -441,19 +507,18 @@ _HALF = 1 << 31
 class MentionwatchAnalyzer:
     """The default: a compact linear model trained on SemEval tweets plus lexicons.
 
-    Pure Python at run time. The weights (``sentiment_data/model.json.gz``) are read when
+    Pure Python at run time. The weights (``sentiment_data/model.json``) are read when
     the analyzer is constructed, which :func:`get_analyzer` defers to first use.
     """
 
     name = "mentionwatch"
 
     def __init__(self) -> None:
-        import gzip
         import json
         from importlib.resources import files
 
         raw = files("mentionwatch").joinpath("sentiment_data", _DATA_FILE).read_bytes()
-        model = json.loads(gzip.decompress(raw))
+        model = json.loads(raw)  # plain JSON: gunzip would cost ~8 ms of start-up
         self._scale: float = model["scale"]
         self._lexicon: dict[str, float] = model["lexicon"]
         self._packed: dict[str, int] = dict(
