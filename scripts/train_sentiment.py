@@ -99,21 +99,32 @@ def prune_counts(feats: list[dict[str, float]], min_count: int) -> list[dict[str
     return [{k: v for k, v in f.items() if k in keep} for f in feats]
 
 
-def cross_validate(labels, feats, k: int, c: float, min_count: int, seed: int) -> None:
+def cross_validate(labels, texts, feats, k, c, min_count, step, seed, lexicon) -> None:
+    """k-fold CV of the whole shipped pipeline: fit, priors, quantised export, analyzer."""
+    import tempfile
+
     from sklearn.metrics import f1_score, recall_score
     from sklearn.model_selection import StratifiedKFold
 
+    from mentionwatch.sentiment import MentionwatchAnalyzer
+
     folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    recalls, f1s = [], []
-    for train, test in folds.split(feats, labels):
-        tr = prune_counts([feats[i] for i in train], min_count)
-        vec, clf = fit(tr, [labels[i] for i in train], c, seed)
-        pred = clf.predict(vec.transform([feats[i] for i in test]))
-        gold = [labels[i] for i in test]
-        recalls.append(recall_score(gold, pred, average="macro"))
-        f1s.append(f1_score(gold, pred, average="macro"))
-    mean_r, mean_f = sum(recalls) / k, sum(f1s) / k
-    print(f"C={c} min_count={min_count}: {k}-fold macro-recall {mean_r:.4f} macro-F1 {mean_f:.4f}")
+    gold_all, pred_all = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "fold.json"
+        for train, test in folds.split(feats, labels):
+            tr = prune_counts([feats[i] for i in train], min_count)
+            vec, clf = fit(tr, [labels[i] for i in train], c, seed)
+            export(vec, clf, lexicon, out, step)
+            analyzer = MentionwatchAnalyzer(str(out))
+            pred_all += [analyzer.score(texts[i]).label for i in test]
+            gold_all += [labels[i] for i in test]
+    recall = recall_score(gold_all, pred_all, average="macro")
+    f1s = f1_score(gold_all, pred_all, average=None, labels=list(LABELS))
+    print(
+        f"C={c} min_count={min_count}: {k}-fold macro-recall {recall:.3f} "
+        f"macro-F1 {f1s.mean():.3f} (F1 neg/neu/pos {' / '.join(f'{f:.3f}' for f in f1s)})"
+    )
 
 
 # Domain priors for the customer-service rule features, as (negative - neutral,
@@ -173,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="labelled TSV (label, text)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--C", type=float, nargs="+", default=[0.3])
-    ap.add_argument("--min-count", type=int, default=2)
+    ap.add_argument("--C", type=float, nargs="+", default=[0.1])
+    ap.add_argument("--min-count", type=int, default=3)
     ap.add_argument("--step", type=float, default=0.01, help="weight quantisation step")
     ap.add_argument("--cv", type=int, default=0, help="report k-fold CV instead of building")
     ap.add_argument("--seed", type=int, default=13)
@@ -186,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     feats = [features(t, lexicon) for t in texts]
     if args.cv:
         for c in args.C:
-            cross_validate(labels, feats, args.cv, c, args.min_count, args.seed)
+            cross_validate(
+                labels, texts, feats, args.cv, c, args.min_count, args.step, args.seed, lexicon
+            )
         return 0
     vec, clf = fit(prune_counts(feats, args.min_count), labels, args.C[0], args.seed)
     export(vec, clf, lexicon, args.out, args.step)

@@ -513,11 +513,16 @@ class MentionwatchAnalyzer:
 
     name = "mentionwatch"
 
-    def __init__(self) -> None:
+    def __init__(self, path: str | None = None) -> None:
         import json
         from importlib.resources import files
 
-        raw = files("mentionwatch").joinpath("sentiment_data", _DATA_FILE).read_bytes()
+        # ``path`` lets the training script score a freshly built model (CV folds).
+        if path is not None:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+        else:
+            raw = files("mentionwatch").joinpath("sentiment_data", _DATA_FILE).read_bytes()
         model = json.loads(raw)  # plain JSON: gunzip would cost ~8 ms of start-up
         self._scale: float = model["scale"]
         self._lexicon: dict[str, float] = model["lexicon"]
