@@ -1,0 +1,128 @@
+"""Behaviour tests of mentionwatch.sentiment (no network; fast)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mentionwatch import sentiment as s
+
+
+@pytest.fixture(scope="module")
+def default() -> s.Analyzer:
+    return s.get_analyzer()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "been waiting 70 minutes on hold",
+        "still on the ground at 10:45pm",
+        "second time my bag is lost",
+        "thanks for the rude service and 3 hour delay",
+        "@SouthwestAir my flight was cancelled and nobody can tell me why",
+        "my package never arrived",
+        "😡",
+        "😢",
+    ],
+)
+def test_customer_complaints_are_negative(default: s.Analyzer, text: str) -> None:
+    assert default.score(text).label == "negative"
+
+
+@pytest.mark.parametrize(
+    "text", ["Great flight, thank you! The crew was amazing", "@United I love you guys", "😍"]
+)
+def test_praise_is_positive(default: s.Analyzer, text: str) -> None:
+    result = default.score(text)
+    assert result.label == "positive"
+    assert result.polarity > 0
+    assert "praise" in result.intents
+
+
+def test_polite_request_is_not_positive(default: s.Analyzer) -> None:
+    result = default.score("Please find my bag!! Please help.")
+    assert result.label != "positive"
+    assert "request" in result.intents
+
+
+def test_neutral_fact_and_emoji_scored(default: s.Analyzer) -> None:
+    assert default.score("Flight 123 departs at 5pm").label == "neutral"
+    assert default.score("🙏").label != "negative"
+    assert default.score("😡").polarity < 0 < default.score("😍").polarity
+
+
+def test_score_shape(default: s.Analyzer) -> None:
+    result = default.score("@delta where is my refund? https://t.co/x")
+    assert isinstance(result, s.Score)
+    assert result.label in s.LABELS
+    assert -1.0 <= result.polarity <= 1.0
+    assert list(result.intents) == [i for i in s.INTENTS if i in result.intents]
+    assert result.intents[0] == "question"
+
+
+def test_handles_and_urls_do_not_decide(default: s.Analyzer) -> None:
+    assert s.normalize("@Happy see https://good.example/great") == "@user see  http "
+    assert default.score("@united").label == default.score("@user").label == "neutral"
+
+
+def test_mask_terms() -> None:
+    masked = s.mask_terms("@United, #united and United Airlines; unitedly", ["United"])
+    assert masked == f"{s.MASK_TOKEN}, {s.MASK_TOKEN} and {s.MASK_TOKEN} Airlines; unitedly"
+    assert s.mask_terms("Slack is slacking", ["slack"]) == f"{s.MASK_TOKEN} is slacking"
+    assert s.mask_terms("Acme Cloud rocks", ["acme", "Acme  cloud"]) == f"{s.MASK_TOKEN} rocks"
+    assert s.mask_terms("no terms", []) == "no terms"
+
+
+def test_masked_brand_carries_no_sentiment(default: s.Analyzer) -> None:
+    text = s.mask_terms("Honey just added a new checkout option", ["Honey"])
+    assert default.score(text).label == "neutral"
+
+
+def test_get_analyzer_names_and_errors() -> None:
+    assert s.DEFAULT_ANALYZER in s.ANALYZER_NAMES
+    assert set(s.ANALYZER_NAMES) == {"mentionwatch", "textblob", "vader"}
+    assert s.get_analyzer(None) is s.get_analyzer(s.DEFAULT_ANALYZER)
+    with pytest.raises(ValueError, match=r"unknown analyzer 'nope' \(choose from: mentionwatch"):
+        s.get_analyzer("nope")
+
+
+def test_reference_analyzers_thresholds() -> None:
+    assert s.get_analyzer("textblob").score("I love this great product").label == "positive"
+    assert s.get_analyzer("textblob").score("the sky").label == "neutral"
+    vader = pytest.importorskip("vaderSentiment")
+    assert vader is not None
+    assert s.get_analyzer("vader").score("This is terrible and awful").label == "negative"
+
+
+def test_intents() -> None:
+    assert s.detect_intents("How do I export my data?", "neutral") == ("question",)
+    assert s.detect_intents("anyone know a good alternative", "neutral") == ("question",)
+    assert s.detect_intents("can you dm me please", "neutral") == ("request",)
+    assert s.detect_intents("still waiting for my refund", "neutral") == ("complaint",)
+    assert s.detect_intents("thanks, you guys are great", "positive") == ("praise",)
+    # Praise needs a positive label: sarcastic thanks is not praise.
+    assert "praise" not in s.detect_intents("thanks for the 3 hour delay", "negative")
+
+
+def test_priority_orders_mentions() -> None:
+    complaint = s.priority("negative", -0.8, ("complaint",), 100, 1.0)
+    question = s.priority("neutral", 0.0, ("question",), 100, 1.0)
+    praise = s.priority("positive", 0.9, ("praise",), 100, 1.0)
+    assert complaint > question > praise
+    # Reach counts (log-scaled) and so does recency.
+    assert s.priority("neutral", 0.0, (), 100_000, 1.0) > s.priority("neutral", 0.0, (), 10, 1.0)
+    assert s.priority("neutral", 0.0, (), None, 1.0) > s.priority("neutral", 0.0, (), None, 72)
+    assert s.priority("negative", -0.5, ("complaint",), None, 1000) > 0
+
+
+def test_import_is_cheap() -> None:
+    code = (
+        "import sys, mentionwatch.sentiment; "
+        "heavy = {'textblob', 'vaderSentiment', 'numpy', 'sklearn'} & set(sys.modules); "
+        "print(sorted(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
