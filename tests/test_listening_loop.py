@@ -6,6 +6,11 @@ from conftest import HN_AND_RSS
 
 from mentionwatch.render import RECORD_KEYS
 
+DESIGN_KEYS = (
+    "id", "key", "source", "url", "author", "author_name", "title", "text", "created_at",
+    "fetched_at", "terms", "sentiment", "polarity", "status", "reach", "reply_url",
+)  # fmt: skip
+
 
 def test_poll_then_feed_shows_verified_mentions(project):
     project.write_config(HN_AND_RSS)
@@ -60,13 +65,13 @@ query = "pebblebase.io"
     assert record["terms"] == ["pebble-io", "pebblebase"]
 
 
-def test_jsonl_has_exactly_the_design_keys(project):
+def test_jsonl_has_the_design_keys_then_the_triage_keys(project):
     project.write_config(HN_AND_RSS)
     project.run("poll")
     records = project.run("export", "--format", "jsonl").jsonl()
     assert records
     for rec in records:
-        assert tuple(rec) == RECORD_KEYS
+        assert tuple(rec) == RECORD_KEYS == (*DESIGN_KEYS, "intents", "priority")
         assert rec["created_at"].endswith("Z") and rec["fetched_at"].endswith("Z")
         assert rec["sentiment"] in ("positive", "neutral", "negative")
         assert -1 <= rec["polarity"] <= 1

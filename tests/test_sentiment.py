@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from mentionwatch import sentiment as s
+from mentionwatch import triage
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +109,18 @@ def test_intents() -> None:
 
 
 def test_priority_orders_mentions() -> None:
-    complaint = s.priority("negative", -0.8, ("complaint",), 100, 1.0)
-    question = s.priority("neutral", 0.0, ("question",), 100, 1.0)
-    praise = s.priority("positive", 0.9, ("praise",), 100, 1.0)
+    complaint = triage.priority("negative", -0.8, ("complaint",), 100, 1.0)
+    question = triage.priority("neutral", 0.0, ("question",), 100, 1.0)
+    praise = triage.priority("positive", 0.9, ("praise",), 100, 1.0)
     assert complaint > question > praise
     # Reach counts (log-scaled) and so does recency.
-    assert s.priority("neutral", 0.0, (), 100_000, 1.0) > s.priority("neutral", 0.0, (), 10, 1.0)
-    assert s.priority("neutral", 0.0, (), None, 1.0) > s.priority("neutral", 0.0, (), None, 72)
-    assert s.priority("negative", -0.5, ("complaint",), None, 1000) > 0
+    assert triage.priority("neutral", 0.0, (), 100_000, 1.0) > triage.priority(
+        "neutral", 0.0, (), 10, 1.0
+    )
+    assert triage.priority("neutral", 0.0, (), None, 1.0) > triage.priority(
+        "neutral", 0.0, (), None, 72
+    )
+    assert triage.priority("negative", -0.5, ("complaint",), None, 1000) > 0
 
 
 def test_import_is_cheap() -> None:

@@ -122,6 +122,11 @@ SentimentOpt = Annotated[
     str | None, typer.Option("--sentiment", help="positive, neutral or negative.")
 ]
 SearchOpt = Annotated[str | None, typer.Option("--search", help="Full-text search.")]
+IntentOpt = Annotated[
+    list[str] | None,
+    typer.Option("--intent", help="Only mentions with this intent: question, complaint, request, "
+                 "praise."),
+]  # fmt: skip
 
 
 def build_filters(
@@ -131,9 +136,13 @@ def build_filters(
     sentiment: str | None,
     status: str,
     search: str | None,
+    intents: list[str] | None = None,
 ) -> Filters:
-    from mentionwatch.models import SENTIMENTS, STATUSES, Filters, parse_since
+    from mentionwatch.models import INTENTS, SENTIMENTS, STATUSES, Filters, parse_since
 
+    for intent in intents or ():
+        if intent not in INTENTS:
+            fail(f"--intent must be one of {', '.join(INTENTS)}, not {intent!r}")
     if sentiment is not None and sentiment not in SENTIMENTS:
         fail(f"--sentiment must be one of {', '.join(SENTIMENTS)}, not {sentiment!r}")
     if status != "all" and status not in STATUSES:
@@ -149,6 +158,7 @@ def build_filters(
         sentiment=sentiment,
         status=None if status == "all" else status,
         search=search,
+        intents=tuple(intents or ()),
     )
 
 
@@ -203,21 +213,32 @@ def feed(
     sentiment: SentimentOpt = None,
     status: Annotated[str, typer.Option(help="open, handled, ignored or all.")] = "open",
     search: SearchOpt = None,
+    intent: IntentOpt = None,
+    sort: Annotated[
+        str, typer.Option("--sort", help="newest, or priority (what to answer first).")
+    ] = "newest",
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="rich, plain, jsonl, json, csv or ids.")
     ] = "rich",
-    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many (0: all).")] = 50,
 ) -> None:
-    """Show mentions, newest first, tagged with their sentiment."""
+    """Show mentions, newest first, tagged with their sentiment and intents."""
     from mentionwatch import render
     from mentionwatch.query import atom_pattern, parse
 
     if fmt not in FEED_FORMATS:
         fail(f"--format must be one of {', '.join(FEED_FORMATS)}, not {fmt!r}")
-    filters = build_filters(since, source, term, sentiment, status, search)
+    if sort not in ("newest", "priority"):
+        fail(f"--sort must be newest or priority, not {sort!r}")
+    filters = build_filters(since, source, term, sentiment, status, search, intent)
     cfg = load_config()
     store = open_store(cfg)
-    mentions = store.mentions(filters, limit=limit if limit > 0 else None)
+    if sort == "priority":
+        from mentionwatch.triage import by_priority
+
+        mentions = iter(by_priority(store.mentions(filters), limit if limit > 0 else None))
+    else:
+        mentions = store.mentions(filters, limit=limit if limit > 0 else None)
     if fmt in render.WRITERS:
         render.WRITERS[fmt](sys.stdout, mentions)
         return
@@ -294,6 +315,7 @@ def export(
     sentiment: SentimentOpt = None,
     status: Annotated[str, typer.Option(help="open, handled, ignored or all.")] = "all",
     search: SearchOpt = None,
+    intent: IntentOpt = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv, json or jsonl.")] = "jsonl",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File (default stdout).")
@@ -304,7 +326,7 @@ def export(
 
     if fmt not in EXPORT_FORMATS:
         fail(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
-    filters = build_filters(since, source, term, sentiment, status, search)
+    filters = build_filters(since, source, term, sentiment, status, search, intent)
     store = open_store(load_config())
     mentions = store.mentions(filters, order="oldest")
     if output is None:
@@ -465,6 +487,24 @@ def sources(
         render.print_checks(stdout_console(), checks)
         if not all(c.ok for c in checks):
             raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def rescore(
+    analyzer: Annotated[str | None, typer.Option("--analyzer", help="Analyzer name.")] = None,
+) -> None:
+    """Apply the current sentiment analyzer to every stored mention (after an upgrade)."""
+    from mentionwatch.poller import rescore as rescore_all
+    from mentionwatch.render import progress_bar
+
+    cfg = load_config()
+    store = open_store(cfg)
+    try:
+        with progress_bar("rescoring", enabled=sys.stderr.isatty()) as advance:
+            changed, total = rescore_all(cfg, store, analyzer, advance)
+    except ValueError as exc:
+        fail(str(exc))
+    say(f"rescored {total} mention(s); {changed} changed label")
 
 
 @app.command()

@@ -8,6 +8,7 @@ from typing import Any
 
 STATUSES = ("open", "handled", "ignored")
 SENTIMENTS = ("positive", "neutral", "negative")
+INTENTS = ("question", "complaint", "praise", "request")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,8 @@ class Mention:
     """One post, comment, issue or feed entry that mentions a term.
 
     `extra` keeps platform details needed later (reply refs, parent ids) and is stored as JSON.
+    A comment (`extra["kind"] == "comment"`) may carry its thread's title as `title`: context,
+    not words of its author, so it is neither matched nor scored.
     """
 
     source: str
@@ -54,6 +57,11 @@ class Mention:
     @property
     def key(self) -> str:
         return f"{self.source}:{self.native_id}"
+
+    @property
+    def in_thread(self) -> bool:
+        """True when `title` is the thread's, not this mention's own."""
+        return self.extra.get("kind") == "comment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +93,7 @@ class Filters:
     sentiment: str | None = None
     status: str | None = "open"  # None: every status
     search: str | None = None
+    intents: tuple[str, ...] = ()  # any of these
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from mentionwatch.config import Config, SourceSettings
 from mentionwatch.http import Http, SourceError, open_client
-from mentionwatch.models import Job, JobResult, Mention, PollReport, Term
+from mentionwatch.models import Filters, Job, JobResult, Mention, PollReport, Term
 from mentionwatch.query import Matcher, parse
 from mentionwatch.sentiment import get_analyzer, mask_terms
 from mentionwatch.sources import registry
@@ -193,8 +193,8 @@ async def _check(source: Source) -> SourceCheck:
 
 
 def _scored_text(m: Mention) -> str:
-    """A story's title is its message; a comment's story title is someone else's."""
-    if m.searchable is not None and m.title and m.title not in m.searchable:
+    """A story's title is its message; a comment's thread title is someone else's."""
+    if m.in_thread:
         return m.text
     return "\n".join(x for x in (m.title, m.text) if x)
 
@@ -235,3 +235,30 @@ def _last_poll(jobs: list[Any]) -> str:
     if errors:
         result += f"; {len(errors)} failed: {errors[0]}"
     return result
+
+
+def rescore(
+    config: Config,
+    store: Store,
+    analyzer_name: str | None,
+    advance: Callable[[int, int], None] = lambda done, total: None,
+) -> tuple[int, int]:
+    """Score every stored mention again with the current analyzer, in one pass.
+
+    Returns (how many changed label, how many were scored). Terms are masked exactly as when
+    the mention was first saved.
+    """
+    analyzer = get_analyzer(analyzer_name or config.analyzer)
+    atoms = {t.name: parse(t.query).atoms() for t in config.terms}
+    mentions = list(store.mentions(Filters(status=None)))
+    changed, batch = 0, []
+    for done, m in enumerate(mentions, 1):
+        words = [a for t in m.terms for a in atoms.get(t, ())]
+        score = analyzer.score(mask_terms(_scored_text(m), words))
+        changed += score.label != m.sentiment
+        batch.append((m.id, score.label, score.polarity, score.intents))
+        if len(batch) == 1000 or done == len(mentions):
+            store.update_sentiment(batch)
+            batch = []
+            advance(done, len(mentions))
+    return changed, len(mentions)

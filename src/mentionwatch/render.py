@@ -16,13 +16,17 @@ from typing import IO, TYPE_CHECKING, Any
 
 from mentionwatch.models import JobResult, Mention, PollReport, iso, utcnow
 from mentionwatch.text import strip_controls
+from mentionwatch.triage import mention_priority
 
 RECORD_KEYS = (
     "id", "key", "source", "url", "author", "author_name", "title", "text", "created_at",
     "fetched_at", "terms", "sentiment", "polarity", "status", "reach", "reply_url",
+    "intents", "priority",
 )  # fmt: skip
 SENTIMENT_STYLE = {"positive": "bold green", "neutral": "dim", "negative": "bold red"}
 SENTIMENT_TAG = {"positive": "+ pos", "neutral": "· neu", "negative": "- neg"}
+INTENT_TAG = {"question": "?question", "complaint": "!complaint", "request": ">request",
+              "praise": "*praise"}  # fmt: skip
 STATUS_STYLE = {"open": "cyan", "handled": "green", "ignored": "dim"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 FEED_TEXT_LIMIT = 400
@@ -55,6 +59,8 @@ def record(m: Mention) -> dict[str, Any]:
         "status": m.status,
         "reach": m.reach,
         "reply_url": m.reply_url,
+        "intents": list(m.intents),
+        "priority": round(mention_priority(m), 3),
     }
 
 
@@ -96,6 +102,8 @@ def entry_header(m: Mention, now: datetime) -> Text:
             header.append(f" ({safe(m.author_name)})", style="blue")
     if m.reach is not None:
         header.append(f"  ▲{m.reach}")
+    if m.intents:
+        header.append("  " + " ".join(INTENT_TAG.get(i, i) for i in m.intents), style="yellow")
     header.append(f"  {m.status}", style=STATUS_STYLE.get(m.status))
     if m.terms:
         header.append("  " + ", ".join(safe(t) for t in m.terms), style="dim")
@@ -121,9 +129,8 @@ def print_feed(
         if m.title:
             title = _highlighted(_shorten(m.title, 200), term_patterns, "bold yellow")
             # A comment's title is its thread's, shown as context rather than as its own.
-            in_thread = m.extra.get("kind") == "comment"
-            title.stylize("dim" if in_thread else "bold")
-            prefix = Text("      on: " if in_thread else "      ", style="dim")
+            title.stylize("dim" if m.in_thread else "bold")
+            prefix = Text("      on: " if m.in_thread else "      ", style="dim")
             console.print(prefix + title, soft_wrap=not console.is_terminal)
         if m.text:
             body = _highlighted(_shorten(m.text, FEED_TEXT_LIMIT), term_patterns, "bold yellow")
@@ -178,7 +185,7 @@ def print_detail(
     field("fetched", iso(m.fetched_at))
     field("polarity", f"{m.polarity:+.3f}" if m.polarity is not None else None)
     field("intents", ", ".join(m.intents))
-    field("in thread" if m.extra.get("kind") == "comment" else "title", m.title)
+    field("in thread" if m.in_thread else "title", m.title)
     for key, label in _CONTEXT_KEYS:
         value = m.extra.get(key)
         if isinstance(value, str | int) and not isinstance(value, bool):
@@ -323,6 +330,20 @@ def poll_progress(poller: Any, enabled: bool) -> Iterator[None]:
     )
     with progress:
         yield
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (terminals only); yields advance(done, total)."""
+    if not enabled:
+        yield lambda done, total: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 def print_summary(report: PollReport, quiet: bool, err: Callable[[str], None]) -> None:

@@ -410,6 +410,10 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
     if f.status:
         clauses.append("m.status = ?")
         params.append(f.status)
+    if f.intents:
+        marks = ",".join("?" * len(f.intents))
+        clauses.append(f"EXISTS (SELECT 1 FROM json_each(m.intents) WHERE value IN ({marks}))")
+        params.extend(f.intents)
     if f.search:
         clauses.append("m.id IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)")
         params.append(fts_query(f.search))

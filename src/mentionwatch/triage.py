@@ -1,0 +1,53 @@
+"""Ranking what to answer first, from a mention's sentiment, intents, reach and age.
+
+Kept apart from sentiment.py so that feed and export can rank without loading an analyzer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from mentionwatch.models import Mention, utcnow
+
+
+def priority(
+    label: str,
+    polarity: float,
+    intents: Sequence[str],
+    reach: int | None,
+    age_hours: float,
+) -> float:
+    """Rank a mention for answering: higher means answer sooner.
+
+    ``priority = urgency * audience * freshness`` where
+
+    - urgency (0.5..~6): base by label (negative 3, neutral 1.5, positive 1), plus 2 for a
+      complaint, 1.5 for a question, 1 for a request, 0.5 for praise, plus up to 1 for
+      the strength of a negative polarity. So an unhappy customer comes before a
+      question, which comes before a fan.
+    - audience (>= 1): ``1 + log10(1 + reach) / 2``; the author's followers/points count,
+      log-scaled so a celebrity does not drown everyone else; unknown reach counts as 0.
+    - freshness (0.25..1): ``0.25 + 0.75 * 0.5 ** (age_hours / 24)``; a day-old mention
+      weighs 0.625 of a new one, and old mentions never drop to zero.
+    """
+    base = {"negative": 3.0, "neutral": 1.5, "positive": 1.0}.get(label, 1.5)
+    bonus = {"complaint": 2.0, "question": 1.5, "request": 1.0, "praise": 0.5}
+    urgency = base + sum(bonus.get(i, 0.0) for i in set(intents))
+    urgency += max(0.0, -max(-1.0, min(1.0, polarity)))
+    audience = 1.0 + math.log10(1.0 + max(0, reach or 0)) / 2.0
+    freshness = 0.25 + 0.75 * 0.5 ** (max(0.0, age_hours) / 24.0)
+    return urgency * audience * freshness
+
+
+def by_priority(mentions: Iterable[Mention], limit: int | None = None) -> list[Mention]:
+    """Mentions in the order to answer them; ties go to the newer one."""
+    now = utcnow()
+    ranked = sorted(mentions, key=lambda m: (mention_priority(m, now), m.created_at), reverse=True)
+    return ranked[:limit] if limit else ranked
+
+
+def mention_priority(m: Mention, now: datetime | None = None) -> float:
+    age_hours = ((now or utcnow()) - m.created_at).total_seconds() / 3600
+    return priority(m.sentiment or "neutral", m.polarity or 0.0, m.intents, m.reach, age_hours)
