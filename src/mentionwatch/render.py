@@ -117,26 +117,33 @@ def print_feed(
     hidden: dict[str, int] | None = None,
 ) -> int:
     """One entry per mention, newest first; returns how many were shown."""
+    from rich.padding import Padding
     from rich.text import Text
 
     now = utcnow()
+    wrap = not console.is_terminal  # pipes and files get whole lines, terminals wrap
+
+    def indented(text: Text) -> None:
+        # On a terminal Padding keeps wrapped lines indented; a pipe gets plain spaces.
+        console.print(text if wrap else Padding(text, (0, 0, 0, 6)), soft_wrap=wrap)
+
     shown = 0
     for m in mentions:
         if shown:
             console.print()
         term_patterns = [p for t in m.terms for p in patterns.get(t, ())]
-        console.print(entry_header(m, now), soft_wrap=not console.is_terminal)
+        console.print(entry_header(m, now), soft_wrap=wrap)
+        lead = "      " if wrap else ""
         if m.title:
             title = _highlighted(_shorten(m.title, 200), term_patterns, "bold yellow")
             # A comment's title is its thread's, shown as context rather than as its own.
             title.stylize("dim" if m.in_thread else "bold")
-            prefix = Text("      on: " if m.in_thread else "      ", style="dim")
-            console.print(prefix + title, soft_wrap=not console.is_terminal)
+            indented(Text.assemble(lead, ("on: " if m.in_thread else "", "dim"), title))
         if m.text:
             body = _highlighted(_shorten(m.text, FEED_TEXT_LIMIT), term_patterns, "bold yellow")
-            console.print(Text("      ") + body, soft_wrap=not console.is_terminal)
+            indented(Text.assemble(lead, body))
         if m.url:
-            console.print(Text("      " + safe(m.url), style="dim underline"), soft_wrap=True)
+            indented(Text.assemble(lead, (safe(m.url), "dim underline")))
         shown += 1
     if hidden:
         parts = [f"{count} {status}" for status, count in hidden.items() if count]
