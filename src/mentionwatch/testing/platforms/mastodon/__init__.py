@@ -141,7 +141,8 @@ class Platform(PlatformBase):
         text = (fields.get("status") or "").strip()
         if not text:
             return _limited({"error": "Validation failed: Text can't be blank"}, 422)
-        if len(text) > self.max_characters:
+        # Mastodon counts a mention as its username only (links as 23: not needed here).
+        if len(re.sub(r"(@\w+)@[\w.-]+\w", r"\1", text)) > self.max_characters:
             limit = self.max_characters
             return _limited({"error": f"Validation failed: Text character limit of {limit} "
                                       "exceeded"}, 422)  # fmt: skip
