@@ -1,0 +1,217 @@
+"""Mastodon instances, played from instances/*.json.
+
+`/mastodon/api/...` is the home instance (mastodon.social, where the token belongs);
+`/mastodon/instances/<host>/api/...` is another instance (instances/<host>.json), which knows
+some of the same posts under its own local ids.
+
+Like Mastodon: hashtag timelines are public and honour min_id/since_id/max_id; status search
+needs a valid token and matches loosely (word prefixes, so `pebblebase` finds `pebblebased`);
+`resolve=true` fetches a remote post and gives it a local id; replies are recorded in
+`posted`, honour Idempotency-Key and the instance's max_characters.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mentionwatch.testing.server import PlatformBase, Request, Response, json_response
+
+TOKEN = "mstdn-test-token-4b9e2c7a"
+INVALID = {"error": "The access token is invalid"}
+NOT_FOUND = {"error": "Record not found"}
+_PREFIX = re.compile(r"^/instances/([\w.-]+)(/.*)$")
+_TAG = re.compile(r"^/api/v1/timelines/tag/([^/]+)$")
+_CONTEXT = re.compile(r"^/api/v1/statuses/(\d+)/context$")
+
+
+class Platform(PlatformBase):
+    name = "mastodon"
+
+    def __init__(self, web: Any) -> None:
+        super().__init__(web)
+        self.posted: list[dict[str, Any]] = []  # replies received, as stored statuses
+        self.extra_statuses: list[dict[str, Any]] = []  # tests add odd items to the home one
+        self.resolved: dict[str, dict[str, Any]] = {}  # remote posts fetched by resolve=true
+        self.hashtags_need_login = False  # Mastodon 4.5 timelines_access = authenticated
+        self.max_characters = 500
+        self._ids = itertools.count(113600000000000001)
+        self._idempotent: dict[str, dict[str, Any]] = {}
+
+    def handle(self, request: Request) -> Response | None:
+        host, path = "home", request.path
+        match = _PREFIX.match(path)
+        if match:
+            host, path = match.group(1), match.group(2)
+            if not (self.folder / "instances" / f"{host}.json").is_file():
+                return None
+        data = self.instance(host)
+        authed = self._authorized(request, host)
+        if authed is False:
+            return _limited(INVALID, 401)
+        tag = _TAG.match(path)
+        if tag and request.method == "GET":
+            if self.hashtags_need_login and not authed:
+                return _limited(INVALID, 401)
+            return self.timeline(data["statuses"], tag.group(1).lower(), request)
+        if path == "/api/v2/instance":
+            instance = data["instance"]
+            instance["configuration"]["statuses"]["max_characters"] = self.max_characters
+            return _limited(instance)
+        if host != "home":
+            return None
+        return self.home_api(request, path, data, authed)
+
+    def home_api(
+        self, request: Request, path: str, data: dict[str, Any], authed: bool | None
+    ) -> Response | None:
+        if path == "/api/v2/search" and request.method == "GET":
+            return self.search(request, data["statuses"], authed)
+        if not authed:
+            return _limited(INVALID, 401)
+        if path == "/api/v1/accounts/verify_credentials":
+            return _limited(data["me"])
+        if path == "/api/v1/statuses" and request.method == "POST":
+            return self.post(request, data)
+        context = _CONTEXT.match(path)
+        if context:
+            found = [s for s in self.posted if s["in_reply_to_id"] == context.group(1)]
+            return _limited({"ancestors": [], "descendants": found})
+        return None
+
+    def instance(self, host: str) -> dict[str, Any]:
+        data = self.fixture_json(f"instances/{host}.json")
+        if host == "home":
+            data["statuses"] += self.extra_statuses + list(self.resolved.values()) + self.posted
+        return data
+
+    def _authorized(self, request: Request, host: str) -> bool | None:
+        """None: no token sent; False: a wrong one (or one from another instance)."""
+        header = request.headers.get("authorization")
+        if header is None:
+            return None
+        return host == "home" and header == f"Bearer {TOKEN}"
+
+    def timeline(self, statuses: list[dict[str, Any]], tag: str, request: Request) -> Response:
+        tagged = [s for s in statuses if tag in _tags(s)]
+        page = _paginate(tagged, request)
+        if not page and tag not in {t for s in statuses for t in _tags(s)}:
+            return _limited(NOT_FOUND, 404)
+        return _limited(page)
+
+    def search(self, request: Request, statuses: list[Any], authed: bool | None) -> Response:
+        query = request.arg("q", "") or ""
+        if request.arg("resolve") == "true" and query.startswith("https://"):
+            if not authed:
+                return _limited(INVALID, 401)
+            found = self.resolve(query, statuses)
+            return _limited({"accounts": [], "statuses": found, "hashtags": []})
+        if not authed:  # "full text search is not available to unauthenticated users"
+            return _limited({"accounts": [], "statuses": [], "hashtags": []})
+        words = re.findall(r"\w+", re.sub(r'-"[^"]*"|-\S+', " ", query).lower())
+        hits = [s for s in statuses if words and _loosely_matches(s, words)]
+        page = _paginate(hits, request, int(request.arg("offset", "0") or 0))
+        return _limited({"accounts": [], "statuses": page, "hashtags": []})
+
+    def resolve(self, url: str, statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for status in statuses:
+            if url in (status.get("uri"), status.get("url")):
+                return [status]
+        # Not known here yet: fetch it from its instance, as federation would.
+        for path in (self.folder / "instances").glob("*.*.json"):
+            host = path.name.removesuffix(".json")
+            for status in self.fixture_json(f"instances/{path.name}")["statuses"]:
+                if url in (status["uri"], status["url"]):
+                    copy = {**status, "id": str(next(self._ids))}
+                    acct = f"{status['account']['username']}@{host}"
+                    copy["account"] = {**status["account"], "acct": acct}
+                    self.resolved[status["uri"]] = copy
+                    return [copy]
+        return []
+
+    def post(self, request: Request, data: dict[str, Any]) -> Response:
+        key = request.headers.get("idempotency-key")
+        if key and key in self._idempotent:
+            return _limited(self._idempotent[key])
+        fields = request.form() if "form" in request.headers.get("content-type", "") else (
+            request.json() or {})  # fmt: skip
+        text = (fields.get("status") or "").strip()
+        if not text:
+            return _limited({"error": "Validation failed: Text can't be blank"}, 422)
+        # Mastodon counts a mention as its username only (links as 23: not needed here).
+        if len(re.sub(r"(@\w+)@[\w.-]+\w", r"\1", text)) > self.max_characters:
+            limit = self.max_characters
+            return _limited({"error": f"Validation failed: Text character limit of {limit} "
+                                      "exceeded"}, 422)  # fmt: skip
+        parent = fields.get("in_reply_to_id")
+        if parent and parent not in {s["id"] for s in data["statuses"]}:
+            return _limited(NOT_FOUND, 404)
+        status = self._status(text, parent, data["me"])
+        self.posted.append(status)
+        if key:
+            self._idempotent[key] = status
+        return _limited(status)
+
+    def _status(self, text: str, parent: str | None, me: dict[str, Any]) -> dict[str, Any]:
+        status_id = str(next(self._ids))
+        # Mastodon renders "@user@host" as a link showing only "@user".
+        body = re.sub(
+            r"@(\w+)(@[\w.-]+\w)?",
+            r'<span class="h-card"><a href="#" class="u-url mention">@<span>\1</span></a></span>',
+            html.escape(text),
+        )
+        return {
+            "id": status_id,
+            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "in_reply_to_id": parent,
+            "visibility": "public",
+            "uri": f"https://mastodon.social/users/{me['username']}/statuses/{status_id}",
+            "url": f"https://mastodon.social/@{me['username']}/{status_id}",
+            "content": f"<p>{body}</p>",
+            "reblog": None,
+            "account": me,
+            "tags": [],
+            "replies_count": 0,
+            "reblogs_count": 0,
+            "favourites_count": 0,
+        }
+
+
+def _tags(status: dict[str, Any]) -> set[str]:
+    post = status.get("reblog") or status
+    return {t["name"].lower() for t in post.get("tags") or [] if isinstance(t, dict)}
+
+
+def _loosely_matches(status: dict[str, Any], words: list[str]) -> bool:
+    text = re.sub(r"<[^>]+>", " ", (status.get("reblog") or status).get("content") or "")
+    tokens = re.findall(r"\w+", text.lower())
+    return all(any(t.startswith(w) for t in tokens) for w in words)
+
+
+def _paginate(
+    statuses: list[dict[str, Any]], request: Request, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Newest first; min_id gives the page right after it, since_id the newest above it."""
+    limit = min(int(request.arg("limit", "20") or 20), 40)
+    ordered = sorted(statuses, key=lambda s: int(s["id"]), reverse=True)
+    if request.arg("max_id"):
+        ordered = [s for s in ordered if int(s["id"]) < int(request.arg("max_id") or 0)]
+    if request.arg("since_id"):
+        ordered = [s for s in ordered if int(s["id"]) > int(request.arg("since_id") or 0)]
+    if request.arg("min_id"):
+        after = [s for s in ordered if int(s["id"]) > int(request.arg("min_id") or 0)]
+        return after[-limit:]
+    return ordered[offset : offset + limit]
+
+
+def _limited(body: Any, status: int = 200) -> Response:
+    """Every Mastodon response carries its rate-limit window; the reset is an ISO datetime."""
+    reset = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return json_response(
+        body,
+        status,
+        **{"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "297", "X-RateLimit-Reset": reset},
+    )
