@@ -72,6 +72,7 @@ class Reddit(Source):
         super().__init__(*args, **kwargs)
         # Jobs of one poll run concurrently: one token request serves them all.
         self._token_lock = asyncio.Lock()
+        self._window_opens = 0.0  # monotonic time when an exhausted rate-limit window reopens
 
     def missing_credentials(self) -> str | None:
         missing = super().missing_credentials()
@@ -174,29 +175,30 @@ class Reddit(Source):
     ) -> httpx.Response:
         """A call with the bearer token; on 401 (expired or revoked) one new token, one retry."""
         for attempt in range(2):
-            headers = {
-                "Authorization": f"bearer {await self._token()}",
-                "User-Agent": self.user_agent,
-            }
+            await self._await_budget()
+            token = await self._token()
+            headers = {"Authorization": f"bearer {token}", "User-Agent": self.user_agent}
             response = await self.http.request(method, url, headers=headers, retry=retry, **kwargs)
+            self._note_budget(response)
             if response.status_code != 401 or attempt:
                 break
-            self.state.set(TOKEN_KEY, None)
-        await self._respect_budget(response)
+            await self._forget(token)
         return response
+
+    async def _forget(self, token: str) -> None:
+        """Drop a rejected token, unless a concurrent job already replaced it."""
+        async with self._token_lock:
+            if self._saved_token().get("access_token") == token:
+                self.state.set(TOKEN_KEY, None)
 
     async def _token(self) -> str:
         async with self._token_lock:
             return await self._cached_or_new_token()
 
     async def _cached_or_new_token(self) -> str:
+        # A token of another app or account (the config changed) is not ours.
         owner = f"{self.settings.get('client_id')}:{self.settings.get('username') or ''}"
-        try:
-            saved = json.loads(self.state.get(TOKEN_KEY) or "{}")
-        except ValueError:
-            saved = None
-        if not isinstance(saved, dict):
-            saved = {}
+        saved = self._saved_token()
         if saved.get("owner") == owner and saved.get("expires_at", 0) > time.time() + TOKEN_MARGIN:
             return saved["access_token"]
         data = await self._request_token()
@@ -209,6 +211,13 @@ class Reddit(Source):
         }
         self.state.set(TOKEN_KEY, json.dumps(record))
         return data["access_token"]
+
+    def _saved_token(self) -> dict[str, Any]:
+        try:
+            saved = json.loads(self.state.get(TOKEN_KEY) or "{}")
+        except ValueError:
+            return {}
+        return saved if isinstance(saved, dict) else {}
 
     async def _request_token(self) -> dict[str, Any]:
         username, password = self.settings.get("username"), self.settings.get("password")
@@ -241,23 +250,27 @@ class Reddit(Source):
             )
         return data
 
-    async def _respect_budget(self, response: httpx.Response) -> None:
-        """Wait out an exhausted window before the next call instead of earning a 429.
-
-        X-Ratelimit-Remaining may be a float string; X-Ratelimit-Reset is seconds until.
-        """
+    def _note_budget(self, response: httpx.Response) -> None:
+        """Remember when an exhausted window reopens, so the next call waits instead of
+        earning a 429. X-Ratelimit-Remaining may be a float string; X-Ratelimit-Reset is
+        seconds until the reset."""
         try:
             remaining = float(response.headers.get("x-ratelimit-remaining", "1"))
             reset = float(response.headers.get("x-ratelimit-reset", "0"))
         except ValueError:
             return
-        if remaining >= 1 or reset <= 0:
+        if remaining < 1 and reset > 0:
+            self._window_opens = time.monotonic() + reset
+
+    async def _await_budget(self) -> None:
+        wait = self._window_opens - time.monotonic()
+        if wait <= 0:
             return
-        if reset > self.poll_settings.max_wait:
+        if wait > self.poll_settings.max_wait:
             raise RateLimited(
-                f"{self.name}: rate limit used up; it resets in {round(reset)}s, try again then"
+                f"{self.name}: rate limit used up; it resets in {round(wait)}s, try again then"
             )
-        await asyncio.sleep(reset)
+        await asyncio.sleep(wait)
 
     async def check(self) -> str:
         username = self.settings.get("username")

@@ -30,6 +30,7 @@ CLIENT_SECRET = "pb-client-secret-9f8e7d"
 USERNAME = "pebblebase_team"
 PASSWORD = "hunter2-correct-horse"
 _ESCAPED = ("title", "selftext", "body", "link_title")
+HTML_TOO_MANY = "<!doctype html><html><head><title>Too Many Requests</title></head></html>"
 
 
 class Platform(PlatformBase):
@@ -43,6 +44,7 @@ class Platform(PlatformBase):
         self.replies: list[dict[str, Any]] = []
         self.reply_errors: list[list[Any]] = []  # the next reply is refused with these
         self.remaining = 600.0
+        self.reset_seconds = 412
 
     def expire_tokens(self) -> None:
         self.tokens.clear()
@@ -59,14 +61,17 @@ class Platform(PlatformBase):
         user, denied = self.authorise(request)
         if denied:
             return denied
-        response = self.api(request, request.path.removeprefix("/oauth"), user)
+        if self.remaining < 1:
+            response: Response | None = Response(429, HTML_TOO_MANY, content_type="text/html")
+        else:
+            response = self.api(request, request.path.removeprefix("/oauth"), user)
         if response is not None:
             self.remaining = max(0.0, self.remaining - 1)
             response.headers.update(
                 {
                     "x-ratelimit-used": str(int(600 - self.remaining)),
                     "x-ratelimit-remaining": f"{self.remaining:.1f}",
-                    "x-ratelimit-reset": "412",
+                    "x-ratelimit-reset": str(self.reset_seconds),
                 }
             )
         return response
