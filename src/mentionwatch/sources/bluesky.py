@@ -95,6 +95,15 @@ class Bluesky(Source):
             if attempt or _error_name(response) not in REFRESHABLE:
                 break
             await self._refresh(session)
+        return self._decode(response, url)
+
+    def _decode(self, response: httpx.Response, url: str) -> Any:
+        """The JSON body, or a SourceError naming the XRPC error ("ExpiredToken: …")."""
+        if response.status_code >= 400:
+            raise SourceError(
+                f"{self.name}: HTTP {response.status_code} from {redact_url(url)}: "
+                f"{_xrpc_reason(response) or error_detail(response)}"
+            )
         return self.http.json(response, url)
 
     async def _session(self) -> dict[str, Any]:
@@ -127,7 +136,7 @@ class Bluesky(Source):
             )
             raise SourceError(
                 f"{self.name}: login failed: HTTP {response.status_code} from {redact_url(url)}: "
-                f"{error_detail(response)} ({hint})"
+                f"{_xrpc_reason(response) or error_detail(response)} ({hint})"
             )
         return self._keep(self.http.json(response, url))
 
@@ -323,13 +332,24 @@ def _iso(moment: datetime) -> str:
 
 def _error_name(response: httpx.Response) -> str | None:
     """The XRPC error name ({"error": "ExpiredToken", "message": …}) of a 4xx answer."""
-    if response.status_code not in (400, 401):
+    if response.status_code < 400:
         return None
     try:
         data = response.json()
     except ValueError:
         return None
-    return data.get("error") if isinstance(data, dict) else None
+    name = data.get("error") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _xrpc_reason(response: httpx.Response) -> str | None:
+    """ "Name: message" of an XRPC error body, in one short line."""
+    name = _error_name(response)
+    if name is None:
+        return None
+    message = response.json().get("message")
+    reason = f"{name}: {message}" if isinstance(message, str) and message else name
+    return " ".join(reason.split())[:200]
 
 
 def grapheme_count(text: str) -> int:
