@@ -105,7 +105,8 @@ class Reddit(Source):
 
     def _subreddits(self) -> list[str]:
         names = (s.strip().strip("/").removeprefix("r/") for s in self.settings.get("subreddits"))
-        return list(dict.fromkeys(n for n in names if n))
+        # Subreddit names are letters, digits and underscores: anything else is not a path.
+        return list(dict.fromkeys(n for n in names if n and n.replace("_", "").isalnum()))
 
     # Polling
 
