@@ -1,0 +1,388 @@
+"""Bluesky through an app-password session on the PDS (or the bsky.social entryway), which
+proxies app.bsky.feed.searchPosts to the AppView: public search answers 403 nowadays.
+
+createSession is limited to 30 logins per 5 minutes per account, so the session is kept in the
+source state and renewed with refreshSession when the access token expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import unicodedata
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mentionwatch.http import SourceError, error_detail, redact_url
+from mentionwatch.models import Job, Mention, Option, Page, parse_iso, utcnow
+from mentionwatch.query import parse
+from mentionwatch.sources.base import Posted, Source
+from mentionwatch.text import clean
+
+if TYPE_CHECKING:
+    import httpx
+
+APP = "https://bsky.app"
+POST = "app.bsky.feed.post"
+SESSION_KEY = "session"
+LIMIT = 100  # the lexicon's maximum
+MAX_PAGES = 5  # "cursor may not necessarily allow scrolling through entire result set"
+# `since` filters on sortAt, which can trail indexedAt: ask again a little before the newest
+# post seen and let the store dedupe.
+OVERLAP = timedelta(minutes=5)
+REFRESHABLE = {"ExpiredToken", "InvalidToken"}
+OWN_REPLIES_SCANNED = 50
+
+
+class Bluesky(Source):
+    name = "bluesky"
+    default_base_url = "https://bsky.social"
+    options: ClassVar[dict[str, Option]] = {
+        "handle": Option(str, help="your handle, e.g. pebblebase.bsky.social"),
+        "app_password": Option(str, secret=True, help="an app password (Settings → App passwords)"),
+    }
+    required = (("handle", "app_password"),)
+    reply_limit = 300  # graphemes
+    can_reply = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Jobs of one poll run concurrently: one login or refresh serves them all.
+        self._session_lock = asyncio.Lock()
+
+    # Polling
+
+    async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+        assert job.term is not None
+        since = _stamp(cursor) or self.first_since()
+        newest = since
+        # searchPosts documents no OR: one search per alternative.
+        for query in parse(job.term.query).quoted_alternatives():
+            async for posts in self._search(query, since - OVERLAP):
+                mentions = [m for m in map(to_mention, posts) if m is not None]
+                newest = max([newest, *(parse_iso(m.extra["indexed_at"]) for m in mentions)])
+                yield Page(mentions)
+        yield Page([], cursor=_iso(newest))
+
+    async def _search(self, query: str, since: datetime) -> AsyncIterator[list[dict[str, Any]]]:
+        params: dict[str, Any] = {
+            "q": query,
+            "sort": "latest",
+            "since": _iso(since),
+            "limit": LIMIT,
+        }
+        for _ in range(MAX_PAGES):
+            data = await self._xrpc("GET", "app.bsky.feed.searchPosts", params=params)
+            posts = data.get("posts") if isinstance(data, dict) else None
+            if not isinstance(posts, list):
+                raise SourceError(f"{self.name}: unexpected response shape (no 'posts' list)")
+            yield [p for p in posts if isinstance(p, dict)]
+            next_cursor = data.get("cursor")
+            if not isinstance(next_cursor, str) or not next_cursor or len(posts) < LIMIT:
+                return
+            params["cursor"] = next_cursor
+
+    # Session and requests
+
+    async def _xrpc(self, method: str, nsid: str, *, retry: bool = True, **kwargs: Any) -> Any:
+        """An authenticated XRPC call; an expired access token is refreshed once."""
+        url = f"{self.base_url}/xrpc/{nsid}"
+        for attempt in range(2):
+            session = await self._session()
+            headers = {"Authorization": f"Bearer {session['accessJwt']}"}
+            response = await self.http.request(method, url, headers=headers, retry=retry, **kwargs)
+            if attempt or _error_name(response) not in REFRESHABLE:
+                break
+            await self._refresh(session)
+        return self._decode(response, url)
+
+    def _decode(self, response: httpx.Response, url: str) -> Any:
+        """The JSON body, or a SourceError naming the XRPC error ("ExpiredToken: …")."""
+        if response.status_code >= 400:
+            raise SourceError(
+                f"{self.name}: HTTP {response.status_code} from {redact_url(url)}: "
+                f"{_xrpc_reason(response) or error_detail(response)}"
+            )
+        return self.http.json(response, url)
+
+    async def _session(self) -> dict[str, Any]:
+        async with self._session_lock:
+            return self._saved_session() or await self._login()
+
+    def _saved_session(self) -> dict[str, Any] | None:
+        try:
+            saved = json.loads(self.state.get(SESSION_KEY) or "null")
+        except ValueError:
+            return None
+        # A session of another account (the handle was changed in the config) is not ours.
+        if not isinstance(saved, dict) or saved.get("for") != self._handle():
+            return None
+        keys = ("accessJwt", "refreshJwt", "did", "handle")
+        return saved if all(isinstance(saved.get(k), str) for k in keys) else None
+
+    def _handle(self) -> str:
+        return str(self.settings.get("handle") or "").strip().removeprefix("@").lower()
+
+    async def _login(self) -> dict[str, Any]:
+        url = f"{self.base_url}/xrpc/com.atproto.server.createSession"
+        body = {"identifier": self._handle(), "password": self.settings.get("app_password")}
+        response = await self.http.request("POST", url, json=body)
+        if response.status_code >= 400:
+            hint = (
+                "the account asks for an email code: use an app password"
+                if _error_name(response) == "AuthFactorTokenRequired"
+                else f"check sources.{self.name}.handle and sources.{self.name}.app_password"
+            )
+            raise SourceError(
+                f"{self.name}: login failed: HTTP {response.status_code} from {redact_url(url)}: "
+                f"{_xrpc_reason(response) or error_detail(response)} ({hint})"
+            )
+        return self._keep(self.http.json(response, url))
+
+    async def _refresh(self, stale: dict[str, Any]) -> None:
+        async with self._session_lock:
+            current = self._saved_session()
+            if current and current["accessJwt"] != stale["accessJwt"]:
+                return  # another job already renewed it
+            url = f"{self.base_url}/xrpc/com.atproto.server.refreshSession"
+            headers = {"Authorization": f"Bearer {stale['refreshJwt']}"}
+            response = await self.http.request("POST", url, headers=headers)
+            if response.status_code >= 400:
+                # The refresh token expired or was revoked too: log in again.
+                self.state.set(SESSION_KEY, None)
+                await self._login()
+                return
+            self._keep(self.http.json(response, url))
+
+    def _keep(self, data: Any) -> dict[str, Any]:
+        keys = ("accessJwt", "refreshJwt", "did", "handle")
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in keys):
+            raise SourceError(f"{self.name}: the session answer lacks tokens, did or handle")
+        session = {"for": self._handle(), **{k: data[k] for k in keys}}
+        self.state.set(SESSION_KEY, json.dumps(session))
+        return session
+
+    async def check(self) -> str:
+        data = await self._xrpc("GET", "com.atproto.server.getSession")
+        if not isinstance(data, dict) or not isinstance(data.get("handle"), str):
+            raise SourceError(f"{self.name}: getSession did not name the account")
+        return f"authenticated as @{data['handle']} ({data.get('did')})"
+
+    # Replies
+
+    def reply_length(self, text: str) -> int:
+        return grapheme_count(text)
+
+    def reply_problem(self, mention: Mention) -> str | None:
+        missing = self.missing_credentials()
+        if missing:
+            return missing
+        if not _strong_ref(mention.extra.get("uri"), mention.extra.get("cid")):
+            return f"{self.name}: this mention has no post uri and cid to reply to"
+        return None
+
+    async def reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
+        problem = self.reply_problem(mention)
+        if problem:
+            raise SourceError(problem)
+        parent = _strong_ref(mention.extra["uri"], mention.extra["cid"])
+        # A reply to a reply stays in the original thread: its root is the parent's root.
+        root = mention.extra.get("root") or parent
+        session = await self._session()
+        record = {
+            "$type": POST,
+            "text": text,
+            "createdAt": _iso(utcnow()),
+            "reply": {"root": root, "parent": parent},
+        }
+        body = {"repo": session["did"], "collection": POST, "record": record}
+        # Not idempotent: a timeout must not resend (find_reply looks for it instead).
+        data = await self._xrpc("POST", "com.atproto.repo.createRecord", json=body, retry=False)
+        uri = data.get("uri") if isinstance(data, dict) else None
+        if not isinstance(uri, str):
+            raise SourceError(f"{self.name}: the reply was accepted but no uri came back")
+        return Posted(uri, post_url(session["handle"], uri))
+
+    async def find_reply(self, mention: Mention, text: str) -> Posted | None:
+        """Our newest records in our own repo (no AppView delay), looking for this reply."""
+        session = await self._session()
+        params = {"repo": session["did"], "collection": POST, "limit": OWN_REPLIES_SCANNED}
+        data = await self._xrpc("GET", "com.atproto.repo.listRecords", params=params)
+        records = data.get("records") if isinstance(data, dict) else None
+        for item in records if isinstance(records, list) else []:
+            value = item.get("value") if isinstance(item, dict) else None
+            if not isinstance(value, dict) or not isinstance(item.get("uri"), str):
+                continue
+            parent = (value.get("reply") or {}).get("parent") or {}
+            if parent.get("uri") == mention.extra.get("uri") and value.get("text") == text:
+                return Posted(item["uri"], post_url(session["handle"], item["uri"]))
+        return None
+
+
+def to_mention(post: dict[str, Any]) -> Mention | None:
+    uri, cid = post.get("uri"), post.get("cid")
+    author, record = post.get("author"), post.get("record")
+    parts = _uri_parts(uri)
+    if not parts or not isinstance(cid, str) or not isinstance(author, dict):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        return None
+    indexed = _stamp(post.get("indexedAt"))
+    declared = _stamp(record.get("createdAt"))
+    if indexed is None:
+        return None
+    did, rkey = parts
+    handle = author.get("handle") if isinstance(author.get("handle"), str) else None
+    # "handle.invalid" marks a handle that no longer resolves: the did is the stable name.
+    handle = None if handle == "handle.invalid" else handle
+    text = clean(record["text"])
+    reply = record.get("reply") if isinstance(record.get("reply"), dict) else {}
+    likes, reposts = _count(post, "likeCount"), _count(post, "repostCount")
+    url = post_url(handle, uri)
+    return Mention(
+        source="bluesky",
+        native_id=uri,
+        text=text,
+        # createdAt is declared by the client and can lie (even be in the future): like
+        # Bluesky's own sortAt, take the earlier of it and indexedAt.
+        created_at=min(indexed, declared) if declared else indexed,
+        url=url,
+        author=handle or did,
+        author_name=clean(author.get("displayName")) or None,
+        # Reach: likes plus reposts (a repost shows the post to another audience).
+        reach=likes + reposts,
+        reply_url=url,
+        extra={
+            "uri": uri,
+            "cid": cid,
+            "did": did,
+            "rkey": rkey,
+            "root": _strong_ref(*_ref(reply.get("root"))),
+            "parent": _strong_ref(*_ref(reply.get("parent"))),
+            "indexed_at": _iso(indexed),
+            "reply_count": _count(post, "replyCount"),
+            "quote_count": _count(post, "quoteCount"),
+        },
+        searchable="\n".join([text, *_links(record)]),
+    )
+
+
+def post_url(handle: str | None, uri: str) -> str | None:
+    """https://bsky.app/profile/{handle or did}/post/{rkey}."""
+    parts = _uri_parts(uri)
+    if not parts:
+        return None
+    did, rkey = parts
+    profile = handle if handle and handle != "handle.invalid" else did
+    return f"{APP}/profile/{profile}/post/{rkey}"
+
+
+def _uri_parts(uri: Any) -> tuple[str, str] | None:
+    """(did, rkey) of an at:// post URI, or None."""
+    if not isinstance(uri, str) or not uri.startswith("at://"):
+        return None
+    pieces = uri[5:].split("/")
+    if len(pieces) != 3 or pieces[1] != POST or not pieces[0] or not pieces[2]:
+        return None
+    return pieces[0], pieces[2]
+
+
+def _ref(value: Any) -> tuple[Any, Any]:
+    return (value.get("uri"), value.get("cid")) if isinstance(value, dict) else (None, None)
+
+
+def _strong_ref(uri: Any, cid: Any) -> dict[str, str] | None:
+    if isinstance(uri, str) and uri.startswith("at://") and isinstance(cid, str) and cid:
+        return {"uri": uri, "cid": cid}
+    return None
+
+
+def _links(record: dict[str, Any]) -> list[str]:
+    """Link targets the text only abbreviates: facet links and an external embed's card."""
+    found = []
+    for facet in record.get("facets") or []:
+        for feature in (facet.get("features") or []) if isinstance(facet, dict) else []:
+            if isinstance(feature, dict) and isinstance(feature.get("uri"), str):
+                found.append(feature["uri"])
+    embed = record.get("embed") if isinstance(record.get("embed"), dict) else {}
+    external = embed.get("external") if isinstance(embed.get("external"), dict) else {}
+    found += [external[k] for k in ("uri", "title") if isinstance(external.get(k), str)]
+    return found
+
+
+def _count(post: dict[str, Any], key: str) -> int:
+    value = post.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _stamp(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        return None
+
+
+def _iso(moment: datetime) -> str:
+    """Milliseconds and a trailing Z, the form Bluesky's own clients write."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _error_name(response: httpx.Response) -> str | None:
+    """The XRPC error name ({"error": "ExpiredToken", "message": …}) of a 4xx answer."""
+    if response.status_code < 400:
+        return None
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    name = data.get("error") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _xrpc_reason(response: httpx.Response) -> str | None:
+    """ "Name: message" of an XRPC error body, in one short line."""
+    name = _error_name(response)
+    if name is None:
+        return None
+    message = response.json().get("message")
+    reason = f"{name}: {message}" if isinstance(message, str) and message else name
+    return " ".join(reason.split())[:200]
+
+
+def grapheme_count(text: str) -> int:
+    """User-perceived characters, as Bluesky counts its 300-grapheme limit (approximately:
+    the stdlib has no segmentation). Marks, joiners, variation selectors, skin tones and emoji
+    tags extend the character before them, a ZWJ glues the next one on, regional indicators
+    pair into flags, and CR LF is one."""
+    count, previous, open_flag = 0, "", False
+    for char in text:
+        pairs_flag = open_flag and _regional(char)
+        joins = bool(previous) and (
+            _extends(char) or previous == "\u200d" or pairs_flag or previous + char == "\r\n"
+        )
+        count += not joins
+        open_flag = _regional(char) and not pairs_flag
+        previous = char
+    return count
+
+
+def _extends(char: str) -> bool:
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Mn", "Me", "Mc")
+        or code == 0x200D
+        or 0xFE00 <= code <= 0xFE0F
+        or 0xE0100 <= code <= 0xE01EF
+        or 0x1F3FB <= code <= 0x1F3FF
+        or 0xE0020 <= code <= 0xE007F
+    )
+
+
+def _regional(char: str) -> bool:
+    return 0x1F1E6 <= ord(char) <= 0x1F1FF
+
+
+SOURCE = Bluesky
