@@ -107,12 +107,13 @@ class GitHub(Source):
             attempt += 1
 
     def _json(self, response: httpx.Response) -> Any:
+        # The endpoint without its query: the search string would drown the reason.
+        where = redact_url(str(response.request.url.copy_with(query=None)))
         if response.status_code >= 400:
             raise SourceError(
-                f"{self.name}: HTTP {response.status_code} from "
-                f"{redact_url(str(response.request.url))}: {reason(response)}"
+                f"{self.name}: HTTP {response.status_code} from {where}: {reason(response)}"
             )
-        return self.http.json(response)
+        return self.http.json(response, where)
 
     async def check(self) -> str:
         if not self.settings.get("token"):
