@@ -208,16 +208,17 @@ def to_mention(item: dict[str, Any]) -> Mention | None:
     if where is None:
         return None
     login = _dig(item, "user", "login")
-    title = item.get("title") if isinstance(item.get("title"), str) else None
+    title = clean(item.get("title") if isinstance(item.get("title"), str) else None) or None
     body = item.get("body") if isinstance(item.get("body"), str) else ""
+    text = clean(_HTML_COMMENT.sub("", body))
     return Mention(
         source="github",
         native_id=url,
-        text=clean(_HTML_COMMENT.sub("", body)),
+        text=text,
         created_at=created,
         url=url,
         author=login if isinstance(login, str) else None,
-        title=clean(title) or None,
+        title=title,
         # reach: comments plus reactions (reactions may be missing from search items).
         reach=_count(item.get("comments")) + _count(_dig(item, "reactions", "total_count")),
         reply_url=url,
@@ -230,6 +231,8 @@ def to_mention(item: dict[str, Any]) -> Mention | None:
             "state": item.get("state"),
             "locked": item.get("locked"),
         },
+        # Not the URL: a repository named after the product is not someone mentioning it.
+        searchable="\n".join(x for x in (title, text) if x),
     )
 
 
