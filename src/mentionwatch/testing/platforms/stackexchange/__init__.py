@@ -1,0 +1,77 @@
+"""The Stack Exchange API 2.3 (api.stackexchange.com/2.3): /search/excerpts and /info.
+
+Played from sites/<site>.json (search_excerpt items). Like the real search, `q` matches words
+inside longer words, so `pebblebase` also finds `pebblebased`: the client verifies matches.
+Every answer has the wrapper's quota fields; `backoff_next` adds a `backoff` to the next one.
+Errors use the API's own body (error_id, error_name, error_message) and statuses.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mentionwatch.testing.server import PlatformBase, Request, Response, json_response
+
+KEY = "pebbleKey0fTheApp(("  # the one app key this API accepts (real keys look like this)
+
+
+class Platform(PlatformBase):
+    name = "stackexchange"
+
+    def __init__(self, web: Any) -> None:
+        super().__init__(web)
+        self.extra_items: list[dict[str, Any]] = []  # tests add hostile or edge-case items
+        self.backoff_next: int | None = None  # seconds to ask for in the next answer
+        self.used = 0
+
+    def handle(self, request: Request) -> Response | None:
+        if request.path not in ("/2.3/search/excerpts", "/2.3/info"):
+            return _error(404, "no_method", "no method found with this name")
+        key = request.arg("key")
+        if key is not None and key != KEY:
+            return _error(400, "bad_parameter", "key")
+        site = request.arg("site")
+        if not site:
+            return _error(400, "bad_parameter", "site is required")
+        if not (self.folder / "sites" / f"{site}.json").is_file():
+            return _error(400, "bad_parameter", f"No site found for name `{site}`")
+        self.used += 1
+        if request.path == "/2.3/info":
+            return self._wrap(request, [{"total_questions": 24181722, "api_revision": "2026.7"}])
+        return self.search(request, site)
+
+    def search(self, request: Request, site: str) -> Response:
+        items = self.fixture_json(f"sites/{site}.json")["items"] + self.extra_items
+        words = re.findall(r"\w+", (request.arg("q") or "").lower())
+        since = int(request.arg("fromdate") or 0)
+        found = [
+            i for i in items if _created(i) >= since and all(w in _searchable(i) for w in words)
+        ]
+        found.sort(key=_created, reverse=True)
+        size = min(int(request.arg("pagesize") or 30), 100)
+        page = int(request.arg("page") or 1)
+        return self._wrap(
+            request, found[(page - 1) * size : page * size], has_more=page * size < len(found)
+        )
+
+    def _wrap(self, request: Request, items: list[Any], has_more: bool = False) -> Response:
+        quota = 10000 if request.arg("key") else 300
+        body: dict[str, Any] = {"items": items, "has_more": has_more, "quota_max": quota,
+                                "quota_remaining": quota - self.used}  # fmt: skip
+        if self.backoff_next:
+            body["backoff"], self.backoff_next = self.backoff_next, None
+        return json_response(body)
+
+
+def _created(item: dict[str, Any]) -> int:
+    value = item.get("creation_date")
+    return value if isinstance(value, int) else 0
+
+
+def _searchable(item: dict[str, Any]) -> str:
+    return f"{item.get('title') or ''} {item.get('body') or ''}".lower()
+
+
+def _error(status: int, name: str, message: str) -> Response:
+    return json_response({"error_id": status, "error_message": message, "error_name": name}, status)

@@ -1,0 +1,214 @@
+"""Stack Exchange search, end to end through the CLI: records, cursor, backoff and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from conftest import HN_AND_RSS
+
+from mentionwatch.config import PollSettings, SourceSettings
+from mentionwatch.http import Http, SourceError, open_client
+from mentionwatch.models import parse_iso
+from mentionwatch.sources.stackexchange import StackExchange, site_domain
+from mentionwatch.testing.platforms.stackexchange import KEY
+from mentionwatch.testing.server import HTML_BLOCKED
+
+WITH_KEY = f"""
+[sources.stackexchange]
+base_url = "{{web}}/stackexchange/2.3"
+key = "{KEY}"
+"""
+SEARCH = "/stackexchange/2.3/search/excerpts"
+
+
+def se_records(project) -> dict[str, dict]:
+    return {r["key"]: r for r in project.run("export").jsonl() if r["source"] == "stackexchange"}
+
+
+def test_poll_stores_questions_and_answers_field_by_field(project):
+    project.write_config(HN_AND_RSS + WITH_KEY)
+    result = project.run("poll")
+    assert result.code == 0, result.err
+    records = se_records(project)
+    # Dropped: the "pebblebased" near miss, the answer without an answer_id, and the question
+    # older than the first poll's lookback.
+    assert set(records) == {
+        "stackexchange:stackoverflow:79410233",
+        "stackexchange:stackoverflow:79410591",
+        "stackexchange:stackoverflow:79412007",
+        "stackexchange:stackoverflow:79413901",
+    }
+    question = records["stackexchange:stackoverflow:79410233"]
+    assert question["url"] == "https://stackoverflow.com/q/79410233"
+    assert question["reply_url"] == question["url"]
+    assert question["author"] == question["author_name"] == "Zoë Müller"
+    assert question["title"] == (
+        'How do I connect to Pebblebase from SQLAlchemy without "SSL required" errors?'
+    )
+    assert question["text"].startswith(
+        "I am trying to connect to my Pebblebase instance from SQLAlchemy 2.0"
+    )
+    assert "<" not in question["text"] and "sslmode=require is not set" in question["text"]
+    assert question["reach"] == 3
+    assert question["created_at"].endswith("Z")
+    created = parse_iso(question["created_at"]).timestamp()
+    assert created == pytest.approx(time.time() - 18 * 3600, abs=120)
+    answer = records["stackexchange:stackoverflow:79410591"]
+    assert answer["url"] == "https://stackoverflow.com/a/79410591"
+    assert answer["author"] == "dbgrump" and answer["reach"] == 7
+    assert "sensible default & saved me" in answer["text"]
+    assert records["stackexchange:stackoverflow:79412007"]["reach"] == -1
+    # Only the excerpt is there when the body is missing.
+    assert records["stackexchange:stackoverflow:79413901"]["text"] == (
+        "Does Pebblebase support read replicas"
+    )
+
+    requests = project.web.seen(SEARCH)
+    assert sorted(r.arg("q") for r in requests) == ['"pebble base"', '"pebblebase"']
+    for request in requests:
+        assert request.arg("site") == "stackoverflow" and request.arg("key") == KEY
+        assert (request.arg("sort"), request.arg("order")) == ("creation", "desc")
+        assert request.arg("pagesize") == "100"
+    assert KEY not in result.out + result.err
+
+
+def test_second_poll_sends_fromdate_and_stores_nothing(project):
+    project.write_config(HN_AND_RSS + WITH_KEY)
+    assert project.run("poll").code == 0
+    first = int(project.web.seen(SEARCH)[0].arg("fromdate"))
+    assert first == pytest.approx(time.time() - 7 * 86400 - 300, abs=60)
+    count = project.rows("SELECT count(*) FROM mentions WHERE source = 'stackexchange'")[0][0]
+    again = project.run("poll")
+    assert again.code == 0, again.err
+    assert "stackexchange: 0 new" in again.out
+    assert project.rows("SELECT count(*) FROM mentions WHERE source = 'stackexchange'")[0][0] == (
+        count
+    )
+    # The newest item fetched is the 2 h old "pebblebased" near miss (seen, rejected locally),
+    # less five minutes for the search index's lag.
+    second = int(project.web.seen(SEARCH)[-1].arg("fromdate"))
+    assert second == pytest.approx(time.time() - 2 * 3600 - 300, abs=60)
+
+
+def test_other_sites_get_their_own_domain():
+    assert site_domain("stackoverflow") == "stackoverflow.com"
+    assert site_domain("serverfault") == "serverfault.com"
+    assert site_domain("superuser") == "superuser.com"
+    assert site_domain("askubuntu") == "askubuntu.com"
+    assert site_domain("unix") == "unix.stackexchange.com"
+    assert site_domain("pt.stackoverflow") == "pt.stackoverflow.com"
+    assert site_domain("meta.stackoverflow") == "meta.stackoverflow.com"
+    assert site_domain("mathoverflow.net") == "mathoverflow.net"
+
+
+def test_backoff_is_waited_out_within_and_across_polls(project):
+    project.write_config(HN_AND_RSS + WITH_KEY + 'site = "serverfault"\n')
+    platform = project.web.platform("stackexchange")
+    # The first search's answer asks for 1 s: the second search (same method) waits.
+    platform.backoff_next = 1
+    started = time.monotonic()
+    assert project.run("poll").code == 0
+    assert time.monotonic() - started >= 1
+    assert len(project.web.seen(SEARCH)) == 2
+    (record,) = se_records(project).values()
+    assert record["key"] == "stackexchange:serverfault:1170021"
+    assert record["url"] == "https://serverfault.com/q/1170021"
+    assert record["author"] == "sysadmin_sam"
+    # An hour is too long to wait: the source fails instead of hanging the poll…
+    platform.backoff_next = 3600
+    result = project.run("poll")
+    assert result.code == 1
+    assert "error: stackexchange: the API asked for a 3600s backoff" in result.err
+    assert "hackernews: " in result.out
+    # …and the next poll (a new process, for cron) still knows, and sends nothing.
+    sent = len(project.web.seen(SEARCH))
+    assert project.run("poll").code == 1
+    assert len(project.web.seen(SEARCH)) == sent
+
+
+BLOCKED = {"body": HTML_BLOCKED, "content_type": "text/html"}
+THROTTLED = (
+    '{"error_id": 502, "error_message": "too many requests from this IP, more requests '
+    'available in 82311 seconds", "error_name": "throttle_violation"}'
+)
+FAILURES = [
+    (400, {"body": '{"error_id":400,"error_message":"site","error_name":"bad_parameter"}'},
+     "bad_parameter (400): site"),
+    (403, {"body": '{"error_id":403,"error_message":"denied","error_name":"access_denied"}'},
+     "access_denied (403): denied"),
+    (403, BLOCKED, "got an HTML page"),
+    (502, {"body": THROTTLED, "times": 5}, "more requests available in 82311 seconds"),
+    (429, {"headers": {"retry-after": "7200"}}, "rate limited by 127.0.0.1"),
+    (500, {"times": 5}, "HTTP 500 from"),
+    (200, {"truncate": True}, "the JSON body is malformed or truncated"),
+]  # fmt: skip
+
+
+def test_each_failure_fails_stackexchange_only_with_a_clear_line(project):
+    project.write_config(HN_AND_RSS + WITH_KEY)
+    for status, fault, expected in FAILURES:
+        project.web.fail(SEARCH, status, **fault)
+        result = project.run("poll")
+        assert result.code == 1, (status, result.err)
+        errors = [x for x in result.err.splitlines() if x.startswith("error: ")]
+        assert errors and all(e.startswith("error: stackexchange: ") for e in errors), result.err
+        assert expected in errors[0]
+        assert KEY not in result.out + result.err
+        assert "hackernews: " in result.out
+        project.web.faults.clear()
+    assert project.rows("SELECT count(*) FROM mentions WHERE source = 'hackernews'")[0][0] == 10
+    # A wrong key: the API's reason, never the key.
+    project.write_config(HN_AND_RSS + WITH_KEY.replace(KEY, "notTheKey(("))
+    result = project.run("poll")
+    assert result.code == 1
+    assert "bad_parameter (400): key" in result.err
+    assert "notTheKey" not in result.out + result.err
+
+
+def test_hostile_items_are_skipped(project):
+    project.web.platform("stackexchange").extra_items += [
+        {"item_type": "question", "question_id": "1", "creation_date": int(time.time())},
+        {"item_type": "question", "question_id": 2, "creation_date": "today", "title": "x"},
+        {
+            "item_type": "question",
+            "question_id": 3,
+            "creation_date": int(time.time()) - 60,
+            "title": "Pebblebase &lt;3",
+            "body": None,
+            "excerpt": ["no"],
+            "owner": "nobody",
+            "score": "high",
+            "tags": "pebblebase",
+        },
+    ]
+    project.write_config(HN_AND_RSS + WITH_KEY)
+    assert project.run("poll").code == 0
+    odd = se_records(project)["stackexchange:stackoverflow:3"]
+    assert odd["title"] == "Pebblebase <3" and odd["text"] == ""
+    assert odd["author"] is None and odd["reach"] is None
+
+
+def test_check_and_no_reply_api(project):
+    async def scenario(key: str | None):
+        options = {"key": key, "site": "stackoverflow"}
+        settings = SourceSettings("stackexchange", base_url=f"{project.web.url}/stackexchange/2.3",
+                                  options=options)  # fmt: skip
+        poll = PollSettings(backoff=0.01, retries=1, timeout=5)
+        async with open_client(poll) as client:
+            http = Http("stackexchange", client, poll, {})
+            return await StackExchange(settings, http, _MemoryState(), poll).check()
+
+    assert asyncio.run(scenario(KEY)) == (
+        "site stackoverflow answers (with an app key): 9999 of 10000 requests left today"
+    )
+    with pytest.raises(SourceError, match="bad_parameter") as caught:
+        asyncio.run(scenario("wrong(("))
+    assert "wrong((" not in str(caught.value)
+    assert StackExchange.can_reply is False
+
+
+class _MemoryState(dict):
+    def set(self, key: str, value: str | None) -> None:
+        self[key] = value
