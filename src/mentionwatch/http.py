@@ -107,6 +107,9 @@ def error_detail(response: httpx.Response) -> str:
 
 def _message_from_json(data: Any) -> str | None:
     if isinstance(data, dict):
+        name, message = data.get("error"), data.get("message") or data.get("error_description")
+        if isinstance(name, str) and isinstance(message, str) and name != message:
+            return f"{name}: {message}"  # XRPC and OAuth errors: a name and a message
         for key in ("message", "error_message", "detail", "error_description", "title", "error"):
             value = data.get(key)
             if isinstance(value, str) and value:
@@ -192,7 +195,7 @@ class Http:
                 continue
             if not retry or not self._should_retry(response):
                 return response
-            wait = reset_delay(response.headers)
+            wait = self._wait_hint(response)
             if wait is not None and wait > self.settings.max_wait:
                 raise RateLimited(
                     f"{self.source}: rate limited by {urlsplit(url).netloc} (HTTP "
@@ -209,7 +212,20 @@ class Http:
             await asyncio.sleep(delay)
             attempt += 1
 
+    def _wait_hint(self, response: httpx.Response) -> float | None:
+        """How long the platform asks us to wait. A rate-limit reset header only means that
+        on a 429 or an exhausted limit: X sends one on every response, 503s included."""
+        limited = response.status_code == 429 or response.headers.get(
+            "x-ratelimit-remaining", response.headers.get("x-rate-limit-remaining")
+        ) in ("0", "0.0")
+        if limited:
+            return reset_delay(response.headers)
+        return reset_delay({"retry-after": response.headers.get("retry-after")})
+
     def _should_retry(self, response: httpx.Response) -> bool:
+        # X answers 429 "usage-capped" when the account's credits are gone: waiting is useless.
+        if response.status_code == 429 and "usage-capped" in response.text[:2000]:
+            return False
         if response.status_code in RETRY_STATUSES:
             return True
         # GitHub signals an exhausted primary limit with 403 and remaining 0.

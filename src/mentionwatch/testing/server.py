@@ -94,8 +94,11 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     body: str | None = None
     content_type: str = "application/json"
-    truncate: bool = False
-    delay: float = 0.0
+    truncate: bool = False  # answer normally, but cut the body in half
+    delay: float = 0.0  # seconds to wait before answering
+    # Let the platform handle the request (a post is accepted and stored), then wait `delay`
+    # before answering: a client that times out meanwhile cannot know it succeeded.
+    accept: bool = False
 
 
 class PlatformBase:
@@ -146,7 +149,10 @@ class LoopbackWeb:
         handler = type("Handler", (_Handler,), {"web": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll interval makes stop() quick: tests start and stop a web each.
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -199,7 +205,7 @@ class LoopbackWeb:
         if self.latency:
             time.sleep(self.latency)
         fault = self._take_fault(request.path)
-        if fault and not fault.truncate:
+        if fault and not (fault.truncate or fault.accept):
             return self._fault_response(fault)
         name, _, rest = request.path.lstrip("/").partition("/")
         platform = self.platforms.get(name)
@@ -207,7 +213,9 @@ class LoopbackWeb:
             return json_response({"error": "not found"}, 404)
         inner = Request(request.method, "/" + rest, request.query, request.headers, request.body)
         response = platform.handle(inner) or json_response({"error": "Record not found"}, 404)
-        response.truncate = fault is not None
+        if fault:
+            response.truncate = fault.truncate
+            time.sleep(fault.delay)
         return response
 
     def _fault_response(self, fault: Fault) -> Response:
