@@ -14,7 +14,7 @@ from mentionwatch.http import RateLimited, SourceError, error_detail, redact_url
 from mentionwatch.models import Job, Mention, Option, Page, iso, parse_iso
 from mentionwatch.query import Query, parse
 from mentionwatch.sources.base import Posted, Source
-from mentionwatch.text import clean
+from mentionwatch.text import unescape
 
 if TYPE_CHECKING:
     import httpx
@@ -208,9 +208,10 @@ def to_mention(item: dict[str, Any]) -> Mention | None:
     if where is None:
         return None
     login = _dig(item, "user", "login")
-    title = clean(item.get("title") if isinstance(item.get("title"), str) else None) or None
+    title = unescape(item.get("title") if isinstance(item.get("title"), str) else None) or None
     body = item.get("body") if isinstance(item.get("body"), str) else ""
-    text = clean(_HTML_COMMENT.sub("", body))
+    # Markdown may spell characters as HTML entities (&mdash;); they render as the character.
+    text = unescape(_HTML_COMMENT.sub("", body)) or ""
     return Mention(
         source="github",
         native_id=url,

@@ -15,15 +15,25 @@ DEMO_TERMS = """\
 name = "pebblebase"
 query = 'pebblebase OR "pebble base" -"pebble base camp"'
 """
+DEMO_TEMPLATES = """\
+[templates]
+thanks = "Thanks {author}, glad Pebblebase helps!"
+help = "Sorry about that, {author}. Could you email help@pebblebase.io so we can fix it?"
+"""
 
 
-def demo_config(web: LoopbackWeb, db: Path) -> str:
-    """A config that points every demo source at the loopback web."""
-    feeds = [f"{web.base_url('rss')}/feeds/{name}" for name in ("blog.xml", "alerts.atom")]
-    return (
-        f'[storage]\ndb = "{db.as_posix()}"\n\n{DEMO_TERMS}\n'
-        f'[sources.hackernews]\nbase_url = "{web.base_url("hackernews")}/api/v1"\n\n'
-        f"[sources.rss]\nfeeds = {json.dumps(feeds)}\n"
+def toml_table(name: str, values: dict[str, Any]) -> str:
+    """A TOML table of strings, numbers and lists of strings (JSON spells those the same)."""
+    lines = [f"[{name}]"] + [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def demo_config(web: LoopbackWeb, db: Path, platforms: list[str] | None = None) -> str:
+    """A config that points every source (or the named ones) at the loopback web."""
+    names = platforms or sorted(web.platforms)
+    tables = [toml_table(f"sources.{n}", web.platforms[n].source_settings()) for n in names]
+    return "\n".join(
+        [toml_table("storage", {"db": db.as_posix()}), DEMO_TERMS, DEMO_TEMPLATES, *tables]
     )
 
 
@@ -34,12 +44,14 @@ def run_demo(console: Any, keep: Path | None, say: Callable[[str], None]) -> Non
         db = keep or Path(tmp) / "demo.db"
         config = Path(tmp) / "config.toml"
         config.write_text(demo_config(web, db), encoding="utf-8")
-        say(f"demo: a loopback web at {web.url} plays Hacker News and two feeds")
+        say(f"demo: a loopback web at {web.url} plays {', '.join(sorted(web.platforms))}")
         base = ["--config", str(config), "--db", str(db)]
         say("demo: $ mentionwatch poll")
         app([*base, "poll"], standalone_mode=False)
-        say("demo: $ mentionwatch feed\n")
-        app([*base, "feed"], standalone_mode=False)
+        say("demo: $ mentionwatch feed --sort priority --limit 12\n")
+        app([*base, "feed", "--sort", "priority", "--limit", "12"], standalone_mode=False)
         note = f"the demo database is kept at {db}" if keep else "the demo database was temporary"
-        say(f"\ndemo: {note}. To watch your own product: mentionwatch init, edit the terms, "
-            "mentionwatch poll.")  # fmt: skip
+        say(f"\ndemo: {note} (keep one with --keep FILE).")
+        say(
+            "demo: to watch your own product: mentionwatch init, edit the terms, mentionwatch poll."
+        )

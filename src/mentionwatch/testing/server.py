@@ -119,6 +119,10 @@ class PlatformBase:
     def handle(self, request: Request) -> Response | None:
         raise NotImplementedError
 
+    def source_settings(self) -> dict[str, Any]:
+        """The [sources.NAME] keys that point the real source at this emulator."""
+        return {"base_url": self.web.base_url(self.name)}
+
 
 HTML_BLOCKED = (
     "<!DOCTYPE html><html><head><title>Blocked</title></head><body><h1>You've been blocked by "

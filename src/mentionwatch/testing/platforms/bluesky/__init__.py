@@ -41,6 +41,10 @@ class Platform(PlatformBase):
     def expire_access(self) -> None:
         self.access = dict.fromkeys(self.access, False)
 
+    def source_settings(self) -> dict[str, Any]:
+        return {"base_url": self.web.base_url(self.name), "handle": HANDLE,
+                "app_password": APP_PASSWORD}  # fmt: skip
+
     def handle(self, request: Request) -> Response | None:
         nsid = request.path.removeprefix("/xrpc/")
         if nsid == "com.atproto.server.createSession" and request.method == "POST":

@@ -35,6 +35,9 @@ class Platform(PlatformBase):
     def items(self) -> list[dict[str, Any]]:
         return self.fixture_json("issues.json")["items"] + self.extra_items
 
+    def source_settings(self) -> dict[str, Any]:
+        return {"base_url": self.web.base_url(self.name), "token": TOKEN}
+
     def handle(self, request: Request) -> Response | None:
         problem = self._auth_problem(request)
         if problem:

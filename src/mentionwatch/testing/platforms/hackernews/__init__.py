@@ -25,6 +25,9 @@ class Platform(PlatformBase):
     def hits(self) -> list[dict[str, Any]]:
         return self.fixture_json("hits.json")["hits"] + self.extra_hits
 
+    def source_settings(self) -> dict[str, Any]:
+        return {"base_url": f"{self.web.base_url(self.name)}/api/v1"}
+
     def handle(self, request: Request) -> Response | None:
         if request.path in ("/api/v1/search_by_date", "/api/v1/search"):
             return self.search(request)

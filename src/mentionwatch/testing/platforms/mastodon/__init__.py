@@ -41,6 +41,10 @@ class Platform(PlatformBase):
         self._ids = itertools.count(113600000000000001)
         self._idempotent: dict[str, dict[str, Any]] = {}
 
+    def source_settings(self) -> dict[str, Any]:
+        base = self.web.base_url(self.name)
+        return {"base_url": base, "token": TOKEN, "instances": [f"{base}/instances/fosstodon.org"]}
+
     def handle(self, request: Request) -> Response | None:
         host, path = "home", request.path
         match = _PREFIX.match(path)

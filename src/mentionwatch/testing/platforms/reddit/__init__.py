@@ -51,6 +51,12 @@ class Platform(PlatformBase):
 
     # Routing
 
+    def source_settings(self) -> dict[str, Any]:
+        base = self.web.base_url(self.name)
+        credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                       "username": USERNAME, "password": PASSWORD}  # fmt: skip
+        return {"base_url": f"{base}/oauth", "auth_url": base, **credentials}
+
     def handle(self, request: Request) -> Response | None:
         if _generic_agent(request.headers.get("user-agent", "")):
             return Response(403, HTML_BLOCKED, content_type="text/html; charset=utf-8")

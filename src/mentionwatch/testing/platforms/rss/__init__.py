@@ -20,6 +20,10 @@ class Platform(PlatformBase):
         self.extra: dict[str, str] = {}  # feed name -> text, for tests
         self.started = formatdate(usegmt=True)
 
+    def source_settings(self) -> dict[str, Any]:
+        feeds = sorted(p.name for p in (self.folder / "feeds").iterdir())
+        return {"feeds": [f"{self.web.base_url(self.name)}/feeds/{name}" for name in feeds]}
+
     def handle(self, request: Request) -> Response | None:
         name = request.path.removeprefix("/feeds/")
         if name in self.extra:

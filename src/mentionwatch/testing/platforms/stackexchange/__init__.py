@@ -25,6 +25,9 @@ class Platform(PlatformBase):
         self.backoff_next: int | None = None  # seconds to ask for in the next answer
         self.used = 0
 
+    def source_settings(self) -> dict[str, Any]:
+        return {"base_url": f"{self.web.base_url(self.name)}/2.3", "key": KEY}
+
     def handle(self, request: Request) -> Response | None:
         if request.path not in ("/2.3/search/excerpts", "/2.3/info"):
             return _error(404, "no_method", "no method found with this name")

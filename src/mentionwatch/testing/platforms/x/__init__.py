@@ -52,6 +52,10 @@ class Platform(PlatformBase):
         self.fail_paging = False  # answer 503 to every request for a later page
         self._ids = itertools.count(1859900000000000001)
 
+    def source_settings(self) -> dict[str, Any]:
+        return {"base_url": self.web.base_url(self.name), "bearer_token": BEARER,
+                "user_token": USER_TOKEN}  # fmt: skip
+
     def handle(self, request: Request) -> Response | None:
         auth = request.headers.get("authorization")
         if request.path == "/2/tweets/search/recent":
