@@ -107,7 +107,8 @@ class Page:
 
     mentions: list[Mention]
     cursor: str | None = None
-    note: str | None = None  # one line for the poll summary (e.g. "read 40 posts")
+    note: str | None = None  # one line for the poll summary
+    reads: int | None = None  # posts read that the platform bills for (X), summed per source
 
 
 @dataclass(slots=True)
@@ -118,6 +119,7 @@ class JobResult:
     new: int = 0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    reads: int | None = None
 
 
 @dataclass(slots=True)

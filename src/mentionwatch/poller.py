@@ -112,6 +112,8 @@ class Poller:
                 result.new += self.store.save_page(job.source, job.scope, mentions, page.cursor)
                 if page.note:
                     result.notes.append(page.note)
+                if page.reads is not None:
+                    result.reads = (result.reads or 0) + page.reads
         except SourceError as exc:
             result.error = str(exc)
         except Exception as exc:  # a bug or a hostile response must not stop other sources

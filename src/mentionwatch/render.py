@@ -363,7 +363,10 @@ def print_summary(report: PollReport, quiet: bool, err: Callable[[str], None]) -
             ok = [r for r in results if not r.error]
             if not ok:
                 continue
-            notes = sorted({n for r in ok for n in r.notes})
+            notes = list(dict.fromkeys(n for r in ok for n in r.notes))
+            reads = [r.reads for r in ok if r.reads is not None]
+            if reads:
+                notes.insert(0, f"read {sum(reads)} posts")
             extra = f" ({'; '.join(notes)})" if notes else ""
             failed = len(results) - len(ok)
             failed_note = f", {failed} failed" if failed else ""

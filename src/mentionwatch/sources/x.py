@@ -253,11 +253,9 @@ class _Reader:
         return params
 
     def page(self, term: str) -> Page:
-        note = f"read {self.read} posts for {term}"
-        if self.capped:
-            note += " (max_reads_per_poll reached; the rest waits for the next poll)"
+        note = "max_reads_per_poll reached; the rest waits" if self.capped else None
         cursor = json.dumps(self.cursor) if self.cursor else None
-        return Page(self.mentions, cursor=cursor, note=note)
+        return Page(self.mentions, cursor=cursor, note=note, reads=self.read)
 
 
 def load_cursor(cursor: str | None) -> dict[str, str]:
