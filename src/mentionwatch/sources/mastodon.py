@@ -213,11 +213,13 @@ class Mastodon(Source):
                 f"mention; {self.home} allows {limit}"
             )
         local_id = await self._local_id(mention)
-        # Mastodon keeps Idempotency-Key for an hour, so a retry after a timeout is safe.
+        # Mastodon keeps Idempotency-Key for an hour, so the next `reply` after a timeout is
+        # safe. No retries here: a timeout must raise Uncertain, so the attempt stays recorded
+        # with its key (retries used up would fail it, and the next run would post again).
         headers = {**self._auth(), "Idempotency-Key": idempotency_key}
         url = f"{self.base_url}/api/v1/statuses"
         form = {"status": status, "in_reply_to_id": local_id, "visibility": "public"}
-        response = await self.http.request("POST", url, data=form, headers=headers)
+        response = await self.http.request("POST", url, data=form, headers=headers, retry=False)
         if response.status_code >= 400:
             raise SourceError(
                 f"{self.name}: reply refused (HTTP {response.status_code}): "
