@@ -12,6 +12,7 @@ Public interface (the rest of the app codes against it): :class:`Score`,
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -463,39 +464,68 @@ def features(text: str, lexicon: dict[str, float]) -> dict[str, float]:
     return feats
 
 
-_DATA_FILE = "model.json"
+_DATA_FILE = "model.bin"
 # Sparse weights are packed as ``neg * 2**32 + pos`` integers (in units of ``scale``) so a
 # whole text is scored with one C-level ``sum(map(dict.get, keys))``; the positive part
 # cannot overflow its 32 bits below millions of tokens.
 _PACK = 1 << 32
 _HALF = 1 << 31
+# model.bin: magic, uint32 header length, JSON header, then the blobs the header sizes:
+# sparse keys ("\n"-joined UTF-8), lexicon keys (same), packed weights (int64) and
+# lexicon valences (float64), both little-endian. Built by scripts/train_sentiment.py;
+# loading it is a few C-level calls (no JSON parse of 70k numbers).
+_MAGIC = b"MWS1"
+
+
+def read_model(raw: bytes) -> tuple[dict, dict[str, int], dict[str, float]]:
+    """Header, packed sparse weights and lexicon of a ``model.bin`` payload."""
+    import json
+    from array import array
+    from sys import byteorder
+
+    if raw[:4] != _MAGIC:
+        raise ValueError("not a mentionwatch sentiment model (bad magic)")
+    start = 8 + int.from_bytes(raw[4:8], "little")
+    header = json.loads(raw[8:start])
+    blobs = []
+    for size in header["sizes"]:
+        blobs.append(raw[start : start + size])
+        start += size
+    keys, lex_keys, packed_raw, lex_raw = blobs
+    packed, valences = array("q"), array("d")
+    packed.frombytes(packed_raw)
+    valences.frombytes(lex_raw)
+    if byteorder != "little":
+        packed.byteswap()
+        valences.byteswap()
+    weights = dict(zip(keys.decode().split("\n"), packed, strict=True))
+    lexicon = dict(zip(lex_keys.decode().split("\n"), valences, strict=True))
+    return header, weights, lexicon
 
 
 class MentionwatchAnalyzer:
     """The default: a compact linear model trained on SemEval tweets plus lexicons.
 
-    Pure Python at run time. The weights (``sentiment_data/model.json``) are read when
+    Pure Python at run time. The weights (``sentiment_data/model.bin``) are read when
     the analyzer is constructed, which :func:`get_analyzer` defers to first use.
     """
 
     name = "mentionwatch"
 
     def __init__(self, path: str | None = None) -> None:
-        import json
-        from importlib.resources import files
-
         # ``path`` lets the training script score a freshly built model (CV folds).
+        if path is None:
+            path = os.path.join(os.path.dirname(__file__), "sentiment_data", _DATA_FILE)
+            if not os.path.exists(path):  # e.g. imported from a zip: ask importlib
+                from importlib.resources import files
+
+                raw = files("mentionwatch").joinpath("sentiment_data", _DATA_FILE).read_bytes()
+                path = None
         if path is not None:
             with open(path, "rb") as fh:
                 raw = fh.read()
-        else:
-            raw = files("mentionwatch").joinpath("sentiment_data", _DATA_FILE).read_bytes()
-        model = json.loads(raw)  # plain JSON: gunzip would cost ~8 ms of start-up
+        model, self._packed, self._lexicon = read_model(raw)
         self._scale: float = model["scale"]
-        self._lexicon: dict[str, float] = model["lexicon"]
-        self._packed: dict[str, int] = dict(
-            zip(model["keys"].split("\n"), model["packed"], strict=True)
-        )
         # Dense features and bias: (negative - neutral, positive - neutral) float pairs;
         # softmax is shift invariant, so the neutral column is implicitly zero.
         self._dense: dict[str, list[float]] = model["dense"]
