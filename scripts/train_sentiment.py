@@ -142,6 +142,8 @@ DENSE_PRIORS: dict[str, tuple[float | None, float | None]] = {
     "_sarc": (1.5, -1.5),
 }
 PACK = 1 << 32
+# Sparse weights whose both parts are at most this many quantisation steps are dropped.
+PRUNE = 0
 
 
 def export(vec, clf, lexicon: dict[str, float], out: Path, step: float) -> None:
@@ -162,7 +164,7 @@ def export(vec, clf, lexicon: dict[str, float], out: Path, step: float) -> None:
             dense[name] = [round(wn, 4), round(wp, 4)]
             continue
         qn, qp = round(wn / step), round(wp / step)
-        if qn or qp:  # zero after quantisation: drop, the lookup default is 0
+        if max(abs(qn), abs(qp)) > PRUNE:  # tiny (or zero) weights: drop, lookups default 0
             keys.append(name)
             packed.append(qn * PACK + qp)
     b = clf.intercept_

@@ -124,8 +124,10 @@ def normalize(text: str) -> str:
 # -------------------------------------------------------------------------- intents
 # The patterns run on lower-cased, normalised text (see detect_intents).
 
+# Question openers are matched at the start only (``match``); the rest is searched only
+# when one of its literals occurs, which keeps this cheap for the many texts without.
+_QUESTION_START_RE = re.compile(r"\s*(?:how|what|why|when|where|who|which|whats|anyone|anybody)\b")
 _QUESTION_RE = re.compile(
-    r"^\s*(?:how|what|why|when|where|who|which|whats|anyone|anybody)\b|"
     r"\b(?:any ?one|anybody|does anyone) (?:know|tried|else|use|recommend)|"
     r"\bhow (?:do|can|to|does|long)\b|\bwondering\b"
 )
@@ -147,9 +149,16 @@ _COMPLAINT_RE = re.compile(
 _PRAISE_RE = re.compile(
     r"\b(?:love[sd]?|loving|great|awesome|amazing|excellent|fantastic|thanks|thank you|"
     r"thx|kudos|best|brilliant|wonderful|perfect|impressed|recommend|props|shout ?out|"
-    r"appreciate\w*|nice|cool|rocks?|superb|well done|good job|helpful)\b|"
-    r"[😍🥰❤💕💖👏🙌😊👍]"
+    r"appreciate\w*|nice|cool|rocks?|superb|well done|good job|helpful)\b"
 )
+_PRAISE_EMOJI_RE = re.compile(r"[😍🥰❤💕💖👏🙌😊👍]")
+# Literals one of which every _REQUEST_RE / _PLEA_RE match contains: a few C-level
+# substring tests skip the regex scan for most texts.
+_REQUEST_HINTS = (
+    "pl", "kindly", "help", "n you", "d you", "dm me", "send me", "let me know", "need",
+    "get back", "fix", "reach out", "contact me", "call me", "email me", "assist",
+)  # fmt: skip
+_PLEA_HINTS = ("pl", "help", "dm me", "fix", "n you", "d you", "need ", "wh", "how")
 
 
 def detect_intents(text: str, label: str) -> tuple[str, ...]:
@@ -163,15 +172,21 @@ def detect_intents(text: str, label: str) -> tuple[str, ...]:
 
 def _intents(low: str, label: str) -> tuple[str, ...]:
     found = []
-    if "?" in low or _QUESTION_RE.search(low):
+    if (
+        "?" in low
+        or _QUESTION_START_RE.match(low)
+        or (("any" in low or "how" in low or "wondering" in low) and _QUESTION_RE.search(low))
+    ):
         found.append("question")
     # A negative mention is a complaint by definition here; a neutral one only when it
     # names a typical service failure ("still waiting", "bag lost").
     if label == "negative" or (label == "neutral" and _COMPLAINT_RE.search(low)):
         found.append("complaint")
-    if label == "positive" and _PRAISE_RE.search(low):
+    if label == "positive" and (
+        _PRAISE_RE.search(low) or (not low.isascii() and _PRAISE_EMOJI_RE.search(low))
+    ):
         found.append("praise")
-    if _REQUEST_RE.search(low):
+    if any(hint in low for hint in _REQUEST_HINTS) and _REQUEST_RE.search(low):
         found.append("request")
     return tuple(found)
 
@@ -240,7 +255,7 @@ _TOKEN_RE = re.compile(
     r"|[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B50]"  # emoji
 )
 _ELONG_RE = re.compile(r"([a-z])\1\1+")
-_DIGITS = str.maketrans("123456789", "000000000")
+_DIGIT_RE = re.compile(r"[1-9]")
 _NEGATIONS = frozenset(
     [
         "not",
@@ -402,7 +417,7 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], dict[str, 
     lexicon valence ``_lex+``/``_lex-`` (negation flips and damps it, an intensifier
     boosts it), and counts of the customer-service rules ``_svc``, ``_still``, ``_plea``, ``_sarc``.
     """
-    low = low.translate(_DIGITS)
+    low = _DIGIT_RE.sub("0", low)
     toks = _TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", low))
     if _NEGATIONS.isdisjoint(toks) and _INTENSIFIERS.isdisjoint(toks):
         keys = toks.copy()
@@ -427,7 +442,7 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], dict[str, 
             dense["_svc"] = min(svc, 3)
     if ("still" in toks or "yet" in toks) and _STILL_RE.search(low):
         dense["_still"] = 1.0
-    if _PLEA_RE.search(low):
+    if any(hint in low for hint in _PLEA_HINTS) and _PLEA_RE.search(low):
         dense["_plea"] = 1.0
     if not _SARCASM_TRIGGERS.isdisjoint(toks) and _SARCASM_RE.search(low):
         dense["_sarc"] = 1.0
