@@ -413,8 +413,9 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], dict[str, 
     """Sparse keys (with repeats = counts) and dense features of a prepared text.
 
     ``low`` is ``normalize(text).lower()``. Keys: bare tokens (unigrams), ``n:tok`` for a
-    token inside a negation scope (which ends at ! or ?), ``a b`` bigrams. Dense: summed
-    lexicon valence ``_lex+``/``_lex-`` (negation flips and damps it, an intensifier
+    token inside a negation scope (which ends at ! or ?), ``a b`` bigrams, and the bare
+    word of each hashtag (``#happy`` also counts as ``happy``, with its lexicon valence).
+    Dense: summed lexicon valence ``_lex+``/``_lex-`` (negation flips and damps it, an intensifier
     boosts it), and counts of the customer-service rules ``_svc``, ``_still``, ``_plea``, ``_sarc``.
     """
     low = _DIGIT_RE.sub("0", low)
@@ -425,6 +426,13 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], dict[str, 
     else:
         keys, vals = _scoped(toks, lexicon)
     keys += [a + " " + b for a, b in zip(["<s>", *toks], [*toks, "</s>"], strict=True)]
+    if "#" in low:  # hashtags: also the bare word, and its lexicon valence
+        for tok in toks:
+            if tok[0] == "#" and len(tok) > 2:
+                keys.append(tok[1:])
+                v = lexicon.get(tok[1:])
+                if v:
+                    vals.append(v)
     pos = sum(v for v in vals if v > 0)
     neg = sum(v for v in vals if v < 0)
     dense: dict[str, float] = {}
