@@ -17,14 +17,16 @@ import csv
 import json
 import random
 import sys
+from array import array
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from mentionwatch.sentiment import _MAGIC as MAGIC  # noqa: E402
 from mentionwatch.sentiment import LABELS, features  # noqa: E402
 
-DEFAULT_OUT = ROOT / "src" / "mentionwatch" / "sentiment_data" / "model.json"
+DEFAULT_OUT = ROOT / "src" / "mentionwatch" / "sentiment_data" / "model.bin"
 
 # Hand-set valences (VADER scale, -4..4) for emoji that are frequent in customer
 # mentions and that VADER's description-based scoring misses or under-rates.
@@ -111,7 +113,7 @@ def cross_validate(labels, texts, feats, k, c, min_count, step, seed, lexicon) -
     folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     gold_all, pred_all = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "fold.json"
+        out = Path(tmp) / "fold.bin"
         for train, test in folds.split(feats, labels):
             tr = prune_counts([feats[i] for i in train], min_count)
             vec, clf = fit(tr, [labels[i] for i in train], c, seed)
@@ -140,6 +142,8 @@ DENSE_PRIORS: dict[str, tuple[float | None, float | None]] = {
     "_sarc": (1.5, -1.5),
 }
 PACK = 1 << 32
+# Sparse weights whose both parts are at most this many quantisation steps are dropped.
+PRUNE = 0
 
 
 def export(vec, clf, lexicon: dict[str, float], out: Path, step: float) -> None:
@@ -160,24 +164,47 @@ def export(vec, clf, lexicon: dict[str, float], out: Path, step: float) -> None:
             dense[name] = [round(wn, 4), round(wp, 4)]
             continue
         qn, qp = round(wn / step), round(wp / step)
-        if qn or qp:  # zero after quantisation: drop, the lookup default is 0
+        if max(abs(qn), abs(qp)) > PRUNE:  # tiny (or zero) weights: drop, lookups default 0
             keys.append(name)
             packed.append(qn * PACK + qp)
     b = clf.intercept_
-    model = {
-        "format": 1,
-        "labels": list(LABELS),
-        "scale": step,
-        "bias": [round(float(b[ineg] - b[ineu]), 4), round(float(b[ipos] - b[ineu]), 4)],
-        "dense": dense,
-        "lexicon": dict(sorted(lexicon.items())),
-        "keys": "\n".join(keys),
-        "packed": packed,
-    }
-    payload = json.dumps(model, ensure_ascii=False, separators=(",", ":")).encode()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(payload)  # deterministic: sorted keys, fixed seeds
+    lex = sorted(lexicon.items())
+    write_model(
+        out,
+        {
+            "format": 2,
+            "labels": list(LABELS),
+            "scale": step,
+            "bias": [round(float(b[ineg] - b[ineu]), 4), round(float(b[ipos] - b[ineu]), 4)],
+            "dense": dense,
+        },
+        keys,
+        packed,
+        lex,
+    )
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {len(keys)} sparse features)")
+
+
+def write_model(out: Path, header: dict, keys, packed, lex) -> None:
+    """Serialise to the ``model.bin`` layout that ``sentiment.read_model`` reads."""
+    blobs = [
+        "\n".join(keys).encode(),
+        "\n".join(k for k, _ in lex).encode(),
+        array("q", packed),
+        array("d", [v for _, v in lex]),
+    ]
+    if sys.byteorder != "little":
+        for blob in blobs[2:]:
+            blob.byteswap()
+    blobs = [bytes(blob) if isinstance(blob, bytes) else blob.tobytes() for blob in blobs]
+    head = json.dumps(
+        {**header, "sizes": [len(blob) for blob in blobs]},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Deterministic: sorted keys, fixed seeds, no timestamps.
+    out.write_bytes(b"".join([MAGIC, len(head).to_bytes(4, "little"), head, *blobs]))
 
 
 def main(argv: list[str] | None = None) -> int:

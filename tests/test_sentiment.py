@@ -131,3 +131,28 @@ def test_import_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_intent_shortcuts_match_the_patterns() -> None:
+    # Start-anchored openers, literal-gated searches and the emoji-only praise path.
+    assert s.detect_intents("  Why is my order late", "neutral")[0] == "question"
+    assert s.detect_intents("does anyone know a fix", "neutral")[0] == "question"
+    assert s.detect_intents("just wondering", "neutral") == ("question",)
+    assert s.detect_intents("the how-to was fine", "neutral") == ()
+    assert s.detect_intents("plz fix it", "neutral") == ("request",)
+    assert s.detect_intents("Could you check my order", "neutral") == ("request",)
+    assert s.detect_intents("😍😍", "positive") == ("praise",)
+    assert s.detect_intents("😍😍", "neutral") == ()
+
+
+def test_model_file_format() -> None:
+    from pathlib import Path
+
+    raw = (Path(s.__file__).parent / "sentiment_data" / "model.bin").read_bytes()
+    header, weights, lexicon = s.read_model(raw)
+    assert header["labels"] == list(s.LABELS)
+    assert len(header["bias"]) == 2 and set(header["dense"]) >= {"_svc", "_plea", "_sarc"}
+    assert len(weights) > 10_000 and all(isinstance(v, int) for v in list(weights.values())[:50])
+    assert lexicon["good"] > 0 > lexicon["bad"]
+    with pytest.raises(ValueError, match="bad magic"):
+        s.read_model(b"{}" + raw[2:])

@@ -12,6 +12,7 @@ Public interface (the rest of the app codes against it): :class:`Score`,
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -123,8 +124,10 @@ def normalize(text: str) -> str:
 # -------------------------------------------------------------------------- intents
 # The patterns run on lower-cased, normalised text (see detect_intents).
 
+# Question openers are matched at the start only (``match``); the rest is searched only
+# when one of its literals occurs, which keeps this cheap for the many texts without.
+_QUESTION_START_RE = re.compile(r"\s*(?:how|what|why|when|where|who|which|whats|anyone|anybody)\b")
 _QUESTION_RE = re.compile(
-    r"^\s*(?:how|what|why|when|where|who|which|whats|anyone|anybody)\b|"
     r"\b(?:any ?one|anybody|does anyone) (?:know|tried|else|use|recommend)|"
     r"\bhow (?:do|can|to|does|long)\b|\bwondering\b"
 )
@@ -146,9 +149,16 @@ _COMPLAINT_RE = re.compile(
 _PRAISE_RE = re.compile(
     r"\b(?:love[sd]?|loving|great|awesome|amazing|excellent|fantastic|thanks|thank you|"
     r"thx|kudos|best|brilliant|wonderful|perfect|impressed|recommend|props|shout ?out|"
-    r"appreciate\w*|nice|cool|rocks?|superb|well done|good job|helpful)\b|"
-    r"[😍🥰❤💕💖👏🙌😊👍]"
+    r"appreciate\w*|nice|cool|rocks?|superb|well done|good job|helpful)\b"
 )
+_PRAISE_EMOJI_RE = re.compile(r"[😍🥰❤💕💖👏🙌😊👍]")
+# Literals one of which every _REQUEST_RE / _PLEA_RE match contains: a few C-level
+# substring tests skip the regex scan for most texts.
+_REQUEST_HINTS = (
+    "pl", "kindly", "help", "n you", "d you", "dm me", "send me", "let me know", "need",
+    "get back", "fix", "reach out", "contact me", "call me", "email me", "assist",
+)  # fmt: skip
+_PLEA_HINTS = ("pl", "help", "dm me", "fix", "n you", "d you", "need ", "wh", "how")
 
 
 def detect_intents(text: str, label: str) -> tuple[str, ...]:
@@ -162,15 +172,21 @@ def detect_intents(text: str, label: str) -> tuple[str, ...]:
 
 def _intents(low: str, label: str) -> tuple[str, ...]:
     found = []
-    if "?" in low or _QUESTION_RE.search(low):
+    if (
+        "?" in low
+        or _QUESTION_START_RE.match(low)
+        or (("any" in low or "how" in low or "wondering" in low) and _QUESTION_RE.search(low))
+    ):
         found.append("question")
     # A negative mention is a complaint by definition here; a neutral one only when it
     # names a typical service failure ("still waiting", "bag lost").
     if label == "negative" or (label == "neutral" and _COMPLAINT_RE.search(low)):
         found.append("complaint")
-    if label == "positive" and _PRAISE_RE.search(low):
+    if label == "positive" and (
+        _PRAISE_RE.search(low) or (not low.isascii() and _PRAISE_EMOJI_RE.search(low))
+    ):
         found.append("praise")
-    if _REQUEST_RE.search(low):
+    if any(hint in low for hint in _REQUEST_HINTS) and _REQUEST_RE.search(low):
         found.append("request")
     return tuple(found)
 
@@ -239,7 +255,7 @@ _TOKEN_RE = re.compile(
     r"|[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B50]"  # emoji
 )
 _ELONG_RE = re.compile(r"([a-z])\1\1+")
-_DIGITS = str.maketrans("123456789", "000000000")
+_DIGIT_RE = re.compile(r"[1-9]")
 _NEGATIONS = frozenset(
     [
         "not",
@@ -397,11 +413,12 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], dict[str, 
     """Sparse keys (with repeats = counts) and dense features of a prepared text.
 
     ``low`` is ``normalize(text).lower()``. Keys: bare tokens (unigrams), ``n:tok`` for a
-    token inside a negation scope (which ends at ! or ?), ``a b`` bigrams. Dense: summed
-    lexicon valence ``_lex+``/``_lex-`` (negation flips and damps it, an intensifier
+    token inside a negation scope (which ends at ! or ?), ``a b`` bigrams, and the bare
+    word of each hashtag (``#happy`` also counts as ``happy``, with its lexicon valence).
+    Dense: summed lexicon valence ``_lex+``/``_lex-`` (negation flips and damps it, an intensifier
     boosts it), and counts of the customer-service rules ``_svc``, ``_still``, ``_plea``, ``_sarc``.
     """
-    low = low.translate(_DIGITS)
+    low = _DIGIT_RE.sub("0", low)
     toks = _TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", low))
     if _NEGATIONS.isdisjoint(toks) and _INTENSIFIERS.isdisjoint(toks):
         keys = toks.copy()
@@ -409,6 +426,13 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], dict[str, 
     else:
         keys, vals = _scoped(toks, lexicon)
     keys += [a + " " + b for a, b in zip(["<s>", *toks], [*toks, "</s>"], strict=True)]
+    if "#" in low:  # hashtags: also the bare word, and its lexicon valence
+        for tok in toks:
+            if tok[0] == "#" and len(tok) > 2:
+                keys.append(tok[1:])
+                v = lexicon.get(tok[1:])
+                if v:
+                    vals.append(v)
     pos = sum(v for v in vals if v > 0)
     neg = sum(v for v in vals if v < 0)
     dense: dict[str, float] = {}
@@ -426,7 +450,7 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], dict[str, 
             dense["_svc"] = min(svc, 3)
     if ("still" in toks or "yet" in toks) and _STILL_RE.search(low):
         dense["_still"] = 1.0
-    if _PLEA_RE.search(low):
+    if any(hint in low for hint in _PLEA_HINTS) and _PLEA_RE.search(low):
         dense["_plea"] = 1.0
     if not _SARCASM_TRIGGERS.isdisjoint(toks) and _SARCASM_RE.search(low):
         dense["_sarc"] = 1.0
@@ -463,39 +487,68 @@ def features(text: str, lexicon: dict[str, float]) -> dict[str, float]:
     return feats
 
 
-_DATA_FILE = "model.json"
+_DATA_FILE = "model.bin"
 # Sparse weights are packed as ``neg * 2**32 + pos`` integers (in units of ``scale``) so a
 # whole text is scored with one C-level ``sum(map(dict.get, keys))``; the positive part
 # cannot overflow its 32 bits below millions of tokens.
 _PACK = 1 << 32
 _HALF = 1 << 31
+# model.bin: magic, uint32 header length, JSON header, then the blobs the header sizes:
+# sparse keys ("\n"-joined UTF-8), lexicon keys (same), packed weights (int64) and
+# lexicon valences (float64), both little-endian. Built by scripts/train_sentiment.py;
+# loading it is a few C-level calls (no JSON parse of 70k numbers).
+_MAGIC = b"MWS1"
+
+
+def read_model(raw: bytes) -> tuple[dict, dict[str, int], dict[str, float]]:
+    """Header, packed sparse weights and lexicon of a ``model.bin`` payload."""
+    import json
+    from array import array
+    from sys import byteorder
+
+    if raw[:4] != _MAGIC:
+        raise ValueError("not a mentionwatch sentiment model (bad magic)")
+    start = 8 + int.from_bytes(raw[4:8], "little")
+    header = json.loads(raw[8:start])
+    blobs = []
+    for size in header["sizes"]:
+        blobs.append(raw[start : start + size])
+        start += size
+    keys, lex_keys, packed_raw, lex_raw = blobs
+    packed, valences = array("q"), array("d")
+    packed.frombytes(packed_raw)
+    valences.frombytes(lex_raw)
+    if byteorder != "little":
+        packed.byteswap()
+        valences.byteswap()
+    weights = dict(zip(keys.decode().split("\n"), packed, strict=True))
+    lexicon = dict(zip(lex_keys.decode().split("\n"), valences, strict=True))
+    return header, weights, lexicon
 
 
 class MentionwatchAnalyzer:
     """The default: a compact linear model trained on SemEval tweets plus lexicons.
 
-    Pure Python at run time. The weights (``sentiment_data/model.json``) are read when
+    Pure Python at run time. The weights (``sentiment_data/model.bin``) are read when
     the analyzer is constructed, which :func:`get_analyzer` defers to first use.
     """
 
     name = "mentionwatch"
 
     def __init__(self, path: str | None = None) -> None:
-        import json
-        from importlib.resources import files
-
         # ``path`` lets the training script score a freshly built model (CV folds).
+        if path is None:
+            path = os.path.join(os.path.dirname(__file__), "sentiment_data", _DATA_FILE)
+            if not os.path.exists(path):  # e.g. imported from a zip: ask importlib
+                from importlib.resources import files
+
+                raw = files("mentionwatch").joinpath("sentiment_data", _DATA_FILE).read_bytes()
+                path = None
         if path is not None:
             with open(path, "rb") as fh:
                 raw = fh.read()
-        else:
-            raw = files("mentionwatch").joinpath("sentiment_data", _DATA_FILE).read_bytes()
-        model = json.loads(raw)  # plain JSON: gunzip would cost ~8 ms of start-up
+        model, self._packed, self._lexicon = read_model(raw)
         self._scale: float = model["scale"]
-        self._lexicon: dict[str, float] = model["lexicon"]
-        self._packed: dict[str, int] = dict(
-            zip(model["keys"].split("\n"), model["packed"], strict=True)
-        )
         # Dense features and bias: (negative - neutral, positive - neutral) float pairs;
         # softmax is shift invariant, so the neutral column is implicitly zero.
         self._dense: dict[str, list[float]] = model["dense"]
