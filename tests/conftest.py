@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import io
 import json
 import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,6 +97,38 @@ class Project:
     def rows(self, sql: str, *params: object) -> list[tuple]:
         with sqlite3.connect(self.db) as conn:
             return conn.execute(sql, params).fetchall()
+
+    def mention(self, key: str) -> Any:
+        """The stored `Mention` with this key (or integer id)."""
+        from mentionwatch.store import Store
+
+        store = Store(self.db)
+        try:
+            return store.get(store.resolve([key])[0])
+        finally:
+            store.close()
+
+    def call_source(self, name: str, action: Callable[[Any], Any]) -> Any:
+        """Build source `name` from the project's config, as the poller and the reply command
+        do (its state in the project's database, one httpx client), and return action(source),
+        awaited when it is a coroutine."""
+        from mentionwatch import config
+        from mentionwatch.http import open_client
+        from mentionwatch.poller import build_source
+        from mentionwatch.store import Store
+
+        cfg = config.load(self.config, self.db)
+        store = Store(cfg.db_path)
+
+        async def main() -> Any:
+            async with open_client(cfg.poll) as client:
+                result = action(build_source(cfg.sources[name], cfg, store, client))
+                return await result if inspect.isawaitable(result) else result
+
+        try:
+            return asyncio.run(main())
+        finally:
+            store.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ replies, and the grapheme count of the reply limit."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -11,13 +10,12 @@ from datetime import UTC, datetime
 import pytest
 from conftest import HN_AND_RSS
 
-from mentionwatch.config import PollSettings, SourceSettings
-from mentionwatch.http import Http, SourceError, open_client
+from mentionwatch.http import SourceError
 from mentionwatch.models import Mention, utcnow
 from mentionwatch.sources.base import Posted
 from mentionwatch.sources.bluesky import Bluesky, grapheme_count
 from mentionwatch.testing.platforms.bluesky import APP_PASSWORD, DID, HANDLE
-from mentionwatch.testing.server import HTML_BLOCKED, LoopbackWeb
+from mentionwatch.testing.server import HTML_BLOCKED
 
 CONFIG = (
     HN_AND_RSS
@@ -33,21 +31,6 @@ LOGIN = "/bluesky/xrpc/com.atproto.server.createSession"
 REFRESH = "/bluesky/xrpc/com.atproto.server.refreshSession"
 MAYA = "at://did:plc:mayachen7q2w3e4r5t6y/app.bsky.feed.post/3lbq7xk2mzs2a"
 GRUMPY = "at://did:plc:grumpydev0a9s8d7f6g5/app.bsky.feed.post/3lbq5bq7tmk2c"
-
-
-@pytest.fixture(scope="module")
-def _server():
-    with LoopbackWeb() as server:
-        yield server
-
-
-@pytest.fixture
-def web(_server):
-    """One loopback web per module (stopping one takes half a second); fresh state per test."""
-    _server.requests.clear()
-    _server.faults.clear()
-    _server.platforms = {name: type(p)(_server) for name, p in _server.platforms.items()}
-    return _server
 
 
 def records(project, source="bluesky"):
@@ -204,27 +187,6 @@ def test_wrong_app_password_and_missing_credentials(project):
 # Replies and checks, called the way the reply command does.
 
 
-def run(web, coro_fn):
-    """Build the source like the poller does and run coro_fn(source) on the loopback web."""
-    settings = SourceSettings(
-        "bluesky",
-        base_url=f"{web.url}/bluesky",
-        options={"handle": HANDLE, "app_password": APP_PASSWORD},
-    )
-    poll = PollSettings(backoff=0.01, retries=2, timeout=5)
-
-    class MemoryState(dict):
-        def set(self, key, value):
-            self[key] = value
-
-    async def main():
-        async with open_client(poll) as client:
-            http = Http("bluesky", client, poll, {})
-            return await coro_fn(Bluesky(settings, http, MemoryState(), poll))
-
-    return asyncio.run(main())
-
-
 ROOT = {
     "uri": "at://did:plc:pebblebaseteam4x7k2q/app.bsky.feed.post/3lbpzz2ro7k2x",
     "cid": "bafyroot",
@@ -236,7 +198,9 @@ def mention(uri=GRUMPY, cid="bafyreic5m2d", root=ROOT):
     return Mention("bluesky", uri, "text", utcnow(), extra=extra)
 
 
-def test_reply_creates_a_post_in_the_thread_and_is_found_again(web):
+def test_reply_creates_a_post_in_the_thread_and_is_found_again(project):
+    project.write_config(CONFIG)
+    web = project.web
     text = "Sorry about that! DM us your project id and we'll restore it today 🙏"
 
     async def flow(source):
@@ -247,7 +211,7 @@ def test_reply_creates_a_post_in_the_thread_and_is_found_again(web):
             await source.find_reply(mention(), "x"),
         )
 
-    posted, found, other = run(web, flow)
+    posted, found, other = project.call_source("bluesky", flow)
     (sent,) = web.seen("/bluesky/xrpc/com.atproto.repo.createRecord")
     assert sent.method == "POST"
     assert sent.headers["authorization"] == f"Bearer {next(iter(web.platform('bluesky').access))}"
@@ -262,20 +226,25 @@ def test_reply_creates_a_post_in_the_thread_and_is_found_again(web):
     assert found == posted and other is None
 
 
-def test_reply_to_a_top_level_post_uses_it_as_root_and_survives_an_expired_token(web):
+def test_reply_to_a_top_level_post_uses_it_as_root_and_survives_an_expired_token(project):
+    project.write_config(CONFIG)
+    web = project.web
+
     async def flow(source):
         await source.check()  # logs in
         web.platform("bluesky").expire_access()
         return await source.reply(mention(MAYA, "bafymaya", None), "Thank you Maya!", "k")
 
-    run(web, flow)
+    project.call_source("bluesky", flow)
     (record,) = web.platform("bluesky").records  # refreshed and sent again, posted once
     parent = {"uri": MAYA, "cid": "bafymaya"}
     assert record["value"]["reply"] == {"root": parent, "parent": parent}
     assert len(web.seen(REFRESH)) == 1
 
 
-def test_reply_rejection_carries_the_platform_reason(web):
+def test_reply_rejection_carries_the_platform_reason(project):
+    project.write_config(CONFIG)
+    web = project.web
     web.platform("bluesky").write_errors.append(
         (
             400,
@@ -288,14 +257,16 @@ def test_reply_rejection_carries_the_platform_reason(web):
     with pytest.raises(
         SourceError, match="InvalidRequest: Record/text must not be longer than 300"
     ):
-        run(web, lambda source: source.reply(mention(), "x" * 10, "k"))
+        project.call_source("bluesky", lambda source: source.reply(mention(), "x" * 10, "k"))
     with pytest.raises(SourceError, match="no post uri and cid"):
-        run(web, lambda source: source.reply(mention(cid=None), "hi", "k"))
+        project.call_source("bluesky", lambda source: source.reply(mention(cid=None), "hi", "k"))
     assert web.platform("bluesky").records == []
 
 
-def test_check_names_the_account(web):
-    assert run(web, lambda source: source.check()) == f"authenticated as @{HANDLE} ({DID})"
+def test_check_names_the_account(project):
+    project.write_config(CONFIG)
+    line = project.call_source("bluesky", lambda source: source.check())
+    assert line == f"authenticated as @{HANDLE} ({DID})"
 
 
 @pytest.mark.parametrize(

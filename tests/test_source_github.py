@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import time
 
 import pytest
 from conftest import HN_AND_RSS
 
-from mentionwatch.config import PollSettings, SourceSettings
-from mentionwatch.http import Http, SourceError, open_client
+from mentionwatch.http import SourceError
 from mentionwatch.models import Mention, parse_iso
 from mentionwatch.sources.github import GitHub
 from mentionwatch.testing.platforms.github import LOGIN, TOKEN
@@ -181,9 +178,9 @@ def test_hostile_items_are_skipped(project):
 
 def test_check_says_who_we_are(project):
     project.write_config(HN_AND_RSS + WITH_TOKEN)
-    assert asyncio.run(_with_source(project, lambda s: s.check())) == f"authenticated as {LOGIN}"
+    assert project.call_source("github", lambda s: s.check()) == f"authenticated as {LOGIN}"
     project.write_config(HN_AND_RSS + ANONYMOUS)
-    line = asyncio.run(_with_source(project, lambda s: s.check(), token=None))
+    line = project.call_source("github", lambda s: s.check())
     assert line.startswith("anonymous (no token): search works, 10 searches left")
 
 
@@ -192,22 +189,6 @@ def test_check_says_who_we_are(project):
 
 def _iso_ago(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds))
-
-
-async def _with_source(project, action, token: str | None = TOKEN):
-    settings = SourceSettings(
-        "github", base_url=f"{project.web.url}/github", options={"token": token}
-    )
-    poll = PollSettings(backoff=0.01, retries=1, timeout=5)
-    async with open_client(poll) as client:
-        source = GitHub(settings, Http("github", client, poll, {}), _MemoryState(), poll)
-        result = action(source)
-        return await result if inspect.isawaitable(result) else result
-
-
-class _MemoryState(dict):
-    def set(self, key: str, value: str | None) -> None:
-        self[key] = value
 
 
 def _mention(owner: str, repo: str, number: int) -> Mention:
@@ -223,6 +204,7 @@ def _mention(owner: str, repo: str, number: int) -> Mention:
 
 
 def test_reply_posts_an_issue_comment_and_find_reply_finds_it(project):
+    project.write_config(HN_AND_RSS + WITH_TOKEN)
     mention = _mention("alicedev", "habit-tracker", 48)
     text = "Sorry about the drops! We fixed a proxy bug today; could you try again?"
 
@@ -232,7 +214,7 @@ def test_reply_posts_an_issue_comment_and_find_reply_finds_it(project):
         after = await source.find_reply(mention, text + "\n")
         return before, posted, after
 
-    before, posted, after = asyncio.run(_with_source(project, scenario))
+    before, posted, after = project.call_source("github", scenario)
     assert before is None
     (post,) = [r for r in project.web.seen("/github/repos") if r.method == "POST"]
     assert post.path == "/github/repos/alicedev/habit-tracker/issues/48/comments"
@@ -248,24 +230,28 @@ def test_reply_posts_an_issue_comment_and_find_reply_finds_it(project):
     assert len(project.web.seen("/github/user")) == 1
     # Only our own comments count: the same words from someone else do not.
     theirs = "Same here since Tuesday, on the free tier."
-    assert asyncio.run(_with_source(project, lambda s: s.find_reply(mention, theirs))) is None
+    assert project.call_source("github", lambda s: s.find_reply(mention, theirs)) is None
     earlier = "Thanks for the report, we are looking into it."
-    ours = asyncio.run(_with_source(project, lambda s: s.find_reply(mention, earlier)))
+    ours = project.call_source("github", lambda s: s.find_reply(mention, earlier))
     assert ours is not None and ours.remote_id == "2391100002"
 
 
 def test_reply_rejections_and_problems(project):
     mention = _mention("alicedev", "habit-tracker", 48)
+    project.write_config(HN_AND_RSS + WITH_TOKEN)
     with pytest.raises(SourceError, match="body is too long"):
-        asyncio.run(_with_source(project, lambda s: s.reply(mention, "x" * 70000, "k")))
+        project.call_source("github", lambda s: s.reply(mention, "x" * 70000, "k"))
+    project.write_config(HN_AND_RSS + WITH_TOKEN.replace(TOKEN, "ghp_bad"))
     with pytest.raises(SourceError, match="Bad credentials") as caught:
-        asyncio.run(_with_source(project, lambda s: s.reply(mention, "hi", "k"), token="ghp_bad"))
+        project.call_source("github", lambda s: s.reply(mention, "hi", "k"))
     assert "ghp_bad" not in str(caught.value)
-    problem = asyncio.run(_with_source(project, lambda s: s.reply_problem(mention), token=None))
+    project.write_config(HN_AND_RSS + ANONYMOUS)
+    problem = project.call_source("github", lambda s: s.reply_problem(mention))
     assert "sources.github.token" in problem
     locked = _mention("pebblebase", "pebble-cli", 331)
+    project.write_config(HN_AND_RSS + WITH_TOKEN)
     with pytest.raises(SourceError) as caught:
-        asyncio.run(_with_source(project, lambda s: s.reply(locked, "Fixed in v2.1", "k")))
+        project.call_source("github", lambda s: s.reply(locked, "Fixed in v2.1", "k"))
     message = str(caught.value)
     assert message == (
         "github: reply to pebblebase/pebble-cli#331 rejected (HTTP 403): "

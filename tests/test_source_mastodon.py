@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import HN_AND_RSS
 
-from mentionwatch.config import PollSettings, SourceSettings
-from mentionwatch.http import Http, SourceError, open_client
-from mentionwatch.sources.mastodon import Mastodon
-from mentionwatch.store import Store
+from mentionwatch.http import SourceError
 from mentionwatch.testing.platforms.mastodon import TOKEN
 from mentionwatch.testing.server import HTML_BLOCKED
 
@@ -159,32 +155,14 @@ def test_odd_statuses_are_skipped(project):
 # Replies: the source called directly, as the reply command does.
 
 
-class _State(dict):
-    def set(self, key: str, value: str | None) -> None:
-        self[key] = value
-
-
-def _mention(project, author: str):
-    store = Store(project.db)
-    (key,) = project.rows("SELECT key FROM mentions WHERE author = ?", author)[0]
-    return store.get(store.resolve([key])[0])
-
-
-async def _with_source(project, action, token: str | None = TOKEN):
-    options = {"token": token, "instances": []}
-    settings = SourceSettings(
-        "mastodon", base_url=project.web.base_url("mastodon"), options=options
-    )
-    poll = PollSettings(retries=1, backoff=0.01)
-    async with open_client(poll) as client:
-        source = Mastodon(settings, Http("mastodon", client, poll, {}), _State(), poll)
-        return await action(source)
+MIRA = "mastodon:https://mastodon.social/users/mira/statuses/113504118204661001"
+KAI = "mastodon:https://fosstodon.org/users/kai/statuses/112900000000000789"
 
 
 def test_reply_to_home_post_sends_idempotency_key_and_mention(project):
     project.write_config(HN_AND_RSS + MASTODON)
     project.run("poll", "--source", "mastodon")
-    mira = _mention(project, "mira@mastodon.social")
+    mira = project.mention(MIRA)
     text = "Thanks Mira! Branching was the feature we agonised over most."
 
     async def act(source):
@@ -192,7 +170,7 @@ def test_reply_to_home_post_sends_idempotency_key_and_mention(project):
         posted = await source.reply(mira, text, "reply-7f3a")
         return posted, await source.find_reply(mira, text)
 
-    posted, found = asyncio.run(_with_source(project, act))
+    posted, found = project.call_source("mastodon", act)
     (request,) = [r for r in project.web.seen("/mastodon/api/v1/statuses") if r.method == "POST"]
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
     assert request.headers["idempotency-key"] == "reply-7f3a"
@@ -208,10 +186,10 @@ def test_reply_to_home_post_sends_idempotency_key_and_mention(project):
 def test_reply_to_post_from_another_instance_resolves_local_id(project):
     project.write_config(HN_AND_RSS + MASTODON)
     project.run("poll", "--source", "mastodon")
-    kai = _mention(project, "kai@fosstodon.org")
+    kai = project.mention(KAI)
     assert kai.extra["instance"].endswith("/mastodon/instances/fosstodon.org")
 
-    posted = asyncio.run(_with_source(project, lambda s: s.reply(kai, "Good luck!", "k1")))
+    posted = project.call_source("mastodon", lambda s: s.reply(kai, "Good luck!", "k1"))
     (lookup,) = project.web.seen("/mastodon/api/v2/search")[-1:]
     assert lookup.query["q"] == ["https://fosstodon.org/users/kai/statuses/112900000000000789"]
     assert lookup.query["resolve"] == ["true"]
@@ -225,7 +203,7 @@ def test_reply_to_post_from_another_instance_resolves_local_id(project):
 def test_reply_limits_and_rejections(project):
     project.write_config(HN_AND_RSS + MASTODON)
     project.run("poll", "--source", "mastodon")
-    mira = _mention(project, "mira@mastodon.social")
+    mira = project.mention(MIRA)
     platform = project.web.platform("mastodon")
     platform.max_characters = 40
 
@@ -234,17 +212,20 @@ def test_reply_limits_and_rejections(project):
             await source.reply(mira, "x" * 35, "k2")  # 41 with "@mira "
         assert source.reply_limit == 40  # learned from /api/v2/instance
 
-    asyncio.run(_with_source(project, too_long))
+    project.call_source("mastodon", too_long)
     platform.max_characters = 500
     mira.extra["id"] = "404404"  # deleted meanwhile
     with pytest.raises(SourceError, match="reply refused \\(HTTP 404\\): Record not found"):
-        asyncio.run(_with_source(project, lambda s: s.reply(mira, "hi", "k3")))
+        project.call_source("mastodon", lambda s: s.reply(mira, "hi", "k3"))
+    project.write_config(HN_AND_RSS + MASTODON.replace(TOKEN, "nope"))
     with pytest.raises(SourceError, match="The access token is invalid"):
-        asyncio.run(_with_source(project, lambda s: s.reply(mira, "hi", "k4"), token="nope"))
+        project.call_source("mastodon", lambda s: s.reply(mira, "hi", "k4"))
     assert platform.posted == []
 
 
 def test_reply_needs_token_and_counts_like_mastodon(project):
+    project.write_config(HN_AND_RSS + MASTODON.replace(f'token = "{TOKEN}"', ""))
+
     async def check(source):
         assert "sources.mastodon.token" in source.reply_problem(None)
         with pytest.raises(SourceError, match=r"sources\.mastodon\.token"):
@@ -252,10 +233,11 @@ def test_reply_needs_token_and_counts_like_mastodon(project):
         # Links count 23, a remote mention only its username.
         return source.reply_length("@ann@example.social see https://pebblebase.io/docs/a/very/long")
 
-    assert asyncio.run(_with_source(project, check, token=None)) == len("@ann see ") + 23
+    assert project.call_source("mastodon", check) == len("@ann see ") + 23
 
 
 def test_check_names_the_account(project):
-    line = asyncio.run(_with_source(project, lambda s: s.check()))
+    project.write_config(HN_AND_RSS + MASTODON)
+    line = project.call_source("mastodon", lambda s: s.check())
     assert line.startswith("authenticated as @pebblebase@127.0.0.1")
     assert "500 characters" in line

@@ -3,7 +3,6 @@ errors, and replies."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -12,13 +11,11 @@ from datetime import UTC, datetime
 import pytest
 from conftest import HN_AND_RSS
 
-from mentionwatch.config import PollSettings, SourceSettings
-from mentionwatch.http import Http, SourceError, open_client
+from mentionwatch.http import SourceError
 from mentionwatch.models import Mention, utcnow
 from mentionwatch.sources.base import Posted
-from mentionwatch.sources.reddit import Reddit
 from mentionwatch.testing.platforms.reddit import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
-from mentionwatch.testing.server import HTML_BLOCKED, LoopbackWeb
+from mentionwatch.testing.server import HTML_BLOCKED
 
 REDDIT = f"""
 [sources.reddit]
@@ -34,21 +31,6 @@ CONFIG = HN_AND_RSS + REDDIT
 SEARCH = "/reddit/oauth/search"
 TOO_MUCH = "you are doing that too much. try again in 9 minutes"
 USER_AGENT = f"python:mentionwatch:0.1.0 (by /u/{USERNAME})"
-
-
-@pytest.fixture(scope="module")
-def _server():
-    with LoopbackWeb() as server:
-        yield server
-
-
-@pytest.fixture
-def web(_server):
-    """One loopback web per module (stopping one takes half a second); fresh state per test."""
-    _server.requests.clear()
-    _server.faults.clear()
-    _server.platforms = {name: type(p)(_server) for name, p in _server.platforms.items()}
-    return _server
 
 
 def records(project, source="reddit"):
@@ -238,45 +220,23 @@ def test_missing_credentials_fail_reddit_only(project):
 # Replies and checks, called the way the reply command does.
 
 
-def run(web, coro_fn, **options):
-    """Build the source like the poller does and run coro_fn(source) on the loopback web."""
-    settings = SourceSettings(
-        "reddit",
-        base_url=f"{web.url}/reddit/oauth",
-        options={
-            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "username": USERNAME,
-            "password": PASSWORD, "auth_url": f"{web.url}/reddit", "subreddits": [], **options,
-        },
-    )  # fmt: skip
-    poll = PollSettings(backoff=0.01, retries=2, timeout=5)
-
-    class MemoryState(dict):
-        def set(self, key, value):
-            self[key] = value
-
-    async def main():
-        async with open_client(poll) as client:
-            return await coro_fn(
-                Reddit(settings, Http("reddit", client, poll, {}), MemoryState(), poll)
-            )
-
-    return asyncio.run(main())
-
-
 def mention(fullname="t3_1gq7k2a", subreddit="SideProject"):
     return Mention(
         "reddit", fullname, "text", utcnow(), extra={"fullname": fullname, "subreddit": subreddit}
     )
 
 
-def test_reply_posts_the_comment_form_and_is_found_again(web):
+def test_reply_posts_the_comment_form_and_is_found_again(project):
+    project.write_config(CONFIG)
+    web = project.web
+
     async def flow(source):
         posted = await source.reply(mention(), "Thanks for the write-up!", "key-1")
         found = await source.find_reply(mention(), "Thanks for the write-up!")
         other = await source.find_reply(mention(), "Something else")
         return posted, found, other
 
-    posted, found, other = run(web, flow)
+    posted, found, other = project.call_source("reddit", flow)
     (sent,) = web.seen("/reddit/oauth/api/comment")
     assert sent.method == "POST"
     assert sent.form() == {
@@ -299,22 +259,29 @@ def test_reply_posts_the_comment_form_and_is_found_again(web):
         ("t3_1gq7k2a", ["RATELIMIT", f"{TOO_MUCH}.", "ratelimit"], f"RATELIMIT: {TOO_MUCH}."),
     ],
 )  # fmt: skip
-def test_reply_rejections_arrive_as_http_200_errors(web, target, queued, reason):
+def test_reply_rejections_arrive_as_http_200_errors(project, target, queued, reason):
+    project.write_config(CONFIG)
+    web = project.web
     if queued:
         web.platform("reddit").reply_errors.append(queued)
     with pytest.raises(SourceError, match=reason.replace(".", r"\.")):
-        run(web, lambda source: source.reply(mention(target), "hello", "k"))
+        project.call_source("reddit", lambda source: source.reply(mention(target), "hello", "k"))
     assert web.platform("reddit").replies == []
 
 
-def test_app_only_access_cannot_reply_and_says_why(web):
+def test_app_only_access_cannot_reply_and_says_why(project):
+    project.write_config(
+        CONFIG.replace(f'username = "{USERNAME}"', "").replace(f'password = "{PASSWORD}"', "")
+    )
+    web = project.web
+
     def problem(source):
         async def go():
             return source.reply_problem(mention()), await source.check()
 
         return go()
 
-    reason, check = run(web, problem, username=None, password=None)
+    reason, check = project.call_source("reddit", problem)
     assert "set sources.reddit.username and sources.reddit.password" in reason
     assert check.startswith("app-only token works")
     login = web.seen("/reddit/api/v1/access_token")[0]
@@ -322,8 +289,10 @@ def test_app_only_access_cannot_reply_and_says_why(web):
     assert login.headers["user-agent"] == "python:mentionwatch:0.1.0 (app-only)"
 
 
-def test_check_names_the_account(web):
-    assert run(web, lambda source: source.check()) == f"authenticated as u/{USERNAME}"
+def test_check_names_the_account(project):
+    project.write_config(CONFIG)
+    line = project.call_source("reddit", lambda source: source.check())
+    assert line == f"authenticated as u/{USERNAME}"
 
 
 def _post(post_id: str, title: str, created: float) -> dict:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 from conftest import HN_AND_RSS
 
-from mentionwatch.config import PollSettings, SourceSettings
-from mentionwatch.http import Http, SourceError, open_client
+from mentionwatch.http import SourceError
 from mentionwatch.models import parse_iso
 from mentionwatch.sources.stackexchange import StackExchange, site_domain
 from mentionwatch.testing.platforms.stackexchange import KEY
@@ -191,24 +189,12 @@ def test_hostile_items_are_skipped(project):
 
 
 def test_check_and_no_reply_api(project):
-    async def scenario(key: str | None):
-        options = {"key": key, "site": "stackoverflow"}
-        settings = SourceSettings("stackexchange", base_url=f"{project.web.url}/stackexchange/2.3",
-                                  options=options)  # fmt: skip
-        poll = PollSettings(backoff=0.01, retries=1, timeout=5)
-        async with open_client(poll) as client:
-            http = Http("stackexchange", client, poll, {})
-            return await StackExchange(settings, http, _MemoryState(), poll).check()
-
-    assert asyncio.run(scenario(KEY)) == (
+    project.write_config(WITH_KEY + 'site = "stackoverflow"\n')
+    assert project.call_source("stackexchange", lambda s: s.check()) == (
         "site stackoverflow answers (with an app key): 9999 of 10000 requests left today"
     )
+    project.write_config(WITH_KEY.replace(KEY, "wrong(("))
     with pytest.raises(SourceError, match="bad_parameter") as caught:
-        asyncio.run(scenario("wrong(("))
+        project.call_source("stackexchange", lambda s: s.check())
     assert "wrong((" not in str(caught.value)
     assert StackExchange.can_reply is False
-
-
-class _MemoryState(dict):
-    def set(self, key: str, value: str | None) -> None:
-        self[key] = value

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
 import pytest
 from conftest import HN_AND_RSS
 
-from mentionwatch.config import PollSettings, SourceSettings
-from mentionwatch.http import Http, SourceError, open_client
-from mentionwatch.sources.x import X
-from mentionwatch.store import Store
+from mentionwatch.http import SourceError
 from mentionwatch.testing.platforms.x import BEARER, USER_TOKEN
 from mentionwatch.testing.server import HTML_BLOCKED
 
@@ -203,30 +199,13 @@ def test_missing_bearer_token_fails_x_only(project):
 # Replies: the source called directly, as the reply command does.
 
 
-class _State(dict):
-    def set(self, key: str, value: str | None) -> None:
-        self[key] = value
-
-
-def _mention(project, author: str):
-    store = Store(project.db)
-    (key,) = project.rows("SELECT key FROM mentions WHERE author = ?", author)[0]
-    return store.get(store.resolve([key])[0])
-
-
-async def _with_source(project, action, user_token: str | None = USER_TOKEN):
-    options = {"bearer_token": BEARER, "user_token": user_token, "max_reads_per_poll": 100}
-    settings = SourceSettings("x", base_url=project.web.base_url("x"), options=options)
-    poll = PollSettings(retries=1, backoff=0.01)
-    async with open_client(poll) as client:
-        source = X(settings, Http("x", client, poll, {}), _State(), poll)
-        return await action(source)
+GRUMPY, THEO = "x:1859260000000000202", "x:1859310000000000303"
 
 
 def test_reply_posts_with_user_token_and_is_found_again(project):
-    project.write_config(_config())
+    project.write_config(_config(user_token=True))
     project.run("poll")
-    grumpy = _mention(project, "grumpy_ops")
+    grumpy = project.mention(GRUMPY)
     text = "So sorry about this. Can you DM us your project id? We're on it."
 
     async def act(source):
@@ -234,7 +213,7 @@ def test_reply_posts_with_user_token_and_is_found_again(project):
         posted = await source.reply(grumpy, text, "ignored-by-x")
         return posted, await source.find_reply(grumpy, text)
 
-    posted, found = asyncio.run(_with_source(project, act))
+    posted, found = project.call_source("x", act)
     (request,) = [r for r in project.web.seen("/x/2/tweets") if r.method == "POST"]
     assert request.path == "/x/2/tweets"
     assert request.headers["authorization"] == f"Bearer {USER_TOKEN}"
@@ -248,11 +227,11 @@ def test_reply_posts_with_user_token_and_is_found_again(project):
 
 
 def test_reply_to_post_that_did_not_summon_us_explains_why(project):
-    project.write_config(_config())
+    project.write_config(_config(user_token=True))
     project.run("poll")
-    theo = _mention(project, "theo_data")
+    theo = project.mention(THEO)
     with pytest.raises(SourceError) as caught:
-        asyncio.run(_with_source(project, lambda s: s.reply(theo, "We do!", "k")))
+        project.call_source("x", lambda s: s.reply(theo, "We do!", "k"))
     message = str(caught.value)
     assert message.startswith("x: reply refused (HTTP 403): Reply to this conversation is not")
     assert "only to posts whose author mentioned or quoted your account" in message
@@ -262,16 +241,19 @@ def test_reply_to_post_that_did_not_summon_us_explains_why(project):
 
 
 def test_reply_needs_user_token_and_counts_like_x(project):
+    project.write_config(_config())
+
     async def check(source):
         assert "sources.x.user_token" in source.reply_problem(None)
         with pytest.raises(SourceError, match=r"sources\.x\.user_token"):
             await source.reply(None, "hi", "k")
         return source.reply_length("日本 ok https://pebblebase.io/a/very/long/path 👍")
 
-    assert asyncio.run(_with_source(project, check, user_token=None)) == 4 + 4 + 23 + 1 + 2
+    assert project.call_source("x", check) == 4 + 4 + 23 + 1 + 2
 
 
 def test_check_reports_usage_and_reply_account(project):
-    line = asyncio.run(_with_source(project, lambda s: s.check()))
+    project.write_config(_config(user_token=True))
+    line = project.call_source("x", lambda s: s.check())
     assert line == "bearer token works: 2413 of 3000000 posts read this billing cycle; " \
         "replies as @pebblebase"  # fmt: skip
