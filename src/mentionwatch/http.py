@@ -180,12 +180,15 @@ class Http:
                     await response.aread()
             except httpx.TransportError as exc:
                 kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-                if not retry and not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                # A write that got no answer may have been accepted; one never sent was not.
+                sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                last = attempt >= self.settings.retries or not retry
+                if last and sent and method not in ("GET", "HEAD"):
                     raise Uncertain(
                         f"{self.source}: {method} {redact_url(url)} {kind} with no answer; "
                         "the platform may have accepted it"
                     ) from None
-                if attempt >= self.settings.retries or not retry:
+                if last:
                     raise SourceError(
                         f"{self.source}: request to {redact_url(url)} {kind} after "
                         f"{attempt + 1} attempts ({type(exc).__name__})"
@@ -199,7 +202,8 @@ class Http:
             if wait is not None and wait > self.settings.max_wait:
                 raise RateLimited(
                     f"{self.source}: rate limited by {urlsplit(url).netloc} (HTTP "
-                    f"{response.status_code}); the limit resets in {_human(wait)}, try again then"
+                    f"{response.status_code}: {error_detail(response)}); the limit resets in "
+                    f"{_human(wait)}, try again then"
                 )
             if attempt >= self.settings.retries:
                 raise SourceError(

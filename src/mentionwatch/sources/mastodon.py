@@ -219,7 +219,8 @@ class Mastodon(Source):
         headers = {**self._auth(), "Idempotency-Key": idempotency_key}
         url = f"{self.base_url}/api/v1/statuses"
         form = {"status": status, "in_reply_to_id": local_id, "visibility": "public"}
-        response = await self.http.request("POST", url, data=form, headers=headers, retry=False)
+        # The Idempotency-Key makes retries safe: Mastodon answers a repeat with the first post.
+        response = await self.http.request("POST", url, data=form, headers=headers)
         if response.status_code >= 400:
             raise SourceError(
                 f"{self.name}: reply refused (HTTP {response.status_code}): "
