@@ -1,0 +1,204 @@
+"""The typer app and what every command shares: global options, config and database
+loading, filters, ID resolution, error lines and exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from mentionwatch import __version__
+from mentionwatch.config import Config, ConfigError
+
+if TYPE_CHECKING:  # imported lazily at run time so each command loads only what it needs
+    from rich.console import Console
+
+    from mentionwatch.models import Filters
+    from mentionwatch.store import Store
+
+
+app = typer.Typer(
+    name="mentionwatch",
+    help="Listen to what people say about your product, from the terminal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _State:
+    def __init__(self) -> None:
+        self.config_path: Path | None = None
+        self.db_path: Path | None = None
+        self.debug = False
+        self.secrets: list[str] = []
+
+
+state = _State()
+
+
+class UserError(Exception):
+    """A problem the user can fix: printed as one line, exit code attached."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def redact(message: str) -> str:
+    for secret in state.secrets:
+        if len(secret) >= 4:
+            message = message.replace(secret, "***")
+    return message
+
+
+def say(message: str) -> None:
+    """Talk (progress, warnings, errors) goes to stderr, scrubbed of every secret."""
+    sys.stdout.flush()  # keep talk and data in order when both go to one terminal or file
+    print(redact(message), file=sys.stderr)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    raise UserError(message, code)
+
+
+def load_config(required: bool = False) -> Config:
+    from mentionwatch import config
+
+    cfg = config.load(state.config_path, state.db_path, required=required)
+    if cfg.sources:
+        state.secrets = cfg.secrets()
+    return cfg
+
+
+def open_store(cfg: Config) -> Store:
+    from mentionwatch.store import Store
+
+    return Store(cfg.db_path)
+
+
+def stdout_console(fmt: str = "rich") -> Console:
+    from rich.console import Console
+
+    plain = fmt == "plain" or os.environ.get("NO_COLOR")
+    return Console(no_color=bool(plain), highlight=False, emoji=False, markup=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mentionwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Config file [env: MENTIONWATCH_CONFIG].")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Database [env: MENTIONWATCH_DB].")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    state.config_path, state.db_path, state.debug = config, db, debug
+
+
+# Shared filter options for feed and export.
+SinceOpt = Annotated[str | None, typer.Option("--since", help="Only newer: 2h, 3d, 1w or ISO.")]
+SourceOpt = Annotated[list[str] | None, typer.Option("--source", help="Only this source.")]
+TermOpt = Annotated[list[str] | None, typer.Option("--term", help="Only this term.")]
+SentimentOpt = Annotated[
+    str | None, typer.Option("--sentiment", help="positive, neutral or negative.")
+]
+SearchOpt = Annotated[str | None, typer.Option("--search", help="Full-text search.")]
+IntentOpt = Annotated[
+    list[str] | None,
+    typer.Option("--intent", help="Only mentions with this intent: question, complaint, request, "
+                 "praise."),
+]  # fmt: skip
+
+
+def build_filters(
+    since: str | None,
+    source: list[str] | None,
+    term: list[str] | None,
+    sentiment: str | None,
+    status: str,
+    search: str | None,
+    intents: list[str] | None = None,
+) -> Filters:
+    from mentionwatch.models import INTENTS, SENTIMENTS, STATUSES, Filters, parse_since
+
+    for intent in intents or ():
+        if intent not in INTENTS:
+            fail(f"--intent must be one of {', '.join(INTENTS)}, not {intent!r}")
+    if sentiment is not None and sentiment not in SENTIMENTS:
+        fail(f"--sentiment must be one of {', '.join(SENTIMENTS)}, not {sentiment!r}")
+    if status != "all" and status not in STATUSES:
+        fail(f"--status must be one of {', '.join(STATUSES)}, all; not {status!r}")
+    try:
+        since_dt = parse_since(since) if since else None
+    except ValueError as exc:
+        fail(f"--since: {exc}")
+    return Filters(
+        since=since_dt,
+        sources=tuple(source or ()),
+        terms=tuple(term or ()),
+        sentiment=sentiment,
+        status=None if status == "all" else status,
+        search=search,
+        intents=tuple(intents or ()),
+    )
+
+
+def resolve(store: Store, refs: list[str]) -> list[int]:
+    from mentionwatch.store import UnknownMention
+
+    if refs == ["-"]:
+        refs = [line for line in sys.stdin.read().split() if line]
+        if not refs:
+            fail("no IDs on standard input")
+    try:
+        return store.resolve(refs)
+    except UnknownMention as exc:
+        fail(f"unknown mention ID or key: {exc} (see 'mentionwatch feed --status all')")
+
+
+def main() -> None:
+    code = EXIT_OK
+    try:
+        code = app(standalone_mode=False) or EXIT_OK
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        say("mentionwatch: interrupted")
+        code = EXIT_INTERRUPTED
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument…
+        exc.show()
+        code = getattr(exc, "exit_code", EXIT_USAGE)
+    except ConfigError as exc:
+        say(f"mentionwatch: config error: {exc}")
+        code = EXIT_USAGE
+    except UserError as exc:
+        say(f"mentionwatch: {exc}")
+        code = exc.code
+    except BrokenPipeError:
+        # The reader of a pipe went away (`| head`): not an error for a data command.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_OK
+    except Exception as exc:
+        if state.debug:
+            raise
+        say(f"mentionwatch: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug)")
+        code = EXIT_FAILED
+    sys.exit(code)

@@ -1,0 +1,117 @@
+"""Answering a mention: reply."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mentionwatch.cli.app import (
+    EXIT_FAILED,
+    app,
+    fail,
+    load_config,
+    open_store,
+    resolve,
+    say,
+    stdout_console,
+)
+
+if TYPE_CHECKING:
+    from mentionwatch.models import Mention
+    from mentionwatch.store import Store
+
+
+@app.command()
+def reply(
+    mention: Annotated[str | None, typer.Argument(help="ID or key.")] = None,
+    text: Annotated[str | None, typer.Argument(help="The reply; none opens $EDITOR.")] = None,
+    template: Annotated[
+        str | None, typer.Option("--template", "-t", help="Start from a [templates] entry.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, post nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Post without asking.")] = False,
+    keep_open: Annotated[
+        bool, typer.Option("--keep-open", help="Do not mark the mention handled.")
+    ] = False,
+    list_templates: Annotated[
+        bool, typer.Option("--list-templates", help="List the reply templates.")
+    ] = False,
+) -> None:
+    """Reply where the mention is: through the platform's API, or by opening its reply page."""
+    from mentionwatch import render, replies
+
+    cfg = load_config()
+    if list_templates:
+        render.print_templates(stdout_console(), cfg.templates)
+        return
+    if mention is None:
+        fail("give the ID of the mention to reply to (see 'mentionwatch feed')")
+    store = open_store(cfg)
+    (mention_id,) = resolve(store, [mention])
+    m = store.get(mention_id)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    try:
+        where = replies.target(cfg, store, m)
+        body = text
+        if template:
+            body = replies.fill_template(template, dict(cfg.templates), m)
+        if text and template:
+            fail("give either TEXT or --template, not both")
+        if body is None:
+            if not interactive:
+                fail(
+                    "no reply text: give TEXT or --template NAME (or run on a terminal for $EDITOR)"
+                )
+            body = replies.compose_in_editor(m)
+        where.check_length(body)
+    except replies.ReplyError as exc:
+        fail(str(exc), exc.code)
+    console = stdout_console()
+    render.print_reply_preview(
+        console, m, body, where.length(body), where.limit, where.source is None
+    )
+    if where.source is None:
+        if dry_run:
+            print(where.link or "")
+            say("dry run: nothing recorded")
+            return
+        _reply_by_hand(store, m, body, where.link, interactive)
+        return
+    if dry_run:
+        say("dry run: nothing posted")
+        return
+    if replies.already_posted(store, m, body):
+        say(f"already replied to {m.id} with this text; nothing posted")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            fail("refusing to post without confirmation when not on a terminal: pass --yes")
+        if not typer.confirm(f"Post this reply on {m.source}?", default=False):
+            fail("not posted", EXIT_FAILED)
+    try:
+        posted = replies.post(cfg, store, m, body, keep_open)
+    except replies.ReplyError as exc:
+        fail(str(exc), exc.code)
+    print(f"posted: {posted.url or posted.remote_id}")
+    if not keep_open:
+        say(f"mention {m.id} marked handled")
+
+
+def _reply_by_hand(
+    store: Store, m: Mention, body: str, link: str | None, open_browser: bool
+) -> None:
+    """Platforms without a reply API: open (on a terminal) or print the reply page; record it."""
+    from mentionwatch import replies
+
+    if not link:
+        fail(f"{m.source} has no reply API and this mention has no link", EXIT_FAILED)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(link)
+        say(f"opened {link} in your browser: paste the reply there")
+    print(link)
+    replies.record_link(store, m, body, link)
+    say(f"{m.source} has no reply API; when you have replied: mentionwatch handle {m.id}")
