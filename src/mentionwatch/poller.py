@@ -11,11 +11,12 @@ import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from mentionwatch.config import Config, SourceSettings
 from mentionwatch.http import Http, SourceError, open_client
-from mentionwatch.models import Filters, Job, JobResult, Mention, PollReport, Term
+from mentionwatch.models import Filters, Job, JobResult, Mention, PollReport, Term, parse_iso
 from mentionwatch.query import Matcher, parse
 from mentionwatch.sentiment import get_analyzer, mask_terms
 from mentionwatch.sources import registry
@@ -205,38 +206,46 @@ def _scored_text(m: Mention) -> str:
 class SourceOverview:
     name: str
     state: str  # enabled, disabled, not configured
-    credentials: str  # "present", "not needed" or what is missing; never a value
-    last_poll: str
+    credentials: str  # what is set or missing; never a value
+    last_poll: datetime | None = None
+    new: int = 0
+    fetched: int = 0
+    errors: list[str] = field(default_factory=list)
 
 
 def source_overview(config: Config, store: Store) -> list[SourceOverview]:
     """Every known source: configured or not, credentials present, the last poll's result."""
     last = store.last_polls()
     rows = []
-    for name, cls in registry().items():
+    for name in registry():
         settings = config.sources.get(name)
         if settings is None:
-            state, credentials = "not configured", "-"
+            row = SourceOverview(name, "not configured", "-")
         else:
             state = "enabled" if settings.enabled else "disabled"
-            missing = build_source(settings, config, store, client=None).missing_credentials()
-            needs = cls.required or any(o.secret for o in cls.options.values())
-            credentials = (missing.split(": ", 1)[-1] if missing
-                           else "present" if needs else "not needed")  # fmt: skip
-        rows.append(SourceOverview(name, state, credentials, _last_poll(last.get(name, []))))
+            source = build_source(settings, config, store, client=None)
+            row = SourceOverview(name, state, _credentials(source))
+        jobs = last.get(name, [])
+        if jobs:
+            row.last_poll = parse_iso(max(j["finished_at"] for j in jobs))
+            row.new = sum(j["new"] or 0 for j in jobs)
+            row.fetched = sum(j["fetched"] or 0 for j in jobs)
+            row.errors = [j["error"] for j in jobs if j["error"]]
+        rows.append(row)
     return rows
 
 
-def _last_poll(jobs: list[Any]) -> str:
-    if not jobs:
-        return "never polled"
-    when = max(j["finished_at"] for j in jobs)
-    errors = [j["error"] for j in jobs if j["error"]]
-    new, fetched = sum(j["new"] or 0 for j in jobs), sum(j["fetched"] or 0 for j in jobs)
-    result = f"{when}: {new} new of {fetched} fetched in {len(jobs)} job(s)"
-    if errors:
-        result += f"; {len(errors)} failed: {errors[0]}"
-    return result
+def _credentials(source: Source) -> str:
+    missing = source.missing_credentials()
+    if missing:
+        return missing.split(": ", 1)[-1]
+    secrets = [k for k, o in source.options.items() if o.secret]
+    if source.required:
+        return "present"
+    if not secrets:
+        return "not needed"
+    have = [k for k in secrets if source.settings.get(k)]
+    return f"optional: {', '.join(have)} set" if have else f"optional: {', '.join(secrets)} not set"
 
 
 def rescore(

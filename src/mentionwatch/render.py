@@ -389,9 +389,15 @@ def print_sources(console: Console, rows: Sequence[Any]) -> None:
     for column in ("source", "state", "credentials", "last poll"):
         table.add_column(column, overflow="fold")
     styles = {"enabled": "green", "disabled": "yellow", "not configured": "dim"}
+    now = utcnow()
     for row in rows:
+        last = Text("never polled", style="dim")
+        if row.last_poll:
+            last = Text(f"{age(row.last_poll, now)} ago: {row.new} new of {row.fetched} fetched")
+            if row.errors:
+                last.append(f"; {len(row.errors)} failed: {safe(row.errors[0])}", style="red")
         table.add_row(row.name, Text(row.state, style=styles.get(row.state)),
-                      Text(safe(row.credentials)), Text(safe(row.last_poll)))  # fmt: skip
+                      Text(safe(row.credentials)), last)  # fmt: skip
     console.print(table)
 
 

@@ -88,7 +88,10 @@ def stdout_console(fmt: str = "rich") -> Console:
     from rich.console import Console
 
     plain = fmt == "plain" or os.environ.get("NO_COLOR")
-    return Console(no_color=bool(plain), highlight=False, emoji=False, markup=False)
+    console = Console(no_color=bool(plain), highlight=False, emoji=False, markup=False)
+    if not console.is_terminal:
+        console.width = 160  # a pipe or file has no width; keep tables on whole lines
+    return console
 
 
 def _version(value: bool) -> None:
