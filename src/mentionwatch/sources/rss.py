@@ -55,7 +55,10 @@ class Rss(Source):
             )
         import feedparser
 
-        parsed = feedparser.parse(response.content, response_headers=dict(response.headers))
+        # Relative links resolve against the feed's own (final, after redirects) address, which
+        # feedparser only knows from Content-Location when it is handed bytes.
+        headers = {**response.headers, "content-location": str(response.url)}
+        parsed = feedparser.parse(response.content, response_headers=headers)
         if parsed.bozo and not parsed.entries:
             reason = type(parsed.get("bozo_exception")).__name__
             raise SourceError(f"{self.name}: {redact_url(url)} is not a readable feed ({reason})")
