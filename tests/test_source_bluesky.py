@@ -285,3 +285,27 @@ def test_check_names_the_account(project):
 def test_reply_length_counts_graphemes(text, count):
     assert grapheme_count(text) == count
     assert Bluesky.reply_limit == 300
+
+
+def test_a_short_page_with_a_cursor_is_not_the_end(project):
+    # The AppView drops posts of blocked or hidden accounts after the search service paged
+    # (searchPosts.ts, noBlocksOrTagged): a page can hold 99 posts and still have a cursor.
+    platform = project.web.platform("bluesky")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 7200))
+    for i in range(130):
+        did = f"did:plc:busyposter{i:014d}"
+        platform.extra_posts.append({
+            "uri": f"at://{did}/app.bsky.feed.post/3lbz{i:09d}",
+            "cid": f"bafyreibusy{i:040d}",
+            "author": {"did": did, "handle": f"busy{i}.bsky.social"},
+            "record": {"$type": "app.bsky.feed.post", "text": f"pebblebase tip {i}",
+                       "createdAt": stamp},
+            "indexedAt": stamp,
+        })  # fmt: skip
+    platform.hidden.add(platform.extra_posts[0]["uri"])
+    project.write_config(CONFIG)
+    result = project.run("poll")
+    assert result.code == 0, result.err
+    busy = [k for k in records(project) if "busyposter" in k]
+    assert len(busy) == 129
+    assert any("cursor" in s.query for s in project.web.seen(SEARCH))

@@ -78,8 +78,12 @@ class Bluesky(Source):
             if not isinstance(posts, list):
                 raise SourceError(f"{self.name}: unexpected response shape (no 'posts' list)")
             yield [p for p in posts if isinstance(p, dict)]
+            # Only a missing cursor ends the results: the AppView drops posts of blocked or
+            # hidden accounts after paging, so a page may hold fewer than `limit` posts.
             next_cursor = data.get("cursor")
-            if not isinstance(next_cursor, str) or not next_cursor or len(posts) < LIMIT:
+            if not isinstance(next_cursor, str) or not next_cursor:
+                return
+            if not posts or next_cursor == params.get("cursor"):
                 return
             params["cursor"] = next_cursor
 

@@ -36,6 +36,9 @@ class Platform(PlatformBase):
         self.refreshes = 0
         self.extra_posts: list[dict[str, Any]] = []  # tests add new or edge-case posts here
         self.records: list[dict[str, Any]] = []  # posts created through createRecord
+        # Posts the AppView drops after paging (blocked authors, hidden tags): like the real
+        # one, the page then holds fewer than `limit` posts though a cursor follows.
+        self.hidden: set[str] = set()
         self.write_errors: list[tuple[int, dict[str, str]]] = []  # next createRecord answers
 
     def expire_access(self) -> None:
@@ -139,7 +142,7 @@ class Platform(PlatformBase):
         hits.sort(key=lambda p: p.get("indexedAt") or "", reverse=True)
         limit = min(int(request.arg("limit", "25") or 25), 100)
         start = int(request.arg("cursor", "0") or 0)
-        page = hits[start : start + limit]
+        page = [p for p in hits[start : start + limit] if p.get("uri") not in self.hidden]
         body: dict[str, Any] = {"posts": page, "hitsTotal": len(hits)}
         if start + limit < len(hits):
             body["cursor"] = str(start + limit)
