@@ -85,6 +85,23 @@ def test_second_poll_sends_since_id_and_reads_nothing(project):
     assert "start_time" not in second.query
 
 
+def test_a_since_id_older_than_the_search_window_falls_back_to_start_time(project):
+    # Not polled for over a week: recent search refuses the stored since_id with 400
+    # "'since_id' must be a tweet id created after …". The poll must not fail forever.
+    project.write_config(_config())
+    project.run("poll")
+    platform = project.web.platform("x")
+    platform.extra_posts.extend(_extra_posts(1))
+    platform.oldest_bound_id = 1859450000000000000
+    again = project.run("poll")
+    assert again.code == 0, again.err
+    assert "x: 1 new" in again.out
+    last = project.web.seen(SEARCH)[-1]
+    assert "since_id" not in last.query and "start_time" in last.query
+    cursor = json.loads(project.rows("SELECT value FROM cursors WHERE source = 'x'")[0][0])
+    assert cursor == {"since_id": "1859500000000000000"}
+
+
 def test_read_cap_never_overshoots_and_never_skips(project):
     platform = project.web.platform("x")
     platform.extra_posts.extend(_extra_posts(15))  # 20 matching posts in all

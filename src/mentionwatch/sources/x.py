@@ -91,7 +91,13 @@ class X(Source):
 
     async def search(self, params: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}/2/tweets/search/recent"
-        data = await self.http.get_json(url, params=params, headers=self._auth("bearer_token"))
+        response = await self.http.request(
+            "GET", url, params=params, headers=self._auth("bearer_token")
+        )
+        stale = _stale_bound(response)
+        if stale:
+            raise StaleBound(stale)
+        data = self.http.json(response, url)
         if not isinstance(data, dict) or not isinstance(data.get("meta", {}), dict):
             raise SourceError(f"{self.name}: unexpected search response (not a JSON object)")
         if "data" not in data and data.get("errors"):
@@ -189,6 +195,14 @@ class X(Source):
         return line
 
 
+class StaleBound(SourceError):
+    """Recent search refused a since_id or until_id older than its 7-day window."""
+
+    def __init__(self, param: str) -> None:
+        super().__init__(f"x: {param} is older than the recent search window")
+        self.param = param
+
+
 class _Reader:
     """One term's reading in one poll: the gap left by the last poll, then what is newer."""
 
@@ -217,7 +231,17 @@ class _Reader:
             if take < MIN_PAGE:
                 self.capped = True
                 return False
-            data = await self.source.search(self._params(since, until, token, take))
+            try:
+                data = await self.source.search(self._params(since, until, token, take))
+            except StaleBound as exc:
+                # Not polled for a week: what lies before the window is out of reach.
+                if exc.param == "since_id" and since and not token:
+                    since = None  # read the whole window (start_time) instead
+                    continue
+                if exc.param == "until_id" and until and not token:
+                    self.cursor = _bounds(since=newest or since)  # the gap is gone
+                    return True
+                raise
             posts = data.get("data") if isinstance(data.get("data"), list) else []
             meta = data.get("meta") or {}
             self.source.budget -= len(posts)
@@ -367,6 +391,23 @@ def _is_summon_refusal(reason: str) -> bool:
     return lowered in ("", "forbidden") or any(
         word in lowered for word in ("mentioned", "engaged", "summon")
     )
+
+
+def _stale_bound(response: Any) -> str | None:
+    """'since_id' or 'until_id' when X refused it as older than the search window (HTTP 400,
+    "'since_id' must be a tweet id created after …"), else None."""
+    if response.status_code != 400:
+        return None
+    data = _json_or_none(response)
+    errors = data.get("errors") if isinstance(data, dict) else None
+    for error in errors if isinstance(errors, list) else []:
+        message = error.get("message") if isinstance(error, dict) else None
+        if not isinstance(message, str) or "must be a tweet id created after" not in message:
+            continue
+        for param in ("since_id", "until_id"):
+            if param in message or param in (error.get("parameters") or {}):
+                return param
+    return None
 
 
 def _json_or_none(response: Any) -> Any:

@@ -50,6 +50,9 @@ class Platform(PlatformBase):
         self.posted: list[dict[str, Any]] = []  # replies received
         self.reads = 0  # posts returned by searches: what X would bill
         self.fail_paging = False  # answer 503 to every request for a later page
+        # The oldest post id recent search still accepts as since_id/until_id (set by tests to
+        # play "a cursor older than the 7-day window"): X answers a smaller one with 400.
+        self.oldest_bound_id: int | None = None
         self._ids = itertools.count(1859900000000000001)
 
     def source_settings(self) -> dict[str, Any]:
@@ -97,6 +100,14 @@ class Platform(PlatformBase):
         if not 10 <= size <= 100:
             return _limited(_invalid(f"The `max_results` query parameter value [{size}] is not "
                                      "between 10 and 100"), 400)  # fmt: skip
+        for name in ("since_id", "until_id"):
+            bound = request.arg(name)
+            if self.oldest_bound_id and bound and int(bound) < self.oldest_bound_id:
+                after = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(time.time() - 7 * 86400))
+                body = _invalid(f"'{name}' must be a tweet id created after {after}. Please use "
+                                f"a '{name}' that is larger than {self.oldest_bound_id}")
+                body["errors"][0]["parameters"] = {name: [bound]}
+                return _limited(body, 400)
         posts, users = self.posts()
         query = request.arg("query", "") or ""
         hits = [p for p in posts if isinstance(p, dict) and _matches(p, query)]
