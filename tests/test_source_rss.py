@@ -42,3 +42,25 @@ def test_relative_links_resolve_against_the_feed_url(project):
     assert record["reply_url"] == record["url"]
     # Without an id the link is the key: relative, it would collide across feeds.
     assert record["key"] == f"rss:{project.web.url}/posts/pebblebase-2-0"
+
+
+RSS_AUTHOR_EMAIL = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Ops notes</title><link>https://ops.example.com/</link>
+  <item>
+    <title>Moving to Pebblebase</title>
+    <link>https://ops.example.com/moving</link>
+    <author>jane@ops.example.com (Jane Doe)</author>
+    <pubDate>{{ago_rfc822:3h}}</pubDate>
+    <description>Notes from our pebblebase migration.</description>
+  </item>
+</channel></rss>
+"""
+
+
+def test_rss_author_element_gives_the_name_not_the_email(project):
+    # RSS 2.0's <author> is "email (Name)" by the spec; the name is the author to show.
+    project.web.platform("rss").extra["ops.xml"] = RSS_AUTHOR_EMAIL
+    project.write_config(_config("ops.xml"))
+    assert project.run("poll").code == 0
+    (record,) = project.run("export", "--source", "rss", "--format", "jsonl").jsonl()
+    assert record["author"] == record["author_name"] == "Jane Doe"

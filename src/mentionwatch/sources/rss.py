@@ -84,7 +84,9 @@ def to_mention(entry: Any) -> Mention | None:
     if not native_id:
         digest = hashlib.sha256(f"{title}\n{entry.get('published', '')}".encode()).hexdigest()
         native_id = digest[:32]
-    author = unescape(entry.get("author")) or None
+    # RSS 2.0's <author> is "email (Name)": feedparser splits it into author_detail.
+    detail = entry.get("author_detail") or {}
+    author = unescape(detail.get("name") or entry.get("author")) or None
     return Mention(
         source="rss",
         native_id=native_id,
