@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -198,3 +199,29 @@ def test_check_and_no_reply_api(project):
         project.call_source("stackexchange", lambda s: s.check())
     assert "wrong((" not in str(caught.value)
     assert StackExchange.can_reply is False
+
+
+def test_throttle_violation_is_not_retried(project):
+    """Repeating requests during an IP ban only extends it: one request, then a clear error."""
+    project.write_config(HN_AND_RSS + WITH_KEY)
+    project.web.fail(SEARCH, 502, body=THROTTLED, times=5)
+    result = project.run("poll", "--source", "stackexchange")
+    assert result.code == 1
+    assert "throttle_violation (502)" in result.err
+    assert len(project.web.seen(SEARCH)) == 1
+
+
+def test_highlight_markup_in_titles_is_stripped(project):
+    excerpt = {
+        "item_type": "question", "question_id": 79499999, "creation_date": int(time.time()) - 60,
+        "title": 'Is <span class="highlight">Pebblebase</span> &quot;serverless&quot;?',
+        "excerpt": "Does <span class=\"highlight\">pebblebase</span> scale to zero?",
+        "owner": {"display_name": "Ana"}, "score": 1,
+    }  # fmt: skip
+    body = json.dumps({"items": [excerpt], "has_more": False})
+    project.write_config(HN_AND_RSS + WITH_KEY)
+    project.web.fail(SEARCH, 200, body=body)
+    assert project.run("poll", "--source", "stackexchange").code == 0
+    record = se_records(project)["stackexchange:stackoverflow:79499999"]
+    assert record["title"] == 'Is Pebblebase "serverless"?'
+    assert record["text"] == "Does pebblebase scale to zero?"

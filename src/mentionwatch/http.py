@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 DEFAULT_USER_AGENT = f"mentionwatch/{__version__} (command-line mention monitor; +https://pypi.org/project/mentionwatch/)"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+NO_RETRY_MARKERS = ("usage-capped", "throttle_violation")
 _SECRET_PARAMS = {"key", "token", "access_token", "password", "client_secret", "api_key", "apikey"}
 # Reset headers, in the order they are trusted. Their formats differ by platform (seconds
 # until, epoch seconds, or an ISO datetime); reset_delay() tells them apart.
@@ -227,8 +228,11 @@ class Http:
         return reset_delay({"retry-after": response.headers.get("retry-after")})
 
     def _should_retry(self, response: httpx.Response) -> bool:
-        # X answers 429 "usage-capped" when the account's credits are gone: waiting is useless.
-        if response.status_code == 429 and "usage-capped" in response.text[:2000]:
+        # Refusals that a retry only prolongs: X's "usage-capped" (the credits are gone) and
+        # Stack Exchange's "throttle_violation" (an IP ban that repeats extend).
+        if response.status_code in (429, 502) and any(
+            marker in response.text[:2000] for marker in NO_RETRY_MARKERS
+        ):
             return False
         if response.status_code in RETRY_STATUSES:
             return True

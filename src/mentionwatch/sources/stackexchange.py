@@ -152,7 +152,8 @@ def to_mention(item: dict[str, Any], site: str) -> Mention | None:
     name = (
         unescape(owner.get("display_name")) if isinstance(owner.get("display_name"), str) else None
     )
-    title = unescape(item.get("title")) if isinstance(item.get("title"), str) else None
+    # Search excerpts may wrap matches in the title in <span class="highlight"> too.
+    title = html_to_text(item.get("title")) if isinstance(item.get("title"), str) else None
     body = item.get("body") if isinstance(item.get("body"), str) else item.get("excerpt")
     text = html_to_text(body if isinstance(body, str) else None)
     score = _int(item.get("score"))
