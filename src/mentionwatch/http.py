@@ -6,7 +6,6 @@ start fast.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import re
@@ -20,6 +19,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from mentionwatch import __version__
 
 if TYPE_CHECKING:
+    import asyncio
+
     import httpx
 
     from mentionwatch.config import PollSettings
@@ -157,6 +158,8 @@ class Http:
         self.notify = notify or (lambda message: print(message, file=sys.stderr))
 
     def _limit(self, url: str) -> asyncio.Semaphore:
+        import asyncio  # lazily: config loading imports every source
+
         host = urlsplit(url).netloc
         if host not in self.host_limits:
             self.host_limits[host] = asyncio.Semaphore(self.settings.per_host)
@@ -171,6 +174,8 @@ class Http:
         wait longer than `max_wait`. Pass retry=False for a write that is not idempotent: a
         timeout then raises at once, since the platform may have accepted it.
         """
+        import asyncio  # lazily: config loading imports every source
+
         import httpx
 
         attempt = 0

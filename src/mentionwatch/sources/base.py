@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
+from mentionwatch.http import SourceError
 from mentionwatch.models import Job, Mention, Option, Page, Term, utcnow
 
 
@@ -99,9 +100,16 @@ class Source:
     async def reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
         """Post `text` as a reply to `mention`; raise SourceError with the platform's reason.
 
-        `idempotency_key` is stable across retries of the same reply: send it where the
-        platform supports one (Mastodon's Idempotency-Key).
+        `idempotency_key` is stable across retries of the same reply: sources send it where
+        the platform supports one (Mastodon's Idempotency-Key).
         """
+        problem = self.reply_problem(mention)
+        if problem:
+            raise SourceError(problem)
+        return await self.post_reply(mention, text, idempotency_key)
+
+    async def post_reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
+        """The platform's write call, once reply_problem() found nothing in the way."""
         raise NotImplementedError
 
     async def find_reply(self, mention: Mention, text: str) -> Posted | None:

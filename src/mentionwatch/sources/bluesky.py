@@ -7,7 +7,6 @@ source state and renewed with refreshSession when the access token expires.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import unicodedata
 from collections.abc import AsyncIterator
@@ -47,6 +46,8 @@ class Bluesky(Source):
     can_reply = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        import asyncio  # lazily: config loading imports every source
+
         super().__init__(*args, **kwargs)
         # Jobs of one poll run concurrently: one login or refresh serves them all.
         self._session_lock = asyncio.Lock()
@@ -186,10 +187,7 @@ class Bluesky(Source):
             return f"{self.name}: this mention has no post uri and cid to reply to"
         return None
 
-    async def reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
-        problem = self.reply_problem(mention)
-        if problem:
-            raise SourceError(problem)
+    async def post_reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
         parent = _strong_ref(mention.extra["uri"], mention.extra["cid"])
         # A reply to a reply stays in the original thread: its root is the parent's root.
         root = mention.extra.get("root") or parent

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -91,6 +90,8 @@ class GitHub(Source):
         """GET with the API headers. http.py waits out the primary limit (403/429 with
         remaining 0); GitHub's secondary limit (403 with retry-after, or only a message) is
         waited out here, so a busy minute slows a poll down instead of failing it."""
+        import asyncio  # lazily: config loading imports every source
+
         attempt = 0
         while True:
             response = await self.http.request("GET", url, params=params, headers=self.headers())
@@ -140,11 +141,8 @@ class GitHub(Source):
             return f"{self.name}: this mention has no repository and issue number to reply to"
         return None
 
-    async def reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
+    async def post_reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
         # GitHub has no idempotency key: find_reply() is how a retry avoids a double post.
-        problem = self.reply_problem(mention)
-        if problem:
-            raise SourceError(problem)
         response = await self.http.request(
             "POST",
             self._comments_url(mention),

@@ -201,10 +201,7 @@ class Mastodon(Source):
             return f"{self.name}: replying needs a token: set sources.{self.name}.token"
         return None
 
-    async def reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
-        problem = self.reply_problem(mention)
-        if problem:
-            raise SourceError(problem)
+    async def post_reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
         status = with_mention(mention.author, text)
         limit = await self._max_characters()
         if self.reply_length(status) > limit:

@@ -8,7 +8,6 @@ source state until it expires and fetched again on a 401.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -69,6 +68,8 @@ class Reddit(Source):
     can_reply = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        import asyncio  # lazily: config loading imports every source
+
         super().__init__(*args, **kwargs)
         # Jobs of one poll run concurrently: one token request serves them all.
         self._token_lock = asyncio.Lock()
@@ -264,6 +265,8 @@ class Reddit(Source):
             self._window_opens = time.monotonic() + reset
 
     async def _await_budget(self) -> None:
+        import asyncio  # lazily: config loading imports every source
+
         wait = self._window_opens - time.monotonic()
         if wait <= 0:
             return
@@ -296,10 +299,7 @@ class Reddit(Source):
             return f"{self.name}: this mention has no Reddit fullname to reply to"
         return None
 
-    async def reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
-        problem = self.reply_problem(mention)
-        if problem:
-            raise SourceError(problem)
+    async def post_reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
         url = f"{self.base_url}/api/comment"
         form = {"api_type": "json", "thing_id": mention.extra["fullname"], "text": text}
         # Not idempotent: a timeout must not resend (find_reply looks for it instead).

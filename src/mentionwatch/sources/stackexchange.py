@@ -6,7 +6,6 @@ expects answers written on the site, so replies open the question or answer page
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -18,6 +17,8 @@ from mentionwatch.sources.base import Source
 from mentionwatch.text import html_to_text, unescape
 
 if TYPE_CHECKING:
+    import asyncio
+
     import httpx
 
 PAGE_SIZE = 100
@@ -87,6 +88,8 @@ class StackExchange(Source):
 
     async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """GET one API method, honouring the backoff the previous call of it asked for."""
+        import asyncio  # lazily: config loading imports every source
+
         params = {**params, "site": self.site}
         if self.settings.get("key"):
             params["key"] = self.settings.get("key")
@@ -102,6 +105,8 @@ class StackExchange(Source):
         return data
 
     async def _wait_backoff(self, method: str) -> None:
+        import asyncio  # lazily: config loading imports every source
+
         try:
             not_before = float(self.state.get(_backoff_key(method)) or 0)
         except ValueError:

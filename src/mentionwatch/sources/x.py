@@ -18,7 +18,6 @@ lost; and no post is paid for twice. Every Page notes how many posts its job rea
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -58,6 +57,8 @@ class X(Source):
     can_reply = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        import asyncio  # lazily: config loading imports every source
+
         super().__init__(*args, **kwargs)
         self.base_url = self.base_url.rstrip("/")
         cap = self.settings.get("max_reads_per_poll")
@@ -136,10 +137,7 @@ class X(Source):
             )
         return None
 
-    async def reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
-        problem = self.reply_problem(mention)
-        if problem:
-            raise SourceError(problem)
+    async def post_reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
         url = f"{self.base_url}/2/tweets"
         body = {"text": text, "reply": {"in_reply_to_tweet_id": mention.native_id}}
         # No idempotency key on X: never resend a post on our own.

@@ -1,0 +1,35 @@
+"""feed, export and handle start fast: they never load the network, feed or analyzer stacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from mentionwatch.testing.demo import demo_config
+
+HEAVY = ("asyncio", "httpx", "feedparser", "textblob", "sqlite_utils", "mentionwatch.sentiment")
+PROBE = """
+import sys
+from mentionwatch.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print("LOADED:" + ",".join(m for m in {heavy!r} if m in sys.modules), file=sys.__stderr__)
+"""
+
+
+def loaded_modules(project, *args: str) -> set[str]:
+    argv = ["mentionwatch", "--config", str(project.config), "--db", str(project.db), *args]
+    code = f"import sys; sys.argv = {argv!r}\n" + PROBE.format(heavy=HEAVY)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("LOADED:")]
+    return {m for m in line.removeprefix("LOADED:").split(",") if m}
+
+
+def test_reading_commands_import_nothing_heavy(project):
+    project.write_config(demo_config(project.web, project.db))  # every source configured
+    project.run("poll")  # the database exists and is migrated
+    for command in (["feed"], ["feed", "--sort", "priority"], ["export"], ["handle", "1"]):
+        assert loaded_modules(project, *command) == set(), command
+    assert "mentionwatch.sentiment" in loaded_modules(project, "sentiment", "fine")
