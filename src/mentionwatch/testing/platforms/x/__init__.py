@@ -104,8 +104,10 @@ class Platform(PlatformBase):
             bound = request.arg(name)
             if self.oldest_bound_id and bound and int(bound) < self.oldest_bound_id:
                 after = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(time.time() - 7 * 86400))
-                body = _invalid(f"'{name}' must be a tweet id created after {after}. Please use "
-                                f"a '{name}' that is larger than {self.oldest_bound_id}")
+                body = _invalid(
+                    f"'{name}' must be a tweet id created after {after}. Please use "
+                    f"a '{name}' that is larger than {self.oldest_bound_id}"
+                )
                 body["errors"][0]["parameters"] = {name: [bound]}
                 return _limited(body, 400)
         posts, users = self.posts()
