@@ -161,3 +161,31 @@ def test_sentiment_command(project):
     assert [r["text"] for r in rows] == ["great tool", "awful"]
     assert rows[0]["sentiment"] == "positive"
     assert project.run("sentiment", "--analyzer", "nope", "x").code == 2
+
+
+def test_show_fetches_what_a_comment_replies_to_once(project):
+    project.write_config(HN_AND_RSS)
+    project.run("poll")
+    assert "in reply to" not in project.run("show", "hackernews:42820300", "--offline").out
+    shown = project.run("show", "hackernews:42820300")
+    assert shown.code == 0, shown.err
+    assert "in reply to dang_it  https://news.ycombinator.com/item?id=42818210" in shown.out
+    assert "How does Pebblebase handle backups?" in shown.out
+    fetched = len(project.web.seen("/hackernews/api/v1/items/"))
+    assert fetched == 1
+    project.run("show", "hackernews:42820300")  # kept with the mention: no second request
+    assert len(project.web.seen("/hackernews/api/v1/items/")) == fetched
+
+    on_story = project.run("show", "hackernews:42819934").out
+    assert "in reply to mkessler" in on_story
+    assert "Show HN: Pebblebase – a tiny hosted database for side projects" in on_story
+
+
+def test_show_without_the_platform_still_shows_the_mention(project):
+    project.write_config(HN_AND_RSS)
+    project.run("poll")
+    project.web.fail("/hackernews/", 500, times=10)
+    shown = project.run("show", "hackernews:42820300")
+    assert shown.code == 0
+    assert "SQLite semantics" in shown.out
+    assert "thread not shown: hackernews: HTTP 500" in shown.err

@@ -65,6 +65,17 @@ class Mention:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadPost:
+    """A post around a mention, as its platform gives it: what the mention replies to."""
+
+    relation: str  # "parent": the post replied to; "root": where the thread started
+    text: str
+    author: str | None = None
+    url: str | None = None
+    created_at: str | None = None  # ISO 8601 UTC
+
+
+@dataclass(frozen=True, slots=True)
 class Option:
     """One key a source accepts in its config section."""
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from mentionwatch.models import JobResult, Mention, PollReport, iso, utcnow
+from mentionwatch.models import JobResult, Mention, PollReport, ThreadPost, iso, utcnow
 from mentionwatch.text import strip_controls
 from mentionwatch.triage import mention_priority
 
@@ -173,9 +173,13 @@ _CONTEXT_KEYS = (
 
 
 def print_detail(
-    console: Console, m: Mention, history: Sequence[Any], replies: Sequence[Any] = ()
+    console: Console,
+    m: Mention,
+    history: Sequence[Any],
+    replies: Sequence[Any] = (),
+    thread: Sequence[ThreadPost] = (),
 ) -> None:
-    """One mention in full: fields, thread context from the platform, replies, history."""
+    """One mention in full: fields, what it replies to, its text, replies sent, history."""
     from rich.text import Text
 
     wrap = not console.is_terminal
@@ -197,6 +201,14 @@ def print_detail(
         value = m.extra.get(key)
         if isinstance(value, str | int) and not isinstance(value, bool):
             field(label, value)
+    for post in thread:
+        console.print()
+        label = "in reply to" if post.relation == "parent" else "thread started by"
+        head = Text(f"{label} ", style="bold") + Text(safe(post.author or "someone"), "bold blue")
+        if post.url:
+            head.append(f"  {safe(post.url)}", style="dim")
+        console.print(head, soft_wrap=wrap)
+        console.print(Text("  " + _shorten(safe(post.text), FEED_TEXT_LIMIT)), soft_wrap=wrap)
     console.print()
     console.print(Text(safe(m.text)), soft_wrap=wrap)
     if replies:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mentionwatch.config import Config
 from mentionwatch.http import SourceError, Uncertain, open_client
-from mentionwatch.models import Mention
+from mentionwatch.models import Mention, ThreadPost
 from mentionwatch.sources import registry
 from mentionwatch.sources.base import Posted, Source
 from mentionwatch.store import Store
@@ -84,6 +84,31 @@ def target(config: Config, store: Store, mention: Mention, client: object = None
     if problem:
         raise ReplyError(f"{problem}; or reply by hand at {source.reply_link(mention)}", code=2)
     return Target(mention, source, source.reply_link(mention))
+
+
+def thread(config: Config, store: Store, mention: Mention) -> list[ThreadPost]:
+    """What the mention replies to: fetched from its platform once, then kept with it.
+
+    Raises SourceError when the platform cannot be asked (not configured, offline, refused).
+    """
+    from dataclasses import asdict
+
+    from mentionwatch.poller import build_source
+
+    assert mention.id is not None
+    if "thread" in mention.extra:
+        return [ThreadPost(**post) for post in mention.extra["thread"]]
+    settings = config.sources.get(mention.source)
+    if settings is None:
+        raise SourceError(f"{mention.source} is not configured, so its thread cannot be read")
+
+    async def run() -> list[ThreadPost]:
+        async with open_client(config.poll) as client:
+            return await build_source(settings, config, store, client).thread(mention)
+
+    posts = asyncio.run(run())
+    store.set_extra(mention.id, "thread", [asdict(p) for p in posts])
+    return posts
 
 
 def already_posted(store: Store, mention: Mention, text: str) -> dict | None:

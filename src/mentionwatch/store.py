@@ -323,6 +323,15 @@ class Store:
                 f"UPDATE replies SET {sets} WHERE id = ?", [outcome, *fields.values(), reply_id]
             )
 
+    def set_extra(self, mention_id: int, key: str, value: Any) -> None:
+        """Set one key of a mention's platform details (e.g. the thread fetched for `show`)."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE mentions SET extra = json_set(coalesce(extra, '{}'), ?, json(?)) "
+                "WHERE id = ?",
+                (f"$.{key}", json.dumps(value, ensure_ascii=False), mention_id),
+            )
+
     def replies(self, mention_id: int) -> list[sqlite3.Row]:
         return self.conn.execute(
             "SELECT * FROM replies WHERE mention_id = ? ORDER BY id", (mention_id,)

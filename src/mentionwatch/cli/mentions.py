@@ -26,7 +26,9 @@ from mentionwatch.cli.app import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from mentionwatch.config import Config
+    from mentionwatch.models import Mention, ThreadPost
+    from mentionwatch.store import Store
 
 FEED_FORMATS = ("rich", "plain", "jsonl", "json", "csv", "ids")
 EXPORT_FORMATS = ("jsonl", "json", "csv")
@@ -78,18 +80,41 @@ def feed(
 
 
 @app.command()
-def show(mention: Annotated[str, typer.Argument(help="ID or key.")]) -> None:
-    """Show one mention in full: its thread context, the replies sent, its status history."""
+def show(
+    mention: Annotated[str, typer.Argument(help="ID or key.")],
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Do not ask the platform for the thread.")
+    ] = False,
+) -> None:
+    """Show one mention in full: what it replies to, the replies sent, its status history."""
     from mentionwatch import render
 
-    store = open_store(load_config())
+    cfg = load_config()
+    store = open_store(cfg)
     (mention_id,) = resolve(store, [mention])
-    render.print_detail(
-        stdout_console(),
-        store.get(mention_id),
-        store.status_history(mention_id),
-        store.replies(mention_id),
-    )
+    m = store.get(mention_id)
+    thread, problem = _thread(cfg, store, m, offline)
+    console = stdout_console()
+    render.print_detail(console, m, store.status_history(mention_id), store.replies(mention_id),
+                        thread)  # fmt: skip
+    if problem:
+        say(f"thread not shown: {problem}")
+
+
+def _thread(
+    cfg: Config, store: Store, m: Mention, offline: bool
+) -> tuple[list[ThreadPost], str | None]:
+    """The stored or freshly fetched thread; a fetch failure is a note, not an error."""
+    from mentionwatch import replies
+    from mentionwatch.http import SourceError
+    from mentionwatch.models import ThreadPost
+
+    if offline or "thread" in m.extra:
+        return [ThreadPost(**post) for post in m.extra.get("thread", [])], None
+    try:
+        return replies.thread(cfg, store, m), None
+    except SourceError as exc:
+        return [], str(exc)
 
 
 def _set_status(refs: list[str], status: str, note: str | None) -> None:

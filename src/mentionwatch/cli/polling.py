@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -18,9 +18,6 @@ from mentionwatch.cli.app import (
     state,
     stdout_console,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 @app.command()

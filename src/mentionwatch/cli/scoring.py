@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -14,9 +14,6 @@ from mentionwatch.cli.app import (
     open_store,
     say,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 @app.command()

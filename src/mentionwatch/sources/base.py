@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from mentionwatch.http import SourceError
-from mentionwatch.models import Job, Mention, Option, Page, Term, utcnow
+from mentionwatch.models import Job, Mention, Option, Page, Term, ThreadPost, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,11 @@ class Source:
         Raises SourceError with the reason when it does not.
         """
         raise NotImplementedError
+
+    async def thread(self, mention: Mention) -> list[ThreadPost]:
+        """The posts this mention replies to (its parent, and the thread's root when that is
+        another post), fetched from the platform; [] when it starts a thread."""
+        return []
 
     def reply_link(self, mention: Mention) -> str | None:
         """The web page where a person replies by hand."""

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mentionwatch.http import SourceError
-from mentionwatch.models import Job, Mention, Page, from_epoch, parse_iso
+from mentionwatch.models import Job, Mention, Page, ThreadPost, from_epoch, parse_iso
 from mentionwatch.query import parse
 from mentionwatch.sources.base import Source
 from mentionwatch.text import html_to_text, unescape
@@ -44,6 +44,30 @@ class HackerNews(Source):
         if not isinstance(data, dict) or "hits" not in data:
             raise SourceError(f"{self.name}: unexpected response shape (no 'hits' list)")
         return "Algolia search answers (no account needed)"
+
+    async def thread(self, mention: Mention) -> list[ThreadPost]:
+        """The comment or story a comment replies to (its story title is already stored)."""
+        parent, story = mention.extra.get("parent_id"), mention.extra.get("story_id")
+        if mention.extra.get("kind") != "comment" or not parent:
+            return []
+        if parent == story:
+            # items/<story> would return the whole comment tree; a tag search returns the story.
+            data = await self.http.get_json(
+                f"{self.base_url}/search", params={"tags": f"story,story_{story}", "hitsPerPage": 1}
+            )
+            hits = data.get("hits") if isinstance(data, dict) else None
+            if not hits or not isinstance(hits[0], dict):
+                return []
+            hit = hits[0]
+            body = "\n".join(x for x in (unescape(hit.get("title")),
+                                          html_to_text(hit.get("story_text"))) if x)  # fmt: skip
+            return [ThreadPost("parent", body, unescape(hit.get("author")), ITEM_URL.format(story),
+                               hit.get("created_at"))]  # fmt: skip
+        item = await self.http.get_json(f"{self.base_url}/items/{parent}")
+        if not isinstance(item, dict):
+            raise SourceError(f"{self.name}: unexpected response shape for item {parent}")
+        return [ThreadPost("parent", html_to_text(item.get("text")), unescape(item.get("author")),
+                           ITEM_URL.format(parent), item.get("created_at"))]  # fmt: skip
 
     async def _pages(self, query: str, since: int) -> AsyncIterator[list[dict[str, Any]]]:
         for page in range(MAX_PAGES):

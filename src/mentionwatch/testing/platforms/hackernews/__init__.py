@@ -35,7 +35,7 @@ class Platform(PlatformBase):
         if match:
             for hit in self.hits():
                 if hit["objectID"] == match.group(1):
-                    return json_response({"id": int(hit["objectID"]), **hit, "children": []})
+                    return json_response(_item(hit))
         return None
 
     def search(self, request: Request) -> Response:
@@ -63,6 +63,26 @@ class Platform(PlatformBase):
                 "params": "&".join(f"{k}={v[0]}" for k, v in request.query.items()),
             }
         )
+
+
+def _item(hit: dict[str, Any]) -> dict[str, Any]:
+    """The items/<id> shape: one `text` field for stories and comments, and the reply tree."""
+    is_comment = "comment" in hit.get("_tags", [])
+    return {
+        "id": int(hit["objectID"]),
+        "created_at": hit.get("created_at"),
+        "created_at_i": hit.get("created_at_i"),
+        "type": "comment" if is_comment else "story",
+        "author": hit.get("author"),
+        "title": hit.get("title"),
+        "url": hit.get("url"),
+        "text": hit.get("comment_text") if is_comment else hit.get("story_text"),
+        "points": hit.get("points"),
+        "parent_id": hit.get("parent_id"),
+        "story_id": hit.get("story_id"),
+        "children": [],
+        "options": [],
+    }
 
 
 def _matches(hit: dict[str, Any], words: list[str], excluded: list[str]) -> bool:
