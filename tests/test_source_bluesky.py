@@ -309,3 +309,27 @@ def test_a_short_page_with_a_cursor_is_not_the_end(project):
     busy = [k for k in records(project) if "busyposter" in k]
     assert len(busy) == 129
     assert any("cursor" in s.query for s in project.web.seen(SEARCH))
+
+
+def test_show_fetches_the_parent_and_root_of_a_reply_once(project):
+    project.write_config(CONFIG)
+    project.run("poll")
+    shown = project.run("show", f"bluesky:{GRUMPY}")
+    assert shown.code == 0, shown.err
+    profile = "https://bsky.app/profile/pebblebase.bsky.social/post"
+    assert f"in reply to pebblebase.bsky.social  {profile}/3lbq0aa1pp3k2" in shown.out
+    assert "Maintenance is done, all migrations ran cleanly." in shown.out
+    assert f"thread started by pebblebase.bsky.social  {profile}/3lbpzz2ro7k2x" in shown.out
+    assert "Scheduled maintenance tonight" in shown.out
+    (asked,) = project.web.seen("/bluesky/xrpc/app.bsky.feed.getPosts")
+    assert asked.query["uris"] == [
+        "at://did:plc:pebblebaseteam4x7k2q/app.bsky.feed.post/3lbq0aa1pp3k2",
+        "at://did:plc:pebblebaseteam4x7k2q/app.bsky.feed.post/3lbpzz2ro7k2x",
+    ]
+    assert asked.headers["authorization"].startswith("Bearer ")
+    project.run("show", f"bluesky:{GRUMPY}")  # kept with the mention: no second request
+    assert len(project.web.seen("/bluesky/xrpc/app.bsky.feed.getPosts")) == 1
+
+    top = project.run("show", f"bluesky:{MAYA}")
+    assert top.code == 0 and "in reply to" not in top.out
+    assert len(project.web.seen("/bluesky/xrpc/app.bsky.feed.getPosts")) == 1

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mentionwatch.http import SourceError, error_detail, redact_url
-from mentionwatch.models import Job, Mention, Option, Page, parse_iso, utcnow
+from mentionwatch.models import Job, Mention, Option, Page, ThreadPost, parse_iso, utcnow
 from mentionwatch.query import parse
 from mentionwatch.sources.base import Posted, Source
 from mentionwatch.text import clean
@@ -174,6 +174,30 @@ class Bluesky(Source):
             raise SourceError(f"{self.name}: getSession did not name the account")
         return f"authenticated as @{data['handle']} ({data.get('did')})"
 
+    # Thread
+
+    async def thread(self, mention: Mention) -> list[ThreadPost]:
+        """The post this one replies to, and the thread's first post when that is another one:
+        one getPosts call (authenticated like search) for both."""
+        parent = _ref(mention.extra.get("parent"))[0]
+        root = _ref(mention.extra.get("root"))[0]
+        if not _uri_parts(parent):
+            return []
+        wanted = {"parent": parent}
+        if _uri_parts(root) and root != parent:
+            wanted["root"] = root
+        data = await self._xrpc("GET", "app.bsky.feed.getPosts",
+                                params={"uris": list(wanted.values())})  # fmt: skip
+        posts = data.get("posts") if isinstance(data, dict) else None
+        if not isinstance(posts, list):
+            raise SourceError(f"{self.name}: unexpected response shape (no 'posts' list)")
+        # Deleted or hidden posts are left out of the answer: they are skipped here too.
+        by_uri = {
+            p["uri"]: p for p in posts if isinstance(p, dict) and isinstance(p.get("uri"), str)
+        }
+        found = [_thread_post(relation, by_uri.get(uri)) for relation, uri in wanted.items()]
+        return [p for p in found if p is not None]
+
     # Replies
 
     def reply_length(self, text: str) -> int:
@@ -267,6 +291,24 @@ def to_mention(post: dict[str, Any]) -> Mention | None:
             "quote_count": _count(post, "quoteCount"),
         },
         searchable="\n".join([text, *_links(record)]),
+    )
+
+
+def _thread_post(relation: str, post: Any) -> ThreadPost | None:
+    if not isinstance(post, dict):
+        return None
+    record = post.get("record") if isinstance(post.get("record"), dict) else {}
+    author = post.get("author") if isinstance(post.get("author"), dict) else {}
+    handle = author.get("handle") if isinstance(author.get("handle"), str) else None
+    handle = None if handle == "handle.invalid" else handle
+    did = author.get("did") if isinstance(author.get("did"), str) else None
+    created = _stamp(record.get("createdAt")) or _stamp(post.get("indexedAt"))
+    return ThreadPost(
+        relation,
+        clean(record.get("text")) if isinstance(record.get("text"), str) else "",
+        handle or did,
+        post_url(handle, post["uri"]),
+        _iso(created) if created else None,
     )
 
 
