@@ -241,3 +241,26 @@ def test_check_names_the_account(project):
     line = project.call_source("mastodon", lambda s: s.check())
     assert line.startswith("authenticated as @pebblebase@127.0.0.1")
     assert "500 characters" in line
+
+
+def test_show_reads_ancestors_on_the_instance_the_post_came_from(project):
+    project.write_config(HN_AND_RSS + MASTODON)
+    project.run("poll")
+    shown = project.run("show", KAI)
+    assert shown.code == 0, shown.err
+    assert "in reply to ada@fosstodon.org  https://fosstodon.org/@ada/112900000000000700" in (
+        shown.out
+    )
+    assert "@ren SQLite on a laptop & a USB stick, honestly." in shown.out
+    assert "thread started by ren@fosstodon.org  https://fosstodon.org/@ren/112900000000000600" in (
+        shown.out
+    )
+    context = "/mastodon/instances/fosstodon.org/api/v1/statuses/112900000000000789/context"
+    (asked,) = project.web.seen(context)
+    assert "authorization" not in asked.headers  # the token belongs to the home instance
+    project.run("show", KAI)  # kept with the mention: no second request
+    assert len(project.web.seen(context)) == 1
+
+    top = project.run("show", MIRA)
+    assert top.code == 0 and "in reply to" not in top.out
+    assert not project.web.seen("/mastodon/api/v1/statuses/")

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from mentionwatch.http import SourceError, error_detail, redact_url
-from mentionwatch.models import Job, Mention, Option, Page, Term, parse_iso
+from mentionwatch.models import Job, Mention, Option, Page, Term, ThreadPost, iso, parse_iso
 from mentionwatch.query import parse
 from mentionwatch.sources.base import Posted, Source
 from mentionwatch.text import html_to_text, unescape
@@ -173,6 +173,37 @@ class Mastodon(Source):
         found = (to_mention(s, key, self.instances[key], self.base_url) for s in statuses)
         return [m for m in found if m is not None]
 
+    # Thread
+
+    async def thread(self, mention: Mention) -> list[ThreadPost]:
+        """The status this one replies to (the last of its ancestors) and the thread's first
+        (the first ancestor), from the instance the status was read on: its id is only valid
+        there. The token goes to the home instance only."""
+        extra = mention.extra or {}
+        if not extra.get("in_reply_to_id"):
+            return []
+        key, local_id = extra.get("instance"), extra.get("id")
+        base = self.instances.get(key) if isinstance(key, str) else None
+        if base is None or not local_id:
+            raise SourceError(
+                f"{self.name}: the instance this post was read on ({key}) is no longer "
+                "configured, so its thread cannot be read"
+            )
+        headers = self._auth() if key == self.home else {}
+        url = f"{base}/api/v1/statuses/{quote(str(local_id), safe='')}/context"
+        data = await self.http.get_json(url, headers=headers)
+        ancestors = data.get("ancestors") if isinstance(data, dict) else None
+        if not isinstance(ancestors, list):
+            raise SourceError(f"{self.name}: unexpected context response (no 'ancestors' list)")
+        # Deleted or hidden ancestors are left out by the instance.
+        found = [p for p in (_thread_post(s, base) for s in ancestors) if p is not None]
+        if not found:
+            return []
+        posts = [ThreadPost("parent", *found[-1])]
+        if len(found) > 1:
+            posts.append(ThreadPost("root", *found[0]))
+        return posts
+
     # Checking and replying
 
     async def check(self) -> str:
@@ -316,6 +347,33 @@ def to_mention(status: dict[str, Any], key: str, instance: str, home: str) -> Me
             "boosted_by": _boosted_by(status, post, instance),
         },
     )
+
+
+def _thread_post(
+    status: Any, instance: str
+) -> tuple[str, str | None, str | None, str | None] | None:
+    """(text, author, url, created_at) of an ancestor Status; None when it is malformed."""
+    if not isinstance(status, dict):
+        return None
+    account = status.get("account") if isinstance(status.get("account"), dict) else {}
+    acct = account.get("acct")
+    author = (
+        full_acct(acct, account.get("url"), instance) if isinstance(acct, str) and acct else None
+    )
+    url = status.get("url") or status.get("uri")
+    try:
+        created = iso(parse_iso(status["created_at"]))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        created = None
+    content = status.get("content") if isinstance(status.get("content"), str) else ""
+    text = html_to_text(content)
+    spoiler = status.get("spoiler_text")
+    warning = unescape(spoiler) if isinstance(spoiler, str) else None
+    if warning:
+        text = f"[{warning}] {text}" if text else f"[{warning}]"
+    if not text and author is None:
+        return None
+    return text, author, url if isinstance(url, str) else None, created
 
 
 def full_acct(acct: str, account_url: object, instance: str) -> str:

@@ -61,6 +61,9 @@ class Platform(PlatformBase):
             if self.hashtags_need_login and not authed:
                 return _limited(INVALID, 401)
             return self.timeline(data["statuses"], tag.group(1).lower(), request)
+        context = _CONTEXT.match(path)
+        if context and request.method == "GET":
+            return self.context(data["statuses"], context.group(1))
         if path == "/api/v2/instance":
             instance = data["instance"]
             instance["configuration"]["statuses"]["max_characters"] = self.max_characters
@@ -80,11 +83,20 @@ class Platform(PlatformBase):
             return _limited(data["me"])
         if path == "/api/v1/statuses" and request.method == "POST":
             return self.post(request, data)
-        context = _CONTEXT.match(path)
-        if context:
-            found = [s for s in self.posted if s["in_reply_to_id"] == context.group(1)]
-            return _limited({"ancestors": [], "descendants": found})
         return None
+
+    def context(self, statuses: list[dict[str, Any]], status_id: str) -> Response:
+        """Public for a public status, like Mastodon: ancestors root first, then descendants
+        (direct replies, enough for find_reply)."""
+        by_id = {s["id"]: s for s in statuses}
+        if status_id not in by_id:
+            return _limited(NOT_FOUND, 404)
+        ancestors, parent = [], by_id[status_id].get("in_reply_to_id")
+        while parent in by_id and len(ancestors) < 40:
+            ancestors.insert(0, by_id[parent])
+            parent = by_id[parent].get("in_reply_to_id")
+        replies = [s for s in statuses if s.get("in_reply_to_id") == status_id]
+        return _limited({"ancestors": ancestors, "descendants": replies})
 
     def instance(self, host: str) -> dict[str, Any]:
         data = self.fixture_json(f"instances/{host}.json")
