@@ -305,3 +305,29 @@ def _post(post_id: str, title: str, created: float) -> dict:
             "is_self": True,
         },
     }  # fmt: skip
+
+
+def test_show_reads_what_a_comment_replies_to_once(project):
+    project.write_config(CONFIG)
+    project.run("poll")
+    shown = project.run("show", "reddit:t1_lx3h7b2")  # replies to a comment
+    assert shown.code == 0, shown.err
+    comment = "/r/webdev/comments/1gpyy77/postgres_alternatives_for_tiny_apps/lx3a000/"
+    assert f"in reply to tiny_apps_tess  https://www.reddit.com{comment}" in shown.out
+    assert "branching for previews & nightly backups out of the box" in shown.out
+    assert "thread started by minimal_mo" in shown.out
+    assert "Postgres feels like overkill for a todo app" in shown.out
+    (asked,) = project.web.seen("/reddit/oauth/api/info")
+    assert asked.query["id"] == ["t1_lx3a000,t3_1gpyy77"]
+    assert asked.headers["user-agent"] == USER_AGENT
+    project.run("show", "reddit:t1_lx3h7b2")  # kept with the mention: no second request
+    assert len(project.web.seen("/reddit/oauth/api/info")) == 1
+
+    on_post = project.run("show", "reddit:t1_lx3k9qa").out  # replies to the post itself
+    assert "in reply to weekend_hacker" in on_post
+    assert "What database are you using for your side project in 2026?" in on_post
+    assert "JSON file & a prayer" in on_post and "thread started by" not in on_post
+
+    top = project.run("show", "reddit:t3_1gq7k2a")
+    assert top.code == 0 and "in reply to" not in top.out
+    assert len(project.web.seen("/reddit/oauth/api/info")) == 2

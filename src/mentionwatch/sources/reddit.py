@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from mentionwatch import __version__
 from mentionwatch.http import RateLimited, SourceError, error_detail, redact_url
-from mentionwatch.models import Job, Mention, Option, Page, Term, from_epoch
+from mentionwatch.models import Job, Mention, Option, Page, Term, ThreadPost, from_epoch, iso
 from mentionwatch.query import parse
 from mentionwatch.sources.base import Posted, Source
 from mentionwatch.text import unescape
@@ -287,6 +287,28 @@ class Reddit(Source):
             raise SourceError(f"{self.name}: /api/v1/me did not name the account")
         return f"authenticated as u/{name}"
 
+    # Thread
+
+    async def thread(self, mention: Mention) -> list[ThreadPost]:
+        """What a comment replies to (a comment, or the post), with the post as the thread's
+        root when the parent is a comment: both in one /api/info call. A post: []."""
+        parent, post = mention.extra.get("parent_id"), mention.extra.get("link_id")
+        if mention.extra.get("kind") != "comment" or not _fullname(parent, ("t1_", "t3_")):
+            return []
+        wanted = {"parent": parent}
+        if _fullname(post, ("t3_",)) and post != parent:
+            wanted["root"] = post
+        data = await self._get("/api/info", {"id": ",".join(wanted.values()), "raw_json": 1})
+        children, _ = self._listing(data, "/api/info")
+        by_name = {
+            c["data"].get("name"): c["data"]
+            for c in children
+            if isinstance(c, dict) and isinstance(c.get("data"), dict)
+        }
+        subreddit = mention.extra.get("subreddit")
+        found = [_thread_post(r, by_name.get(n), subreddit) for r, n in wanted.items()]
+        return [p for p in found if p is not None]
+
     # Replies
 
     def reply_problem(self, mention: Mention) -> str | None:
@@ -414,6 +436,34 @@ def _comment(data: dict[str, Any], common: dict[str, Any], subreddit: str | None
         # The post's title is context, not something the commenter wrote.
         searchable=text,
     )
+
+
+def _fullname(value: Any, kinds: tuple[str, ...]) -> bool:
+    return isinstance(value, str) and value.startswith(kinds) and len(value) > 3
+
+
+def _thread_post(relation: str, data: Any, subreddit: Any) -> ThreadPost | None:
+    """A comment (its body) or a post (title and selftext) from /api/info; None if missing."""
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        return None
+    name = data["name"]
+    author = data.get("author") if isinstance(data.get("author"), str) else None
+    created = data.get("created_utc")
+    when = (
+        iso(from_epoch(created))
+        if isinstance(created, int | float) and not isinstance(created, bool)
+        else None
+    )
+    if name.startswith("t3_"):
+        parts = (unescape(_str(data.get("title"))), unescape(_str(data.get("selftext"))))
+        text = "\n".join(x for x in parts if x)
+        url = _web_url(data.get("permalink")) or f"{WEB}/comments/{name[3:]}/"
+    else:
+        text = unescape(_str(data.get("body"))) or ""
+        where = subreddit if isinstance(subreddit, str) else None
+        url = _comment_url({**data, "id": data.get("id") or name[3:]}, where)
+    return ThreadPost(relation, text, None if author in (None, "[deleted]") else unescape(author),
+                      url, when)  # fmt: skip
 
 
 def _str(value: Any) -> str:

@@ -92,6 +92,8 @@ class Platform(PlatformBase):
         if match:
             mine = [r for r in self.replies if r["data"]["author"] == match.group(1)]
             return self.listing(request, list(reversed(mine)))
+        if path in ("/api/info", "/api/info.json") and request.method == "GET":
+            return self.info(request)
         if path == "/api/v1/me":
             return json_response({"name": user, "id": "k2x9q", "link_karma": 12})
         if path == "/api/comment" and request.method == "POST":
@@ -144,6 +146,26 @@ class Platform(PlatformBase):
     def comments(self, subreddit: str) -> list[dict[str, Any]]:
         found = self.things("comments.json")
         return [c for c in found if c["data"]["subreddit"].lower() == subreddit.lower()]
+
+    def info(self, request: Request) -> Response:
+        """Things by fullname (id=t1_…,t3_…), as a Listing in the order asked; unknown ones
+        are left out. thread.json holds posts and comments no search or listing finds."""
+        known = {
+            t["data"].get("name"): t
+            for t in self.posts() + self.things("comments.json") + self.things("thread.json")
+            + self.replies
+        }  # fmt: skip
+        names = [n for n in (request.arg("id") or "").split(",") if n]
+        found = [known[n] for n in names if n in known]
+        if request.arg("raw_json") != "1":
+            found = [_escaped(t) for t in found]
+        return json_response(
+            {
+                "kind": "Listing",
+                "data": {"after": None, "before": None, "dist": len(found), "modhash": None,
+                         "geo_filter": "", "children": found},
+            }
+        )  # fmt: skip
 
     def search(self, request: Request) -> Response:
         alternatives = _alternatives(request.arg("q", "") or "")
