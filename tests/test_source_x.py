@@ -274,3 +274,25 @@ def test_check_reports_usage_and_reply_account(project):
     line = project.call_source("x", lambda s: s.check())
     assert line == "bearer token works: 2413 of 3000000 posts read this billing cycle; " \
         "replies as @pebblebase"  # fmt: skip
+
+
+def test_show_looks_up_the_post_a_reply_answers_once(project):
+    project.write_config(_config())
+    project.run("poll")
+    assert project.mention(THEO).extra["in_reply_to_id"] == "1859300000000000050"
+    reads = project.web.platform("x").reads
+    shown = project.run("show", THEO)
+    assert shown.code == 0, shown.err
+    assert "in reply to dbweekly  https://x.com/dbweekly/status/1859300000000000050" in shown.out
+    assert "which hosted databases actually do logical replication / CDC well?" in shown.out
+    assert "Burned twice this year & looking" in shown.out  # entities decoded
+    (asked,) = project.web.seen("/x/2/tweets/1859300000000000050")
+    assert asked.headers["authorization"] == f"Bearer {BEARER}"
+    assert asked.query["expansions"] == ["author_id"]
+    assert project.web.platform("x").reads == reads + 1  # one billed read
+    project.run("show", THEO)  # kept with the mention: no second request
+    assert len(project.web.seen("/x/2/tweets/1859300000000000050")) == 1
+
+    top = project.run("show", GRUMPY)
+    assert top.code == 0 and "in reply to" not in top.out
+    assert [r.path for r in project.web.seen("/x/2/tweets/1")] == [asked.path]

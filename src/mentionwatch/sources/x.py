@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from mentionwatch.http import SourceError, error_detail
-from mentionwatch.models import Job, Mention, Option, Page, parse_iso, utcnow
+from mentionwatch.models import Job, Mention, Option, Page, ThreadPost, iso, parse_iso, utcnow
 from mentionwatch.query import parse
 from mentionwatch.sources.base import Posted, Source
 from mentionwatch.text import unescape
@@ -37,7 +37,9 @@ URL_LENGTH = 23  # X counts every link as 23 characters (t.co)
 _URL = re.compile(r"https?://\S+")
 # twitter-text counts these code points as 1 and every other one (CJK, emoji…) as 2.
 _LIGHT = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
-TWEET_FIELDS = "created_at,public_metrics,author_id,conversation_id,note_tweet,lang"
+TWEET_FIELDS = (
+    "created_at,public_metrics,author_id,conversation_id,note_tweet,lang,referenced_tweets"
+)
 _SUMMON_HINT = (
     "X lets self-serve apps reply only to posts whose author mentioned or quoted your "
     "account; reply by hand at {link}"
@@ -105,6 +107,28 @@ class X(Source):
             # A 200 that carries only errors: the search did not run.
             raise SourceError(f"{self.name}: search failed: {_problem(data)}")
         return data
+
+    # Thread
+
+    async def thread(self, mention: Mention) -> list[ThreadPost]:
+        """The post a reply answers, looked up with the app bearer token. X bills this as one
+        post read (pay-per-use); it is not counted against max_reads_per_poll, which caps
+        polling. The conversation's first post would be a second billed read: not fetched."""
+        parent = _id(mention.extra.get("in_reply_to_id"))
+        if not parent:
+            return []
+        url = f"{self.base_url}/2/tweets/{parent}"
+        params = {"tweet.fields": "created_at,author_id,note_tweet", "expansions": "author_id",
+                  "user.fields": "username"}  # fmt: skip
+        data = await self.http.get_json(url, params=params, headers=self._auth("bearer_token"))
+        if not isinstance(data, dict):
+            raise SourceError(f"{self.name}: unexpected post lookup response (not a JSON object)")
+        post = data.get("data")
+        if not isinstance(post, dict):
+            if _gone(data.get("errors")):
+                return []  # deleted, or its author went private: nothing to show
+            raise SourceError(f"{self.name}: post lookup failed: {_problem(data)}")
+        return [_thread_post(post, _users(data.get("includes")))]
 
     # Checking and replying
 
@@ -302,6 +326,41 @@ def _bounds(since: Any = None, until: Any = None, newest: Any = None) -> dict[st
     return {k: v for k, v in pairs.items() if v}
 
 
+def _users(includes: Any) -> dict[Any, dict[str, Any]]:
+    users = includes.get("users") if isinstance(includes, dict) else None
+    return {u.get("id"): u for u in users or [] if isinstance(u, dict)}
+
+
+def _thread_post(post: dict[str, Any], users: dict[Any, dict[str, Any]]) -> ThreadPost:
+    note = post.get("note_tweet")
+    full = note.get("text") if isinstance(note, dict) else None
+    text = full if isinstance(full, str) and full else post.get("text")
+    username = (users.get(post.get("author_id")) or {}).get("username")
+    username = username if isinstance(username, str) and username else None
+    post_id = _id(post.get("id"))
+    try:
+        created = iso(parse_iso(post["created_at"]))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        created = None
+    return ThreadPost(
+        "parent",
+        unescape(text) or "" if isinstance(text, str) else "",
+        username,
+        post_url(post_id, username) if post_id else None,
+        created,
+    )
+
+
+def _gone(errors: Any) -> bool:
+    """Only "not found" or "not authorized" (a protected author) errors."""
+    kinds = ("resource-not-found", "not-authorized-for-resource")
+    return (
+        isinstance(errors, list)
+        and bool(errors)
+        and all(isinstance(e, dict) and str(e.get("type", "")).endswith(kinds) for e in errors)
+    )
+
+
 def to_mentions(posts: list[Any], includes: Any) -> list[Mention]:
     users = includes.get("users") if isinstance(includes, dict) else None
     by_id = {u.get("id"): u for u in users or [] if isinstance(u, dict)}
@@ -339,6 +398,7 @@ def to_mention(post: dict[str, Any], users: dict[Any, dict[str, Any]]) -> Mentio
             "id": post_id,
             "author_id": post.get("author_id"),
             "conversation_id": post.get("conversation_id"),
+            "in_reply_to_id": _replied_to(post),
             "lang": post.get("lang"),
         },
     )
@@ -368,6 +428,15 @@ def _min_id(posts: list[Any]) -> str | None:
 def _count(metrics: dict[str, Any], key: str) -> int:
     value = metrics.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _replied_to(post: dict[str, Any]) -> str | None:
+    """The id of the post this one replies to (referenced_tweets type replied_to)."""
+    refs = post.get("referenced_tweets")
+    for ref in refs if isinstance(refs, list) else []:
+        if isinstance(ref, dict) and ref.get("type") == "replied_to" and _id(ref.get("id")):
+            return _id(ref.get("id"))
+    return None
 
 
 def _replies_to(post: dict[str, Any], post_id: str) -> bool:

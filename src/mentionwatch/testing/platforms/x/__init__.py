@@ -39,6 +39,8 @@ NOT_SUMMONED = {
     "status": 403,
 }
 _USER_POSTS = re.compile(r"^/2/users/(\d+)/tweets$")
+_POST = re.compile(r"^/2/tweets/(\d+)$")
+_DEFAULT_FIELDS = ("id", "text", "edit_history_tweet_ids")
 
 
 class Platform(PlatformBase):
@@ -70,6 +72,11 @@ class Platform(PlatformBase):
             usage = {"project_id": "1780000000", "project_cap": "3000000", "cap_reset_day": 6,
                      "project_usage": str(2413 + self.reads)}  # fmt: skip
             return _limited({"data": usage})
+        lookup = _POST.match(request.path)
+        if lookup and request.method == "GET":
+            if auth not in (f"Bearer {BEARER}", f"Bearer {USER_TOKEN}"):
+                return _limited(UNAUTHORIZED, 401)
+            return self.lookup(request, lookup.group(1))
         if auth == f"Bearer {BEARER}" and request.path.startswith(("/2/users", "/2/tweets")):
             return _limited(APP_ONLY_FORBIDDEN, 403)
         if auth != f"Bearer {USER_TOKEN}":
@@ -88,6 +95,31 @@ class Platform(PlatformBase):
     def posts(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         data = self.fixture_json("posts.json")
         return data["data"] + self.extra_posts, data["includes"]["users"]
+
+    def lookup(self, request: Request, post_id: str) -> Response:
+        """GET /2/tweets/:id: only the fields asked for (id, text and edit history by
+        default); an unknown id is a 200 with a resource-not-found error, as on X."""
+        posts, users = self.posts()
+        extra = self.fixture_json("thread.json")
+        posts, users = posts + extra["data"], users + extra["includes"]["users"]
+        post = next((p for p in posts if isinstance(p, dict) and p.get("id") == post_id), None)
+        if post is None:
+            return _limited({"errors": [{
+                "value": post_id, "detail": f"Could not find tweet with id: [{post_id}].",
+                "title": "Not Found Error", "resource_type": "tweet", "parameter": "id",
+                "resource_id": post_id,
+                "type": "https://api.twitter.com/2/problems/resource-not-found"}]})  # fmt: skip
+        self.reads += 1
+        wanted = (request.arg("tweet.fields") or "").split(",")
+        body: dict[str, Any] = {
+            "data": {k: v for k, v in post.items() if k in _DEFAULT_FIELDS or k in wanted}
+        }
+        if "author_id" in (request.arg("expansions") or "").split(","):
+            user_fields = {"id", "name", "username", *(request.arg("user.fields") or "").split(",")}
+            authors = [u for u in users if u["id"] == post.get("author_id")]
+            body["includes"] = {"users": [{k: v for k, v in u.items() if k in user_fields}
+                                          for u in authors]}  # fmt: skip
+        return _limited(body)
 
     def search(self, request: Request) -> Response:
         if self.fail_paging and request.arg("next_token"):
