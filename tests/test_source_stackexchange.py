@@ -225,3 +225,24 @@ def test_highlight_markup_in_titles_is_stripped(project):
     record = se_records(project)["stackexchange:stackoverflow:79499999"]
     assert record["title"] == 'Is Pebblebase "serverless"?'
     assert record["text"] == "Does pebblebase scale to zero?"
+
+
+def test_show_reads_an_answers_question_once(project):
+    project.write_config(HN_AND_RSS + WITH_KEY)
+    project.run("poll")
+    shown = project.run("show", "stackexchange:stackoverflow:79410591")
+    assert shown.code == 0, shown.err
+    assert "in reply to Zoë Müller  https://stackoverflow.com/q/79410233" in shown.out
+    assert 'from SQLAlchemy without "SSL required" errors?' in shown.out
+    assert "What connection string does Pebblebase expect?" in shown.out
+    (asked,) = project.web.seen("/stackexchange/2.3/questions/")
+    assert asked.path == "/stackexchange/2.3/questions/79410233"
+    assert (asked.arg("site"), asked.arg("filter"), asked.arg("key")) == (
+        "stackoverflow", "withbody", KEY,
+    )  # fmt: skip
+    project.run("show", "stackexchange:stackoverflow:79410591")  # kept: no second request
+    assert len(project.web.seen("/stackexchange/2.3/questions/")) == 1
+
+    question = project.run("show", "stackexchange:stackoverflow:79410233")
+    assert question.code == 0 and "in reply to" not in question.out
+    assert len(project.web.seen("/stackexchange/2.3/questions/")) == 1

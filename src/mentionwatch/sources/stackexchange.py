@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mentionwatch.http import RateLimited, SourceError, error_detail, redact_url
-from mentionwatch.models import Job, Mention, Option, Page, from_epoch
+from mentionwatch.models import Job, Mention, Option, Page, ThreadPost, from_epoch, iso
 from mentionwatch.query import parse
 from mentionwatch.sources.base import Source
 from mentionwatch.text import html_to_text, unescape
@@ -86,14 +86,19 @@ class StackExchange(Source):
             if data.get("has_more") is not True:
                 return
 
-    async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        """GET one API method, honouring the backoff the previous call of it asked for."""
+    async def call(
+        self, method: str, params: dict[str, Any], path: str | None = None
+    ) -> dict[str, Any]:
+        """GET one API method, honouring the backoff the previous call of it asked for.
+
+        `path` is the method with its ids filled in (/questions/123 for /questions/{ids}).
+        """
         import asyncio  # lazily: config loading imports every source
 
-        params = {**params, "site": self.site}
+        params = {"site": self.site, **params}
         if self.settings.get("key"):
             params["key"] = self.settings.get("key")
-        url = f"{self.base_url}{method}"
+        url = f"{self.base_url}{path or method}"
         async with self._locks.setdefault(method, asyncio.Lock()):
             await self._wait_backoff(method)
             response = await self.http.request("GET", url, params=params)
@@ -133,6 +138,26 @@ class StackExchange(Source):
         if data.get("error_id") is not None:  # an error wrapper in a 200, defensively
             raise SourceError(f"{self.name}: error from {where}: {_error_text(data)}")
         return data
+
+    async def thread(self, mention: Mention) -> list[ThreadPost]:
+        """An answer's question (title and body); a question starts its own thread: []."""
+        question_id = _int(mention.extra.get("question_id"))
+        if mention.extra.get("item_type") != "answer" or question_id is None:
+            return []
+        site = mention.extra.get("site")
+        site = site if isinstance(site, str) and site else self.site
+        data = await self.call(
+            "/questions/{ids}",
+            {"site": site, "filter": "withbody"},
+            path=f"/questions/{question_id}",
+        )
+        items = data.get("items")
+        if not isinstance(items, list):
+            raise SourceError(f"{self.name}: unexpected response shape (no 'items' list)")
+        for item in items:
+            if isinstance(item, dict) and _int(item.get("question_id")) == question_id:
+                return [_question_post(item, site, question_id)]
+        return []  # deleted since: nothing to show
 
     async def check(self) -> str:
         data = await self.call("/info", {})
@@ -186,6 +211,21 @@ def to_mention(item: dict[str, Any], site: str) -> Mention | None:
         },
         # An answer carries its question's title: context, not something the answerer wrote.
         searchable="\n".join(x for x in (title, text) if x) if not is_answer else text,
+    )
+
+
+def _question_post(item: dict[str, Any], site: str, question_id: int) -> ThreadPost:
+    title = html_to_text(item.get("title")) if isinstance(item.get("title"), str) else ""
+    body = html_to_text(item.get("body")) if isinstance(item.get("body"), str) else ""
+    owner = item.get("owner") if isinstance(item.get("owner"), dict) else {}
+    name = owner.get("display_name")
+    created = _int(item.get("creation_date"))
+    return ThreadPost(
+        "parent",
+        "\n".join(x for x in (title, body) if x),
+        (unescape(name) or None) if isinstance(name, str) else None,
+        f"https://{site_domain(site)}/q/{question_id}",
+        iso(from_epoch(created)) if created is not None else None,
     )
 
 

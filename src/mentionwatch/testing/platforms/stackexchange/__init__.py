@@ -1,4 +1,5 @@
-"""The Stack Exchange API 2.3 (api.stackexchange.com/2.3): /search/excerpts and /info.
+"""The Stack Exchange API 2.3 (api.stackexchange.com/2.3): /search/excerpts, /questions/{ids}
+and /info.
 
 Played from sites/<site>.json (search_excerpt items). Like the real search, `q` matches words
 inside longer words, so `pebblebase` also finds `pebblebased`: the client verifies matches.
@@ -14,6 +15,10 @@ from typing import Any
 from mentionwatch.testing.server import PlatformBase, Request, Response, json_response
 
 KEY = "pebbleKey0fTheApp(("  # the one app key this API accepts (real keys look like this)
+_QUESTIONS = re.compile(r"^/2\.3/questions/(\d+(?:;\d+)*)$")
+# search_excerpt fields a question object does not have.
+_EXCERPT_ONLY = ("item_type", "excerpt", "question_score", "is_accepted", "has_accepted_answer",
+                 "equivalent_tag_search")  # fmt: skip
 
 
 class Platform(PlatformBase):
@@ -29,7 +34,8 @@ class Platform(PlatformBase):
         return {"base_url": f"{self.web.base_url(self.name)}/2.3", "key": KEY}
 
     def handle(self, request: Request) -> Response | None:
-        if request.path not in ("/2.3/search/excerpts", "/2.3/info"):
+        questions = _QUESTIONS.match(request.path)
+        if request.path not in ("/2.3/search/excerpts", "/2.3/info") and not questions:
             return _error(404, "no_method", "no method found with this name")
         key = request.arg("key")
         if key is not None and key != KEY:
@@ -42,7 +48,30 @@ class Platform(PlatformBase):
         self.used += 1
         if request.path == "/2.3/info":
             return self._wrap(request, [{"total_questions": 24181722, "api_revision": "2026.7"}])
+        if questions:
+            return self.questions(request, site, questions.group(1).split(";"))
         return self.search(request, site)
+
+    def questions(self, request: Request, site: str, ids: list[str]) -> Response:
+        """Question objects by id (up to 100), from the site's question excerpts: `body` only
+        with filter=withbody, as with the default filter; unknown ids are left out."""
+        if len(ids) > 100:
+            return _error(400, "bad_parameter", "ids")
+        excerpts = self.fixture_json(f"sites/{site}.json")["items"] + self.extra_items
+        by_id = {str(i.get("question_id")): i for i in excerpts if i.get("item_type") == "question"}
+        domain = "stackoverflow.com" if site == "stackoverflow" else f"{site}.com"
+        found = []
+        for question_id in ids:
+            if question_id not in by_id:
+                continue
+            item = {k: v for k, v in by_id[question_id].items() if k not in _EXCERPT_ONLY}
+            if request.arg("filter") != "withbody":
+                item.pop("body", None)
+            slug = "-".join(re.findall(r"[a-z0-9]+", str(item.get("title", "")).lower()))[:80]
+            item.update(view_count=412, content_license="CC BY-SA 4.0",
+                        link=f"https://{domain}/questions/{question_id}/{slug}")  # fmt: skip
+            found.append(item)
+        return self._wrap(request, found)
 
     def search(self, request: Request, site: str) -> Response:
         items = self.fixture_json(f"sites/{site}.json")["items"] + self.extra_items
