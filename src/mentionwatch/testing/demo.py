@@ -50,8 +50,10 @@ def run_demo(console: Any, keep: Path | None, say: Callable[[str], None]) -> Non
         app([*base, "poll"], standalone_mode=False)
         say("demo: $ mentionwatch feed --sort priority --limit 12\n")
         app([*base, "feed", "--sort", "priority", "--limit", "12"], standalone_mode=False)
-        note = f"the demo database is kept at {db}" if keep else "the demo database was temporary"
-        say(f"\ndemo: {note} (keep one with --keep FILE).")
+        if keep:
+            say(f"\ndemo: the demo database is kept at {db}; try: mentionwatch --db {db} feed")
+        else:
+            say("\ndemo: the demo database was temporary (--keep FILE keeps one).")
         say(
             "demo: to watch your own product: mentionwatch init, edit the terms, mentionwatch poll."
         )
