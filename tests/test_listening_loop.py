@@ -189,3 +189,13 @@ def test_show_without_the_platform_still_shows_the_mention(project):
     assert shown.code == 0
     assert "SQLite semantics" in shown.out
     assert "thread not shown: hackernews: HTTP 500" in shown.err
+
+
+def test_own_accounts_are_not_mentions(project):
+    project.write_config(HN_AND_RSS, poll_settings=False)
+    project.config.write_text(
+        project.config.read_text() + '\n[poll]\nbackoff = 0.01\nignore_authors = ["@MKessler"]\n'
+    )
+    assert project.run("poll").code == 0
+    authors = {r["author"] for r in project.run("export").jsonl()}
+    assert "mkessler" not in authors and "grumpyops" in authors

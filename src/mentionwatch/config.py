@@ -44,6 +44,7 @@ class PollSettings:
     max_wait: float = 120.0  # longest rate-limit wait before giving up on a source
     lookback_days: int = 7  # how far back the first poll of a term looks
     user_agent: str | None = None
+    ignore_authors: tuple[str, ...] = ()  # your own accounts: their posts are not mentions
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ _POLL_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "max_wait": ((int, float), "a number of seconds"),
     "lookback_days": (int, "a number of days"),
     "user_agent": (str, "a string"),
+    "ignore_authors": (list, "a list of account names"),
 }
 
 
@@ -349,7 +351,10 @@ class _Parser:
         for key, (expected, what) in _POLL_KEYS.items():
             if key in table:
                 self.check_type(f"poll.{key}", table[key], expected, what)
-        return PollSettings(**table)
+        ignored = table.get("ignore_authors", [])
+        if not all(isinstance(name, str) for name in ignored):
+            raise self.fail("poll.ignore_authors", "expected a list of account names (strings)")
+        return PollSettings(**{**table, "ignore_authors": tuple(ignored)})
 
 
 def _describe(option: Option) -> str:

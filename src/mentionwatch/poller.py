@@ -82,6 +82,7 @@ class Poller:
 
     async def _poll(self, terms: list[Term], chosen: list[SourceSettings]) -> PollReport:
         self.matcher = Matcher(list(self.config.terms))
+        self.ignored = {_account(a) for a in self.config.poll.ignore_authors}
         self.atoms = {t.name: parse(t.query).atoms() for t in self.config.terms}
         report = PollReport()
         host_limits: dict[str, asyncio.Semaphore] = {}
@@ -129,6 +130,8 @@ class Poller:
     def _verified(self, mentions: list[Mention]) -> list[Mention]:
         kept = []
         for m in mentions:
+            if _account(m.author) in self.ignored:
+                continue
             haystack = m.searchable if m.searchable is not None else (m.title, m.text, m.url)
             texts = (haystack,) if isinstance(haystack, str) else haystack
             m.terms = self.matcher.matching_terms(m.source, *texts)
@@ -193,6 +196,11 @@ async def _check(source: Source) -> SourceCheck:
         return SourceCheck(source.name, False, f"{source.name}: no check available")
     except Exception as exc:
         return SourceCheck(source.name, False, f"{source.name}: unexpected {type(exc).__name__}")
+
+
+def _account(name: str | None) -> str:
+    """An author as written in ignore_authors: any case, with or without @ or u/."""
+    return (name or "").strip().lower().removeprefix("@").removeprefix("u/")
 
 
 def _scored_text(m: Mention) -> str:
