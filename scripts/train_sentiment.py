@@ -78,16 +78,52 @@ def read_tsv(path: Path) -> tuple[list[str], list[str]]:
     return labels, texts
 
 
-def fit(feats: list[dict[str, float]], labels: list[str], c: float, seed: int):
+def nb_ratios(x, labels: list[str], names: list[str], power: float):
+    """Per-feature NB log-count-ratio scale (Wang & Manning 2012), adapted to 3 classes.
+
+    For each class c, r_c = log((p_c / |p_c|) / (q_c / |q_c|)) over binarised counts, with
+    p_c the documents of class c and q_c the rest (add-one smoothed); a feature's scale is
+    mean_c |r_c| ** ``power``. Dense (``_``) features keep scale 1.
+    """
+    import numpy as np
+
+    y = np.asarray(labels)
+    xb = (x > 0).astype(np.float64)
+    ratios = []
+    for lab in LABELS:
+        mask = y == lab
+        p = np.asarray(xb[mask].sum(0)).ravel() + 1.0
+        q = np.asarray(xb[~mask].sum(0)).ravel() + 1.0
+        ratios.append(np.abs(np.log((p / p.sum()) / (q / q.sum()))))
+    r = np.mean(ratios, axis=0) ** power
+    dense = np.array([name.startswith("_") for name in names])
+    r[dense] = 1.0
+    return r
+
+
+def fit(
+    feats: list[dict[str, float]], labels: list[str], c: float, seed: int, nb_power: float = 0.0
+):
+    """Fit the logistic regression; with ``nb_power`` > 0 on NB-scaled n-gram features.
+
+    The scale is folded back into the coefficients, so the returned model scores the
+    unscaled counts that the analyzer sees.
+    """
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
 
     vec = DictVectorizer()
     x = vec.fit_transform(feats)
+    r = None
+    if nb_power:
+        r = nb_ratios(x, labels, vec.feature_names_, nb_power)
+        x = x.multiply(r).tocsr()
     clf = LogisticRegression(
         C=c, class_weight="balanced", max_iter=3000, random_state=seed, solver="lbfgs"
     )
     clf.fit(x, labels)
+    if r is not None:
+        clf.coef_ = clf.coef_ * r
     return vec, clf
 
 
@@ -101,7 +137,7 @@ def prune_counts(feats: list[dict[str, float]], min_count: int) -> list[dict[str
     return [{k: v for k, v in f.items() if k in keep} for f in feats]
 
 
-def cross_validate(labels, texts, feats, k, c, min_count, step, seed, lexicon) -> None:
+def cross_validate(labels, texts, feats, k, c, min_count, step, seed, lexicon, nb_power) -> None:
     """k-fold CV of the whole shipped pipeline: fit, priors, quantised export, analyzer."""
     import tempfile
 
@@ -116,7 +152,7 @@ def cross_validate(labels, texts, feats, k, c, min_count, step, seed, lexicon) -
         out = Path(tmp) / "fold.bin"
         for train, test in folds.split(feats, labels):
             tr = prune_counts([feats[i] for i in train], min_count)
-            vec, clf = fit(tr, [labels[i] for i in train], c, seed)
+            vec, clf = fit(tr, [labels[i] for i in train], c, seed, nb_power)
             export(vec, clf, lexicon, out, step)
             analyzer = MentionwatchAnalyzer(str(out))
             pred_all += [analyzer.score(texts[i]).label for i in test]
@@ -124,8 +160,9 @@ def cross_validate(labels, texts, feats, k, c, min_count, step, seed, lexicon) -
     recall = recall_score(gold_all, pred_all, average="macro")
     f1s = f1_score(gold_all, pred_all, average=None, labels=list(LABELS))
     print(
-        f"C={c} min_count={min_count}: {k}-fold macro-recall {recall:.3f} "
-        f"macro-F1 {f1s.mean():.3f} (F1 neg/neu/pos {' / '.join(f'{f:.3f}' for f in f1s)})"
+        f"C={c} min_count={min_count} nb_power={nb_power}: {k}-fold macro-recall "
+        f"{recall:.4f} macro-F1 {f1s.mean():.4f} "
+        f"(F1 neg/neu/pos {' / '.join(f'{f:.4f}' for f in f1s)})"
     )
 
 
@@ -142,8 +179,9 @@ DENSE_PRIORS: dict[str, tuple[float | None, float | None]] = {
     "_sarc": (1.5, -1.5),
 }
 PACK = 1 << 32
-# Sparse weights whose both parts are at most this many quantisation steps are dropped.
-PRUNE = 0
+# Sparse weights whose both parts are at most this many quantisation steps are dropped:
+# a third fewer keys (faster load), same 5-fold CV (0.6867/0.6658 vs 0.6859/0.6656 at 0).
+PRUNE = 2
 
 
 def export(vec, clf, lexicon: dict[str, float], out: Path, step: float) -> None:
@@ -211,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="labelled TSV (label, text)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--C", type=float, nargs="+", default=[0.1])
+    ap.add_argument("--C", type=float, nargs="+", default=[0.05])
+    ap.add_argument(
+        "--nb-power", type=float, default=0.5, help="NB log-count-ratio scaling exponent (0: off)"
+    )
     ap.add_argument("--min-count", type=int, default=3)
     ap.add_argument("--step", type=float, default=0.01, help="weight quantisation step")
     ap.add_argument("--cv", type=int, default=0, help="report k-fold CV instead of building")
@@ -225,10 +266,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.cv:
         for c in args.C:
             cross_validate(
-                labels, texts, feats, args.cv, c, args.min_count, args.step, args.seed, lexicon
+                labels,
+                texts,
+                feats,
+                args.cv,
+                c,
+                args.min_count,
+                args.step,
+                args.seed,
+                lexicon,
+                args.nb_power,
             )
         return 0
-    vec, clf = fit(prune_counts(feats, args.min_count), labels, args.C[0], args.seed)
+    vec, clf = fit(prune_counts(feats, args.min_count), labels, args.C[0], args.seed, args.nb_power)
     export(vec, clf, lexicon, args.out, args.step)
     return 0
 

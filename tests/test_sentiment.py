@@ -33,6 +33,35 @@ def test_customer_complaints_are_negative(default: s.Analyzer, text: str) -> Non
     assert default.score(text).label == "negative"
 
 
+# Airline-style customer mentions written for these tests (not from any dataset).
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@united my flight got Cancelled Flightled again",
+        "2 hours on hold and still no answer",
+        "you lost my bag and nobody will call me back",
+        "thanks for nothing",
+        "my luggage is damaged and the agent was dismissive",
+        "boarding delayed three times, missed my connection",
+        "charged twice for one seat, want my money back",
+    ],
+)
+def test_airline_complaints_are_negative(default: s.Analyzer, text: str) -> None:
+    assert default.score(text).label == "negative"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "thank you so much for rebooking me so quickly!",
+        "the crew was lovely and the landing was smooth",
+        "great service today, will fly again",
+    ],
+)
+def test_airline_thanks_are_positive(default: s.Analyzer, text: str) -> None:
+    assert default.score(text).label == "positive"
+
+
 @pytest.mark.parametrize(
     "text", ["Great flight, thank you! The crew was amazing", "@United I love you guys", "😍"]
 )

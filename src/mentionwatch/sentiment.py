@@ -245,7 +245,8 @@ class VaderAnalyzer:
 # ------------------------------------------------------- default (trained) analyzer
 #
 # A multinomial logistic regression over sparse string features (word uni/bigrams with
-# negation scope, lexicon sums, emoji valence, customer-service rule features), trained
+# negation scope, character 4-grams of words, lexicon sums, emoji valence,
+# customer-service rule features), trained
 # by scripts/train_sentiment.py. The same ``_analyse()`` runs at training and at run
 # time, so the shipped weights cannot drift from the extractor.
 
@@ -409,14 +410,53 @@ _SARCASM_RE = re.compile(
 )
 
 
-def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], dict[str, float]]:
-    """Sparse keys (with repeats = counts) and dense features of a prepared text.
+def _subwords(unit: str) -> list[str]:
+    """Character 4-gram keys (``c:`` + 4-gram of ``<word>``) of one unigram key.
 
-    ``low`` is ``normalize(text).lower()``. Keys: bare tokens (unigrams), ``n:tok`` for a
-    token inside a negation scope (which ends at ! or ?), ``a b`` bigrams, and the bare
-    word of each hashtag (``#happy`` also counts as ``happy``, with its lexicon valence).
-    Dense: summed lexicon valence ``_lex+``/``_lex-`` (negation flips and damps it, an intensifier
-    boosts it), and counts of the customer-service rules ``_svc``, ``_still``, ``_plea``, ``_sarc``.
+    They let the model share weight between spellings and inflections it saw apart
+    ("disappoint", "disappointing", "disappointed"). A negation-scoped ``n:word`` has the
+    4-grams of ``word``; hashtags have none (their bare word, also a unigram key, has
+    them), nor have @user, numbers, punctuation and emoji.
+    """
+    if unit[:2] == "n:":
+        unit = unit[2:]
+    if len(unit) < 2 or not unit[0].isalpha():
+        return []
+    w = "<" + unit + ">"
+    return ["c:" + w[i : i + 4] for i in range(len(w) - 3)]
+
+
+class _UnitCache(dict):
+    """Unigram key -> its packed weight plus that of its :func:`_subwords`, on first sight.
+
+    Tweets reuse words heavily, so a unigram with its 4-grams costs one C-level lookup.
+    """
+
+    __slots__ = ("_packed",)
+    _LIMIT = 200_000  # distinct keys kept before the cache starts afresh
+
+    def __init__(self, packed: dict[str, int]) -> None:
+        super().__init__()
+        self._packed = packed
+
+    def __missing__(self, unit: str) -> int:
+        if len(self) >= self._LIMIT:
+            self.clear()
+        get = self._packed.get
+        value = get(unit, 0) + sum(map(get, _subwords(unit), repeat(0)))
+        self[unit] = value
+        return value
+
+
+def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], list[str], dict[str, float]]:
+    """Unigram keys, bigram keys (both with repeats = counts) and dense features of a text.
+
+    ``low`` is ``normalize(text).lower()``. Unigram keys: bare tokens, ``n:tok`` for a token
+    inside a negation scope (which ends at ! or ?), and the bare word of each hashtag
+    (``#happy`` also counts as ``happy``, with its lexicon valence); each also brings its
+    character 4-grams (:func:`_subwords`). Bigram keys: ``a b``. Dense: summed lexicon
+    valence ``_lex+``/``_lex-`` (negation flips and damps it, an intensifier boosts it),
+    and counts of the customer-service rules ``_svc``, ``_still``, ``_plea``, ``_sarc``.
     """
     low = _DIGIT_RE.sub("0", low)
     toks = _TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", low))
@@ -425,7 +465,7 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], dict[str, 
         vals = [v for v in map(lexicon.get, toks) if v]
     else:
         keys, vals = _scoped(toks, lexicon)
-    keys += [a + " " + b for a, b in zip(["<s>", *toks], [*toks, "</s>"], strict=True)]
+    pairs = [a + " " + b for a, b in zip(["<s>", *toks], [*toks, "</s>"], strict=True)]
     if "#" in low:  # hashtags: also the bare word, and its lexicon valence
         for tok in toks:
             if tok[0] == "#" and len(tok) > 2:
@@ -454,7 +494,7 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], dict[str, 
         dense["_plea"] = 1.0
     if not _SARCASM_TRIGGERS.isdisjoint(toks) and _SARCASM_RE.search(low):
         dense["_sarc"] = 1.0
-    return keys, dense
+    return keys, pairs, dense
 
 
 def _scoped(toks: list[str], lexicon: dict[str, float]) -> tuple[list[str], list[float]]:
@@ -479,9 +519,9 @@ def _scoped(toks: list[str], lexicon: dict[str, float]) -> tuple[list[str], list
 
 def features(text: str, lexicon: dict[str, float]) -> dict[str, float]:
     """Feature dict of a raw text, as the training script feeds it to scikit-learn."""
-    keys, dense = _analyse(normalize(text).lower(), lexicon)
+    units, pairs, dense = _analyse(normalize(text).lower(), lexicon)
     feats: dict[str, float] = {}
-    for key in keys:
+    for key in [*units, *pairs, *(k for unit in units for k in _subwords(unit))]:
         feats[key] = feats.get(key, 0.0) + 1.0
     feats.update(dense)
     return feats
@@ -489,7 +529,7 @@ def features(text: str, lexicon: dict[str, float]) -> dict[str, float]:
 
 _DATA_FILE = "model.bin"
 # Sparse weights are packed as ``neg * 2**32 + pos`` integers (in units of ``scale``) so a
-# whole text is scored with one C-level ``sum(map(dict.get, keys))``; the positive part
+# whole text is scored with C-level ``sum(map(...))`` calls; the positive part
 # cannot overflow its 32 bits below millions of tokens.
 _PACK = 1 << 32
 _HALF = 1 << 31
@@ -548,6 +588,7 @@ class MentionwatchAnalyzer:
             with open(path, "rb") as fh:
                 raw = fh.read()
         model, self._packed, self._lexicon = read_model(raw)
+        self._units = _UnitCache(self._packed)
         self._scale: float = model["scale"]
         # Dense features and bias: (negative - neutral, positive - neutral) float pairs;
         # softmax is shift invariant, so the neutral column is implicitly zero.
@@ -556,8 +597,10 @@ class MentionwatchAnalyzer:
 
     def score(self, text: str) -> Score:
         low = normalize(text).lower()
-        keys, dense = _analyse(low, self._lexicon)
-        total = sum(map(self._packed.get, keys, repeat(0)))
+        units, pairs, dense = _analyse(low, self._lexicon)
+        total = sum(map(self._units.__getitem__, units)) + sum(
+            map(self._packed.get, pairs, repeat(0))
+        )
         pos_units = (total + _HALF) % _PACK - _HALF
         neg = self._bias[0] + (total - pos_units) // _PACK * self._scale
         pos = self._bias[1] + pos_units * self._scale
