@@ -209,3 +209,15 @@ def test_init_writes_a_working_config(project, tmp_path):
     again = project.run("init")
     assert again.code == 2 and "already exists" in again.err
     assert project.run("init", "--force").code == 0
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(project):
+    project.write_config(HN_AND_RSS)
+    project.db.write_text("these are my notes, not a database")
+    result = project.run("feed")
+    assert result.code == 2
+    assert result.err.strip() == (
+        f"mentionwatch: cannot open the database {project.db}: file is not a database; "
+        "pass --db PATH for another one"
+    )
+    assert project.db.read_text() == "these are my notes, not a database"

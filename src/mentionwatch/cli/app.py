@@ -4,6 +4,7 @@ loading, filters, ID resolution, error lines and exit codes."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -79,9 +80,14 @@ def load_config(required: bool = False) -> Config:
 
 
 def open_store(cfg: Config) -> Store:
+    import sqlite3
+
     from mentionwatch.store import Store
 
-    return Store(cfg.db_path)
+    try:
+        return Store(cfg.db_path)
+    except (sqlite3.DatabaseError, OSError) as exc:
+        fail(f"cannot open the database {cfg.db_path}: {exc}; pass --db PATH for another one")
 
 
 def stdout_console(fmt: str = "rich") -> Console:
@@ -195,6 +201,9 @@ def main() -> None:
     except UserError as exc:
         say(f"mentionwatch: {exc}")
         code = exc.code
+    except sqlite3.OperationalError as exc:  # e.g. locked by a long write elsewhere
+        say(f"mentionwatch: database error: {exc}; try again")
+        code = EXIT_FAILED
     except BrokenPipeError:
         # The reader of a pipe went away (`| head`): not an error for a data command.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
