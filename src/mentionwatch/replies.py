@@ -27,6 +27,27 @@ class ReplyError(Exception):
         self.code = code
 
 
+def reply_text(
+    mention: Mention,
+    text: str | None,
+    template: str | None,
+    templates: dict[str, str],
+    interactive: bool,
+) -> str:
+    """The reply to post: as given, from a template, or written in $EDITOR on a terminal."""
+    if text is not None and template:
+        raise ReplyError("give either TEXT or --template, not both", code=2)
+    if template:
+        return fill_template(template, templates, mention)
+    if text is not None:
+        return text
+    if not interactive:
+        raise ReplyError(
+            "no reply text: give TEXT or --template NAME (or run on a terminal for $EDITOR)", 2
+        )
+    return compose_in_editor(mention)
+
+
 def fill_template(name: str, templates: dict[str, str] | object, mention: Mention) -> str:
     """A reply from [templates]: {author}, {term} and {url} are filled from the mention."""
     if not isinstance(templates, dict) or name not in templates:

@@ -54,17 +54,7 @@ def reply(
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     try:
         where = replies.target(cfg, store, m)
-        body = text
-        if template:
-            body = replies.fill_template(template, dict(cfg.templates), m)
-        if text and template:
-            fail("give either TEXT or --template, not both")
-        if body is None:
-            if not interactive:
-                fail(
-                    "no reply text: give TEXT or --template NAME (or run on a terminal for $EDITOR)"
-                )
-            body = replies.compose_in_editor(m)
+        body = replies.reply_text(m, text, template, dict(cfg.templates), interactive)
         where.check_length(body)
     except replies.ReplyError as exc:
         fail(str(exc), exc.code)
