@@ -59,6 +59,14 @@ class Mention:
         return f"{self.source}:{self.native_id}"
 
     @property
+    def match_text(self) -> str:
+        """What the local matcher reads: `searchable` when a source set it, else the title,
+        text and url."""
+        if self.searchable is not None:
+            return self.searchable
+        return "\n".join(x for x in (self.title, self.text, self.url) if x)
+
+    @property
     def in_thread(self) -> bool:
         """True when `title` is the thread's, not this mention's own."""
         return self.extra.get("kind") == "comment"

@@ -132,9 +132,7 @@ class Poller:
         for m in mentions:
             if _account(m.author) in self.ignored:
                 continue
-            haystack = m.searchable if m.searchable is not None else (m.title, m.text, m.url)
-            texts = (haystack,) if isinstance(haystack, str) else haystack
-            m.terms = self.matcher.matching_terms(m.source, *texts)
+            m.terms = self.matcher.matching_terms(m.source, m.match_text)
             if m.terms:
                 kept.append(m)
         return kept

@@ -129,6 +129,5 @@ class Matcher:
     def _parsed(self) -> list[tuple[Term, Query]]:
         return [(t, parse(t.query)) for t in self.terms]
 
-    def matching_terms(self, source: str, *texts: str | None) -> list[str]:
-        haystack = "\n".join(t for t in texts if t)
-        return [t.name for t, q in self._parsed if t.applies_to(source) and q.matches(haystack)]
+    def matching_terms(self, source: str, text: str) -> list[str]:
+        return [t.name for t, q in self._parsed if t.applies_to(source) and q.matches(text)]
