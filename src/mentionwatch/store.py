@@ -393,9 +393,6 @@ class Store:
         )
         return {status: count for status, count in rows}
 
-    def ids_for_rescore(self) -> Iterator[sqlite3.Row]:
-        return self.conn.execute("SELECT id, text, title FROM mentions ORDER BY id")
-
 
 def _where(f: Filters) -> tuple[str, list[Any]]:
     clauses: list[str] = []
