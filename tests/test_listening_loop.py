@@ -199,3 +199,11 @@ def test_own_accounts_are_not_mentions(project):
     assert project.run("poll").code == 0
     authors = {r["author"] for r in project.run("export").jsonl()}
     assert "mkessler" not in authors and "grumpyops" in authors
+
+
+def test_an_unknown_option_is_a_usage_error_not_a_crash(project):
+    project.write_config(HN_AND_RSS)
+    result = project.run("feed", "--no-such-option")
+    assert result.code == 2
+    assert "No such option: --no-such-option" in result.err
+    assert "unexpected" not in result.err

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mentionwatch.errors import ConfigError
 from mentionwatch.models import Option, Term
+
+__all__ = ["Config", "ConfigError", "PollSettings", "SourceSettings", "load"]
 
 APP_NAME = "mentionwatch"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-class ConfigError(Exception):
-    """The config cannot be used; the message is one line for the user."""
 
 
 @dataclass(frozen=True)

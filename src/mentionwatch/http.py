@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mentionwatch import __version__
+from mentionwatch.errors import SourceError
 
 if TYPE_CHECKING:
     import asyncio
@@ -32,10 +33,6 @@ _SECRET_PARAMS = {"key", "token", "access_token", "password", "client_secret", "
 # Reset headers, in the order they are trusted. Their formats differ by platform (seconds
 # until, epoch seconds, or an ISO datetime); reset_delay() tells them apart.
 _RESET_HEADERS = ("retry-after", "x-ratelimit-reset", "ratelimit-reset", "x-rate-limit-reset")
-
-
-class SourceError(Exception):
-    """A source failed in a way the user should read: one line, no secrets, no traceback."""
 
 
 class RateLimited(SourceError):

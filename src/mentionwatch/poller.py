@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from mentionwatch.config import Config, SourceSettings
+from mentionwatch.errors import UsageError
 from mentionwatch.http import Http, SourceError, open_client
 from mentionwatch.models import Filters, Job, JobResult, Mention, PollReport, Term, parse_iso
 from mentionwatch.query import Matcher, parse
@@ -24,7 +25,7 @@ from mentionwatch.sources.base import Source
 from mentionwatch.store import Store
 
 
-class PollError(Exception):
+class PollError(UsageError):
     """The poll cannot start (nothing to poll, unknown source or term)."""
 
 

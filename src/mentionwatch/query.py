@@ -17,12 +17,13 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from mentionwatch.errors import UsageError
 from mentionwatch.models import Term
 
 _TOKEN = re.compile(r'(-?)"([^"]*)"|(\S+)')
 
 
-class QueryError(ValueError):
+class QueryError(UsageError, ValueError):
     """A term's query cannot be parsed; the message says what is wrong."""
 
 

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from mentionwatch.config import Config
+from mentionwatch.errors import MentionwatchError
 from mentionwatch.http import SourceError, Uncertain, open_client
 from mentionwatch.models import Mention, ThreadPost
 from mentionwatch.sources import registry
@@ -19,12 +20,8 @@ from mentionwatch.sources.base import Posted, Source
 from mentionwatch.store import Store
 
 
-class ReplyError(Exception):
+class ReplyError(MentionwatchError):
     """The reply was not posted; `code` is the exit code (1 refused or failed, 2 bad usage)."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def reply_text(

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mentionwatch.errors import UsageError
 from mentionwatch.models import Filters, JobResult, Mention, iso, parse_iso, utcnow
 
 MIGRATIONS: list[Callable[[Any], None]] = []
@@ -110,7 +111,7 @@ def m002_replies(db: Any) -> None:
     db["replies"].create_index(["mention_id"])
 
 
-class UnknownMention(LookupError):
+class UnknownMention(UsageError, LookupError):
     """An ID or key that names no stored mention."""
 
 

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from mentionwatch import __version__
-from mentionwatch.config import Config, ConfigError
+from mentionwatch.config import Config
+from mentionwatch.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    MentionwatchError,
+    StoreError,
+    UsageError,
+)
 
 if TYPE_CHECKING:  # imported lazily at run time so each command loads only what it needs
     from rich.console import Console
@@ -31,7 +40,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError"]
 
 
 class _State:
@@ -43,14 +52,6 @@ class _State:
 
 
 state = _State()
-
-
-class UserError(Exception):
-    """A problem the user can fix: printed as one line, exit code attached."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def redact(message: str) -> str:
@@ -67,7 +68,7 @@ def say(message: str) -> None:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    raise UserError(message, code)
+    raise UsageError(message, code)
 
 
 def load_config(required: bool = False) -> Config:
@@ -87,7 +88,10 @@ def open_store(cfg: Config) -> Store:
     try:
         return Store(cfg.db_path)
     except (sqlite3.DatabaseError, OSError) as exc:
-        fail(f"cannot open the database {cfg.db_path}: {exc}; pass --db PATH for another one")
+        raise StoreError(
+            f"cannot open the database {cfg.db_path}: {exc}; pass --db PATH for another one",
+            EXIT_USAGE,
+        ) from None
 
 
 def stdout_console(fmt: str = "rich") -> Console:
@@ -192,14 +196,16 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         say("mentionwatch: interrupted")
         code = EXIT_INTERRUPTED
-    except typer.TyperException as exc:  # usage errors: unknown option, missing argument…
-        exc.show()
+    except typer.TyperException as exc:  # usage: unknown option, missing argument…
+        # typer vendors click; its ClickException (a TyperException) knows how to show itself.
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            say(f"mentionwatch: {exc}")
         code = getattr(exc, "exit_code", EXIT_USAGE)
-    except ConfigError as exc:
-        say(f"mentionwatch: config error: {exc}")
-        code = EXIT_USAGE
-    except UserError as exc:
-        say(f"mentionwatch: {exc}")
+    except MentionwatchError as exc:
+        say(f"mentionwatch: {exc.prefix}{exc}")
         code = exc.code
     except sqlite3.OperationalError as exc:  # e.g. locked by a long write elsewhere
         say(f"mentionwatch: database error: {exc}; try again")

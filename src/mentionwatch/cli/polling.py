@@ -47,17 +47,14 @@ def poll(
     ] = False,
 ) -> None:
     """Fetch new mentions from every enabled source and save them."""
-    from mentionwatch.poller import Poller, PollError
+    from mentionwatch.poller import Poller
     from mentionwatch.render import poll_progress, print_summary
 
     cfg = load_config(required=True)
     store = open_store(cfg)
     poller = Poller(cfg, store, source or (), term or (), notify=say)
-    try:
-        with poll_progress(poller, enabled=not quiet and sys.stderr.isatty()):
-            report = poller.run()
-    except PollError as exc:
-        fail(str(exc))
+    with poll_progress(poller, enabled=not quiet and sys.stderr.isatty()):
+        report = poller.run()
     print_summary(report, quiet=quiet, err=say)
     if report.failures:
         raise typer.Exit(EXIT_FAILED)

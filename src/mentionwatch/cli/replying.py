@@ -52,12 +52,9 @@ def reply(
     (mention_id,) = resolve(store, [mention])
     m = store.get(mention_id)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    try:
-        where = replies.target(cfg, store, m)
-        body = replies.reply_text(m, text, template, dict(cfg.templates), interactive)
-        where.check_length(body)
-    except replies.ReplyError as exc:
-        fail(str(exc), exc.code)
+    where = replies.target(cfg, store, m)
+    body = replies.reply_text(m, text, template, dict(cfg.templates), interactive)
+    where.check_length(body)
     console = stdout_console()
     render.print_reply_preview(
         console, m, body, where.length(body), where.limit, where.source is None
@@ -80,10 +77,7 @@ def reply(
             fail("refusing to post without confirmation when not on a terminal: pass --yes")
         if not typer.confirm(f"Post this reply on {m.source}?", default=False):
             fail("not posted", EXIT_FAILED)
-    try:
-        posted = replies.post(cfg, store, m, body, keep_open)
-    except replies.ReplyError as exc:
-        fail(str(exc), exc.code)
+    posted = replies.post(cfg, store, m, body, keep_open)
     print(f"posted: {posted.url or posted.remote_id}")
     if not keep_open:
         say(f"mention {m.id} marked handled")
