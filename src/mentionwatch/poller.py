@@ -106,6 +106,7 @@ class Poller:
 
     async def _job(self, source: Source, job: Job) -> JobResult:
         result = JobResult(job.source, job.scope)
+        problems: list[str] = []
         try:
             cursor = self.store.get_cursor(job.source, job.scope)
             async for page in source.fetch(job, cursor):
@@ -117,10 +118,13 @@ class Poller:
                     result.notes.append(page.note)
                 if page.reads is not None:
                     result.reads = (result.reads or 0) + page.reads
+                problems += page.problems
         except SourceError as exc:
             result.error = str(exc)
         except Exception as exc:  # a bug or a hostile response must not stop other sources
             result.error = f"{job.source}: unexpected {type(exc).__name__}: {exc}"
+        if problems:
+            result.error = _problem_line(job.source, result.error, problems)
         return self._record(result)
 
     def _record(self, result: JobResult) -> JobResult:
@@ -195,6 +199,15 @@ async def _check(source: Source) -> SourceCheck:
         return SourceCheck(source.name, False, f"{source.name}: no check available")
     except Exception as exc:
         return SourceCheck(source.name, False, f"{source.name}: unexpected {type(exc).__name__}")
+
+
+def _problem_line(source: str, error: str | None, problems: list[str]) -> str:
+    """One line: the job's error (if any), then the first few problems of its pages."""
+    shown = list(dict.fromkeys(problems))
+    more = f" (and {len(shown) - 3} more)" if len(shown) > 3 else ""
+    parts = ([error] if error else []) + shown[:3]
+    line = "; ".join(parts) + more
+    return line if line.startswith(f"{source}: ") else f"{source}: {line}"
 
 
 def _account(name: str | None) -> str:
