@@ -177,6 +177,8 @@ def string(value: Any) -> str | None:
 
 def parse_time(value: Any) -> datetime | None:
     """An ISO 8601 string or epoch seconds as an aware UTC datetime; None if it is neither."""
+    if isinstance(value, datetime):
+        return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             return from_epoch(value)
