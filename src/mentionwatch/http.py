@@ -209,7 +209,8 @@ class _Shared:
     called again, and the one turn for a large body."""
 
     host_limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
-    not_before: dict[str, float] = field(default_factory=dict)  # host -> monotonic time
+    # (source, host) -> monotonic time: a limit belongs to one platform account.
+    not_before: dict[tuple[str, str], float] = field(default_factory=dict)
     large: asyncio.Lock | None = None
     large_holder: asyncio.Task[Any] | None = None
 
@@ -478,7 +479,7 @@ class Http:
     async def _host_turn(self, url: str) -> None:
         """A host whose limit the last answer said is used up is not called before its reset."""
         host = urlsplit(url).netloc
-        wait = self.shared.not_before.get(host, 0.0) - time.monotonic()
+        wait = self.shared.not_before.get((self.source, host), 0.0) - time.monotonic()
         if wait > 0:
             await self.wait(wait, f"rate limit of {host} used up")
 
@@ -486,7 +487,8 @@ class Http:
         if _limit_used_up(response.headers):
             delay = reset_delay({k: response.headers.get(k) for k in _RESET_HEADERS[1:]})
             if delay:
-                self.shared.not_before[urlsplit(url).netloc] = time.monotonic() + delay
+                key = (self.source, urlsplit(url).netloc)
+                self.shared.not_before[key] = time.monotonic() + delay
 
     def _wait_hint(self, response: httpx.Response) -> float | None:
         """How long the platform asks us to wait. A rate-limit reset header only means that
