@@ -44,7 +44,7 @@ class Source:
     # keys, all set, is enough (e.g. a username and password, or a client id and secret).
     required: ClassVar[tuple[tuple[str, ...], ...]] = ()
     # Replies: the longest text the platform accepts (None: no reply API, or no known limit).
-    reply_limit: ClassVar[int | None] = None
+    reply_limit: int | None = None
     can_reply: ClassVar[bool] = False
 
     def __init__(
