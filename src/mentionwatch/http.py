@@ -166,18 +166,18 @@ def error_detail(response: httpx.Response) -> str:
         data = json.loads(body)
     except ValueError:
         return " ".join(body.split())[:160] or "empty body"
-    found = _message_from_json(data) or " ".join(body.split())
+    found = message_in(data) or " ".join(body.split())
     return " ".join(found.split())[:300]
 
 
-def _message_from_json(data: Any) -> str | None:
+def message_in(data: Any) -> str | None:
     """The reason in every error shape the platforms use: Stack Exchange's error_name and
     error_message, XRPC's and OAuth's error and message, GitHub's message and errors[],
     X's problem detail or errors[], Mastodon's error."""
     if isinstance(data, list):
         if not data:
             return None
-        return _message_from_json(data[0]) or " ".join(str(x) for x in data)[:160]
+        return message_in(data[0]) or " ".join(str(x) for x in data)[:160]
     if not isinstance(data, dict):
         return None
     if isinstance(data.get("error_message"), str):
@@ -188,13 +188,13 @@ def _message_from_json(data: Any) -> str | None:
     if isinstance(name, str) and isinstance(message, str) and name != message:
         return f"{name}: {message}"  # XRPC and OAuth errors: a name and a message
     errors = data.get("errors")
-    first = _message_from_json(errors[0]) if isinstance(errors, list) and errors else None
+    first = message_in(errors[0]) if isinstance(errors, list) and errors else None
     for key in ("detail", "message", "error_description", "title", "error"):
         value = data.get(key)
         if isinstance(value, str) and value:
             return f"{value}: {first}" if first and first != value else value
         if isinstance(value, dict | list):
-            found = _message_from_json(value)
+            found = message_in(value)
             if found:
                 return found
     if first:
