@@ -6,12 +6,14 @@ import calendar
 import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from mentionwatch.http import SourceError, error_detail, redact_url
-from mentionwatch.models import Job, Mention, Option, Page, Term, from_epoch, utcnow
+from mentionwatch.models import Job, Mention, Option, Page, Term, from_epoch, iso, utcnow
 from mentionwatch.sources.base import Source
+from mentionwatch.sources.common import parse_time
 from mentionwatch.text import html_to_text, unescape
 
 
@@ -38,7 +40,7 @@ class Rss(Source):
 
     async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         url = job.scope
-        previous = json.loads(cursor) if cursor else {}
+        previous = _load(cursor)
         headers = {}
         if previous.get("etag"):
             headers["If-None-Match"] = previous["etag"]
@@ -53,21 +55,67 @@ class Rss(Source):
                 f"{self.name}: HTTP {response.status_code} from {redact_url(url)}: "
                 f"{error_detail(response)}"
             )
-        import feedparser
+        import feedparser  # type: ignore[import-untyped]
 
         # Relative links resolve against the feed's own (final, after redirects) address, which
         # feedparser only knows from Content-Location when it is handed bytes.
         headers = {**response.headers, "content-location": str(response.url)}
         parsed = feedparser.parse(response.content, response_headers=headers)
-        if parsed.bozo and not parsed.entries:
-            reason = type(parsed.get("bozo_exception")).__name__
-            raise SourceError(f"{self.name}: {redact_url(url)} is not a readable feed ({reason})")
-        mentions = [m for m in (to_mention(e) for e in parsed.entries) if m is not None]
-        validators = {
+        damage = _damage(parsed)
+        if damage and not parsed.entries:
+            raise SourceError(f"{self.name}: {redact_url(url)} is not a readable feed ({damage})")
+        pairs = [(entry, to_mention(entry)) for entry in parsed.entries]
+        mentions = [m for _, m in pairs if m is not None]
+        problems = []
+        if damage:  # a feed cut off mid-way: what came before the damage is kept
+            problems.append(f"{redact_url(url)} is cut off or malformed ({damage}); kept the "
+                            f"{len(parsed.entries)} entries before it")  # fmt: skip
+        # Dated entries only; a date in the future must not hide the next polls' entries.
+        ceiling = utcnow() + timedelta(minutes=10)
+        dated = [min(m.created_at, ceiling) for e, m in pairs if m is not None and _stamp(e)]
+        newest = max(dated, default=None)
+        seen = _seen_before(previous)
+        if seen is not None and len(dated) > 1 and min(dated) > seen:
+            # A feed holds only its newest entries and cannot be paged back.
+            problems.append(
+                f"{redact_url(url)} holds only entries newer than the last poll's newest "
+                f"({iso(seen)}): older ones were missed; poll it more often"
+            )
+        state = {
             "etag": response.headers.get("etag"),
             "modified": response.headers.get("last-modified"),
+            "newest": iso(max(newest, seen)) if newest and seen else iso(newest or seen),
         }
-        yield Page(mentions, cursor=json.dumps({k: v for k, v in validators.items() if v}))
+        yield Page(mentions, json.dumps({k: v for k, v in state.items() if v}), problems=problems)
+
+
+def _load(cursor: str | None) -> dict[str, Any]:
+    try:
+        data = json.loads(cursor) if cursor else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _seen_before(previous: dict[str, Any]) -> datetime | None:
+    newest = previous.get("newest")
+    return parse_time(newest) if isinstance(newest, str) else None
+
+
+# Bozo reasons that still leave the whole feed readable.
+_BENIGN = ("CharacterEncodingOverride", "NonXMLContentType")
+
+
+def _damage(parsed: Any) -> str | None:
+    """Why feedparser could not read the whole feed (XML cut off or malformed), or None."""
+    if not parsed.get("bozo"):
+        return None
+    reason = type(parsed.get("bozo_exception")).__name__
+    return None if reason in _BENIGN else reason
+
+
+def _stamp(entry: Any) -> Any:
+    return entry.get("published_parsed") or entry.get("updated_parsed")
 
 
 def to_mention(entry: Any) -> Mention | None:
@@ -78,7 +126,7 @@ def to_mention(entry: Any) -> Mention | None:
     text = html_to_text(body)
     if not (title or text):
         return None
-    stamp = entry.get("published_parsed") or entry.get("updated_parsed")
+    stamp = _stamp(entry)
     created = from_epoch(calendar.timegm(stamp)) if stamp else utcnow()
     native_id = link if _is_google(entry.get("link")) else (entry.get("id") or link)
     if not native_id:
