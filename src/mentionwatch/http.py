@@ -91,6 +91,15 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, safe="*,:()\"'"), fragment=""))
 
 
+def _without_secrets(url: str) -> str:
+    """A redirect target without secret-looking query parameters (an API key the server
+    copied into the Location): they stay with the origin they were meant for."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k.lower() not in _SECRET_PARAMS]  # fmt: skip
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def endpoint(url: Any) -> str:
     """Scheme, host and path of a URL: where a request went, without its (long) query."""
     parts = urlsplit(str(url))
@@ -378,6 +387,7 @@ class Http:
                 for key in _BODY_ARGS:
                     kwargs.pop(key, None)
             if origin(target) != origin(url):
+                target = _without_secrets(target)
                 kwargs.pop("auth", None)
                 kwargs["headers"] = {
                     k: v for k, v in (kwargs.get("headers") or {}).items()

@@ -120,7 +120,7 @@ class Poller:
                     result.reads = (result.reads or 0) + page.reads
                 problems += page.problems
         except SourceError as exc:
-            result.error = str(exc)
+            result.error = _named(job.source, str(exc))
         except Exception as exc:  # a bug or a hostile response must not stop other sources
             result.error = f"{job.source}: unexpected {type(exc).__name__}: {exc}"
         if problems:
@@ -206,7 +206,11 @@ def _problem_line(source: str, error: str | None, problems: list[str]) -> str:
     shown = list(dict.fromkeys(problems))
     more = f" (and {len(shown) - 3} more)" if len(shown) > 3 else ""
     parts = ([error] if error else []) + shown[:3]
-    line = "; ".join(parts) + more
+    return _named(source, "; ".join(parts) + more)
+
+
+def _named(source: str, line: str) -> str:
+    """Every error line starts with the source it is about."""
     return line if line.startswith(f"{source}: ") else f"{source}: {line}"
 
 

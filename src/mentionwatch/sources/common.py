@@ -58,10 +58,12 @@ class Obj:
     def get(self, key: str) -> Any:
         return self.data.get(key)
 
-    def _typed(self, key: str, kinds: tuple[type, ...], wanted: str, required: bool) -> Any:
+    def _typed(
+        self, key: str, kinds: tuple[type, ...], wanted: str, required: bool, nullable: bool = True
+    ) -> Any:
         value = self.data.get(key)
         if value is None:
-            if not required:
+            if not required and (nullable or key not in self.data):
                 return None
             if key not in self.data:
                 raise Malformed(f'{self.where} has no "{key}"')
@@ -101,8 +103,9 @@ class Obj:
         value = self._typed(key, (dict,), "an object", required)
         return None if value is None else Obj(value, f'{self.where} "{key}"')
 
-    def array(self, key: str, *, required: bool = True) -> list[Any]:
-        value = self._typed(key, (list,), "a list", required)
+    def array(self, key: str, *, required: bool = True, nullable: bool = True) -> list[Any]:
+        """The list at `key`; [] when optional and missing (or null, when `nullable`)."""
+        value = self._typed(key, (list,), "a list", required, nullable)
         return [] if value is None else value
 
     def time(self, key: str, *, required: bool = True) -> datetime | None:

@@ -89,9 +89,8 @@ class GitHub(Source):
         top = upper.at if upper else None
         while True:
             since = iso(from_stamp(lower))
-            created = (
-                f"created:>={since}" if top is None else f"created:{since}..{iso(from_stamp(top))}"
-            )
+            until = f"..{iso(from_stamp(top))}" if top is not None else ""
+            created = f"{since}{until}" if until else f">={since}"
             query = f"{text} in:title,body is:{kind} created:{created}"
             oldest, cut = None, False
             for page in range(1, SEARCH_PAGES + 1):

@@ -32,11 +32,13 @@ from mentionwatch.sources.base import Posted, Source
 from mentionwatch.sources.common import (
     Anchor,
     Batch,
+    Malformed,
     Obj,
     Search,
     anchor,
     capture,
     convert,
+    describe,
     dig,
     fit,
     page_of,
@@ -162,7 +164,7 @@ class Mastodon(Source):
 
     def _batch(self, statuses: Any, key: str, page: int, what: str) -> Batch:
         if not isinstance(statuses, list):
-            raise SourceError(f"{self.name}: {what} is not a list of statuses")
+            raise Malformed(f"{what} is {describe(statuses)} where a list of statuses belongs")
         instance = self.instances[key]
         mentions, problems = convert(
             statuses, lambda s: to_mention(s, key, instance, self.base_url), page
@@ -313,6 +315,7 @@ def to_mention(status: Obj, key: str, instance: str, home: str) -> Mention | Non
     `key` and `instance` name the instance the status came from (its `id` is only valid
     there); `home` is where a person replies by hand.
     """
+    status.need("id"), status.need("uri")  # a boost is a status of its own too
     post = status.obj("reblog", required=False) or status
     account = post.obj("account")
     assert account is not None

@@ -81,10 +81,14 @@ class Rss(Source):
                 f"{redact_url(url)} holds only entries newer than the last poll's newest "
                 f"({iso(seen)}): older ones were missed; poll it more often"
             )
+        # A damaged feed is fetched in full next time: its validators would answer 304.
         state = {
-            "etag": response.headers.get("etag"),
-            "modified": response.headers.get("last-modified"),
-            "newest": iso(max(newest, seen)) if newest and seen else iso(newest or seen),
+            "etag": None if damage else response.headers.get("etag"),
+            "modified": None if damage else response.headers.get("last-modified"),
+            # A damaged feed's last entry may be half an entry: its date proves nothing.
+            "newest": iso(seen)
+            if damage
+            else iso(max(newest, seen) if newest and seen else newest or seen),
         }
         yield Page(mentions, json.dumps({k: v for k, v in state.items() if v}), problems=problems)
 

@@ -10,9 +10,10 @@ Config (`[sources.x]`):
 
 Each search reads newest first from now back to `start_time` = the newest post it saw minus a
 minute (X makes posts searchable about 30 s after they are created, sometimes later;
-re-reading a post within 24 hours is not billed again, but counts against the cap). When the cap stops a search midway,
-the cursor keeps the gap (`until_id`, the oldest post read) and the next poll reads it before
-anything newer: posts may arrive late, never lost. Every Page notes how many posts it read.
+re-reading a post within 24 hours is not billed again, but counts against the cap). When the
+cap stops a search midway, the cursor keeps the gap (`until_id`, the oldest post read) and
+the next poll reads it before anything newer: posts may arrive late, never lost. Every Page
+notes how many posts it read.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class X(Source):
                         "they left recent search's 7 days"
                     ) from None
                 raise
-            posts = data.array("data", required=False)
+            posts = data.array("data", required=False, nullable=False)  # absent: no results
             self.budget -= len(posts)
             read += len(posts)
             users = _users(data.get("includes"))

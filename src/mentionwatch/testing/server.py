@@ -15,7 +15,7 @@ under a path with a fault. Every fault works on every platform:
 - `shape=("null" | "drop", "hits.0.objectID")`: the platform's JSON answer with the value at
   a dotted path set to null or removed (`Platform.items_path` says where items are);
 - `huge=N`: a streamed body of N bytes; with `gzip=True`, N bytes once decompressed (a
-  gzip bomb, a few hundred KB on the wire);
+  gzip bomb, a few hundred KB on the wire); `gzip=True` alone compresses the real answer;
 - `redirect="loop" | "chain" | "elsewhere"`: redirect back and forth, ten times onwards, or
   (with status 307 or 308) to another origin, `web.other_url`, whose requests are kept apart
   in `web.elsewhere`;
@@ -130,7 +130,10 @@ class Fault:
     @property
     def transforms(self) -> bool:
         """The platform answers, and the fault changes that answer."""
-        return self.truncate or self.cut or self.accept or self.shape is not None
+        return (
+            self.truncate or self.cut or self.accept or self.shape is not None
+            or (self.gzip and not self.huge)
+        )  # fmt: skip
 
 
 class PlatformBase:
@@ -281,6 +284,9 @@ class LoopbackWeb:
             response.truncate, response.cut = fault.truncate, fault.cut
             if fault.shape:
                 response.body = _reshaped(response.payload(), *fault.shape)
+            if fault.gzip:  # the platform's own answer, compressed (Stack Exchange always is)
+                response.body = b"".join(_gzipped(iter([response.payload()])))
+                response.headers["Content-Encoding"] = "gzip"
             time.sleep(fault.delay)
         return response
 
@@ -319,6 +325,8 @@ class LoopbackWeb:
 def _reshaped(payload: bytes, action: str, path: str) -> Any:
     """The JSON answer with the value at a dotted path set to null ("null") or removed."""
     data = json.loads(payload)
+    if not path:  # the whole answer
+        return None if action == "null" else {}
     *parents, last = path.split(".")
     target = data
     for step in parents:

@@ -30,17 +30,20 @@ class Platform(PlatformBase):
         """An entry of the feed `more.xml` (newest first, like real feeds)."""
         guid = f"https://blog.example.com/posts/{len(self.entries)}"
         self.entries.append((guid, text, created))
+        self.extra[MORE] = self._more()
+        return f"rss:{guid}"
+
+    def _more(self) -> str:
         items = "".join(
             f"<item><title>{html.escape(title)}</title><link>{link}</link><guid>{link}</guid>"
             f"<pubDate>{formatdate(when, usegmt=True)}</pubDate>"
             f"<description>{html.escape(title)}</description></item>"
             for link, title, when in sorted(self.entries, key=lambda e: e[2], reverse=True)
         )
-        self.extra[MORE] = (
+        return (
             '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
             f"<title>More</title><link>https://blog.example.com/</link>{items}</channel></rss>"
         )
-        return f"rss:{guid}"
 
     def source_settings(self) -> dict[str, Any]:
         feeds = sorted(p.name for p in (self.folder / "feeds").iterdir())
@@ -50,6 +53,8 @@ class Platform(PlatformBase):
         name = request.path.removeprefix("/feeds/")
         if name in self.extra:
             text = self.extra[name]
+        elif name == MORE:
+            text = self._more()
         elif (self.folder / "feeds" / name).is_file():
             # The ETag covers the file, not the filled-in times, so it is stable across
             # requests the way a real unchanged feed's is.
