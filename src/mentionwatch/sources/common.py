@@ -311,8 +311,10 @@ class _Capture:
                     # The source stopped before reading anything (its read budget is spent).
                     yield Page([], None, batch.note, batch.reads, batch.problems), False
                     return
-                pages += 1
                 stamps = [m.created_at.timestamp() for m in batch.mentions]
+                # Pages of the overlap alone (re-read for late posts) are bounded by the
+                # overlap; only pages with something newer than the mark count as backlog.
+                pages += not stamps or max(stamps) > mark
                 newest = max([newest, *(min(s, ceiling) for s in stamps)])
                 oldest = batch.oldest or oldest
                 if batch.oldest is None:  # an empty page; or only malformed items: read on

@@ -51,7 +51,7 @@ PAGE_SIZE = 40  # the API's maximum for timelines and search
 MAX_PAGES = 5  # per job and poll; a longer backlog waits as a gap for the next poll
 # Federation delivers posts from other servers late (retries can take many minutes), and a
 # remote post's id is made from its own creation time: each poll reads this far back.
-OVERLAP_SECONDS = 1800
+OVERLAP_SECONDS = 900
 # `q` has no documented limit; longer ones are split like on the platforms that have one.
 MAX_QUERY = 512
 DEFAULT_MAX_CHARACTERS = 500

@@ -75,20 +75,21 @@ class Rss(Source):
         dated = [min(m.created_at, ceiling) for e, m in pairs if m is not None and _stamp(e)]
         newest = max(dated, default=None)
         seen = _seen_before(previous)
-        if seen is not None and len(dated) > 1 and min(dated) > seen:
+        if not damage and seen is not None and len(dated) > 1 and min(dated) > seen:
             # A feed holds only its newest entries and cannot be paged back.
             problems.append(
                 f"{redact_url(url)} holds only entries newer than the last poll's newest "
                 f"({iso(seen)}): older ones were missed; poll it more often"
             )
+        if damage:  # its last entry may be half an entry: its date proves nothing
+            newest = seen
+        elif seen is not None:
+            newest = max(newest or seen, seen)
         # A damaged feed is fetched in full next time: its validators would answer 304.
         state = {
             "etag": None if damage else response.headers.get("etag"),
             "modified": None if damage else response.headers.get("last-modified"),
-            # A damaged feed's last entry may be half an entry: its date proves nothing.
-            "newest": iso(seen)
-            if damage
-            else iso(max(newest, seen) if newest and seen else newest or seen),
+            "newest": iso(newest),
         }
         yield Page(mentions, json.dumps({k: v for k, v in state.items() if v}), problems=problems)
 

@@ -9,8 +9,8 @@ Config (`[sources.x]`):
                       never overshot.
 
 Each search reads newest first from now back to `start_time` = the newest post it saw minus a
-minute (X makes posts searchable about 30 s after they are created, sometimes later;
-re-reading a post within 24 hours is not billed again, but counts against the cap). When the
+minute (X makes posts searchable about 30 s after they are created, sometimes later; a post
+re-read within 24 hours is not billed again, nor counted against the cap). When the
 cap stops a search midway, the cursor keeps the gap (`until_id`, the oldest post read) and
 the next poll reads it before anything newer: posts may arrive late, never lost. Every Page
 notes how many posts it read.
@@ -39,8 +39,10 @@ from mentionwatch.sources.common import (
     anchor,
     capture,
     convert,
+    dig,
     fit,
     page_of,
+    parse_time,
     string,
 )
 from mentionwatch.text import unescape
@@ -137,7 +139,9 @@ class X(Source):
                     ) from None
                 raise
             posts = data.array("data", required=False, nullable=False)  # absent: no results
-            self.budget -= len(posts)
+            # X bills a post once a day: the overlap re-read since the last poll is not new.
+            fresh = [p for p in posts if _newer(p, lower + OVERLAP_SECONDS)]
+            self.budget -= len(fresh)
             read += len(posts)
             users = _users(data.get("includes"))
             mentions, problems = convert(posts, partial(to_mention, users=users))
@@ -281,6 +285,11 @@ class StaleBound(SourceError):
     def __init__(self, param: str) -> None:
         super().__init__(f"x: {param} is older than the recent search window")
         self.param = param
+
+
+def _newer(post: Any, stamp: float) -> bool:
+    created = parse_time(dig(post, "created_at"))
+    return created is None or created.timestamp() > stamp
 
 
 def _rendered(query: Query) -> str:
