@@ -29,6 +29,7 @@ item appear in searches now, with any creation time (behind the cursor, or 250 o
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import pkgutil
@@ -343,10 +344,19 @@ def _reshaped(payload: bytes, action: str, path: str) -> Any:
 
 def _huge(size: int, gzip: bool, status: int) -> Response:
     """A JSON-looking body of `size` bytes, streamed; gzip-compressed when asked."""
-    headers = {"Content-Encoding": "gzip"} if gzip else {}
-    return Response(
-        status, b"", headers, stream=_gzipped(_padding(size)) if gzip else _padding(size)
-    )
+    if gzip:
+        return Response(status, b"", {"Content-Encoding": "gzip"}, stream=_bomb(size))
+    return Response(status, b"", stream=_padding(size))
+
+
+@functools.cache
+def _bomb_chunks(size: int) -> tuple[bytes, ...]:
+    # Compressing 256 MB takes a second: once per size and process, not once per request.
+    return tuple(_gzipped(_padding(size)))
+
+
+def _bomb(size: int) -> Iterator[bytes]:
+    yield from _bomb_chunks(size)
 
 
 def _padding(size: int) -> Iterator[bytes]:
