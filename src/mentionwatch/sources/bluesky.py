@@ -25,7 +25,6 @@ from mentionwatch.sources.common import (
     Obj,
     Search,
     anchor,
-    capture,
     convert,
     dig,
     fit,
@@ -72,18 +71,15 @@ class Bluesky(Source):
 
     # Polling
 
-    async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+    overlap = OVERLAP_SECONDS
+    max_pages = MAX_PAGES
+
+    def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         assert job.term is not None
         # searchPosts documents no OR: one search per alternative.
         queries = fit(parse(job.term.query), MAX_QUERY, _rendered, source=self.name,
                       term=job.term.name, together=False)  # fmt: skip
-        searches = [Search(q, partial(self._listing, q)) for q in queries]
-        since = self.first_since().timestamp()
-        pages = capture(
-            searches, cursor, first_since=since, overlap=OVERLAP_SECONDS, max_pages=MAX_PAGES
-        )
-        async for page in pages:
-            yield page
+        return self.walk([Search(q, partial(self._listing, q)) for q in queries], cursor)
 
     async def _listing(
         self, query: str, lower: float, upper: Anchor | None

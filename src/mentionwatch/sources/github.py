@@ -20,7 +20,6 @@ from mentionwatch.sources.common import (
     Obj,
     Search,
     anchor,
-    capture,
     convert,
     dig,
     fit,
@@ -66,7 +65,10 @@ class GitHub(Source):
             headers["Authorization"] = f"Bearer {self.settings.get('token')}"
         return headers
 
-    async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+    overlap = OVERLAP_SECONDS
+    max_pages = MAX_PAGES
+
+    def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         assert job.term is not None
         texts = search_texts(parse(job.term.query), job.term.name)
         searches = [
@@ -74,12 +76,7 @@ class GitHub(Source):
             for text in texts
             for kind in KINDS
         ]
-        since = self.first_since().timestamp()
-        pages = capture(
-            searches, cursor, first_since=since, overlap=OVERLAP_SECONDS, max_pages=MAX_PAGES
-        )
-        async for page in pages:
-            yield page
+        return self.walk(searches, cursor)
 
     async def _listing(
         self, text: str, kind: str, lower: float, upper: Anchor | None

@@ -18,7 +18,6 @@ from mentionwatch.sources.common import (
     Obj,
     Search,
     anchor,
-    capture,
     convert,
     dig,
     fit,
@@ -41,7 +40,10 @@ class HackerNews(Source):
     name = "hackernews"
     default_base_url = "https://hn.algolia.com/api/v1"
 
-    async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+    overlap = OVERLAP_SECONDS
+    max_pages = MAX_PAGES
+
+    def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         assert job.term is not None
         # Algolia has no OR: one search per alternative, with every atom quoted so the
         # last word is not prefix-matched.
@@ -49,13 +51,7 @@ class HackerNews(Source):
             parse(job.term.query), MAX_QUERY_BYTES, _rendered, source=self.name,
             term=job.term.name, size=lambda q: len(q.encode()), together=False,
         )  # fmt: skip
-        searches = [Search(q, partial(self._listing, q)) for q in queries]
-        since = self.first_since().timestamp()
-        pages = capture(
-            searches, cursor, first_since=since, overlap=OVERLAP_SECONDS, max_pages=MAX_PAGES
-        )
-        async for page in pages:
-            yield page
+        return self.walk([Search(q, partial(self._listing, q)) for q in queries], cursor)
 
     async def _listing(
         self, query: str, lower: float, upper: Anchor | None

@@ -36,7 +36,6 @@ from mentionwatch.sources.common import (
     Obj,
     Search,
     anchor,
-    capture,
     convert,
     describe,
     dig,
@@ -100,7 +99,10 @@ class Mastodon(Source):
             jobs += [Job(self.name, t.name, t) for t in mine]
         return jobs
 
-    async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+    overlap = OVERLAP_SECONDS
+    max_pages = MAX_PAGES
+
+    def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         if job.term is not None:
             queries = fit(parse(job.term.query), MAX_QUERY, _rendered, source=self.name,
                           term=job.term.name, together=False)  # fmt: skip
@@ -108,14 +110,19 @@ class Mastodon(Source):
             searches = [Search(q, partial(self._search, q), newest_first=False) for q in queries]
         else:
             tag, _, key = job.scope.removeprefix("tag:").partition("@")
-            if key not in self.instances:  # removed from the config since the job was made
-                return
+            # An instance removed from the config since the job was made: nothing to read.
             searches = [Search("timeline", partial(self._timeline, tag, key))]
-        since = self.first_since().timestamp()
-        pages = capture(searches, cursor, first_since=since, overlap=OVERLAP_SECONDS,
-                        max_pages=MAX_PAGES, legacy=legacy_mark)  # fmt: skip
-        async for page in pages:
-            yield page
+            if key not in self.instances:
+                searches = []
+        return self.walk(searches, cursor)
+
+    def legacy_mark(self, cursor: str) -> float | None:
+        """A cursor of an earlier release was a status id: Mastodon's ids carry their time in
+        milliseconds above 16 bits."""
+        if not cursor.isdigit():
+            return None
+        stamp = (int(cursor) >> 16) / 1000
+        return stamp if 1.4e9 < stamp < 4e9 else None
 
     async def _timeline(
         self, tag: str, key: str, lower: float, upper: Anchor | None
@@ -346,15 +353,6 @@ def to_mention(status: Obj, key: str, instance: str, home: str) -> Mention | Non
             "boosted_by": _boosted_by(status, post, instance),
         },
     )
-
-
-def legacy_mark(cursor: str) -> float | None:
-    """A cursor of an earlier release was a status id: Mastodon's ids carry their time in
-    milliseconds above 16 bits."""
-    if not cursor.isdigit():
-        return None
-    stamp = (int(cursor) >> 16) / 1000
-    return stamp if 1.4e9 < stamp < 4e9 else None
 
 
 def _thread_post(

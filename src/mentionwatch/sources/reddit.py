@@ -26,7 +26,6 @@ from mentionwatch.sources.common import (
     Obj,
     Search,
     anchor,
-    capture,
     convert,
     dig,
     fit,
@@ -111,7 +110,9 @@ class Reddit(Source):
 
     # Polling
 
-    async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+    max_pages = MAX_PAGES
+
+    def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         if job.term is None:  # a subreddit's newest comments, matched locally
             searches = [Search("comments", partial(self._listing, f"/{job.scope}", {}, cursor))]
             overlap = COMMENTS_OVERLAP
@@ -122,10 +123,7 @@ class Reddit(Source):
             listing = partial(self._listing, "/search")
             searches = [Search(q, partial(listing, {**search, "q": q}, None)) for q in queries]
             overlap = SEARCH_OVERLAP
-        since = self.first_since().timestamp()
-        pages = capture(searches, cursor, first_since=since, overlap=overlap, max_pages=MAX_PAGES)
-        async for page in pages:
-            yield page
+        return self.walk(searches, cursor, overlap)
 
     async def _listing(
         self, path: str, params: dict[str, Any], stream_cursor: str | None,

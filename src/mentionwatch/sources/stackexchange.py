@@ -22,7 +22,6 @@ from mentionwatch.sources.common import (
     Obj,
     Search,
     anchor,
-    capture,
     convert,
     fit,
     page_of,
@@ -66,19 +65,16 @@ class StackExchange(Source):
         # so concurrent jobs take turns and each waits out the previous answer's backoff.
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+    overlap = OVERLAP_SECONDS
+    max_pages = MAX_PAGES
+
+    def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         assert job.term is not None
         # The q parameter has no documented OR: one search per alternative. Exclusions are
         # left to the local matcher, since q's syntax is undocumented.
         queries = fit(parse(job.term.query), MAX_QUERY, _rendered, source=self.name,
                       term=job.term.name, together=False)  # fmt: skip
-        searches = [Search(q, partial(self._listing, q)) for q in queries]
-        since = self.first_since().timestamp()
-        pages = capture(
-            searches, cursor, first_since=since, overlap=OVERLAP_SECONDS, max_pages=MAX_PAGES
-        )
-        async for page in pages:
-            yield page
+        return self.walk([Search(q, partial(self._listing, q)) for q in queries], cursor)
 
     async def _listing(
         self, query: str, lower: float, upper: Anchor | None

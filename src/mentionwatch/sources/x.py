@@ -37,7 +37,6 @@ from mentionwatch.sources.common import (
     OutOfReach,
     Search,
     anchor,
-    capture,
     convert,
     dig,
     fit,
@@ -89,21 +88,24 @@ class X(Source):
         # Jobs run concurrently; reading one term at a time spends the cap in config order.
         self.reading = asyncio.Lock()
 
+    def legacy_mark(self, cursor: str) -> float | None:
+        return _legacy_mark(cursor)
+
     def _auth(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.settings.get(key)}"}
 
     # Polling
+
+    overlap = OVERLAP_SECONDS
+    max_pages = MAX_PAGES
 
     async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         assert job.term is not None
         queries = fit(parse(job.term.query), MAX_QUERY, _rendered, source=self.name,
                       term=job.term.name)  # fmt: skip
         searches = [Search(q, partial(self._listing, q)) for q in queries]
-        since = self.first_since().timestamp()
         async with self.reading:
-            pages = capture(searches, cursor, first_since=since, overlap=OVERLAP_SECONDS,
-                            max_pages=MAX_PAGES, legacy=legacy_mark)  # fmt: skip
-            async for page in pages:
+            async for page in self.walk(searches, cursor):
                 yield page
 
     async def _listing(
@@ -300,7 +302,7 @@ def _at(stamp: float) -> datetime:
     return datetime.fromtimestamp(stamp, UTC)
 
 
-def legacy_mark(cursor: str) -> float | None:
+def _legacy_mark(cursor: str) -> float | None:
     """A cursor of an earlier release held post ids (`{"since_id": …}`): X's ids carry their
     creation time."""
     try:

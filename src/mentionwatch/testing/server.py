@@ -29,7 +29,6 @@ item appear in searches now, with any creation time (behind the cursor, or 250 o
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
 import pkgutil
@@ -349,14 +348,24 @@ def _huge(size: int, gzip: bool, status: int) -> Response:
     return Response(status, b"", stream=_padding(size))
 
 
-@functools.cache
-def _bomb_chunks(size: int) -> tuple[bytes, ...]:
-    # Compressing 256 MB takes a second: once per size and process, not once per request.
-    return tuple(_gzipped(_padding(size)))
-
-
 def _bomb(size: int) -> Iterator[bytes]:
-    yield from _bomb_chunks(size)
+    """`size` bytes of spaces, gzip-compressed, without compressing them all: after a full
+    flush deflate starts afresh, so one compressed megabyte can be sent again and again."""
+    chunk = b" " * 2**20
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    yield packer.compress(chunk) + packer.flush(zlib.Z_FULL_FLUSH)
+    block = packer.compress(chunk) + packer.flush(zlib.Z_FULL_FLUSH)
+    count = max(2, size // len(chunk))
+    for _ in range(count - 2):
+        yield block
+    # The trailer: the CRC-32 and length of everything the client unpacked.
+    crc = 0
+    for _ in range(count):
+        crc = zlib.crc32(chunk, crc)
+    yield packer.compress(chunk) + packer.flush(zlib.Z_SYNC_FLUSH)
+    yield (
+        b"\x03\x00" + crc.to_bytes(4, "little") + (count * len(chunk) % 2**32).to_bytes(4, "little")
+    )
 
 
 def _padding(size: int) -> Iterator[bytes]:
