@@ -4,7 +4,7 @@ Config (`[sources.x]`):
   bearer_token        app-only token for search (required).
   user_token          OAuth 2.0 user token (scopes tweet.read tweet.write users.read) for
                       replies; optional.
-  max_reads_per_poll  posts read per poll across all terms (default 100, at least 10, the
+  max_reads_per_poll  new posts read per poll across all terms (default 100, at least 10, the
                       smallest page X serves). Terms are read one after another so the cap is
                       never overshot.
 
@@ -72,7 +72,7 @@ class X(Source):
     options: ClassVar[dict[str, Option]] = {
         "bearer_token": Option(str, secret=True, help="app-only bearer token (search)"),
         "user_token": Option(str, secret=True, help="OAuth 2.0 user token (replies)"),
-        "max_reads_per_poll": Option(int, default=100, help="posts read per poll, all terms"),
+        "max_reads_per_poll": Option(int, default=100, help="new posts read per poll, all terms"),
     }
     required = (("bearer_token",),)
     reply_limit = 280
