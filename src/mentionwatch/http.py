@@ -369,8 +369,8 @@ class Http:
             target = urljoin(str(response.request.url), location)
             if target in seen:
                 raise SourceError(
-                    f"{self.source}: redirect loop: {redact_url(first)} leads back to "
-                    f"{redact_url(target)}; the server (or a proxy) is misconfigured"
+                    f"{self.source}: redirect loop: {endpoint(first)} leads back to "
+                    f"{endpoint(target)}; the server (or a proxy) is misconfigured"
                 )
             seen.add(target)
             kwargs = dict(kwargs)
@@ -378,7 +378,7 @@ class Http:
             if response.status_code in (307, 308):
                 if origin(target) != origin(url) and any(k in kwargs for k in _BODY_ARGS):
                     raise SourceError(
-                        f"{self.source}: {redact_url(url)} redirected a {method} with a body to "
+                        f"{self.source}: {endpoint(url)} redirected a {method} with a body to "
                         f"another origin ({endpoint(target)}); not re-sending it there (it may "
                         "hold credentials): check the configured base_url"
                     )
@@ -395,7 +395,7 @@ class Http:
                 }  # fmt: skip
             url = target
         raise SourceError(
-            f"{self.source}: more than {MAX_REDIRECTS} redirects from {redact_url(first)}; "
+            f"{self.source}: more than {MAX_REDIRECTS} redirects from {endpoint(first)}; "
             "the server (or a proxy) is misconfigured"
         )
 

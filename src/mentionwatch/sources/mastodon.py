@@ -322,7 +322,8 @@ def to_mention(status: Obj, key: str, instance: str, home: str) -> Mention | Non
     `key` and `instance` name the instance the status came from (its `id` is only valid
     there); `home` is where a person replies by hand.
     """
-    status.need("id"), status.need("uri")  # a boost is a status of its own too
+    # A boost is a status of its own too, with its own id, uri and booster.
+    status.need("id"), status.need("uri"), status.obj("account")
     post = status.obj("reblog", required=False) or status
     account = post.obj("account")
     assert account is not None

@@ -68,8 +68,9 @@ class Rss(Source):
         mentions = [m for _, m in pairs if m is not None]
         problems = []
         if damage:  # a feed cut off mid-way: what came before the damage is kept
+            kept = len(parsed.entries)
             problems.append(f"{redact_url(url)} is cut off or malformed ({damage}); kept the "
-                            f"{len(parsed.entries)} entries before it")  # fmt: skip
+                            f"{kept} {'entry' if kept == 1 else 'entries'} before it")  # fmt: skip
         # Dated entries only; a date in the future must not hide the next polls' entries.
         ceiling = utcnow() + timedelta(minutes=10)
         dated = [min(m.created_at, ceiling) for e, m in pairs if m is not None and _stamp(e)]
