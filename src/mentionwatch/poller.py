@@ -268,7 +268,7 @@ def rescore(
     """
     analyzer = get_analyzer(analyzer_name or config.analyzer)
     atoms = {t.name: parse(t.query).atoms() for t in config.terms}
-    mentions = list(store.mentions(Filters(status=None)))
+    mentions = list(store.mentions(Filters(statuses=())))
     changed, batch = 0, []
     for done, m in enumerate(mentions, 1):
         words = [a for t in m.terms for a in atoms.get(t, ())]
