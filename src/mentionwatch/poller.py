@@ -274,6 +274,7 @@ def rescore(
         words = [a for t in m.terms for a in atoms.get(t, ())]
         score = analyzer.score(mask_terms(_scored_text(m), words))
         changed += score.label != m.sentiment
+        assert m.id is not None  # read from the store
         batch.append((m.id, score.label, score.polarity, score.intents))
         if len(batch) == 1000 or done == len(mentions):
             store.update_sentiment(batch)

@@ -92,10 +92,13 @@ def entry_header(m: Mention, now: datetime, width: int | None = None) -> Text:
     """The first line of an entry; with a `width` it is fitted to one line (a terminal): the
     author's display name goes first, then the author is shortened, then the list of terms,
     and whatever is left is cut with an ellipsis, so the line never wraps."""
-    for variant in range(4 if width else 1):
-        header = _header(m, now, variant)
-        if width is None or header.cell_len <= width:
+    header = _header(m, now, 0)
+    if width is None:
+        return header
+    for tighter in range(1, 4):
+        if header.cell_len <= width:
             return header
+        header = _header(m, now, tighter)
     header.truncate(width, overflow="ellipsis")
     return header
 
@@ -544,7 +547,7 @@ def print_sources(console: Console, rows: Sequence[Any]) -> None:
             last = Text(f"{age(row.last_poll, now)} ago: {row.new} new of {row.fetched} fetched")
             if row.errors:
                 last.append(f"; {len(row.errors)} failed: {safe(row.errors[0])}", style="red")
-        table.add_row(row.name, Text(row.state, style=styles.get(row.state)),
+        table.add_row(row.name, Text(row.state, style=styles.get(row.state, "")),
                       Text(safe(row.credentials)), last)  # fmt: skip
     console.print(table)
 

@@ -19,14 +19,14 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 from typer import _click as click  # typer 0.28 vendors click (pinned <0.29 in pyproject)
 from typer._click.exceptions import BadParameter
 from typer._click.shell_completion import CompletionItem
 from typer._click.types import ParamType
-from typer.core import TyperArgument, TyperCommand
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from mentionwatch import __version__
 from mentionwatch.config import Config
@@ -67,8 +67,11 @@ class Command(TyperCommand):
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         for param in self.get_params(ctx):
-            if isinstance(param.type, Choice) and not getattr(param, "_values_shown", False):
-                param.help = f"{param.help or ''} {param.type.describe(ctx)}".strip()
+            shown = getattr(param, "_values_shown", False)
+            if isinstance(param.type, Choice) and not shown:
+                described = param.type.describe(ctx)
+                if isinstance(param, TyperOption | TyperArgument):
+                    param.help = f"{param.help or ''} {described}".strip()
                 param._values_shown = True  # type: ignore[attr-defined]
         super().format_help(ctx, formatter)
 
@@ -182,9 +185,9 @@ def paged_console() -> Iterator[Console]:
     from rich.console import Console
 
     pager = Pager(argv, console.height, sys.stdout)
-    paged = Console(file=pager, force_terminal=True, width=console.width, height=console.height,
-                    color_system=console.color_system, no_color=console.no_color,
-                    highlight=False, emoji=False, markup=False)  # fmt: skip
+    paged = Console(file=cast("IO[str]", pager), force_terminal=True, width=console.width,
+                    height=console.height, no_color=console.no_color, highlight=False,
+                    emoji=False, markup=False)  # fmt: skip
     try:
         yield paged
     finally:
@@ -430,8 +433,8 @@ def resolve(store: Store, refs: list[str]) -> list[int]:
 def _usage_line(exc: click.ClickException) -> str:
     """A usage error as one line: what is wrong, and where the examples are."""
     ctx = getattr(exc, "ctx", None)
-    listed = isinstance(exc, BadParameter) and isinstance(getattr(exc, "param", None) and
-                                                          exc.param.type, Choice)  # fmt: skip
+    param = exc.param if isinstance(exc, BadParameter) else None
+    listed = param is not None and isinstance(param.type, Choice)
     where = f" (see '{ctx.command_path} --help')" if ctx is not None and not listed else ""
     return f"mentionwatch: {exc.format_message()}{where}"
 

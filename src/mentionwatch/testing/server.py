@@ -108,7 +108,7 @@ class PlatformBase:
 
     def __init__(self, web: LoopbackWeb) -> None:
         self.web = web
-        self.folder = Path(importlib.import_module(type(self).__module__).__file__).parent
+        self.folder = Path(str(importlib.import_module(type(self).__module__).__file__)).parent
 
     def fixture_text(self, relative: str) -> str:
         return fill_times((self.folder / relative).read_text(encoding="utf-8"))
