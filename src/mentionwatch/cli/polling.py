@@ -172,7 +172,7 @@ def completion(
     shell: Annotated[
         str,
         typer.Argument(
-            click_type=Choice(SHELLS, "shell"), metavar="SHELL", help="bash, zsh or fish."
+            click_type=Choice(SHELLS, "shell"), metavar="SHELL", help="The shell."
         ),
     ],
 ) -> None:
