@@ -3,18 +3,14 @@ wrap, URLs are never split, hyperlinks only from validated URLs, long output is 
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import re
-import select
-import struct
 import subprocess
 import sys
-import termios
 import time
 
 import pytest
+from conftest import run_pty as terminal
 
 from mentionwatch.render import link_target, supports_hyperlinks
 from mentionwatch.testing.demo import demo_config
@@ -24,30 +20,7 @@ LONG_URL = "https://example.com/" + "very-long-path-segment/" * 8 + "end?q=pebbl
 
 
 def run_pty(argv: list[str], columns: int, rows: int = 500, env: dict | None = None) -> str:
-    """Run argv on a pseudo-terminal of the given size; everything it printed, raw."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    full_env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(columns),
-                "LINES": str(rows), **(env or {})}  # fmt: skip
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=full_env)
-    os.close(slave)
-    chunks, deadline = [], time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 1)
-        if not ready:
-            if proc.poll() is not None:
-                break
-            continue
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    proc.wait(timeout=30)
-    os.close(master)
-    return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    return terminal(argv, columns, rows, env)[1]
 
 
 @pytest.fixture
