@@ -174,11 +174,13 @@ def stdout_console(fmt: str = "rich") -> Console:
 def paged_console() -> Iterator[Console]:
     """A console for long human output: on a terminal, more than a screenful goes through
     the pager ($MENTIONWATCH_PAGER, $PAGER or less), as git and gh do; never in a pipe."""
+    console = stdout_console()
+    if not (state.pager and sys.stdout.isatty() and console.is_terminal):
+        yield console
+        return
     from mentionwatch.pager import Pager, pager_argv
 
-    console = stdout_console()
-    on_terminal = sys.stdout.isatty() and console.is_terminal
-    argv = pager_argv(os.environ) if state.pager and on_terminal else None
+    argv = pager_argv(os.environ)
     if argv is None:
         yield console
         return

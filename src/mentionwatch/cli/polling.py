@@ -171,9 +171,7 @@ def demo(
 def completion(
     shell: Annotated[
         str,
-        typer.Argument(
-            click_type=Choice(SHELLS, "shell"), metavar="SHELL", help="The shell."
-        ),
+        typer.Argument(click_type=Choice(SHELLS, "shell"), metavar="SHELL", help="The shell."),
     ],
 ) -> None:
     """Print the shell completion script for bash, zsh or fish.
