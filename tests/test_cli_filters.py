@@ -170,3 +170,16 @@ def test_reply_preview_reads_well_for_platforms_without_an_api(polled):
     assert result.code == 0
     assert "Your reply, to paste on the reply page (7 characters):" in result.out
     assert "Your to paste" not in result.out
+
+
+def test_tracebacks_only_with_debug(polled):
+    """An unexpected error (here: a damaged row) is one line; --debug shows the traceback."""
+    with sqlite3.connect(polled.db) as conn:
+        conn.execute("UPDATE mentions SET extra = '{broken' WHERE id = 1")
+    plain = polled.run_process("show", "1", "--offline")
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    assert plain.stderr.count("\n") == 1 and "rerun with --debug" in plain.stderr
+    debug = polled.run_process("--debug", "show", "1", "--offline")
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+    usage = polled.run_process("--debug", "feed", "--source", "nope")
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
