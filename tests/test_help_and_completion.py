@@ -46,8 +46,9 @@ def test_help_lists_the_configured_terms(project):
     assert "Your terms: pebblebase." in " ".join(result.out.split())
 
 
-def test_the_examples_in_help_are_valid_commands(project):
+def test_the_examples_in_help_are_valid_commands(project, monkeypatch):
     """Every example parses against the real CLI (no usage error)."""
+    monkeypatch.chdir(project.dir)  # examples such as `export -o mentions.csv` write files
     project.write_config(HN_AND_RSS + '\n[templates]\nhelp = "Hi {author}"\n')
     project.run("poll")
     skip = {"demo", "browse", "completion", "init", "poll", "rescore"}  # slow, or change setup
