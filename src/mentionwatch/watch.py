@@ -21,8 +21,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from mentionwatch import alerts
+from mentionwatch import alerts, delivery
 from mentionwatch.config import Config, SourceSettings
 from mentionwatch.models import JobResult, PollReport, utcnow
 from mentionwatch.poller import Poller
@@ -78,7 +79,7 @@ class Watcher:
         alerting: bool = True,
         notify: Callable[[str], None] | None = None,
         on_poll: Callable[[SourceStatus, PollReport], None] = lambda status, report: None,
-        on_delivery: Callable[[alerts.ChannelReport], None] = lambda report: None,
+        on_delivery: Callable[[delivery.ChannelReport], None] = lambda report: None,
     ) -> None:
         self.config = config
         self.store = store
@@ -127,7 +128,8 @@ class Watcher:
         stopper = asyncio.create_task(self._stop.wait())
         if self.once:
             everything = asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.wait([stopper, everything], return_when=asyncio.FIRST_COMPLETED)
+            either: list[asyncio.Future[Any]] = [stopper, everything]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         else:
             await stopper
         for task in [*tasks, stopper]:
@@ -172,7 +174,7 @@ class Watcher:
         status.next_at = time.time() + wait
         self.on_poll(status, report)
 
-    def _delivered(self, report: alerts.ChannelReport) -> None:
+    def _delivered(self, report: delivery.ChannelReport) -> None:
         self.status.delivered += report.delivered
         if report.error:
             self.status.failing[report.label] = report.error
@@ -196,12 +198,12 @@ class _DeliveryThread(threading.Thread):
     """Owns a Dispatcher (and a database connection of its own): sends after every kick,
     retries failed deliveries when their backoff ends, and flushes once more at the end."""
 
-    def __init__(self, config: Config, on_report: Callable[[alerts.ChannelReport], None]) -> None:
+    def __init__(self, config: Config, on_report: Callable[[delivery.ChannelReport], None]) -> None:
         super().__init__(name="mentionwatch-alerts", daemon=True)
         self.config = config
         self.on_report = on_report
         self._ready = threading.Event()
-        self._dispatcher: alerts.Dispatcher | None = None
+        self._dispatcher: delivery.Dispatcher | None = None
         self._grace: float | None = None
         self._done = threading.Event()
 
@@ -224,7 +226,7 @@ class _DeliveryThread(threading.Thread):
         finally:
             self._ready.set()  # kick() and finish() never wait for a thread that failed
         try:
-            self._dispatcher = dispatcher = alerts.Dispatcher(self.config, store)
+            self._dispatcher = dispatcher = delivery.Dispatcher(self.config, store)
             self._report(dispatcher.start())  # the backlog of earlier runs, without waiting
             while True:
                 finished, word = dispatcher.collect(self._wait(store, dispatcher))
@@ -236,19 +238,22 @@ class _DeliveryThread(threading.Thread):
         finally:
             store.close()
 
-    def _flush(self, dispatcher: alerts.Dispatcher) -> None:
+    def _flush(self, dispatcher: delivery.Dispatcher) -> None:
         if self._grace is not None:
-            dispatcher.timeout = min(dispatcher.timeout, alerts.SHUTDOWN_TIMEOUT)
+            dispatcher.timeout = min(dispatcher.timeout, delivery.SHUTDOWN_TIMEOUT)
         end = None if self._grace is None else time.monotonic() + self._grace
-        self._report(dispatcher.start(respect_backoff=True))
-        while dispatcher.busy:
+        # Again and again: a channel busy when the last save came in has that one to send.
+        while True:
+            self._report(dispatcher.start(respect_backoff=True))
+            if not dispatcher.busy:
+                break
             left = None if end is None else end - time.monotonic()
             if left is not None and left <= 0:
                 break
             self._report(dispatcher.collect(left, until_idle=True)[0])
         self._report(dispatcher.abandon())
 
-    def _wait(self, store: Store, dispatcher: alerts.Dispatcher) -> float:
+    def _wait(self, store: Store, dispatcher: delivery.Dispatcher) -> float:
         """Until the next retry is due (re-checked at least every 30 s)."""
         due = store.next_delivery_at()
         if due is None:
@@ -257,6 +262,6 @@ class _DeliveryThread(threading.Thread):
         # A busy channel's deliveries are due but in flight: wait for its answer instead.
         return min(30.0, max(left, 0.5 if dispatcher.busy else 0.05))
 
-    def _report(self, reports: list[alerts.ChannelReport]) -> None:
+    def _report(self, reports: list[delivery.ChannelReport]) -> None:
         for report in reports:
             self.on_report(report)

@@ -82,21 +82,21 @@ def alerts_overview(ctx: typer.Context) -> None:
     """List every alert rule, its channels (secrets masked) and their last deliveries."""
     if ctx.invoked_subcommand is not None:
         return
-    from mentionwatch import alerts, render
+    from mentionwatch import delivery, render
 
     cfg = load_config()
-    render.print_alert_rules(stdout_console(), alerts.overview(cfg, open_store(cfg)))
+    render.print_alert_rules(stdout_console(), delivery.overview(cfg, open_store(cfg)))
 
 
 @alerts_app.command("test")
 def alerts_test(name: Annotated[str, typer.Argument(help="The rule's name.")]) -> None:
     """Send a sample event through the rule's channels and say what each answered."""
-    from mentionwatch import alerts, render
+    from mentionwatch import alerts, delivery, render
 
     cfg = load_config(required=True)
     rule = alerts.find_rule(cfg, name)
     alerts.check_channels(cfg)
-    answers = alerts.send_test(cfg, open_store(cfg), rule)
+    answers = delivery.send_test(cfg, open_store(cfg), rule)
     render.print_test_results(stdout_console(), answers)
     if not all(a.outcome.ok for a in answers):
         raise typer.Exit(EXIT_FAILED)

@@ -50,7 +50,7 @@ def poll(
     ] = False,
 ) -> None:
     """Fetch new mentions from every enabled source, save them, and send their alerts."""
-    from mentionwatch import alerts
+    from mentionwatch import alerts, delivery
     from mentionwatch.poller import Poller
     from mentionwatch.render import poll_progress, print_deliveries, print_summary
 
@@ -64,7 +64,7 @@ def poll(
     with poll_progress(poller, enabled=not quiet and sys.stderr.isatty()):
         report = poller.run()
     print_summary(report, quiet=quiet, err=say)
-    sent = alerts.deliver(cfg, store) if alerting else alerts.DeliveryReport()
+    sent = delivery.deliver(cfg, store) if alerting else delivery.DeliveryReport()
     print_deliveries(sent, quiet=quiet, err=say)
     if report.failures or sent.failures:
         raise typer.Exit(EXIT_FAILED)

@@ -174,8 +174,8 @@ class Receivers:
         if request.path.startswith("/slack"):
             return 200, {"Content-Type": "text/plain"}, b"ok"
         if request.path.startswith("/telegram"):
-            body = json.dumps({"ok": True, "result": {"message_id": len(self.received)}})
-            return 200, {"Content-Type": "application/json"}, body.encode()
+            sent = json.dumps({"ok": True, "result": {"message_id": len(self.received)}})
+            return 200, {"Content-Type": "application/json"}, sent.encode()
         if request.path.startswith(_NOT_NTFY):
             return 200, {"Content-Type": "application/json"}, b'{"ok": true}'
         message = _ntfy_message(request) or {"error": "no topic"}
@@ -295,7 +295,7 @@ class SmtpReceiver:
                 self.user, self.password)  # fmt: skip
             return AuthResult(success=ok)
 
-        extra = {}
+        extra: dict[str, Any] = {}
         if self.user:
             extra = {"authenticator": authenticate, "auth_require_tls": False}
         self._controller = Controller(Handler(), hostname="127.0.0.1", port=_free_port(), **extra)
