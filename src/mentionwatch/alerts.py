@@ -39,20 +39,30 @@ ALERT_EVENTS: tuple[str, ...] = ("mention",)
 DEFAULT_MAX_AGE = 24 * 3600.0  # a first poll finds weeks of history: that is not news
 
 
-@dataclass(frozen=True)
+# Plain classes rather than dataclasses here: this module loads with every config that has
+# alerts, feed's included, and each dataclass costs about a millisecond to create.
+
+
 class RuleContext:
     """What filter values are checked against when the config is read."""
 
-    terms: Collection[str]
-    sources: Collection[str]
+    __slots__ = ("sources", "terms")
+
+    def __init__(self, terms: Collection[str], sources: Collection[str]) -> None:
+        self.terms, self.sources = terms, sources
 
 
-@dataclass(frozen=True)
 class RuleFilter:
     """One optional filter of a rule: how its config value is read, and when it holds."""
 
-    read: Callable[[Any, RuleContext], Any]  # raises ValueError with the reason
-    holds: Callable[[Any, Mention, datetime], bool]
+    __slots__ = ("holds", "read")
+
+    def __init__(
+        self,
+        read: Callable[[Any, RuleContext], Any],  # raises ValueError with the reason
+        holds: Callable[[Any, Mention, datetime], bool],
+    ) -> None:
+        self.read, self.holds = read, holds
 
 
 def _strings(value: Any, what: str) -> list[str]:
@@ -237,11 +247,11 @@ def find_rule(config: Config, name: str) -> AlertRule:
 # Queueing: called by Store.save_page inside its transaction
 
 
-@dataclass
 class Queue:
     """Turns newly saved mentions into outbox items, one per matching rule and channel."""
 
-    rules: Sequence[AlertRule]
+    def __init__(self, rules: Sequence[AlertRule]) -> None:
+        self.rules = rules
 
     def __call__(self, mentions: Iterable[Mention]) -> list[OutboxItem]:
         from mentionwatch.render import record
