@@ -349,7 +349,7 @@ BAD_RULES = [
     (TO + "max_per_hour = 0", "alerts[0].max_per_hour", "at least 1"),
     (TO + "group = 1", "alerts[0].group", "true or false"),
     (TO + 'command = ""', "alerts[0].command", "program"),
-    (TO + "\n[[alerts]]\n" + TO, "alerts[1].name", "unique"),
+    (TO + "\n[[alerts]]\n" + TO, "alerts[1].name", "a second rule"),
 ]
 
 

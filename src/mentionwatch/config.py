@@ -385,14 +385,7 @@ class _Parser:
 
     def alerts(self, value: Any, term_names: list[str]) -> tuple[AlertRule, ...]:
         """[[alerts]] rules: every key checked, filters read by alerts.RULE_FILTERS."""
-        from mentionwatch.alerts import (
-            ALERT_EVENTS,
-            RULE_FILTERS,
-            AlertRule,
-            RuleContext,
-            command_argv,
-            url_problem,
-        )
+        from mentionwatch.alerts import RuleContext
         from mentionwatch.sources import registry
 
         if not isinstance(value, list):
@@ -400,67 +393,73 @@ class _Parser:
         context = RuleContext(terms=term_names, sources=list(registry()))
         rules: list[AlertRule] = []
         for i, raw in enumerate(value):
-            key = f"alerts[{i}]"
-            raw = self.table(key, raw)
-            self.only(key, raw, {*_ALERT_KEYS, *RULE_FILTERS})
-            raw = {k: self.expand(f"{key}.{k}", v) for k, v in raw.items()}
-            if "name" not in raw:
-                raise self.fail(key, "every [[alerts]] rule needs a name")
-            name = self.check_type(f"{key}.name", raw["name"], str, "a rule name")
-            if not name.strip() or any(r.name == name for r in rules):
-                raise self.fail(f"{key}.name", f"expected a unique, non-empty name, got {name!r}")
-            on = self.check_type(f"{key}.on", raw.get("on", "mention"), str, "an event name")
-            if on not in ALERT_EVENTS:
-                raise self.fail(
-                    f"{key}.on",
-                    f"unknown event {on!r} (expected one of: {', '.join(ALERT_EVENTS)})",
-                )
-            filters = {}
-            for filter_name, spec in RULE_FILTERS.items():
-                if filter_name in raw:
-                    try:
-                        filters[filter_name] = spec.read(raw[filter_name], context)
-                    except ValueError as exc:
-                        raise self.fail(f"{key}.{filter_name}", str(exc)) from None
-            to = raw.get("to", [])
-            to = [to] if isinstance(to, str) else to
-            if not isinstance(to, list) or not all(isinstance(u, str) for u in to):
-                raise self.fail(f"{key}.to", "expected a list of channel URLs")
-            for url in to:
-                problem = url_problem(url)
-                if problem:
-                    raise self.fail(f"{key}.to", problem)
-            command: tuple[str, ...] = ()
-            if "command" in raw:
-                try:
-                    if not isinstance(raw["command"], str | list) or not all(
-                        isinstance(a, str) for a in raw["command"]
-                    ):
-                        raise ValueError("expected a program and its arguments (a list of strings)")
-                    command = command_argv(raw["command"])
-                except ValueError as exc:
-                    raise self.fail(f"{key}.command", str(exc)) from None
-            if not to and not command:
-                raise self.fail(
-                    f"{key}.to", "a rule needs somewhere to send: to = [URL, …] or command = […]"
-                )
-            secret = raw.get("secret")
-            if secret is not None:
-                self.check_type(f"{key}.secret", secret, str, "a string")
-            cap = raw.get("max_per_hour")
-            if cap is not None and (self.check_type(f"{key}.max_per_hour", cap, int,
-                                                    "a number of messages") < 1):  # fmt: skip
-                raise self.fail(f"{key}.max_per_hour", f"expected at least 1, got {cap}")
-            group = self.check_type(f"{key}.group", raw.get("group", True), bool, "true or false")
-            rules.append(
-                AlertRule(
-                    name=name, to=tuple(to), command=command, on=on, filters=filters,
-                    secret=secret or None, max_per_hour=cap, group=group,
-                    **({"max_age": self.duration(f"{key}.max_age", raw["max_age"])}
-                       if "max_age" in raw else {}),
-                )
-            )  # fmt: skip
+            rule = self.alert_rule(f"alerts[{i}]", self.table(f"alerts[{i}]", raw), context)
+            if any(r.name == rule.name for r in rules):
+                raise self.fail(f"alerts[{i}].name", f"a second rule named {rule.name!r}")
+            rules.append(rule)
         return tuple(rules)
+
+    def alert_rule(self, key: str, raw: dict[str, Any], context: Any) -> AlertRule:
+        from mentionwatch.alerts import ALERT_EVENTS, RULE_FILTERS, AlertRule
+
+        self.only(key, raw, {*_ALERT_KEYS, *RULE_FILTERS})
+        raw = {k: self.expand(f"{key}.{k}", v) for k, v in raw.items()}
+        if "name" not in raw:
+            raise self.fail(key, "every [[alerts]] rule needs a name")
+        name = self.check_type(f"{key}.name", raw["name"], str, "a rule name")
+        if not name.strip():
+            raise self.fail(f"{key}.name", "expected a non-empty name")
+        on = self.check_type(f"{key}.on", raw.get("on", "mention"), str, "an event name")
+        if on not in ALERT_EVENTS:
+            valid = ", ".join(ALERT_EVENTS)
+            raise self.fail(f"{key}.on", f"unknown event {on!r} (expected one of: {valid})")
+        filters = {}
+        for filter_name, spec in RULE_FILTERS.items():
+            if filter_name in raw:
+                try:
+                    filters[filter_name] = spec.read(raw[filter_name], context)
+                except ValueError as exc:
+                    raise self.fail(f"{key}.{filter_name}", str(exc)) from None
+        to, command = self.alert_channels(key, raw)
+        secret = raw.get("secret")
+        if secret is not None:
+            self.check_type(f"{key}.secret", secret, str, "a string")
+        cap = raw.get("max_per_hour")
+        if cap is not None and self.check_type(f"{key}.max_per_hour", cap, int, "a count") < 1:
+            raise self.fail(f"{key}.max_per_hour", f"expected at least 1, got {cap}")
+        group = self.check_type(f"{key}.group", raw.get("group", True), bool, "true or false")
+        optional = {}
+        if "max_age" in raw:
+            optional["max_age"] = self.duration(f"{key}.max_age", raw["max_age"])
+        return AlertRule(
+            name=name, to=to, command=command, on=on, filters=filters, secret=secret or None,
+            max_per_hour=cap, group=group, **optional,
+        )  # fmt: skip
+
+    def alert_channels(self, key: str, raw: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
+        """A rule's `to` URLs and its `command`; at least one of them."""
+        from mentionwatch.alerts import command_argv, url_problem
+
+        to = raw.get("to", [])
+        to = [to] if isinstance(to, str) else to
+        if not isinstance(to, list) or not all(isinstance(u, str) for u in to):
+            raise self.fail(f"{key}.to", "expected a list of channel URLs")
+        for url in to:
+            problem = url_problem(url)
+            if problem:
+                raise self.fail(f"{key}.to", problem)
+        command: tuple[str, ...] = ()
+        if "command" in raw:
+            value = raw["command"]
+            try:
+                if not isinstance(value, str | list) or not all(isinstance(a, str) for a in value):
+                    raise ValueError("expected a program and its arguments (a list of strings)")
+                command = command_argv(value)
+            except ValueError as exc:
+                raise self.fail(f"{key}.command", str(exc)) from None
+        if not to and not command:
+            raise self.fail(f"{key}.to", "a rule needs somewhere to send: to = [URL, …] or command")
+        return tuple(to), command
 
 
 # Keys of an [[alerts]] rule besides its filters (alerts.RULE_FILTERS).
