@@ -434,3 +434,11 @@ def test_messages_defuse_what_every_chat_service_would_interpret():
     assert "mentionwatch reply 7" in body
     assert "https://bsky.app/profile/x/post/1%20%40everyone" in body
     assert "and 2 more" in grouped_message("rule", [record] * 7)[1]
+
+
+def test_the_demo_shows_an_alert_arriving(project):
+    result = project.run("demo")
+    assert result.code == 0, result.err
+    landed = [line for line in result.err.splitlines() if "webhook received mention" in line]
+    assert landed and all("(signature ok)" in line for line in landed)
+    assert f"alerts: {len(landed)} delivered" in result.out

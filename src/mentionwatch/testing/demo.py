@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mentionwatch.testing.receivers import Received, Receivers
 from mentionwatch.testing.server import LoopbackWeb
 
 DEMO_TERMS = """\
@@ -20,6 +21,35 @@ DEMO_TEMPLATES = """\
 thanks = "Thanks {author}, glad Pebblebase helps!"
 help = "Sorry about that, {author}. Could you email help@pebblebase.io so we can fix it?"
 """
+
+
+DEMO_SECRET = "demo-signing-secret"
+
+
+def demo_alert(hook_url: str) -> str:
+    """A rule that pushes the demo's complaints to a webhook, signed."""
+    return (f'[[alerts]]\nname = "complaints"\nsentiment = ["negative"]\n'
+            f'to = ["{hook_url}"]\nsecret = "{DEMO_SECRET}"\n')  # fmt: skip
+
+
+def landed(request: Received) -> str:
+    """One line about a webhook the demo's receiver got, as it lands."""
+    import hashlib
+    import hmac
+
+    from mentionwatch.channels import shorten
+    from mentionwatch.render import safe
+
+    body = request.json() or {}
+    mention = body.get("mention") or {}
+    expected = "sha256=" + hmac.new(DEMO_SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+    signed = "ok" if request.header("X-Mentionwatch-Signature-256") == expected else "BAD"
+    return (
+        f"demo: webhook received {request.header('X-Mentionwatch-Event')} "
+        f"{(request.header('X-Mentionwatch-Delivery') or '')[:8]}… (signature {signed}): "
+        f"{safe(mention.get('source'))} {safe(mention.get('author') or 'someone')}: "
+        f"{shorten(' '.join(safe(mention.get('text') or mention.get('title')).split()), 60)}"
+    )
 
 
 def toml_table(name: str, values: dict[str, Any]) -> str:
@@ -40,11 +70,17 @@ def demo_config(web: LoopbackWeb, db: Path, platforms: list[str] | None = None) 
 def run_demo(console: Any, keep: Path | None, say: Callable[[str], None]) -> None:
     from mentionwatch.cli import app
 
-    with tempfile.TemporaryDirectory(prefix="mentionwatch-demo-") as tmp, LoopbackWeb() as web:
+    with (
+        tempfile.TemporaryDirectory(prefix="mentionwatch-demo-") as tmp,
+        LoopbackWeb() as web,
+        Receivers(on_request=lambda request: say(landed(request))) as hooks,
+    ):
         db = keep or Path(tmp) / "demo.db"
         config = Path(tmp) / "config.toml"
-        config.write_text(demo_config(web, db), encoding="utf-8")
+        hook = hooks.url("/hooks/demo")
+        config.write_text(demo_config(web, db) + demo_alert(hook), encoding="utf-8")
         say(f"demo: a loopback web at {web.url} plays {', '.join(sorted(web.platforms))}")
+        say(f"demo: an alert rule pushes complaints to a loopback webhook at {hook}")
         base = ["--config", str(config), "--db", str(db)]
         say("demo: $ mentionwatch poll")
         app([*base, "poll"], standalone_mode=False)
@@ -57,3 +93,4 @@ def run_demo(console: Any, keep: Path | None, say: Callable[[str], None]) -> Non
         say(
             "demo: to watch your own product: mentionwatch init, edit the terms, mentionwatch poll."
         )
+        say("demo: to hear about it as it happens: add [[alerts]], then mentionwatch watch.")
