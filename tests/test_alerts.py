@@ -442,3 +442,19 @@ def test_the_demo_shows_an_alert_arriving(project):
     landed = [line for line in result.err.splitlines() if "webhook received mention" in line]
     assert landed and all("(signature ok)" in line for line in landed)
     assert f"alerts: {len(landed)} delivered" in result.out
+
+
+def test_a_failing_apprise_channel_says_why_and_stores_no_secret(project, rx):
+    token = "tk_secret_token_42"
+    project.write_config(
+        config(f'[[alerts]]\nname = "phone"\nto = ["ntfy://{token}@127.0.0.1:{rx.port}/acme"]\n')
+    )
+    rx.answer("/", 500, times=10)
+    result = project.run("poll")
+    assert result.code == 1
+    assert "channel ntfy://" in result.err and "injected HTTP 500" in result.err
+    assert rx.seen("/")[0].header("Authorization") == f"Bearer {token}"  # it was really sent
+    listing = project.run("alerts").out + project.run("alerts", "log").out
+    stored = project.rows("SELECT * FROM alert_log") + project.rows("SELECT * FROM outbox")
+    for text in (result.out, result.err, listing, repr(stored)):
+        assert token not in text

@@ -13,7 +13,6 @@ nothing heavy; channels and Apprise load only when something is sent.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -209,6 +208,8 @@ def url_problem(url: str) -> str | None:
 
 def command_argv(value: str | list[str]) -> tuple[str, ...]:
     """A command from the config: a list of arguments, or one string split like a shell."""
+    import shlex
+
     argv = shlex.split(value) if isinstance(value, str) else list(value)
     if not argv:
         raise ValueError("expected a program and its arguments")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from mentionwatch.alerts import mask_url
+from mentionwatch.alerts import mask_url, url_secrets
 from mentionwatch.text import clean
 
 GROUP_SHOWN = 5  # mentions listed in one grouped message; the rest are counted
@@ -149,6 +149,13 @@ class Channel:
         """The channel as shown to people: its secrets masked."""
         return mask_url(self.target)
 
+    def scrub(self, text: str) -> str:
+        """An answer fit to show and store: any part of the channel's URL that is secret
+        (a token the service echoes back, say) replaced by ***."""
+        for secret in url_secrets(self.target):
+            text = text.replace(secret, "***")
+        return text
+
     def send_event(self, body: dict[str, Any], timeout: float) -> Outcome:
         raise NotImplementedError
 
@@ -198,7 +205,7 @@ class WebhookChannel(Channel):
         detail = f"HTTP {response.status_code}"
         if response.is_success:
             return Outcome(True, detail)
-        excerpt = inert(response.text[:200])
+        excerpt = self.scrub(inert(response.text[:200]))
         return Outcome(False, f"{detail}: {shorten(excerpt, 80)}" if excerpt else detail)
 
 
@@ -254,7 +261,7 @@ class AppriseChannel(Channel):
         import apprise
 
         asset = apprise.AppriseAsset(
-            app_id="mentionwatch", app_desc="mentionwatch alerts",
+            app_id="mentionwatch", app_desc="mentionwatch alerts", async_mode=False,
             app_url="https://pypi.org/project/mentionwatch/",
         )  # fmt: skip
         notifier = apprise.Apprise(asset=asset)
@@ -262,14 +269,26 @@ class AppriseChannel(Channel):
             if not notifier.add(self.target):
                 return Outcome(False, "Apprise cannot use this URL")
             try:
-                ok = bool(notifier.notify(body=body, title=title,
-                                          body_format=apprise.NotifyFormat.TEXT))  # fmt: skip
+                result = notifier.notify(body=body, title=title,
+                                         body_format=apprise.NotifyFormat.TEXT)  # fmt: skip
             except Exception as exc:  # a plugin bug must not stop the other channels
                 return Outcome(False, f"Apprise failed: {type(exc).__name__}")
-        if ok:
+        if result:
             return Outcome(True, "accepted")
-        reason = said[-1] if said else "the service refused the message"
-        return Outcome(False, shorten(inert(reason), 160))
+        reasons = said or _result_reasons(result)
+        reason = reasons[-1] if reasons else "the service refused the message"
+        return Outcome(False, self.scrub(shorten(inert(reason), 160)))
+
+
+def _result_reasons(result: Any) -> list[str]:
+    """Apprise 2 sends from a thread pool and keeps each service's log in its result."""
+    reasons = []
+    for service in result if hasattr(result, "__iter__") else ():
+        for entry in service.logs() if hasattr(service, "logs") else ():
+            level = getattr(entry, "level", "")
+            if str(level).upper() in ("WARNING", "ERROR", "CRITICAL", "30", "40", "50"):
+                reasons.append(str(getattr(entry, "message", entry)))
+    return reasons
 
 
 def apprise_plugin(url: str) -> Any:

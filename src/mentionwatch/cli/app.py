@@ -75,7 +75,7 @@ def load_config(required: bool = False) -> Config:
     from mentionwatch import config
 
     cfg = config.load(state.config_path, state.db_path, required=required)
-    if cfg.sources:
+    if cfg.sources or cfg.alerts:
         state.secrets = cfg.secrets()
     return cfg
 
