@@ -492,8 +492,10 @@ class WatchView:
                   sources={s.name: s.interval for s in status.sources.values()})  # fmt: skip
 
     def stopped(self, status: Any) -> None:
-        self._log(f"stopped after {status.polls} poll(s); {status.delivered} alert(s) delivered",
-                  event="stop", polls=status.polls, delivered=status.delivered)  # fmt: skip
+        line = f"stopped after {status.polls} poll(s); {status.delivered} alert(s) delivered"
+        if self.live:  # the live status has gone: say how it ended
+            self.err(f"mentionwatch watch: {line}")
+        self._log(line, event="stop", polls=status.polls, delivered=status.delivered)
 
     def polled(self, source: Any, report: Any) -> None:
         next_in = max(0.0, source.next_at - time.time())
