@@ -9,6 +9,7 @@ from mentionwatch.testing.demo import demo_config
 
 HEAVY = (
     "asyncio", "httpx", "feedparser", "textblob", "sqlite_utils", "mentionwatch.sentiment",
+    "datasette", "mentionwatch.pager",
     "apprise", "mentionwatch.channels", "mentionwatch.delivery", "mentionwatch.watch",
 )  # fmt: skip
 ALERTS = """
@@ -39,6 +40,18 @@ def test_reading_commands_import_nothing_heavy(project):
     # Every source configured, and alert rules (read with the config, sent by nobody here).
     project.write_config(demo_config(project.web, project.db) + ALERTS)
     project.run("poll", "--no-alerts")  # the database exists and is migrated
-    for command in (["feed"], ["feed", "--sort", "priority"], ["export"], ["handle", "1"]):
+    filters = [
+        "--source",
+        "Reddit",
+        "--term",
+        "pebblebase",
+        "--status",
+        "all",
+        "--search",
+        "a OR b",
+    ]
+    commands = (["feed"], ["feed", "--sort", "priority"], ["export"], ["handle", "1"],
+                ["feed", *filters], ["export", "-o", str(project.dir / "x.csv")])  # fmt: skip
+    for command in commands:
         assert loaded_modules(project, *command) == set(), command
     assert "mentionwatch.sentiment" in loaded_modules(project, "sentiment", "fine")

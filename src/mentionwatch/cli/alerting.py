@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mentionwatch.cli.app import (
     EXIT_FAILED,
+    App,
+    Choice,
+    _root_paths,
     app,
+    choice_option,
     fail,
     load_config,
     open_store,
     say,
+    state,
     stdout_console,
 )
 
+if TYPE_CHECKING:
+    from typer import _click as click
+
 LOG_FORMATS = ("text", "json")
+
+
+def rule_names(ctx: click.Context | None = None) -> list[str]:
+    state.config_path, state.db_path = _root_paths(ctx)
+    return [rule.name for rule in load_config().alerts]
+
+
+RULE = Choice(rule_names, "alert rule", "your rules")
 
 
 @app.command()
@@ -26,32 +42,48 @@ def watch(
         str | None,
         typer.Option(
             "--interval",
-            help="Time between polls of every source, e.g. 30s, 5m "
-            "(default: [poll] interval, or a source's own; X 15m).",
+            metavar="DURATION",
+            help="Time between polls of every source, e.g. 30s, 5m (default: [poll] interval,"
+            " or a source's own).",
         ),
     ] = None,
     once: Annotated[
-        bool, typer.Option("--once", help="Poll every source once, deliver, exit.")
+        bool, typer.Option("--once", help="Poll every source once, deliver, and exit.")
     ] = False,
     log_format: Annotated[
-        str, typer.Option("--log-format", help="text or json: one line per poll on stderr.")
+        str,
+        choice_option(
+            "--log-format",
+            Choice(LOG_FORMATS, "log format"),
+            "Off a terminal: one line per poll on stderr, as text or JSON.",
+            "FORMAT",
+        ),
     ] = "text",
     no_alerts: Annotated[bool, typer.Option("--no-alerts", help="Poll without alerting.")] = False,
 ) -> None:
-    """Poll every source on its own schedule until stopped, alerting after every save."""
+    """Keep polling, each source on its schedule, alerting after every save.
+
+    Ctrl-C or SIGTERM finishes the save in flight, sends what is queued and exits 0. One
+    watch per database: a second one names the process holding it and exits 2.
+
+    \b
+    Examples:
+      mentionwatch watch
+      mentionwatch watch --interval 2m
+      mentionwatch watch --once
+      mentionwatch watch --log-format json 2>> watch.log
+    """
     from mentionwatch import alerts, render
     from mentionwatch.models import parse_duration
     from mentionwatch.store import exclusive
     from mentionwatch.watch import Watcher
 
-    if log_format not in LOG_FORMATS:
-        fail(f"--log-format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
     try:
         seconds = parse_duration(interval) if interval is not None else None
     except ValueError as exc:
         fail(f"--interval: {exc}")
     cfg = load_config(required=True)
-    store = open_store(cfg)
+    store = open_store(cfg, create=True)
     if cfg.alerts and not no_alerts:
         alerts.check_channels(cfg)
     with exclusive(cfg.db_path, "watch"):
@@ -68,35 +100,47 @@ def watch(
         raise typer.Exit(EXIT_FAILED)
 
 
-alerts_app = typer.Typer(
-    help="Alert rules: their channels and last deliveries; 'test NAME' sends a sample, "
-    "'log' shows recent deliveries.",
-    invoke_without_command=True,
-    no_args_is_help=False,
-)
+alerts_app = App(invoke_without_command=True, no_args_is_help=False)
 app.add_typer(alerts_app, name="alerts")
 
 
 @alerts_app.callback()
 def alerts_overview(ctx: typer.Context) -> None:
-    """List every alert rule, its channels (secrets masked) and their last deliveries."""
+    """Alert rules, their channels and each channel's last delivery.
+
+    Channels are shown with their secrets masked. 'alerts test NAME' sends a sample through
+    a rule's channels; 'alerts log' shows recent deliveries.
+
+    \b
+    Examples:
+      mentionwatch alerts
+      mentionwatch alerts test complaints
+      mentionwatch alerts log --limit 50
+    """
     if ctx.invoked_subcommand is not None:
         return
     from mentionwatch import delivery, render
 
     cfg = load_config()
-    render.print_alert_rules(stdout_console(), delivery.overview(cfg, open_store(cfg)))
+    render.print_alert_rules(stdout_console(), delivery.overview(cfg, open_store(cfg, create=True)))
 
 
 @alerts_app.command("test")
-def alerts_test(name: Annotated[str, typer.Argument(help="The rule's name.")]) -> None:
-    """Send a sample event through the rule's channels and say what each answered."""
+def alerts_test(
+    name: Annotated[str, typer.Argument(click_type=RULE, metavar="NAME", help="The rule to test.")],
+) -> None:
+    """Send a sample through a rule's channels; say what each answered.
+
+    \b
+    Examples:
+      mentionwatch alerts test complaints
+    """
     from mentionwatch import alerts, delivery, render
 
     cfg = load_config(required=True)
     rule = alerts.find_rule(cfg, name)
     alerts.check_channels(cfg)
-    answers = delivery.send_test(cfg, open_store(cfg), rule)
+    answers = delivery.send_test(cfg, open_store(cfg, create=True), rule)
     render.print_test_results(stdout_console(), answers)
     if not all(a.outcome.ok for a in answers):
         raise typer.Exit(EXIT_FAILED)
@@ -105,10 +149,17 @@ def alerts_test(name: Annotated[str, typer.Argument(help="The rule's name.")]) -
 @alerts_app.command("log")
 def alerts_log(
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 20,
-    alert: Annotated[str | None, typer.Option("--alert", help="Only this rule.")] = None,
+    alert: Annotated[str | None, choice_option("--alert", RULE, "Only this rule.", "NAME")] = None,
 ) -> None:
-    """Show recent deliveries, newest first: when, which rule and channel, the answer."""
+    """Recent deliveries, newest first: rule, channel, answer.
+
+    \b
+    Examples:
+      mentionwatch alerts log
+      mentionwatch alerts log --alert complaints --limit 5
+    """
     from mentionwatch import render
 
     cfg = load_config()
-    render.print_alert_log(stdout_console(), open_store(cfg).alert_log(limit, alert))
+    rows = open_store(cfg, create=True).alert_log(limit, alert)
+    render.print_alert_log(stdout_console(), rows)

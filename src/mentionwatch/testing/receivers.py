@@ -285,7 +285,7 @@ class SmtpReceiver:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 message = email.message_from_bytes(envelope.content, policy=email.policy.default)
                 with receiver._arrived:
-                    receiver.messages.append(message)  # type: ignore[arg-type]
+                    receiver.messages.append(message)
                     receiver._arrived.notify_all()
                 return "250 OK"
 
