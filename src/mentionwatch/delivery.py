@@ -339,24 +339,6 @@ class RuleStatus:
     rule: AlertRule
     channels: list[ChannelStatus]
 
-    @property
-    def summary(self) -> str:
-        """The rule's filters in one line, as written in the config."""
-        parts = [f"on {self.rule.on}"]
-        for name, value in self.rule.filters.items():
-            if isinstance(value, frozenset):
-                parts.append(f"{name}: {', '.join(sorted(value))}")
-            elif name == "query":
-                parts.append(f"query: {' OR '.join(' '.join(a) for a in value.alternatives)}")
-            else:
-                parts.append(f"{name} {value:g}")
-        parts.append(f"max_age {_human(self.rule.max_age)}")
-        if self.rule.max_per_hour:
-            parts.append(f"at most {self.rule.max_per_hour} messages/hour")
-        if self.rule.secret:
-            parts.append("webhooks signed")
-        return "; ".join(parts)
-
 
 def overview(config: Config, store: Store) -> list[RuleStatus]:
     last = store.last_sends()
@@ -375,10 +357,3 @@ def overview(config: Config, store: Store) -> list[RuleStatus]:
             channels.append(status)
         rows.append(RuleStatus(rule, channels))
     return rows
-
-
-def _human(seconds: float) -> str:
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"

@@ -561,8 +561,8 @@ def print_alert_rules(console: Console, rules: Sequence[Any]) -> None:
     for i, status in enumerate(rules):
         if i:
             console.print()
-        console.print(Text(safe(status.rule.name), style="bold") + Text(f"  {safe(status.summary)}",
-                      style="dim"), soft_wrap=True)  # fmt: skip
+        summary = Text(f"  {safe(_rule_summary(status.rule))}", style="dim")
+        console.print(Text(safe(status.rule.name), style="bold") + summary, soft_wrap=True)
         for ch in status.channels:
             line = Text(f"  {ch.kind:<8} ") + Text(safe(ch.label))
             if ch.last_at is None:
@@ -578,6 +578,24 @@ def print_alert_rules(console: Console, rules: Sequence[Any]) -> None:
             if ch.pending:
                 line.append(f", {ch.pending} pending", style="yellow")
             console.print(line, soft_wrap=True)
+
+
+def _rule_summary(rule: Any) -> str:
+    """A rule's filters and limits in one line, as the config writes them."""
+    parts = [f"on {rule.on}"]
+    for name, value in rule.filters.items():
+        if isinstance(value, frozenset):
+            parts.append(f"{name}: {', '.join(sorted(value))}")
+        elif name == "query":
+            parts.append(f"query: {' OR '.join(' '.join(a) for a in value.alternatives)}")
+        else:
+            parts.append(f"{name} {value:g}")
+    parts.append(f"max_age {_duration(rule.max_age)}")
+    if rule.max_per_hour:
+        parts.append(f"at most {rule.max_per_hour} messages/hour")
+    if rule.secret:
+        parts.append("webhooks signed")
+    return "; ".join(parts)
 
 
 def print_alert_log(console: Console, rows: Sequence[Any]) -> None:

@@ -25,6 +25,9 @@ from mentionwatch.cli.app import (
 if TYPE_CHECKING:
     from typer import _click as click
 
+    from mentionwatch.config import Config
+    from mentionwatch.store import Store
+
 LOG_FORMATS = ("text", "json")
 
 
@@ -34,6 +37,16 @@ def rule_names(ctx: click.Context | None = None) -> list[str]:
 
 
 RULE = Choice(rule_names, "alert rule", "your rules")
+
+
+def _store(cfg: Config) -> Store:
+    """The database, or an empty one in memory when nothing was polled yet (and so nothing
+    sent either): reading commands leave no database file behind."""
+    if cfg.db_path.exists():
+        return open_store(cfg)
+    from mentionwatch.store import Store
+
+    return Store(":memory:")
 
 
 @app.command()
@@ -122,7 +135,7 @@ def alerts_overview(ctx: typer.Context) -> None:
     from mentionwatch import delivery, render
 
     cfg = load_config()
-    render.print_alert_rules(stdout_console(), delivery.overview(cfg, open_store(cfg, create=True)))
+    render.print_alert_rules(stdout_console(), delivery.overview(cfg, _store(cfg)))
 
 
 @alerts_app.command("test")
@@ -140,7 +153,7 @@ def alerts_test(
     cfg = load_config(required=True)
     rule = alerts.find_rule(cfg, name)
     alerts.check_channels(cfg)
-    answers = delivery.send_test(cfg, open_store(cfg, create=True), rule)
+    answers = delivery.send_test(cfg, open_store(cfg, create=True), rule)  # logs the answers
     render.print_test_results(stdout_console(), answers)
     if not all(a.outcome.ok for a in answers):
         raise typer.Exit(EXIT_FAILED)
@@ -161,5 +174,5 @@ def alerts_log(
     from mentionwatch import render
 
     cfg = load_config()
-    rows = open_store(cfg, create=True).alert_log(limit, alert)
+    rows = _store(cfg).alert_log(limit, alert)
     render.print_alert_log(stdout_console(), rows)
