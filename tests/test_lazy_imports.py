@@ -7,8 +7,16 @@ import sys
 
 from mentionwatch.testing.demo import demo_config
 
-HEAVY = ("asyncio", "httpx", "feedparser", "textblob", "sqlite_utils", "mentionwatch.sentiment",
-         "datasette", "mentionwatch.pager")  # fmt: skip
+HEAVY = (
+    "asyncio", "httpx", "feedparser", "textblob", "sqlite_utils", "mentionwatch.sentiment",
+    "datasette", "mentionwatch.pager",
+    "apprise", "mentionwatch.channels", "mentionwatch.delivery", "mentionwatch.watch",
+)  # fmt: skip
+ALERTS = """
+[[alerts]]
+name = "everything"
+to = ["https://hooks.example.com/mw", "ntfys://ntfy.sh/acme-alerts", "mailto://me:pw@example.com"]
+"""
 PROBE = """
 import sys
 from mentionwatch.cli import main
@@ -29,8 +37,9 @@ def loaded_modules(project, *args: str) -> set[str]:
 
 
 def test_reading_commands_import_nothing_heavy(project):
-    project.write_config(demo_config(project.web, project.db))  # every source configured
-    project.run("poll")  # the database exists and is migrated
+    # Every source configured, and alert rules (read with the config, sent by nobody here).
+    project.write_config(demo_config(project.web, project.db) + ALERTS)
+    project.run("poll", "--no-alerts")  # the database exists and is migrated
     filters = [
         "--source",
         "Reddit",

@@ -18,8 +18,10 @@ from conftest import run_pty
 
 README = Path(__file__).parents[1] / "README.md"
 # Run elsewhere: the demo itself (this test starts it), Datasette (tests/test_browse.py),
-# and setting up your own product (init: run below in a fresh home; $EDITOR: an editor).
+# and setting up your own product (init: run below in a fresh home; $EDITOR: an editor);
+# `watch` runs until stopped (tests/test_watch.py), so only `watch --once` runs here.
 NOT_HERE = ("mentionwatch demo", "mentionwatch browse", "mentionwatch init", "$EDITOR", "pip ")
+UNTIL_STOPPED = re.compile(r"^mentionwatch watch(?!.*--once)")
 
 
 def readme_commands() -> list[str]:
@@ -28,7 +30,7 @@ def readme_commands() -> list[str]:
         for line in block.splitlines():
             line = re.sub(r"\s+#.*$", "", line).strip()
             uses_it = line.startswith("mentionwatch ") or "| mentionwatch " in line
-            if uses_it and not line.startswith(NOT_HERE):  # not the developer's tools
+            if uses_it and not line.startswith(NOT_HERE) and not UNTIL_STOPPED.match(line):
                 commands.append(line)
     return commands
 

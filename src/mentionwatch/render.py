@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from mentionwatch.models import JobResult, Mention, PollReport, ThreadPost, iso, utcnow
+from mentionwatch.models import JobResult, Mention, PollReport, ThreadPost, iso, parse_iso, utcnow
 from mentionwatch.text import strip_controls
 from mentionwatch.triage import mention_priority
 
@@ -530,6 +531,212 @@ def print_summary(report: PollReport, quiet: bool, err: Callable[[str], None]) -
         line = f"{report.new} new mention(s); {failures} job(s) failed" if failures else (
             f"{report.new} new mention(s)")  # fmt: skip
         (err if failures else print)(line)
+
+
+def print_deliveries(report: Any, quiet: bool, err: Callable[[str], None]) -> None:
+    """What the alert channels answered: deliveries made, held by a cap, failed (stderr)."""
+    if not report.channels:
+        return
+    if not quiet:
+        channels = [c for c in report.channels if c.delivered]
+        if channels:
+            print(f"alerts: {report.delivered} delivered through {len(channels)} channel(s)")
+        for c in report.channels:
+            if c.held:
+                print(f"alerts: {safe(c.alert)} → {safe(c.label)}: {c.held} held by "
+                      "max_per_hour (sent grouped when the hour allows)")  # fmt: skip
+    for c in report.failures:
+        kept = f"; {c.pending} kept for the next try" if c.pending else ""
+        err(f"error: alert {safe(c.alert)}: channel {safe(c.label)} failed: {safe(c.error)}{kept}")
+
+
+def print_alert_rules(console: Console, rules: Sequence[Any]) -> None:
+    """`alerts`: each rule, its filters, and each channel's last answer and queue."""
+    from rich.text import Text
+
+    if not rules:
+        console.print("No alert rules: add [[alerts]] to the config (see config.example.toml).")
+        return
+    now = utcnow()
+    for i, status in enumerate(rules):
+        if i:
+            console.print()
+        summary = Text(f"  {safe(_rule_summary(status.rule))}", style="dim")
+        console.print(Text(safe(status.rule.name), style="bold") + summary, soft_wrap=True)
+        for ch in status.channels:
+            line = Text(f"  {ch.kind:<8} ") + Text(safe(ch.label))
+            if ch.last_at is None:
+                line.append("  never used", style="dim")
+            else:
+                when = age(parse_iso(ch.last_at), now)
+                test = " (test)" if ch.last_test else ""
+                word, style = ("delivered", "green") if ch.last_ok else ("failed", "bold red")
+                line.append(f"  {when} ago{test}: ")
+                line.append(word, style=style)
+                line.append(f" ({safe(ch.last_outcome)})")
+            line.append(f"  {ch.sent} sent")
+            if ch.pending:
+                line.append(f", {ch.pending} pending", style="yellow")
+            console.print(line, soft_wrap=True)
+
+
+def _rule_summary(rule: Any) -> str:
+    """A rule's filters and limits in one line, as the config writes them."""
+    parts = [f"on {rule.on}"]
+    for name, value in rule.filters.items():
+        if isinstance(value, frozenset):
+            parts.append(f"{name}: {', '.join(sorted(value))}")
+        elif name == "query":
+            parts.append(f"query: {' OR '.join(' '.join(a) for a in value.alternatives)}")
+        else:
+            parts.append(f"{name} {value:g}")
+    parts.append(f"max_age {_duration(rule.max_age)}")
+    if rule.max_per_hour:
+        parts.append(f"at most {rule.max_per_hour} messages/hour")
+    if rule.secret:
+        parts.append("webhooks signed")
+    return "; ".join(parts)
+
+
+def print_alert_log(console: Console, rows: Sequence[Any]) -> None:
+    """`alerts log`: recent messages, newest first."""
+    from rich.text import Text
+
+    if not rows:
+        console.print("Nothing sent yet.")
+        return
+    for row in rows:
+        ok = bool(row["ok"])
+        line = Text(f"{row['at']}  ")
+        line.append("ok    " if ok else "FAIL  ", style="green" if ok else "bold red")
+        line.append(f"{safe(row['alert'])} → {safe(row['label'])}")
+        count = row["deliveries"]
+        what = "test" if row["test"] else f"{count} mention{'s' if count != 1 else ''}"
+        line.append(f"  {what}: {safe(row['outcome'])}", style="dim")
+        console.print(line, soft_wrap=True)
+
+
+def print_test_results(console: Console, answers: Sequence[Any]) -> None:
+    """`alerts test NAME`: what each channel answered."""
+    from rich.text import Text
+
+    for answer in answers:
+        ok = answer.outcome.ok
+        line = Text("ok    " if ok else "FAIL  ", style="green" if ok else "bold red")
+        line.append(safe(answer.label), style="bold")
+        line.append(f": {safe(answer.outcome.detail)}")
+        console.print(line, soft_wrap=True)
+
+
+class WatchView:
+    """What `watch` shows: a live status on a terminal, else one log line per poll and per
+    channel answer on stderr (text, or JSON objects for log shippers)."""
+
+    def __init__(self, live: bool, fmt: str, err: Callable[[str], None]) -> None:
+        self.live, self.fmt, self.err = live, fmt, err
+        self.note_line: str | None = None
+
+    def _log(self, text: str, **fields: Any) -> None:
+        if self.live:
+            return
+        if self.fmt == "json":
+            self.err(json.dumps({"at": iso(utcnow()), **fields}, ensure_ascii=False))
+        else:
+            self.err(f"{iso(utcnow())} {safe(text)}")
+
+    def started(self, status: Any) -> None:
+        every = ", ".join(
+            f"{s.name} every {_duration(s.interval)}" for s in status.sources.values()
+        )
+        self._log(f"watching: {every}", event="start",
+                  sources={s.name: s.interval for s in status.sources.values()})  # fmt: skip
+
+    def stopped(self, status: Any) -> None:
+        line = f"stopped after {status.polls} poll(s); {status.delivered} alert(s) delivered"
+        if self.live:  # the live status has gone: say how it ended
+            self.err(f"mentionwatch watch: {line}")
+        self._log(line, event="stop", polls=status.polls, delivered=status.delivered)
+
+    def polled(self, source: Any, report: Any) -> None:
+        next_in = max(0.0, source.next_at - time.time())
+        result = f"{report.new} new of {report.fetched} fetched"
+        if source.errors:
+            result += "; failed: " + "; ".join(source.errors)
+        self._log(
+            f"{source.name}: {result}; next poll in {_duration(next_in)}", event="poll",
+            source=source.name, new=report.new, fetched=report.fetched,
+            errors=[safe(e) for e in source.errors], next_poll_in=round(next_in, 1),
+        )  # fmt: skip
+
+    def delivered(self, channel: Any) -> None:
+        if channel.error:
+            what = f"failed: {channel.error}"
+            if channel.pending:
+                what += f"; {channel.pending} pending, retried with backoff"
+        elif channel.held:
+            what = f"{channel.held} held by max_per_hour"
+        else:
+            what = f"{channel.delivered} delivered"
+        self._log(f"alert {channel.alert} → {channel.label}: {what}", event="delivery",
+                  alert=channel.alert, channel=channel.label, delivered=channel.delivered,
+                  pending=channel.pending, held=channel.held,
+                  error=safe(channel.error) if channel.error else None)  # fmt: skip
+
+    def note(self, message: str) -> None:
+        self.note_line = message
+        self._log(message, event="note", message=safe(message))
+
+    @contextmanager
+    def showing(self, status: Any) -> Iterator[None]:
+        if not self.live:
+            yield
+            return
+        from rich.console import Console
+        from rich.live import Live
+
+        console = Console(stderr=True)
+        with Live(console=console, refresh_per_second=2, transient=True,
+                  get_renderable=lambda: self._table(status)):  # fmt: skip
+            yield
+
+    def _table(self, status: Any) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        head = Text(f"watching · {status.polls} poll(s) · {status.delivered} alert(s) delivered"
+                    " · Ctrl-C stops", style="bold")  # fmt: skip
+        table = Table(box=None, show_header=False, pad_edge=False)
+        now = utcnow()
+        for s in status.sources.values():
+            if s.polling:
+                last = Text("polling…", style="cyan")
+            elif s.last_at is None:
+                last = Text("waiting", style="dim")
+            elif s.errors:
+                last = Text(f"{age(s.last_at, now)} ago: failed: {safe(s.errors[0])[:60]}", "red")
+            else:
+                last = Text(f"{age(s.last_at, now)} ago: {s.new} new of {s.fetched}")
+            next_in = max(0.0, s.next_at - time.time())
+            table.add_row(Text(s.name, style="magenta"), last,
+                          Text(f"next in {_duration(next_in)}", style="dim"))  # fmt: skip
+        parts: list[Any] = [head, table]
+        for label, error in status.failing.items():
+            parts.append(Text(f"! {safe(label)}: {safe(error)}", style="bold red"))
+        if self.note_line:
+            parts.append(Text(safe(self.note_line), style="yellow"))
+        return Group(*parts)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes}m{rest:02d}s" if rest else f"{minutes}m"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if rest // 60 else f"{hours}h"
 
 
 def print_sources(console: Console, rows: Sequence[Any]) -> None:

@@ -132,7 +132,7 @@ def load_config(required: bool = False) -> Config:
 
     if state.config is None or (required and state.config.path is None):
         state.config = config.load(state.config_path, state.db_path, required=required)
-        if state.config.sources:
+        if state.config.sources or state.config.alerts:
             state.secrets = state.config.secrets()
     return state.config
 

@@ -65,27 +65,39 @@ def poll(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print nothing unless something fails.")
     ] = False,
+    no_alerts: Annotated[
+        bool, typer.Option("--no-alerts", help="Save without alerting (nothing queued or sent).")
+    ] = False,
 ) -> None:
-    """Fetch new mentions from every enabled source and save them.
+    """Fetch new mentions, save them, and send their alerts.
 
-    A failing source never stops the others; the exit code is 1 when one failed.
+    A failing source or alert channel never stops the others; the exit code is 1 when one
+    failed. --no-alerts saves without queueing or sending any alert (a backfill).
 
     \b
     Examples:
       mentionwatch poll
       mentionwatch poll --source reddit --source hackernews --term acme
+      mentionwatch poll --no-alerts
       */15 * * * * mentionwatch poll --quiet     (a crontab line)
     """
+    from mentionwatch import alerts, delivery
     from mentionwatch.poller import Poller
-    from mentionwatch.render import poll_progress, print_summary
+    from mentionwatch.render import poll_progress, print_deliveries, print_summary
 
     cfg = load_config(required=True)
     store = open_store(cfg, create=True)
-    poller = Poller(cfg, store, source or (), term or (), notify=say)
+    alerting = bool(cfg.alerts) and not no_alerts
+    if alerting:
+        alerts.check_channels(cfg)
+    queue = alerts.Queue(cfg.alerts) if alerting else None
+    poller = Poller(cfg, store, source or (), term or (), notify=say, queue=queue)
     with poll_progress(poller, enabled=not quiet and sys.stderr.isatty()):
         report = poller.run()
     print_summary(report, quiet=quiet, err=say)
-    if report.failures:
+    sent = delivery.deliver(cfg, store) if alerting else delivery.DeliveryReport()
+    print_deliveries(sent, quiet=quiet, err=say)
+    if report.failures or sent.failures:
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mentionwatch.testing.receivers import Received, Receivers
 from mentionwatch.testing.server import LoopbackWeb
 
 DEMO_TERMS = """\
@@ -23,6 +24,35 @@ DEMO_TEMPLATES = """\
 thanks = "Thanks {author}, glad Pebblebase helps!"
 help = "Sorry about that, {author}. Could you email help@pebblebase.io so we can fix it?"
 """
+
+
+DEMO_SECRET = "demo-signing-secret"
+
+
+def demo_alert(hook_url: str) -> str:
+    """A rule that pushes the demo's complaints to a webhook, signed."""
+    return (f'[[alerts]]\nname = "complaints"\nsentiment = ["negative"]\n'
+            f'to = ["{hook_url}"]\nsecret = "{DEMO_SECRET}"\n')  # fmt: skip
+
+
+def landed(request: Received) -> str:
+    """One line about a webhook the demo's receiver got, as it lands."""
+    import hashlib
+    import hmac
+
+    from mentionwatch.channels import shorten
+    from mentionwatch.render import safe
+
+    body = request.json() or {}
+    mention = body.get("mention") or {}
+    expected = "sha256=" + hmac.new(DEMO_SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+    signed = "ok" if request.header("X-Mentionwatch-Signature-256") == expected else "BAD"
+    return (
+        f"demo: webhook received {request.header('X-Mentionwatch-Event')} "
+        f"{(request.header('X-Mentionwatch-Delivery') or '')[:8]}… (signature {signed}): "
+        f"{safe(mention.get('source'))} {safe(mention.get('author') or 'someone')}: "
+        f"{shorten(' '.join(safe(mention.get('text') or mention.get('title')).split()), 60)}"
+    )
 
 
 def toml_table(name: str, values: dict[str, Any]) -> str:
@@ -43,11 +73,17 @@ def demo_config(web: LoopbackWeb, db: Path, platforms: list[str] | None = None) 
 def run_demo(console: Any, keep: Path | None, say: Callable[[str], None]) -> None:
     from mentionwatch.cli import app
 
-    with tempfile.TemporaryDirectory(prefix="mentionwatch-demo-") as tmp, LoopbackWeb() as web:
+    with (
+        tempfile.TemporaryDirectory(prefix="mentionwatch-demo-") as tmp,
+        LoopbackWeb() as web,
+        Receivers(on_request=lambda request: say(landed(request))) as hooks,
+    ):
         db = keep or Path(tmp) / "demo.db"
         config = Path(tmp) / "config.toml"
-        config.write_text(demo_config(web, db), encoding="utf-8")
+        hook = hooks.url("/hooks/demo")
+        config.write_text(demo_config(web, db) + demo_alert(hook), encoding="utf-8")
         say(f"demo: a loopback web at {web.url} plays {', '.join(sorted(web.platforms))}")
+        say(f"demo: an alert rule pushes complaints to a loopback webhook at {hook}")
         base = ["--config", str(config), "--db", str(db)]
         say("demo: $ mentionwatch poll")
         app([*base, "poll"], prog_name="mentionwatch", standalone_mode=False)
@@ -62,6 +98,7 @@ def run_demo(console: Any, keep: Path | None, say: Callable[[str], None]) -> Non
         say(
             "demo: to watch your own product: mentionwatch init, edit the terms, mentionwatch poll."
         )
+        say("demo: to hear about it as it happens: add [[alerts]], then mentionwatch watch.")
 
 
 def default_folder() -> Path:
@@ -90,10 +127,13 @@ def serve_demo(folder: Path, port: int, say: Callable[[str], None]) -> None:
         ) from None
     stopped = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    hooks = Receivers(on_request=lambda request: say(landed(request))).start()
     try:
-        config, count = _build(web, folder)
+        config, count = _build(web, folder, hooks.url("/hooks/demo"))
         say(f"demo: a loopback web at {web.url} plays {', '.join(sorted(web.platforms))}")
         say(f"demo: {count} mentions in {folder / 'demo.db'}, with the same IDs on every run")
+        say(f"demo: alerts for complaints go to a loopback webhook at {hooks.url('/hooks/demo')}"
+            "; what lands there is printed here")  # fmt: skip
         say("demo: every command works against it; in another terminal:")
         print(f"export MENTIONWATCH_CONFIG={config}", flush=True)
         say(
@@ -109,10 +149,11 @@ def serve_demo(folder: Path, port: int, say: Callable[[str], None]) -> None:
         say("demo: stopped")
     finally:
         signal.signal(signal.SIGTERM, previous)
+        hooks.stop()
         web.stop()
 
 
-def _build(web: LoopbackWeb, folder: Path) -> tuple[Path, int]:
+def _build(web: LoopbackWeb, folder: Path, hook: str) -> tuple[Path, int]:
     """Write the config and a fresh database: a real poll into a staging file, its mentions
     saved again in key order (stable IDs), then a real poll of the final database so its
     cursors and the sources' last poll are as after any poll."""
@@ -124,9 +165,10 @@ def _build(web: LoopbackWeb, folder: Path) -> tuple[Path, int]:
     db, staging, config = folder / "demo.db", folder / "staging.db", folder / "config.toml"
     _remove_database(db)
     _remove_database(staging)
-    config.write_text(demo_config(web, db), encoding="utf-8")
+    config.write_text(demo_config(web, db) + demo_alert(hook), encoding="utf-8")
     base = ["--config", str(config)]
-    app([*base, "--db", str(staging), "poll", "--quiet"], prog_name="mentionwatch",
+    # No alerts while building: the staging database's IDs are not the ones users see.
+    app([*base, "--db", str(staging), "poll", "--quiet", "--no-alerts"], prog_name="mentionwatch",
         standalone_mode=False)  # fmt: skip
     source, target = Store(staging), Store(db)
     try:
@@ -137,7 +179,8 @@ def _build(web: LoopbackWeb, folder: Path) -> tuple[Path, int]:
         source.close()
         target.close()
     _remove_database(staging)
-    app([*base, "poll", "--quiet"], prog_name="mentionwatch", standalone_mode=False)
+    app([*base, "poll", "--quiet", "--no-alerts"], prog_name="mentionwatch",
+        standalone_mode=False)  # fmt: skip
     return config, len(mentions)
 
 
