@@ -75,6 +75,8 @@ SECONDARY_LIMIT_WAIT = 60.0
 class RateLimited(SourceError):
     """The platform asked us to wait longer than we are willing to."""
 
+    wait: float | None = None  # seconds until the limit resets (watch delays the source)
+
 
 class Uncertain(SourceError):
     """A write got no answer: the platform may or may not have accepted it."""
@@ -285,9 +287,11 @@ class Http:
         if seconds <= 0:
             return
         if seconds > self.settings.max_wait:
-            raise RateLimited(
+            limited = RateLimited(
                 f"{self.source}: {why}; it resets in {_human(seconds)}, try again then"
             )
+            limited.wait = seconds
+            raise limited
         if seconds >= 5:
             self.notify(f"{self.source}: {why}, waiting {_human(seconds)}")
         await asyncio.sleep(seconds)

@@ -52,6 +52,8 @@ class Source:
     # one search reads per poll before the rest waits, as a gap, for the next poll.
     overlap: ClassVar[float] = 600.0
     max_pages: ClassVar[int] = 10
+    # The shortest interval `watch` uses unless the config sets this source's own `interval`.
+    default_interval: ClassVar[float | None] = None
 
     def __init__(
         self, settings: SourceSettings, http: Http, state: State, poll: PollSettings

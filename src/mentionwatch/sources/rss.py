@@ -55,7 +55,7 @@ class Rss(Source):
                 f"{self.name}: HTTP {response.status_code} from {redact_url(url)}: "
                 f"{error_detail(response)}"
             )
-        import feedparser  # type: ignore[import-untyped]
+        import feedparser
 
         # Relative links resolve against the feed's own (final, after redirects) address, which
         # feedparser only knows from Content-Location when it is handed bytes.

@@ -183,8 +183,9 @@ HTML_BLOCKED = (
 class LoopbackWeb:
     """Start with `with LoopbackWeb() as web:`; `web.base_url("hackernews")` is the API root."""
 
-    def __init__(self, latency: float = 0.0) -> None:
+    def __init__(self, latency: float = 0.0, port: int = 0) -> None:
         self.latency = latency
+        self.port = port  # 0: any free port; `demo --serve` asks for a fixed one
         self.requests: list[Request] = []
         self.elsewhere: list[Request] = []  # requests that reached the other origin
         self.faults: list[Fault] = []
@@ -201,14 +202,15 @@ class LoopbackWeb:
     # Lifecycle
 
     def start(self) -> LoopbackWeb:
-        self._server = self._serve(type("Handler", (_Handler,), {"web": self}))
+        handler = type("Handler", (_Handler,), {"web": self})
+        self._server = self._serve(handler, self.port)
         # Another origin (another port), for redirects that must not carry credentials.
         self._other = self._serve(type("Elsewhere", (_Handler,), {"web": self, "other": True}))
         return self
 
     @staticmethod
-    def _serve(handler: type[_Handler]) -> ThreadingHTTPServer:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    def _serve(handler: type[_Handler], port: int = 0) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         server.daemon_threads = True
         # A short poll interval makes stop() quick: tests start and stop a web each.
         threading.Thread(
