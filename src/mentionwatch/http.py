@@ -567,6 +567,12 @@ class Http:
                 reason = "the JSON body is malformed or truncated"
             raise SourceError(f"{self.source}: {reason} from {where}") from None
 
+    def refused(self, response: httpx.Response, what: str = "reply refused") -> SourceError:
+        """The one line for a refused write: `source: reply refused (HTTP 403): reason`."""
+        return SourceError(
+            f"{self.source}: {what} (HTTP {response.status_code}): {error_detail(response)}"
+        )
+
     def error(self, response: httpx.Response, doing: str = "", hint: str = "") -> SourceError:
         """The one line for a refused request: `source: doing: HTTP 401 from URL: reason (hint)`."""
         head = f"{self.source}: {doing}: " if doing else f"{self.source}: "

@@ -9,7 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from mentionwatch.http import SourceError, error_detail
+from mentionwatch.http import SourceError
 from mentionwatch.models import Job, Mention, Option, Page, iso
 from mentionwatch.query import Query, parse
 from mentionwatch.sources.base import Posted, Source
@@ -155,10 +155,7 @@ class GitHub(Source):
             retry=False,
         )
         if response.status_code != 201:
-            raise SourceError(
-                f"{self.name}: reply to {_label(mention)} rejected (HTTP "
-                f"{response.status_code}): {error_detail(response)}"
-            )
+            raise self.http.refused(response, f"reply to {_label(mention)} rejected")
         return _posted(self.http.json(response))
 
     async def find_reply(self, mention: Mention, text: str) -> Posted | None:

@@ -256,10 +256,7 @@ class Mastodon(Source):
         # The Idempotency-Key makes retries safe: Mastodon answers a repeat with the first post.
         response = await self.http.request("POST", url, data=form, headers=headers)
         if response.status_code >= 400:
-            raise SourceError(
-                f"{self.name}: reply refused (HTTP {response.status_code}): "
-                f"{error_detail(response)}"
-            )
+            raise self.http.refused(response)
         return _posted(self.http.json(response, url), self.name)
 
     async def find_reply(self, mention: Mention, text: str) -> Posted | None:

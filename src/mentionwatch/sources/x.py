@@ -275,9 +275,8 @@ class X(Source):
         return me
 
     def _refusal(self, response: Any, mention: Mention) -> str:
-        reason = error_detail(response)
-        line = f"{self.name}: reply refused (HTTP {response.status_code}): {reason}"
-        if response.status_code == 403 and _is_summon_refusal(reason):
+        line = str(self.http.refused(response))
+        if response.status_code == 403 and _is_summon_refusal(error_detail(response)):
             line += " — " + _SUMMON_HINT.format(link=self.reply_link(mention))
         return line
 
