@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import pairwise
 
 from mentionwatch.errors import UsageError
 from mentionwatch.models import Term
@@ -106,18 +107,49 @@ def parse(query: str) -> Query:
     return Query(tuple(alternatives), tuple(exclusions))
 
 
+# Scripts written without spaces between words (Han, kana, Thai, Lao, Khmer, Myanmar,
+# Tibetan, Yi, and the Tai and Javanese/Balinese families): a term in them matches anywhere,
+# since there is no word boundary to look for (東京 in 我在東京工作). Hangul is here too:
+# Korean spaces phrases, but particles attach to names (카카오가, 카카오에서).
+_UNSPACED = (
+    "\u0e00-\u0eff\u0f00-\u0fff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u1950-\u19df"
+    "\u19e0-\u19ff\u1a20-\u1aaf\u1b00-\u1b7f\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029"
+    "\u3031-\u3035\u3038-\u303c\u3040-\u30ff\u3130-\u318f\u31a0-\u31ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\ua000-\ua4cf\ua960-\ua97f\ua980-\ua9df\ua9e0-\uaa7f\uaa80-\uaadf"
+    "\uac00-\ud7ff\uf900-\ufaff\uff66-\uffdc\U0001b000-\U0001b2ff\U00020000-\U0003134f"
+)
+_UNSPACED_CHAR = re.compile(f"[{_UNSPACED}]")
+# A letter, digit or _ of a script that does put spaces between words: next to the atom, it
+# makes a different word. A CJK character next to a Latin brand name does not (我用Acme的).
+_SPACED_WORD = f"[^\\W{_UNSPACED}]"
+
+
 def atom_pattern(atom: str) -> re.Pattern[str]:
-    """A regex for one word or phrase: case-insensitive, bounded by non-word characters.
+    """A regex for one word or phrase: case-insensitive, bounded where its script has words.
 
     Inside a phrase any run of spaces or punctuation matches (so "acme widgets" finds
-    "Acme-Widgets"); at the ends, a word character next to the atom means a different word
-    (so "acme" does not find "acmeville" but does find "@acme" and "#acme").
+    "Acme-Widgets"; between unspaced-script words none is needed: "東京 タワー" finds
+    東京タワー). At the ends, a letter of a spaced script next to the atom means a different
+    word (so "acme" does not find "acmeville" but does find "@acme", "#acme" and "用Acme的");
+    an end in an unspaced script has no boundary at all.
     """
-    parts = [re.escape(p) for p in atom.split()]
-    body = r"[\W_]+".join(parts)
-    head = r"(?<!\w)" if atom[:1].isalnum() or atom[:1] == "_" else ""
-    tail = r"(?!\w)" if atom[-1:].isalnum() or atom[-1:] == "_" else ""
+    parts = atom.split()
+    body = re.escape(parts[0])
+    for before, after in pairwise(parts):
+        joint = "*" if _unspaced(before[-1]) or _unspaced(after[0]) else "+"
+        body += rf"[\W_]{joint}" + re.escape(after)
+    head = rf"(?<!{_SPACED_WORD})" if _bounded(atom[:1]) else ""
+    tail = rf"(?!{_SPACED_WORD})" if _bounded(atom[-1:]) else ""
     return re.compile(head + body + tail, re.IGNORECASE)
+
+
+def _unspaced(char: str) -> bool:
+    return bool(_UNSPACED_CHAR.match(char))
+
+
+def _bounded(char: str) -> bool:
+    """Whether an atom ending in `char` needs a word boundary there."""
+    return (char.isalnum() or char == "_") and not _unspaced(char)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from mentionwatch.models import JobResult, Mention, PollReport, ThreadPost, iso, utcnow
-from mentionwatch.text import strip_controls
+from mentionwatch.text import inert
 from mentionwatch.triage import mention_priority
 
 RECORD_KEYS = (
@@ -37,7 +37,8 @@ if TYPE_CHECKING:  # rich is imported where a view is drawn, so export stays fas
 
 
 def safe(value: object) -> str:
-    return strip_controls(str(value)) if value is not None else ""
+    """Any value as text that cannot drive the terminal or reveal a secret."""
+    return inert(str(value)) if value is not None else ""
 
 
 def record(m: Mention) -> dict[str, Any]:
@@ -273,13 +274,20 @@ def write_json(out: IO[str], mentions: Iterable[Mention]) -> int:
 
 
 def csv_cell(value: object) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
+    """A CSV cell that a spreadsheet will not run as a formula.
+
+    Numbers (polarity, reach, id) stay numbers, `-0.4889` included: only text is neutralised,
+    by a leading apostrophe when it starts with =, +, -, @, tab or CR (after any spaces,
+    which spreadsheets skip).
+    """
     if value is None:
         return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value)
     if isinstance(value, list):
         value = ", ".join(map(str, value))
     text = safe(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return "'" + text if text.lstrip(" ").startswith(_FORMULA_START) else text
 
 
 def write_csv(out: IO[str], mentions: Iterable[Mention]) -> int:
@@ -376,11 +384,14 @@ def print_summary(report: PollReport, quiet: bool, err: Callable[[str], None]) -
             reads = [r.reads for r in ok if r.reads is not None]
             if reads:
                 notes.insert(0, f"read {sum(reads)} posts")
+            stopped = sum(r.interrupted for r in ok)
+            if stopped:
+                notes.append(f"{stopped} interrupted")
             extra = f" ({'; '.join(notes)})" if notes else ""
             failed = len(results) - len(ok)
             failed_note = f", {failed} failed" if failed else ""
-            print(f"{source}: {sum(r.new for r in ok)} new of {sum(r.fetched for r in ok)} "
-                  f"fetched, {len(ok)} job(s){failed_note}{extra}")  # fmt: skip
+            print(safe(f"{source}: {sum(r.new for r in ok)} new of {sum(r.fetched for r in ok)} "
+                       f"fetched, {len(ok)} job(s){failed_note}{extra}"))  # fmt: skip
     for result in report.failures:
         err(f"error: {safe(result.error)}")
     if not quiet or report.failures:
