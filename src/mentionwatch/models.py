@@ -139,6 +139,7 @@ class JobResult:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     reads: int | None = None
+    interrupted: bool = False  # stopped by Ctrl-C; what it saved by then is counted
 
 
 @dataclass(slots=True)

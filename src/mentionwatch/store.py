@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mentionwatch.errors import UsageError
+from mentionwatch.errors import EXIT_USAGE, StoreError, UsageError
+from mentionwatch.files import create_private, writable
 from mentionwatch.models import Filters, JobResult, Mention, iso, parse_iso, utcnow
 
 MIGRATIONS: list[Callable[[Any], None]] = []
@@ -111,6 +112,13 @@ def m002_replies(db: Any) -> None:
     db["replies"].create_index(["mention_id"])
 
 
+def read_only_message(path: Path) -> str:
+    return (
+        f"cannot write the database {path}: it is read-only (file permissions or a read-only "
+        "mount); feed, show, export and sources can still read it"
+    )
+
+
 class UnknownMention(UsageError, LookupError):
     """An ID or key that names no stored mention."""
 
@@ -127,10 +135,22 @@ _SELECT = (
 
 
 class Store:
-    def __init__(self, path: Path | str) -> None:
+    """The database. `readonly=True` is for commands that only read: the file is opened
+    with mode=ro (immutable on a read-only mount, where SQLite cannot create its -shm file),
+    so a read-only file or mount can still be read. A missing or outdated database is first
+    created or migrated, when it can be written."""
+
+    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        memory = str(path) == ":memory:"
+        if readonly and not memory:
+            self.conn = self._open_readonly()
+            return
+        if not memory:
+            if not writable(self.path):
+                raise StoreError(read_only_message(self.path), EXIT_USAGE)
+            create_private(self.path)  # 0600 from the start; SQLite gives -wal/-shm its mode
         # isolation_level=None: transactions are explicit (see transaction()).
         self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
         self.conn.row_factory = sqlite3.Row
@@ -138,6 +158,49 @@ class Store:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            if not writable(self.path):
+                raise StoreError(
+                    f"there is no database at {self.path}, and its folder is read-only: "
+                    "pass --db PATH", EXIT_USAGE)  # fmt: skip
+            Store(self.path).close()
+        for attempt in range(2):
+            self.conn = self._connect_readonly()
+            if not self._pending():
+                return self.conn
+            self.conn.close()
+            if attempt or not writable(self.path):
+                raise StoreError(
+                    f"the database {self.path} was made by an older mentionwatch and is "
+                    "read-only, so it cannot be upgraded: run any command once where it is "
+                    "writable, or copy it somewhere writable",
+                    EXIT_USAGE,
+                )
+            Store(self.path).close()  # migrate it, then read
+        raise AssertionError("unreachable")
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        uri = self.path.resolve().as_uri()
+        for params in ("?mode=ro", "?mode=ro&immutable=1"):
+            conn = sqlite3.connect(uri + params, uri=True, isolation_level=None, timeout=30)
+            conn.row_factory = sqlite3.Row
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                # A WAL database on a read-only mount: no -shm can be made, so read it as an
+                # immutable file (nothing can change it there anyway).
+                conn.close()
+                if params.endswith("immutable=1"):
+                    raise
+                continue
+            return conn
+        raise AssertionError("unreachable")
+
+    def _pending(self) -> list[Callable[[Any], None]]:
+        applied = self._applied()
+        return [m for m in MIGRATIONS if m.__name__ not in applied]
 
     def close(self) -> None:
         self.conn.close()
@@ -153,8 +216,7 @@ class Store:
         return {row[0] for row in self.conn.execute("SELECT name FROM _migrations")}
 
     def _migrate(self) -> None:
-        applied = self._applied()
-        pending = [m for m in MIGRATIONS if m.__name__ not in applied]
+        pending = self._pending()
         if not pending:
             return
         import sqlite_utils
@@ -248,7 +310,7 @@ class Store:
                 "INSERT INTO polls (run, source, scope, finished_at, fetched, new, error) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run, result.source, result.scope, iso(utcnow()), result.fetched, result.new,
-                 result.error),
+                 result.error or ("interrupted" if result.interrupted else None)),
             )  # fmt: skip
 
     def last_polls(self) -> dict[str, list[sqlite3.Row]]:

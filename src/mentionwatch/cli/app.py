@@ -3,6 +3,7 @@ loading, filters, ID resolution, error lines and exit codes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import sys
@@ -48,23 +49,19 @@ class _State:
         self.config_path: Path | None = None
         self.db_path: Path | None = None
         self.debug = False
-        self.secrets: list[str] = []
+        self.warned: set[str] = set()
+        self.opened: Path | None = None  # the database file, once a command opened it
 
 
 state = _State()
 
 
-def redact(message: str) -> str:
-    for secret in state.secrets:
-        if len(secret) >= 4:
-            message = message.replace(secret, "***")
-    return message
-
-
 def say(message: str) -> None:
-    """Talk (progress, warnings, errors) goes to stderr, scrubbed of every secret."""
+    """Talk (progress, warnings, errors) goes to stderr, inert and scrubbed of every secret."""
+    from mentionwatch.text import inert
+
     sys.stdout.flush()  # keep talk and data in order when both go to one terminal or file
-    print(redact(message), file=sys.stderr)
+    print(inert(message), file=sys.stderr)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -75,18 +72,22 @@ def load_config(required: bool = False) -> Config:
     from mentionwatch import config
 
     cfg = config.load(state.config_path, state.db_path, required=required)
-    if cfg.sources:
-        state.secrets = cfg.secrets()
+    for warning in cfg.warnings:
+        if warning not in state.warned:
+            state.warned.add(warning)
+            say(warning)
     return cfg
 
 
-def open_store(cfg: Config) -> Store:
+def open_store(cfg: Config, readonly: bool = False) -> Store:
+    """The database; `readonly` for commands that only read (a read-only file or mount works)."""
     import sqlite3
 
     from mentionwatch.store import Store
 
+    state.opened = cfg.db_path
     try:
-        return Store(cfg.db_path)
+        return Store(cfg.db_path, readonly=readonly)
     except (sqlite3.DatabaseError, OSError) as exc:
         raise StoreError(
             f"cannot open the database {cfg.db_path}: {exc}; pass --db PATH for another one",
@@ -97,8 +98,14 @@ def open_store(cfg: Config) -> Store:
 def stdout_console(fmt: str = "rich") -> Console:
     from rich.console import Console
 
+    class PipedConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich would exit 1; main() treats a reader that went away (`| head`) as success.
+            self.quiet = True
+            raise BrokenPipeError
+
     plain = fmt == "plain" or os.environ.get("NO_COLOR")
-    console = Console(no_color=bool(plain), highlight=False, emoji=False, markup=False)
+    console = PipedConsole(no_color=bool(plain), highlight=False, emoji=False, markup=False)
     if not console.is_terminal:
         console.width = 160  # a pipe or file has no width; keep tables on whole lines
     return console
@@ -193,6 +200,13 @@ def main() -> None:
         code = app(standalone_mode=False) or EXIT_OK
     except typer.Exit as exc:
         code = exc.exit_code
+    except SystemExit as exc:
+        # typer answers a closed pipe (`| head`) by wrapping stdout and exiting 1; the reader
+        # going away is not an error for a data command, and scripts with pipefail rely on 0.
+        if type(sys.stdout).__name__ != "PacifyFlushWrapper":
+            raise
+        _drop_stdout()
+        code = EXIT_OK if exc.code == 1 else exc.code
     except (typer.Abort, KeyboardInterrupt):
         say("mentionwatch: interrupted")
         code = EXIT_INTERRUPTED
@@ -208,15 +222,30 @@ def main() -> None:
         say(f"mentionwatch: {exc.prefix}{exc}")
         code = exc.code
     except sqlite3.OperationalError as exc:  # e.g. locked by a long write elsewhere
-        say(f"mentionwatch: database error: {exc}; try again")
-        code = EXIT_FAILED
+        if "readonly" in str(exc):
+            from mentionwatch.store import read_only_message
+
+            say(f"mentionwatch: {read_only_message(state.opened or Path('the database'))}")
+            code = EXIT_USAGE
+        else:
+            say(f"mentionwatch: database error: {exc}; try again")
+            code = EXIT_FAILED
     except BrokenPipeError:
         # The reader of a pipe went away (`| head`): not an error for a data command.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         code = EXIT_OK
     except Exception as exc:
         if state.debug:
-            raise
-        say(f"mentionwatch: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug)")
+            from mentionwatch.scrub import print_traceback
+
+            print_traceback()  # scrubbed of secrets, like every other line
+        else:
+            say(f"mentionwatch: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug)")
         code = EXIT_FAILED
     sys.exit(code)
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the final flush has nowhere to fail."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):  # stdout already gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())

@@ -61,7 +61,7 @@ def feed(
         fail(f"--sort must be newest or priority, not {sort!r}")
     filters = build_filters(since, source, term, sentiment, status, search, intent)
     cfg = load_config()
-    store = open_store(cfg)
+    store = open_store(cfg, readonly=True)
     if sort == "priority":
         from mentionwatch.triage import by_priority
 
@@ -88,9 +88,11 @@ def show(
 ) -> None:
     """Show one mention in full: what it replies to, the replies sent, its status history."""
     from mentionwatch import render
+    from mentionwatch.files import writable
 
     cfg = load_config()
-    store = open_store(cfg)
+    # Reading only, except that a fetched thread is kept with the mention when it can be.
+    store = open_store(cfg, readonly=not writable(cfg.db_path))
     (mention_id,) = resolve(store, [mention])
     m = store.get(mention_id)
     thread, problem = _thread(cfg, store, m, offline)
@@ -166,7 +168,7 @@ def export(
     if fmt not in EXPORT_FORMATS:
         fail(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
     filters = build_filters(since, source, term, sentiment, status, search, intent)
-    store = open_store(load_config())
+    store = open_store(load_config(), readonly=True)
     mentions = store.mentions(filters, order="oldest")
     if output is None:
         render.WRITERS[fmt](sys.stdout, mentions)

@@ -10,6 +10,7 @@ import typer
 
 from mentionwatch.cli.app import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     app,
     fail,
     load_config,
@@ -47,14 +48,20 @@ def poll(
     ] = False,
 ) -> None:
     """Fetch new mentions from every enabled source and save them."""
-    from mentionwatch.poller import Poller
+    from mentionwatch.poller import Poller, PollInterrupted
     from mentionwatch.render import poll_progress, print_summary
 
     cfg = load_config(required=True)
     store = open_store(cfg)
     poller = Poller(cfg, store, source or (), term or (), notify=say)
-    with poll_progress(poller, enabled=not quiet and sys.stderr.isatty()):
-        report = poller.run()
+    try:
+        with poll_progress(poller, enabled=not quiet and sys.stderr.isatty()):
+            report = poller.run()
+    except PollInterrupted as stopped:
+        print_summary(stopped.report, quiet=quiet, err=say)
+        say(f"mentionwatch: interrupted; {stopped.report.new} new mention(s) saved, and the "
+            "next poll picks up from there")  # fmt: skip
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     print_summary(report, quiet=quiet, err=say)
     if report.failures:
         raise typer.Exit(EXIT_FAILED)
@@ -70,7 +77,7 @@ def sources(
     from mentionwatch import poller, render
 
     cfg = load_config()
-    store = open_store(cfg)
+    store = open_store(cfg, readonly=not check)  # a check may renew a session, kept in the db
     render.print_sources(stdout_console(), poller.source_overview(cfg, store))
     if check:
         checks = poller.check_sources(cfg, store)

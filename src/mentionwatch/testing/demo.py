@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mentionwatch.files import write_private
 from mentionwatch.testing.server import LoopbackWeb
 
 DEMO_TERMS = """\
@@ -43,7 +44,7 @@ def run_demo(console: Any, keep: Path | None, say: Callable[[str], None]) -> Non
     with tempfile.TemporaryDirectory(prefix="mentionwatch-demo-") as tmp, LoopbackWeb() as web:
         db = keep or Path(tmp) / "demo.db"
         config = Path(tmp) / "config.toml"
-        config.write_text(demo_config(web, db), encoding="utf-8")
+        write_private(config, demo_config(web, db))  # it holds the demo's credentials
         say(f"demo: a loopback web at {web.url} plays {', '.join(sorted(web.platforms))}")
         base = ["--config", str(config), "--db", str(db)]
         say("demo: $ mentionwatch poll")
