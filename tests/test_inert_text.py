@@ -131,3 +131,27 @@ def test_csv_cells(value, cell):
 )
 def test_terms_match_by_the_rules_of_their_script(query, text, expected):
     assert parse(query).matches(text) is expected
+
+
+def test_text_stored_by_an_older_version_is_cleaned_once(tmp_path):
+    from mentionwatch.models import Filters, Mention, utcnow
+    from mentionwatch.store import Store
+
+    db = tmp_path / "old.db"
+    store = Store(db)
+    store.save_page("hackernews", "t", [Mention("hackernews", "1", "ok", utcnow(), terms=["t"])],
+                    None)  # fmt: skip
+    # What an older version stored: controls and overrides straight from the platform.
+    store.conn.execute(
+        "UPDATE mentions SET text = ?, author = ?, extra = ?",
+        ("pebble\x07base \u202eevil\u202c", "mal\x1b[2Jlory", '{"link_title": "t\\u0007"}'),
+    )
+    store.conn.execute("INSERT INTO polls (run, source, error) VALUES ('r', 'x', ?)", ("bad\x00",))
+    store.conn.execute("DELETE FROM _migrations WHERE name = 'm006_inert_text'")
+    store.close()
+
+    store = Store(db)
+    (m,) = store.mentions(Filters(status=None))
+    assert (m.text, m.author, m.extra) == ("pebblebase evil", "mal[2Jlory", {"link_title": "t"})
+    assert store.conn.execute("SELECT error FROM polls").fetchone()[0] == "bad"
+    assert [x.id for x in store.mentions(Filters(status=None, search="pebblebase"))] == [m.id]

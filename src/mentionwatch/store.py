@@ -112,6 +112,42 @@ def m002_replies(db: Any) -> None:
     db["replies"].create_index(["mention_id"])
 
 
+# Columns that hold outside text, per table, as m006_inert_text cleans them.
+_OUTSIDE_TEXT = {
+    "mentions": ("url", "author", "author_name", "title", "text", "reply_url", "extra"),
+    "polls": ("error",),
+    "replies": ("url", "remote_id", "error"),
+}
+
+
+@migration
+def m006_inert_text(db: Any) -> None:
+    """Text stored before text.inert() existed loses its controls, bidi overrides and
+    invisible format characters once, so old rows export as inert as new ones. (Keys stay:
+    they are identities, and platforms' ids are plain.)"""
+    from mentionwatch.text import inert, inert_data
+
+    for table, columns in _OUTSIDE_TEXT.items():
+        rows = db.conn.execute(f"SELECT id, {', '.join(columns)} FROM {table}").fetchall()
+        for row_id, *values in rows:
+            cleaned = [_inert_json(v, inert_data) if c == "extra" else inert(v) if v else v
+                       for c, v in zip(columns, values, strict=True)]  # fmt: skip
+            if cleaned != values:
+                sets = ", ".join(f"{c} = ?" for c in columns)
+                db.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*cleaned, row_id))
+
+
+def _inert_json(value: str | None, clean: Callable[[Any], Any]) -> str | None:
+    if not value:
+        return value
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return value
+    cleaned = clean(data)
+    return value if cleaned == data else json.dumps(cleaned, ensure_ascii=False, sort_keys=True)
+
+
 def read_only_message(path: Path) -> str:
     return (
         f"cannot write the database {path}: it is read-only (file permissions or a read-only "
