@@ -90,22 +90,6 @@ def _common_length(text: str, start: int, secret: str) -> int:
     return length
 
 
-def scrub_data(value: Any) -> Any:
-    """Strings inside lists and dicts scrubbed (for rows stored as JSON)."""
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, list | tuple):
-        return type(value)(scrub_data(v) for v in value)
-    if isinstance(value, dict):
-        return {scrub_data(k): scrub_data(v) for k, v in value.items()}
-    return value
-
-
-def known() -> bool:
-    """True once any secret is registered."""
-    return _pattern is not None
-
-
 def forget() -> None:
     """Drop every registered secret (a new config is loaded in the same process: tests)."""
     global _pattern
