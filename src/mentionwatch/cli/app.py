@@ -206,7 +206,7 @@ def main() -> None:
         if type(sys.stdout).__name__ != "PacifyFlushWrapper":
             raise
         _drop_stdout()
-        code = EXIT_OK if exc.code == 1 else exc.code
+        code = EXIT_OK if exc.code in (None, 1) else int(exc.code or EXIT_FAILED)
     except (typer.Abort, KeyboardInterrupt):
         say("mentionwatch: interrupted")
         code = EXIT_INTERRUPTED
@@ -248,4 +248,4 @@ def main() -> None:
 def _drop_stdout() -> None:
     """Point stdout at /dev/null, so the final flush has nowhere to fail."""
     with contextlib.suppress(OSError, AttributeError, ValueError):  # stdout already gone
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)

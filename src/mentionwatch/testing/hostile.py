@@ -172,7 +172,8 @@ class EchoGateway:
         return self.status, "application/json", json.dumps(data).encode(), out_headers
 
     def forward(self, method: str, path: str, headers: dict[str, str], body: bytes):
-        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
+        host = self.upstream.hostname or "127.0.0.1"
+        conn = http.client.HTTPConnection(host, self.upstream.port, timeout=30)
         try:
             sent = {k: v for k, v in headers.items() if k not in ("host", "connection")}
             conn.request(method, path, body=body or None, headers=sent)
