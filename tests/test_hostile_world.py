@@ -214,6 +214,7 @@ def test_debug_tracebacks_and_log_records_are_scrubbed(project, monkeypatch, cap
     def broken(*args, **kwargs):
         raise RuntimeError(f"boom with {github.TOKEN} and \x1b]0;title\x07")
 
+    Store(project.db).close()
     monkeypatch.setattr(Store, "mentions", broken)
     result = project.run("--debug", "feed")
     assert result.code == 1 and "Traceback" in result.err and "RuntimeError: boom" in result.err

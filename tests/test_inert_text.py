@@ -151,7 +151,7 @@ def test_text_stored_by_an_older_version_is_cleaned_once(tmp_path):
     store.close()
 
     store = Store(db)
-    (m,) = store.mentions(Filters(status=None))
+    (m,) = store.mentions(Filters(statuses=()))
     assert (m.text, m.author, m.extra) == ("pebblebase evil", "mal[2Jlory", {"link_title": "t"})
     assert store.conn.execute("SELECT error FROM polls").fetchone()[0] == "bad"
-    assert [x.id for x in store.mentions(Filters(status=None, search="pebblebase"))] == [m.id]
+    assert [x.id for x in store.mentions(Filters(statuses=(), search="pebblebase"))] == [m.id]

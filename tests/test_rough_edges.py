@@ -296,6 +296,7 @@ def test_files_the_tool_creates_are_private(project, tmp_path):
 
 def test_a_readable_config_with_a_literal_secret_warns_once(project, monkeypatch):
     project.write_config(HN_AND_RSS + REDDIT_SOURCE.replace("${PB_REDDIT_SECRET}", "s3cret-value"))
+    fill(project, 1)
     project.config.chmod(0o644)
     result = project.run("feed")
     assert result.code == 0

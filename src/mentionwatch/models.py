@@ -104,15 +104,16 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """What feed and export select; None means no restriction."""
+    """What feed and export select. Each tuple means "any of"; an empty one (or None) means
+    no restriction."""
 
     since: datetime | None = None
     sources: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
-    sentiment: str | None = None
-    status: str | None = "open"  # None: every status
-    search: str | None = None
-    intents: tuple[str, ...] = ()  # any of these
+    sentiments: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ("open",)  # (): every status
+    search: str | None = None  # the --search language (store.fts_query)
+    intents: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

@@ -303,12 +303,13 @@ def rescore(
     """
     analyzer = get_analyzer(analyzer_name or config.analyzer)
     atoms = {t.name: parse(t.query).atoms() for t in config.terms}
-    mentions = list(store.mentions(Filters(status=None)))
+    mentions = list(store.mentions(Filters(statuses=())))
     changed, batch = 0, []
     for done, m in enumerate(mentions, 1):
         words = [a for t in m.terms for a in atoms.get(t, ())]
         score = analyzer.score(mask_terms(_scored_text(m), words))
         changed += score.label != m.sentiment
+        assert m.id is not None  # read from the store
         batch.append((m.id, score.label, score.polarity, score.intents))
         if len(batch) == 1000 or done == len(mentions):
             store.update_sentiment(batch)

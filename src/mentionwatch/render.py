@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
@@ -88,18 +89,34 @@ def _shorten(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
-def entry_header(m: Mention, now: datetime) -> Text:
+def entry_header(m: Mention, now: datetime, width: int | None = None) -> Text:
+    """The first line of an entry; with a `width` it is fitted to one line (a terminal): the
+    author's display name goes first, then the author is shortened, then the list of terms,
+    and whatever is left is cut with an ellipsis, so the line never wraps."""
+    header = _header(m, now, 0)
+    if width is None:
+        return header
+    for tighter in range(1, 4):
+        if header.cell_len <= width:
+            return header
+        header = _header(m, now, tighter)
+    header.truncate(width, overflow="ellipsis")
+    return header
+
+
+def _header(m: Mention, now: datetime, tighter: int) -> Text:
     from rich.text import Text
 
     sentiment = m.sentiment or "neutral"
-    header = Text()
+    header = Text(no_wrap=True, overflow="ellipsis")
     header.append(f"{m.id:>5} ", style="bold")
     header.append(f"[{SENTIMENT_TAG.get(sentiment, sentiment)}]", SENTIMENT_STYLE.get(sentiment))
     header.append(f" {m.source}", style="magenta")
     header.append(f"  {age(m.created_at, now)}", style="yellow")
     if m.author:
-        header.append(f"  {safe(m.author)}", style="bold blue")
-        if m.author_name and m.author_name != m.author:
+        author = safe(m.author) if tighter < 2 else _shorten(safe(m.author), 18)
+        header.append(f"  {author}", style="bold blue")
+        if m.author_name and m.author_name != m.author and tighter < 1:
             header.append(f" ({safe(m.author_name)})", style="blue")
     if m.reach is not None:
         header.append(f"  ▲{m.reach}")
@@ -107,53 +124,168 @@ def entry_header(m: Mention, now: datetime) -> Text:
         header.append("  " + " ".join(INTENT_TAG.get(i, i) for i in m.intents), style="yellow")
     header.append(f"  {m.status}", style=STATUS_STYLE.get(m.status))
     if m.terms:
-        header.append("  " + ", ".join(safe(t) for t in m.terms), style="dim")
+        terms = [safe(t) for t in m.terms]
+        if tighter >= 3 and len(terms) > 1:
+            terms = [terms[0], f"+{len(terms) - 1}"]
+        header.append("  " + ", ".join(terms), style="dim")
     return header
+
+
+# Layout: lines that fit the terminal without ever cutting a word (a URL stays whole, so it
+# can be clicked and copied), and hyperlinks on terminals that show them.
+
+INDENT = 6
+
+
+def fitted_lines(text: Text, width: int, indent: int = INDENT) -> list[Text]:
+    """`text` word-wrapped to `width` columns, each line after `indent` spaces. A word too
+    long for a line (a URL) is never cut: it gets a line of its own, unindented when even
+    that is too narrow, and the terminal shows it whole."""
+    import re
+
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    lines: list[Text] = []
+    for paragraph in text.split("\n", allow_blank=True):
+        plain = paragraph.plain
+        breaks: list[int] = []
+        column = 0
+        for word in re.finditer(r"\S+\s*", plain):
+            length = cell_len(word.group().rstrip())
+            if column and column + length > width - indent:
+                breaks.append(word.start())
+                column = 0
+            column += cell_len(word.group())
+        for piece in paragraph.divide(breaks):
+            piece.rstrip()
+            lead = " " * indent if piece.cell_len + indent <= width else ""
+            lines.append(Text.assemble(lead, piece))
+    return lines
+
+
+def link_target(url: str | None) -> str | None:
+    """`url` when it may become a terminal hyperlink: http(s), a host, and only printable
+    ASCII (no space, quote or control character that could end the escape sequence)."""
+    from urllib.parse import urlsplit
+
+    if not url or len(url) > 2000 or not all("!" <= ch <= "~" for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def supports_hyperlinks(env: Mapping[str, str], is_terminal: bool) -> bool:
+    """Whether to print OSC 8 hyperlinks: FORCE_HYPERLINK=1/0 decides; otherwise only on a
+    terminal known to show them (others would print the escape codes as text)."""
+    forced = env.get("FORCE_HYPERLINK")
+    if forced is not None:
+        return forced not in ("", "0")
+    if not is_terminal or env.get("TERM") == "dumb" or env.get("CI"):
+        return False
+    program = env.get("TERM_PROGRAM", "")
+    if program in ("iTerm.app", "WezTerm", "vscode", "ghostty", "Hyper", "Tabby"):
+        return True
+    vte = env.get("VTE_VERSION", "")
+    if vte.isdigit() and int(vte) >= 5000:  # GNOME Terminal, Tilix, Terminator…
+        return True
+    term = env.get("TERM", "")
+    return any(
+        (env.get("WT_SESSION"), env.get("KONSOLE_VERSION"), env.get("KITTY_WINDOW_ID"),
+         term in ("xterm-kitty", "alacritty", "foot", "xterm-ghostty", "wezterm"))
+    )  # fmt: skip
+
+
+def url_text(url: str, hyperlinks: bool) -> Text:
+    from rich.style import Style
+    from rich.text import Text
+
+    target = link_target(url) if hyperlinks else None
+    style = Style(dim=True, underline=True, link=target) if target else "dim underline"
+    return Text(safe(url), style=style)
+
+
+@dataclass
+class FeedSummary:
+    """What the feed did not show, for the dim line under it."""
+
+    statuses: tuple[str, ...]  # the statuses shown; () every status
+    counts: dict[str, int]  # mentions that pass the filters, per status (status filter ignored)
+    filtered: bool  # filters other than --status apply
+    limit: int | None = None
+
+
+def feed_note(summary: FeedSummary, shown: int) -> str | None:
+    """One line: nothing matched and why, how many more --limit held back, what is hidden."""
+    chosen = summary.statuses or tuple(summary.counts)
+    matching = sum(summary.counts.get(s, 0) for s in chosen)
+    hidden = {s: n for s, n in summary.counts.items() if n and s not in chosen}
+    hidden_part = ""
+    if hidden:
+        counts = " and ".join(f"{n} {s}" for s, n in hidden.items())
+        verb = "" if shown else " is" if sum(hidden.values()) == 1 else " are"
+        hidden_part = f"{counts}{verb} hidden: --status all"
+    if shown == 0:
+        which = " or ".join(summary.statuses) + " " if summary.statuses else ""
+        if hidden_part:
+            return f"no {which}mentions match; {hidden_part}"
+        if summary.filtered:
+            return f"no {which}mentions match these filters"
+        return "no mentions yet: run 'mentionwatch poll' to fetch new ones"
+    more = matching - shown
+    parts = [f"{more} more: --limit 0 shows all"] if more > 0 else []
+    if hidden_part:
+        parts.append(hidden_part)
+    return "; ".join(parts) or None
 
 
 def print_feed(
     console: Console,
     mentions: Iterable[Mention],
     patterns: dict[str, list[re.Pattern[str]]],
-    hidden: dict[str, int] | None = None,
+    summary: FeedSummary | None = None,
+    hyperlinks: bool = False,
 ) -> int:
     """One entry per mention, newest first; returns how many were shown."""
-    from rich.padding import Padding
     from rich.text import Text
 
     now = utcnow()
-    wrap = not console.is_terminal  # pipes and files get whole lines, terminals wrap
+    terminal = console.is_terminal  # pipes and files get whole lines, terminals fitted ones
+    width = console.width
 
-    def indented(text: Text) -> None:
-        # On a terminal Padding keeps wrapped lines indented; a pipe gets plain spaces.
-        console.print(text if wrap else Padding(text, (0, 0, 0, 6)), soft_wrap=wrap)
+    def block(text: Text) -> None:
+        if not terminal:
+            console.print(Text.assemble(" " * INDENT, text), soft_wrap=True)
+            return
+        for line in fitted_lines(text, width):
+            console.print(line, soft_wrap=True)
 
     shown = 0
     for m in mentions:
         if shown:
             console.print()
         term_patterns = [p for t in m.terms for p in patterns.get(t, ())]
-        console.print(entry_header(m, now), soft_wrap=wrap)
-        lead = "      " if wrap else ""
+        console.print(entry_header(m, now, width if terminal else None), soft_wrap=True)
         if m.title:
             title = _highlighted(_shorten(m.title, 200), term_patterns, "bold yellow")
             # A comment's title is its thread's, shown as context rather than as its own.
             title.stylize("dim" if m.in_thread else "bold")
-            indented(Text.assemble(lead, ("on: " if m.in_thread else "", "dim"), title))
+            block(Text.assemble(("on: " if m.in_thread else "", "dim"), title))
         if m.text:
-            body = _highlighted(_shorten(m.text, FEED_TEXT_LIMIT), term_patterns, "bold yellow")
-            indented(Text.assemble(lead, body))
+            block(_highlighted(_shorten(m.text, FEED_TEXT_LIMIT), term_patterns, "bold yellow"))
         if m.url:
-            indented(Text.assemble(lead, (safe(m.url), "dim underline")))
+            block(url_text(m.url, hyperlinks))
         shown += 1
-    if hidden:
-        parts = [f"{count} {status}" for status, count in hidden.items() if count]
-        if parts:
-            note = f"({', '.join(parts)} hidden; --status all shows them)"
-            console.print(Text(note, style="dim"), soft_wrap=True)
-    if not shown and not hidden:
-        console.print(Text("No mentions match. Run 'mentionwatch poll' to fetch new ones.",
-                           style="dim"))  # fmt: skip
+    note = feed_note(summary, shown) if summary else None
+    if note:
+        if shown:
+            console.print()
+        console.print(Text(note, style="dim"), soft_wrap=True)
     return shown
 
 
@@ -182,11 +314,18 @@ def print_detail(
 
     wrap = not console.is_terminal
 
+    def whole_words(text: Text) -> None:
+        if wrap:
+            console.print(text, soft_wrap=True)
+            return
+        for line in fitted_lines(text, console.width, indent=0):
+            console.print(line, soft_wrap=True)
+
     def field(label: str, value: object) -> None:
         if value not in (None, ""):
-            console.print(Text(f"{label:>12}: ", style="bold") + Text(safe(value)), soft_wrap=wrap)
+            whole_words(Text(f"{label:>12}: ", style="bold") + Text(safe(value)))
 
-    console.print(entry_header(m, utcnow()), soft_wrap=wrap)
+    console.print(entry_header(m, utcnow(), None if wrap else console.width), soft_wrap=True)
     field("key", m.key)
     field("url", m.url)
     field("reply at", m.reply_url)
@@ -205,10 +344,10 @@ def print_detail(
         head = Text(f"{label} ", style="bold") + Text(safe(post.author or "someone"), "bold blue")
         if post.url:
             head.append(f"  {safe(post.url)}", style="dim")
-        console.print(head, soft_wrap=wrap)
-        console.print(Text("  " + _shorten(safe(post.text), FEED_TEXT_LIMIT)), soft_wrap=wrap)
+        whole_words(head)
+        whole_words(Text("  " + _shorten(safe(post.text), FEED_TEXT_LIMIT)))
     console.print()
-    console.print(Text(safe(m.text)), soft_wrap=wrap)
+    whole_words(Text(safe(m.text)))
     if replies:
         console.print()
         console.print(Text("replies:", style="bold"))
@@ -237,9 +376,9 @@ def print_reply_preview(
     console.print(entry_header(m, utcnow()), soft_wrap=True)
     console.print(Text("      " + _shorten(safe(m.text), FEED_TEXT_LIMIT)), soft_wrap=True)
     console.print()
-    where = "to paste on the reply page" if by_hand else f"reply on {m.source}"
+    where = "to paste on the reply page" if by_hand else f"to post on {m.source}"
     counted = f"{length}/{limit}" if limit else str(length)
-    console.print(Text(f"Your {where} ({counted} characters):", style="bold"))
+    console.print(Text(f"Your reply, {where} ({counted} characters):", style="bold"))
     for line in safe(text).splitlines() or [""]:
         console.print(Text("  > " + line, style="cyan"), soft_wrap=True)
 
@@ -332,6 +471,9 @@ WRITERS = {
     "ids": write_ids,
     "plain": write_plain,
 }
+FEED_FORMATS = ("rich", "plain", "jsonl", "json", "csv", "ids")  # rich: print_feed
+EXPORT_FORMATS = ("jsonl", "json", "csv")
+FORMAT_BY_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}
 
 
 @contextmanager
@@ -416,7 +558,7 @@ def print_sources(console: Console, rows: Sequence[Any]) -> None:
             last = Text(f"{age(row.last_poll, now)} ago: {row.new} new of {row.fetched} fetched")
             if row.errors:
                 last.append(f"; {len(row.errors)} failed: {safe(row.errors[0])}", style="red")
-        table.add_row(row.name, Text(row.state, style=styles.get(row.state)),
+        table.add_row(row.name, Text(row.state, style=styles.get(row.state, "")),
                       Text(safe(row.credentials)), last)  # fmt: skip
     console.print(table)
 

@@ -7,6 +7,7 @@ fast; sqlite-utils (which pulls in numpy when present) is loaded only to migrate
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -481,16 +482,27 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        for row in self.conn.execute(sql, params):
+        for row in self._execute(sql, params, filters):
             yield _mention(row)
 
     def count_by_status(self, filters: Filters) -> dict[str, int]:
         """How many mentions pass the filters, per status (the status filter ignored)."""
-        where, params = _where(replace(filters, status=None))
-        rows = self.conn.execute(
-            f"SELECT status, count(*) FROM mentions m{where} GROUP BY status", params
-        )
-        return {status: count for status, count in rows}
+        where, params = _where(replace(filters, statuses=()))
+        sql = f"SELECT status, count(*) FROM mentions m{where} GROUP BY status"
+        return {status: count for status, count in self._execute(sql, params, filters)}
+
+    def term_names(self) -> list[str]:
+        """The terms stored mentions were found by (a term may since have left the config)."""
+        rows = self.conn.execute("SELECT DISTINCT term FROM mention_terms ORDER BY term")
+        return [row[0] for row in rows]
+
+    def _execute(self, sql: str, params: list[Any], filters: Filters) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if filters.search and "fts5" in str(exc):  # what fts_query let through
+                raise SearchError(f"--search: cannot read {filters.search!r}: {exc}") from None
+            raise
 
 
 def _where(f: Filters) -> tuple[str, list[Any]]:
@@ -509,12 +521,12 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
             f"WHERE t.mention_id = m.id AND t.term IN ({marks}))"
         )
         params.extend(f.terms)
-    if f.sentiment:
-        clauses.append("m.sentiment = ?")
-        params.append(f.sentiment)
-    if f.status:
-        clauses.append("m.status = ?")
-        params.append(f.status)
+    if f.sentiments:
+        clauses.append(f"m.sentiment IN ({','.join('?' * len(f.sentiments))})")
+        params.extend(f.sentiments)
+    if f.statuses:
+        clauses.append(f"m.status IN ({','.join('?' * len(f.statuses))})")
+        params.extend(f.statuses)
     if f.intents:
         marks = ",".join("?" * len(f.intents))
         clauses.append(f"EXISTS (SELECT 1 FROM json_each(m.intents) WHERE value IN ({marks}))")
@@ -525,10 +537,96 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
+class SearchError(UsageError):
+    """A --search query that cannot be read; the message says what to change."""
+
+
+FTS_COLUMNS = ("text", "title", "author")  # the columns of mentions_fts (m001_initial)
+_SEARCH_TOKEN = re.compile(r'\s+|[()]|-?(?:[A-Za-z_]+:)?(?:"[^"]*"?\*?|[^\s()"]+)')
+_BAREWORD = re.compile(r"[\w\x80-\U0010ffff]+\*?")
+
+
 def fts_query(text: str) -> str:
-    """User text as an FTS5 query of quoted tokens, so no input is a syntax error."""
-    tokens = [t.replace('"', '""') for t in text.split()]
-    return " ".join(f'"{t}"' for t in tokens) or '""'
+    """The --search language as an FTS5 expression.
+
+    Users write FTS5's own syntax, made forgiving: words (implicit AND), "phrases", prefix*,
+    OR / AND / NOT in capitals, parentheses, `-word` to exclude (as in the term language),
+    and column filters `author:`, `title:`, `text:`. Words with punctuation (acme.dev,
+    @acme) are quoted for FTS5, so only a malformed query is an error, raised as SearchError.
+    """
+    items: list[str] = []  # FTS5 pieces: operands, operators, parentheses
+    pos = 0
+    depth = 0
+    for match in _SEARCH_TOKEN.finditer(text):
+        if match.start() != pos:
+            break
+        pos = match.end()
+        token = match.group()
+        if token.isspace():
+            continue
+        if token in ("(", ")"):
+            depth += 1 if token == "(" else -1
+            if depth < 0:
+                raise SearchError(f"--search: a ')' without its '(' in {text!r}")
+            if token == ")" and items and items[-1] in ("(", "OR", "AND", "NOT"):
+                raise SearchError(f"--search: nothing before ')' in {text!r}")
+            items.append(token)
+            continue
+        if token in ("OR", "AND", "NOT"):
+            if not items or items[-1] in ("(", "OR", "AND", "NOT"):
+                raise SearchError(f"--search: {token} needs a word before it in {text!r}")
+            items.append(token)
+            continue
+        negated = token.startswith("-") and len(token) > 1
+        operand = _fts_operand(token[1:] if negated else token, text)
+        if negated:
+            if not items or items[-1] in ("(", "OR", "AND", "NOT"):
+                raise SearchError(
+                    f"--search: {token} excludes, so it needs a word to find before it "
+                    f"(e.g. 'acme {token}') in {text!r}"
+                )
+            items.append("NOT")
+        items.append(operand)
+    if pos != len(text):
+        raise SearchError(f"--search: unclosed quote in {text!r}")
+    if depth:
+        raise SearchError(f"--search: a '(' without its ')' in {text!r}")
+    if not items:
+        raise SearchError("--search: empty query; give a word to find")
+    if items[-1] in ("OR", "AND", "NOT"):
+        raise SearchError(f"--search: {items[-1]} needs a word after it in {text!r}")
+    return " ".join(items)
+
+
+def _fts_operand(token: str, text: str) -> str:
+    """One word, prefix or phrase, with its column filter, quoted as FTS5 needs."""
+    column, sep, rest = token.partition(":")
+    if sep and column.isalpha() and not rest and column.lower() in FTS_COLUMNS:
+        raise SearchError(f"--search: {token} needs a word after it, e.g. '{token}alice'")
+    if sep and column.isalpha() and rest and not rest.startswith("//"):
+        if column.lower() not in FTS_COLUMNS:
+            raise SearchError(
+                f"--search: unknown column {column + ':'!r} in {text!r} "
+                f"(columns: {', '.join(c + ':' for c in FTS_COLUMNS)})"
+            )
+        return f"{column.lower()}:{_fts_operand(rest, text)}"
+    if token.startswith('"'):
+        if token.endswith('"*'):
+            return token
+        if len(token) < 2 or not token.endswith('"'):
+            raise SearchError(f"--search: unclosed quote in {text!r}")
+        return token
+    if _BAREWORD.fullmatch(token):
+        return token
+    word, star = (token[:-1], "*") if token.endswith("*") else (token, "")
+    if not word:
+        raise SearchError(f"--search: '*' ends a prefix, e.g. 'pebble*', in {text!r}")
+    return '"' + word.replace('"', '""') + '"' + star
+
+
+def check_search(text: str) -> None:
+    """Raise SearchError now, before any output, when a --search query is malformed."""
+    fts_query(text)
 
 
 def _mention(row: sqlite3.Row) -> Mention:

@@ -1,9 +1,12 @@
-"""`mentionwatch demo`: the real poll and feed, offline, against the loopback web."""
+"""`mentionwatch demo`: the real poll and feed, offline, against the loopback web; with
+`--serve`, the web keeps running with a config pointing every source at it."""
 
 from __future__ import annotations
 
 import json
+import signal
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,13 +51,97 @@ def run_demo(console: Any, keep: Path | None, say: Callable[[str], None]) -> Non
         say(f"demo: a loopback web at {web.url} plays {', '.join(sorted(web.platforms))}")
         base = ["--config", str(config), "--db", str(db)]
         say("demo: $ mentionwatch poll")
-        app([*base, "poll"], standalone_mode=False)
+        app([*base, "poll"], prog_name="mentionwatch", standalone_mode=False)
         say("demo: $ mentionwatch feed --sort priority --limit 12\n")
-        app([*base, "feed", "--sort", "priority", "--limit", "12"], standalone_mode=False)
+        app([*base, "--no-pager", "feed", "--sort", "priority", "--limit", "12"],
+            prog_name="mentionwatch", standalone_mode=False)  # fmt: skip
         if keep:
             say(f"\ndemo: the demo database is kept at {db}; try: mentionwatch --db {db} feed")
         else:
-            say("\ndemo: the demo database was temporary (--keep FILE keeps one).")
+            say("\ndemo: the demo database was temporary; 'mentionwatch demo --serve' keeps the"
+                " web running to try every command.")  # fmt: skip
         say(
             "demo: to watch your own product: mentionwatch init, edit the terms, mentionwatch poll."
         )
+
+
+def default_folder() -> Path:
+    from platformdirs import user_data_path
+
+    return user_data_path("mentionwatch") / "demo"
+
+
+def serve_demo(folder: Path, port: int, say: Callable[[str], None]) -> None:
+    """Start the loopback web on `port`, write `folder`/config.toml pointing every source at
+    it, fill `folder`/demo.db with the demo's mentions, and serve until Ctrl-C or SIGTERM.
+
+    The database is rebuilt on every run and its mentions are numbered in the order of their
+    keys, so the same mention has the same ID every time (the README's examples rely on it).
+    """
+    from mentionwatch.errors import UsageError
+
+    folder = folder.expanduser().resolve()
+    web = LoopbackWeb(port=port)
+    try:
+        web.start()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot serve the demo on 127.0.0.1:{port}: {exc.strerror} (another "
+            "'demo --serve' running?); stop it, or pass --port N"
+        ) from None
+    stopped = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        config, count = _build(web, folder)
+        say(f"demo: a loopback web at {web.url} plays {', '.join(sorted(web.platforms))}")
+        say(f"demo: {count} mentions in {folder / 'demo.db'}, with the same IDs on every run")
+        say("demo: every command works against it; in another terminal:")
+        print(f"export MENTIONWATCH_CONFIG={config}", flush=True)
+        say(
+            "  mentionwatch feed · mentionwatch show 1 · mentionwatch reply 1 --dry-run"
+            " · mentionwatch sources --check · mentionwatch poll"
+        )
+        say("demo: serving until Ctrl-C")
+        try:
+            while not stopped.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        say("demo: stopped")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        web.stop()
+
+
+def _build(web: LoopbackWeb, folder: Path) -> tuple[Path, int]:
+    """Write the config and a fresh database: a real poll into a staging file, its mentions
+    saved again in key order (stable IDs), then a real poll of the final database so its
+    cursors and the sources' last poll are as after any poll."""
+    from mentionwatch.cli import app
+    from mentionwatch.models import Filters
+    from mentionwatch.store import Store
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db, staging, config = folder / "demo.db", folder / "staging.db", folder / "config.toml"
+    _remove_database(db)
+    _remove_database(staging)
+    config.write_text(demo_config(web, db), encoding="utf-8")
+    base = ["--config", str(config)]
+    app([*base, "--db", str(staging), "poll", "--quiet"], prog_name="mentionwatch",
+        standalone_mode=False)  # fmt: skip
+    source, target = Store(staging), Store(db)
+    try:
+        mentions = sorted(source.mentions(Filters(statuses=())), key=lambda m: m.key)
+        for m in mentions:
+            target.save_page(m.source, "demo", [m], None)
+    finally:
+        source.close()
+        target.close()
+    _remove_database(staging)
+    app([*base, "poll", "--quiet"], prog_name="mentionwatch", standalone_mode=False)
+    return config, len(mentions)
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
