@@ -121,11 +121,10 @@ def _build(web: LoopbackWeb, folder: Path) -> tuple[Path, int]:
     from mentionwatch.models import Filters
     from mentionwatch.store import Store
 
-    folder.mkdir(parents=True, exist_ok=True)
     db, staging, config = folder / "demo.db", folder / "staging.db", folder / "config.toml"
     _remove_database(db)
     _remove_database(staging)
-    config.write_text(demo_config(web, db), encoding="utf-8")
+    write_private(config, demo_config(web, db))  # it holds the demo's credentials
     base = ["--config", str(config)]
     app([*base, "--db", str(staging), "poll", "--quiet"], prog_name="mentionwatch",
         standalone_mode=False)  # fmt: skip
