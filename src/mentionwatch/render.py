@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # rich is imported where a view is drawn, so export stays fas
     from rich.console import Console
     from rich.text import Text
 
+    from mentionwatch.query import AtomPattern
+
 
 def safe(value: object) -> str:
     """Any value as text that cannot drive the terminal or reveal a secret."""
@@ -75,12 +77,13 @@ def age(dt: datetime, now: datetime | None = None) -> str:
     return f"{seconds}s"
 
 
-def _highlighted(value: str, patterns: Sequence[re.Pattern[str]], style: str) -> Text:
+def _highlighted(value: str, patterns: Sequence[AtomPattern], style: str) -> Text:
     from rich.text import Text
 
     text = Text(safe(value))
     for pattern in patterns:
-        text.highlight_regex(pattern, style)
+        for start, end in pattern.finditer(text.plain):
+            text.stylize(style, start, end)
     return text
 
 
@@ -141,7 +144,6 @@ def fitted_lines(text: Text, width: int, indent: int = INDENT) -> list[Text]:
     """`text` word-wrapped to `width` columns, each line after `indent` spaces. A word too
     long for a line (a URL) is never cut: it gets a line of its own, unindented when even
     that is too narrow, and the terminal shows it whole."""
-    import re
 
     from rich.cells import cell_len
     from rich.text import Text
@@ -247,7 +249,7 @@ def feed_note(summary: FeedSummary, shown: int) -> str | None:
 def print_feed(
     console: Console,
     mentions: Iterable[Mention],
-    patterns: dict[str, list[re.Pattern[str]]],
+    patterns: dict[str, list[AtomPattern]],
     summary: FeedSummary | None = None,
     hyperlinks: bool = False,
 ) -> int:

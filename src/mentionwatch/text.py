@@ -30,6 +30,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import fields, replace
+from functools import cache
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -61,16 +62,23 @@ _EMOJI = (
     "\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u21aa\u231a-\u23ff\u24c2\u25aa-\u27bf"
     "\u2934\u2935\u2b05-\u2b55\u3030\u303d\u3297\u3299\ufe0f\U0001f000-\U0001faff"
 )
-_JOINING_RE = re.compile(f"[{_JOINING}]")
-_EMOJI_RE = re.compile(f"[{_EMOJI}]")
-_UNSAFE = re.compile(
-    f"(?P<flag>{_FLAG})|(?P<nl>{_LINE_BREAK})|(?P<vs>[{_VARIATION}]+)"
-    f"|(?P<join>[\u200c\u200d])|(?P<mongolian>[\u180b-\u180f])|(?P<filler>[\u115f\u1160])"
-    f"|[{_DROP}{_TAGS}]+"
-)
+_ASCII_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+
+
+@cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """(unsafe, joining, emoji), compiled on first need: their classes span thousands of
+    code points, which costs a millisecond or two that plain ASCII text never needs."""
+    unsafe = re.compile(
+        f"(?P<flag>{_FLAG})|(?P<nl>{_LINE_BREAK})|(?P<vs>[{_VARIATION}]+)"
+        f"|(?P<join>[\u200c\u200d])|(?P<mongolian>[\u180b-\u180f])|(?P<filler>[\u115f\u1160])"
+        f"|[{_DROP}{_TAGS}]+"
+    )
+    return unsafe, re.compile(f"[{_JOINING}]"), re.compile(f"[{_EMOJI}]")
 
 
 def _replacement(match: re.Match[str]) -> str:
+    unsafe, joining, emoji_char = _patterns()
     kind, text, start, end = match.lastgroup, match.string, match.start(), match.end()
     before = text[start - 1] if start else ""
     after = text[end] if end < len(text) else ""
@@ -80,12 +88,12 @@ def _replacement(match: re.Match[str]) -> str:
         return "\n"
     if kind == "vs":
         # One selector picks a glyph for the character before it; more hide data.
-        visible = before and not before.isspace() and not _UNSAFE.fullmatch(before)
+        visible = before and not before.isspace() and not unsafe.fullmatch(before)
         return match.group()[0] if visible else ""
     if kind == "join":
-        if _JOINING_RE.match(before) and _JOINING_RE.match(after):
+        if joining.match(before) and joining.match(after):
             return match.group()
-        emoji = match.group() == "\u200d" and _EMOJI_RE.match(before) and _EMOJI_RE.match(after)
+        emoji = match.group() == "\u200d" and emoji_char.match(before) and emoji_char.match(after)
         return match.group() if emoji else ""
     if kind == "mongolian":
         return match.group() if "\u1800" <= before <= "\u18af" else ""
@@ -97,8 +105,11 @@ def _replacement(match: re.Match[str]) -> str:
 def inert(value: str) -> str:
     """Outside text made safe to store and show (see the module docstring): controls, bidi
     overrides and invisible format characters removed, secrets masked."""
-    if _UNSAFE.search(value):
-        value = _UNSAFE.sub(_replacement, value)
+    if value.isascii():  # the common case: only C0 controls and DEL can be there
+        if _ASCII_UNSAFE.search(value):
+            value = _patterns()[0].sub(_replacement, value)
+    elif _patterns()[0].search(value):
+        value = _patterns()[0].sub(_replacement, value)
     return scrub(value)
 
 
