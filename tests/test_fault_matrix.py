@@ -98,6 +98,10 @@ def test_every_platform_broken_at_once(project, baseline, name):
             assert baseline[platform] - 1 <= stored[platform] <= baseline[platform], platform
         else:
             assert stored[platform] <= baseline[platform], platform
+    if name == "echoing gateway":  # what the gateway repeated back is never shown or kept
+        secrets = _credentials(project.web) + _issued_tokens(project.web)
+        shown = result.out + result.err
+        assert not [x for x in secrets if x in shown or x.encode() in project.db.read_bytes()]
     # The fault is gone: the next poll brings everything it hid, none twice.
     project.web.faults.clear()
     again = project.run("poll")
@@ -163,17 +167,20 @@ def test_a_gzip_answer_is_read_like_any_other(project, baseline):
     assert _stored(project) == baseline
 
 
+SECRET_KEYS = ("token", "bearer_token", "user_token", "key", "app_password", "password",
+               "client_secret")  # fmt: skip
+
+
 def _credentials(web: LoopbackWeb) -> list[str]:
-    found = []
-    for platform in web.platforms.values():
-        found += [
-            v
-            for k, v in platform.source_settings().items()
-            if isinstance(v, str)
-            and k
-            in ("token", "bearer_token", "user_token", "app_password", "password", "client_secret")
-        ]
-    return found  # fmt: skip
+    """Every configured credential of every platform."""
+    settings = [p.source_settings() for p in web.platforms.values()]
+    return [v for s in settings for k, v in s.items() if k in SECRET_KEYS and isinstance(v, str)]
+
+
+def _issued_tokens(web: LoopbackWeb) -> list[str]:
+    """Tokens the platforms handed out at run time (Reddit access tokens, Bluesky JWTs)."""
+    bluesky, reddit = web.platform("bluesky"), web.platform("reddit")
+    return [*bluesky.access, *bluesky.refresh, *reddit.tokens]
 
 
 def test_credentials_never_follow_a_redirect_to_another_origin(project):

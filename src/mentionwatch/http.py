@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from mentionwatch import __version__
+from mentionwatch import __version__, scrub
 from mentionwatch.errors import SourceError
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def _limit_used_up(headers: Any) -> bool:
 def error_detail(response: httpx.Response) -> str:
     """The platform's own reason from an error body, in one short line."""
     ctype = response.headers.get("content-type", "")
-    body = response.content[:4000].decode("utf-8", "replace")
+    body = scrub.scrub(response.text)[:4000]  # before cutting: no half secret survives
     if "html" in ctype or body.lstrip()[:1] == "<":
         title = re.search(r"<title[^>]*>(.*?)</title>", body, re.I | re.S)
         hint = f" ({' '.join(title.group(1).split())[:80]})" if title else ""
@@ -241,6 +241,7 @@ def _shared(client: Any, host_limits: dict[str, asyncio.Semaphore]) -> _Shared:
 def open_client(settings: PollSettings) -> httpx.AsyncClient:
     import httpx
 
+    scrub.guard_logging()
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
         # Only what _Decoder can decode in bounded steps.
@@ -250,6 +251,8 @@ def open_client(settings: PollSettings) -> httpx.AsyncClient:
         },
         follow_redirects=False,  # Http follows them itself, without credentials elsewhere
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        # Every credential a request carries is known to the scrubber before it is sent.
+        event_hooks={"request": [scrub.note_request]},
     )
 
 

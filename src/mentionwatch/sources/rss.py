@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -61,7 +62,7 @@ class Rss(Source):
         # feedparser only knows from Content-Location when it is handed bytes.
         headers = {**response.headers, "content-location": str(response.url)}
         parsed = feedparser.parse(response.content, response_headers=headers)
-        damage = _damage(parsed)
+        damage = _damage(parsed, response.content)
         if damage and not parsed.entries:
             raise SourceError(f"{self.name}: {redact_url(url)} is not a readable feed ({damage})")
         pairs = [(entry, to_mention(entry)) for entry in parsed.entries]
@@ -112,12 +113,21 @@ def _seen_before(previous: dict[str, Any]) -> datetime | None:
 _BENIGN = ("CharacterEncodingOverride", "NonXMLContentType")
 
 
-def _damage(parsed: Any) -> str | None:
-    """Why feedparser could not read the whole feed (XML cut off or malformed), or None."""
+# A whole feed ends with the end of its root element.
+_ENDED = re.compile(rb"</\s*(?:[\w-]+:)?(?:rss|feed|rdf)\s*>\s*$", re.IGNORECASE)
+
+
+def _damage(parsed: Any, body: bytes) -> str | None:
+    """Why feedparser could not read the whole feed (cut off, or broken past repair), or None.
+
+    A complete feed with stray bytes (control characters, a bad entity) is still read whole
+    by feedparser's lenient parser: only a feed that does not end is damaged."""
     if not parsed.get("bozo"):
         return None
     reason = type(parsed.get("bozo_exception")).__name__
-    return None if reason in _BENIGN else reason
+    if reason in _BENIGN or (parsed.entries and _ENDED.search(body[-200:])):
+        return None
+    return reason
 
 
 def _stamp(entry: Any) -> Any:
