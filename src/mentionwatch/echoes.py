@@ -17,12 +17,17 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from itertools import pairwise
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mentionwatch.models import Filters, Mention
+    from mentionwatch.store import Store
 
 MIN_WORDS = 6  # fewer words than this group only when marked as a repeat ("RT @x:")
-NEAR_CONTAINMENT = 0.8  # share of the shorter text's word pairs found in the longer one
 NEAR_LENGTH_RATIO = 0.6  # the shorter text has at least this share of the longer's words
 WINDOW_DAYS = 30  # echoes come within this many days of what they repeat
 _HASHES, _ROWS = 20, 2  # 20 MinHash values in 10 bands of 2: pairs at resemblance 0.5 meet
@@ -38,7 +43,8 @@ _COEFFS = [
 
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}/\S*", re.I)
 _HANDLE = re.compile(r"(?<![\w@])@[\w.-]+(?:@[\w.-]+)?")  # @alice, @alice@mastodon.social
-_REPEAT_MARK = re.compile(r"^\W*(?:rt|mt|qt)\s*@([\w.-]+(?:@[\w.-]+)?)\s*:?", re.I)
+# "RT @alice:" at the start (a manual retweet) or after a comment (a quote in text).
+_REPEAT_MARK = re.compile(r"(?<!\w)(?:rt|mt|qt)\s*@([\w.-]+(?:@[\w.-]+)?)\s*:?", re.I)
 _TRAILING = re.compile(r"(?:\s+(?:via|h/t|ht|cc|by|rt|mt|qt)\W*)+\s*$", re.I)
 _TRUNCATED = re.compile(r"(?:…|\.\.\.)\s*$")
 # Scripts written without spaces: each character is a word, so shingles still work.
@@ -54,13 +60,9 @@ class Signature:
     repeats: str | None  # the handle after "RT @", lowercased, when the post says it repeats
     truncated: bool  # ends in "…" (an old-style retweet cut to fit)
 
-    @property
-    def groupable(self) -> bool:
-        return len(self.words) >= MIN_WORDS or (self.repeats is not None and bool(self.words))
-
     def band_keys(self) -> list[int]:
-        """The LSH keys under which this text is filed (empty when it cannot group)."""
-        if not self.groupable:
+        """The LSH keys under which this text is filed (none for a text without words)."""
+        if not self.words:
             return []
         shingles = _shingles(self.words)
         bases = [
@@ -79,10 +81,10 @@ def signature(text: str | None) -> Signature:
     """Normalise a post's text into the words that say what it says."""
     text = unicodedata.normalize("NFKC", text or "")
     truncated = bool(_TRUNCATED.search(text))
-    mark = _REPEAT_MARK.match(text)
-    repeats = mark.group(1).lower().lstrip("@") if mark else None
+    mark = _REPEAT_MARK.search(text)
+    repeats = mark.group(1).lower() if mark else None
     if mark:
-        text = text[mark.end() :]
+        text = text[: mark.start()] + " " + text[mark.end() :]
     text = _URL.sub(" ", text)
     text = _HANDLE.sub(" ", text)
     text = _TRAILING.sub(" ", _TRUNCATED.sub(" ", text.rstrip()))
@@ -104,8 +106,8 @@ def _numbers(words: Sequence[str]) -> set[str]:
 
 
 def resemblance(new: Signature, old: Signature) -> float:
-    """How sure we are that `new` repeats `old`, 0 (not an echo) to 1 (the same words)."""
-    if not (new.groupable and old.groupable):
+    """How sure we are that two texts are one repeated, 0 (not an echo) to 1 (the same words)."""
+    if not (new.words and old.words):
         return 0.0
     short = min(len(new.words), len(old.words)) < MIN_WORDS
     if short and new.repeats is None and old.repeats is None:
@@ -121,19 +123,40 @@ def resemblance(new: Signature, old: Signature) -> float:
     # Versions, prices and dates tell similar-looking posts apart ("v1.2 is out" / "v1.3").
     if _numbers(new.words) != _numbers(old.words):
         return 0.0
-    a, b = _shingles(new.words), _shingles(old.words)
-    shorter, longer = sorted((len(new.words), len(old.words)))
-    if shorter / longer < NEAR_LENGTH_RATIO:
+    shorter, longer = sorted((new.words, old.words), key=len)
+    if len(shorter) / len(longer) < NEAR_LENGTH_RATIO:
         return 0.0
-    containment = len(a & b) / min(len(a), len(b))
-    return containment if containment >= NEAR_CONTAINMENT else 0.0
+    blocks = [b for b in SequenceMatcher(None, shorter, longer, autojunk=False)
+              .get_matching_blocks() if b.size]  # fmt: skip
+    if not blocks:
+        return 0.0
+    matched = sum(b.size for b in blocks)
+    # A comment before or after the text is how people quote; words inserted or changed
+    # inside it ("Pebblebase *rival Stonebase* raises...") make another statement.
+    inside = (blocks[-1].a + blocks[-1].size - blocks[0].a - matched) + (
+        blocks[-1].b + blocks[-1].size - blocks[0].b - matched
+    )
+    # An echo carries (nearly) every word of what it repeats: one word may be lost.
+    if inside > 1 or len(shorter) - matched > 1:
+        return 0.0
+    return matched / len(shorter)
 
 
-def is_echo(new: Signature, old: Signature, old_author: str | None = None) -> float:
-    """resemblance(), but a post that says whom it repeats only echoes that person."""
-    if new.repeats and old_author and _bare(old_author) != _bare(new.repeats):
-        return 0.0
-    return resemblance(new, old)
+def is_echo(
+    a: Signature, b: Signature, a_author: str | None = None, b_author: str | None = None
+) -> float:
+    """resemblance(), but a post that says whom it repeats ("RT @alice:") only echoes that
+    person's post, or another repeat of it."""
+    for this, other, other_author in ((a, b, b_author), (b, a, a_author)):
+        if this.repeats is None:
+            continue
+        named = _bare(this.repeats)
+        if other.repeats is not None:
+            if _bare(other.repeats) != named:
+                return 0.0
+        elif other_author is not None and _bare(other_author) != named:
+            return 0.0
+    return resemblance(a, b)
 
 
 def _bare(author: str) -> str:
@@ -145,3 +168,30 @@ def _bare(author: str) -> str:
 def text_of(text: str | None, title: str | None) -> str:
     """The words a mention's echo grouping reads: its text, or its title when it has none."""
     return text if text and text.strip() else (title or "")
+
+
+class Folded:
+    """Feed entries: each group of echoes once, as its original (or, when the original does
+    not pass the filters, its earliest member that does), placed where its newest member
+    comes in the stream. `echoes[entry.id]` lists the group's other members."""
+
+    def __init__(self, store: Store, filters: Filters, mentions: Iterable[Mention]) -> None:
+        self.store, self.filters, self.mentions = store, filters, mentions
+        self.echoes: dict[int, list[Mention]] = {}
+
+    def __iter__(self) -> Iterator[Mention]:
+        seen: set[int] = set()
+        for m in self.mentions:
+            assert m.id is not None
+            root = m.echo_of or m.id
+            if root in seen:
+                continue
+            seen.add(root)
+            group = self.store.echo_group(root, self.filters)
+            if len(group) <= 1:
+                yield m
+                continue
+            entry = next((g for g in group if g.id == root), group[0])
+            assert entry.id is not None
+            self.echoes[entry.id] = [g for g in group if g.id != entry.id]
+            yield entry

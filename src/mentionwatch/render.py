@@ -21,7 +21,7 @@ from mentionwatch.triage import mention_priority
 RECORD_KEYS = (
     "id", "key", "source", "url", "author", "author_name", "title", "text", "created_at",
     "fetched_at", "terms", "sentiment", "polarity", "status", "reach", "reply_url",
-    "intents", "priority",
+    "intents", "priority", "echo_of",
 )  # fmt: skip
 SENTIMENT_STYLE = {"positive": "bold green", "neutral": "dim", "negative": "bold red"}
 SENTIMENT_TAG = {"positive": "+ pos", "neutral": "· neu", "negative": "- neg"}
@@ -61,6 +61,7 @@ def record(m: Mention) -> dict[str, Any]:
         "reply_url": m.reply_url,
         "intents": list(m.intents),
         "priority": round(mention_priority(m), 3),
+        "echo_of": m.echo_of,
     }
 
 
@@ -115,8 +116,10 @@ def print_feed(
     mentions: Iterable[Mention],
     patterns: dict[str, list[re.Pattern[str]]],
     hidden: dict[str, int] | None = None,
+    echoes: dict[int, list[Mention]] | None = None,
 ) -> int:
-    """One entry per mention, newest first; returns how many were shown."""
+    """One entry per mention, newest first, with who repeated it (`echoes` by entry id);
+    returns how many were shown."""
     from rich.padding import Padding
     from rich.text import Text
 
@@ -144,6 +147,8 @@ def print_feed(
             indented(Text.assemble(lead, body))
         if m.url:
             indented(Text.assemble(lead, (safe(m.url), "dim underline")))
+        if echoes and m.id in echoes:
+            indented(Text.assemble(lead, echo_line(echoes[m.id])))
         shown += 1
     if hidden:
         parts = [f"{count} {status}" for status, count in hidden.items() if count]
@@ -154,6 +159,20 @@ def print_feed(
         console.print(Text("No mentions match. Run 'mentionwatch poll' to fetch new ones.",
                            style="dim"))  # fmt: skip
     return shown
+
+
+def echo_line(group: Sequence[Mention], limit: int = 5) -> Text:
+    """'↻ 3 echoes: bob (x), carol (bluesky), …' for a feed entry."""
+    from rich.text import Text
+
+    line = Text(f"↻ {len(group)} echo{'es' if len(group) != 1 else ''}: ", style="yellow")
+    for i, e in enumerate(group[:limit]):
+        line.append(", " if i else "")
+        line.append(safe(e.author or "someone"), style="blue")
+        line.append(f" ({e.source})", style="dim")
+    if len(group) > limit:
+        line.append(f", +{len(group) - limit} more (show {group[0].echo_of} lists them)")
+    return line
 
 
 _CONTEXT_KEYS = (
@@ -175,8 +194,10 @@ def print_detail(
     history: Sequence[Any],
     replies: Sequence[Any] = (),
     thread: Sequence[ThreadPost] = (),
+    group: Sequence[Mention] = (),
 ) -> None:
-    """One mention in full: fields, what it replies to, its text, replies sent, history."""
+    """One mention in full: fields, what it replies to, its text, its echo group (the
+    original and every repeat of it, oldest first), replies sent, history."""
     from rich.text import Text
 
     wrap = not console.is_terminal
@@ -208,6 +229,18 @@ def print_detail(
         console.print(Text("  " + _shorten(safe(post.text), FEED_TEXT_LIMIT)), soft_wrap=wrap)
     console.print()
     console.print(Text(safe(m.text)), soft_wrap=wrap)
+    if len(group) > 1:
+        console.print()
+        others = [g for g in group if g.id != m.id]
+        label = "echoes" if m.echo_of is None else f"repeats {m.echo_of}; its group"
+        console.print(Text(f"{label} ({len(others)}):", style="bold"))
+        for e in others:
+            line = Text(f"  {e.id:>5} ")
+            line.append("original " if e.echo_of is None else "", style="bold")
+            line.append(safe(e.author or "someone"), style="bold blue")
+            line.append(f" on {e.source}  {age(e.created_at)} ago  ")
+            line.append(safe(e.url or ""), style="dim")
+            console.print(line, soft_wrap=wrap)
     if replies:
         console.print()
         console.print(Text("replies:", style="bold"))

@@ -163,10 +163,11 @@ def fit(
     hours = (end_bin - start_bin) // per_hour
     if hours < settings.min_history_hours:
         return None
-    hourly = [
-        sum(counts.get(start_bin + h * per_hour + i, 0) for i in range(per_hour))
-        for h in range(hours)
-    ]
+    hourly = [0] * hours
+    for b, c in counts.items():
+        h = (b - start_bin) // per_hour
+        if 0 <= h < hours:
+            hourly[h] += c
     first = datetime.fromtimestamp(start_bin * BIN_SECONDS, UTC).astimezone(zone)
     labels = [first + timedelta(hours=h) for h in range(hours)]
     # Hours far beyond the rest were storms, not the baseline: leave them out. "Far" is
@@ -178,7 +179,11 @@ def fit(
         kept = [c for c, k in zip(hourly, keep, strict=True) if k]
         mean = sum(kept) / len(kept)
         expected = [mean * by_hour[t.hour] * by_weekday[t.weekday()] for t in labels]
-        keep = [tail(c, e, dispersion) >= 1e-3 for c, e in zip(hourly, expected, strict=True)]
+        limits: dict[float, int] = {}  # few distinct expectations: one cut-off each
+        for e in expected:
+            if e not in limits:
+                limits[e] = _storm_count(e, dispersion)
+        keep = [c < limits[e] for c, e in zip(hourly, expected, strict=True)]
         kept_counts = [float(c) for c, k in zip(hourly, keep, strict=True) if k]
         kept_labels = [t for t, k in zip(labels, keep, strict=True) if k]
         mean = sum(kept_counts) / len(kept_counts)
@@ -192,6 +197,40 @@ def fit(
         # Below an hourly mean of 0.5 a few stray pairs look "bursty"; min_count rules there.
         dispersion = _dispersion(kept_counts, expected) if mean >= 0.5 else 0.0
     return Baseline(mean / per_hour, by_hour, by_weekday, dispersion, zone, float(hours))
+
+
+def _storm_count(mean: float, dispersion: float) -> int:
+    """The smallest hourly count that is a storm for this mean (tail probability < 0.001)."""
+    spread = math.sqrt(mean + dispersion * mean * mean)
+    count = max(1, math.floor(mean + 2.5 * spread))  # near the cut-off: walk from there
+    upper = tail(count, mean, dispersion)
+    if upper < 1e-3:
+        while count > 1:
+            upper += _pmf(count - 1, mean, dispersion)
+            if upper >= 1e-3:
+                return count
+            count -= 1
+        return count
+    while upper >= 1e-3:
+        upper -= _pmf(count, mean, dispersion)
+        count += 1
+    return count
+
+
+def _pmf(count: int, mean: float, dispersion: float) -> float:
+    if mean <= 0:
+        return 1.0 if count == 0 else 0.0
+    if dispersion <= 1e-9:
+        return math.exp(count * math.log(mean) - mean - math.lgamma(count + 1))
+    r = 1.0 / dispersion
+    p = r / (r + mean)
+    return math.exp(
+        math.lgamma(count + r)
+        - math.lgamma(r)
+        - math.lgamma(count + 1)
+        + r * math.log(p)
+        + count * math.log1p(-p)
+    )
 
 
 def _dispersion(counts: Sequence[float], expected: Sequence[float]) -> float:
@@ -340,27 +379,19 @@ def tail(count: int, mean: float, dispersion: float = 0.0) -> float:
     if count <= mean:
         return 1.0  # not in the upper tail; no test here cares about it
     if dispersion <= 1e-9:
-        log_term = count * math.log(mean) - mean - math.lgamma(count + 1)
 
         def ratio(j: int) -> float:
             return mean / (j + 1)
     else:
         r = 1.0 / dispersion
-        p = r / (r + mean)
-        log_term = (
-            math.lgamma(count + r)
-            - math.lgamma(r)
-            - math.lgamma(count + 1)
-            + r * math.log(p)
-            + count * math.log1p(-p)
-        )
+        q = mean / (r + mean)
 
         def ratio(j: int) -> float:
-            return (j + r) / (j + 1) * (1 - p)
+            return (j + r) / (j + 1) * q
 
-    term = math.exp(log_term)
+    term = _pmf(count, mean, dispersion)
     total, j = term, count
-    while term > total * 1e-12 and j < count + 100000:
+    while term > total * 1e-9 and j < count + 100000:
         term *= ratio(j)
         total += term
         j += 1

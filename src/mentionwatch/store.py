@@ -168,7 +168,7 @@ def _group_echo(
     best, best_score = None, 0.0
     for cand in candidates:
         old = echoes.signature(echoes.text_of(cand[1], cand[2]))
-        score = max(echoes.is_echo(sig, old, cand[3]), echoes.is_echo(old, sig, author))
+        score = echoes.is_echo(sig, old, author, cand[3])
         if score > best_score:
             best, best_score = cand, score
     if best is None:
@@ -604,6 +604,16 @@ class Store:
         where += (" AND " if where else " WHERE ") + clause
         sql = f"{_SELECT}{where} ORDER BY m.created_at, m.id"
         return [_mention(row) for row in self.conn.execute(sql, [*params, root, root])]
+
+    def echoes_of(self, ids: Sequence[int]) -> list[int]:
+        """The ids of the echoes of these originals."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self.conn.execute(
+            f"SELECT id FROM mentions WHERE echo_of IN ({marks}) ORDER BY id", list(ids)
+        )
+        return [r[0] for r in rows]
 
     def spike_state(self, rule: str, term: str, sentiment: str | None) -> str | None:
         row = self.conn.execute(

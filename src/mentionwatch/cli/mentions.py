@@ -62,21 +62,30 @@ def feed(
     filters = build_filters(since, source, term, sentiment, status, search, intent)
     cfg = load_config()
     store = open_store(cfg)
-    if sort == "priority":
-        from mentionwatch.triage import by_priority
+    from mentionwatch.triage import by_priority
 
-        mentions = iter(by_priority(store.mentions(filters), limit if limit > 0 else None))
-    else:
-        mentions = store.mentions(filters, limit=limit if limit > 0 else None)
+    cap = limit if limit > 0 else None
     if fmt in render.WRITERS:
+        if sort == "priority":
+            mentions = iter(by_priority(store.mentions(filters), cap))
+        else:
+            mentions = store.mentions(filters, limit=cap)
         render.WRITERS[fmt](sys.stdout, mentions)
         return
+    from itertools import islice
+
+    from mentionwatch.echoes import Folded
+
+    # The rich feed shows a retweeted or cross-posted text once, with who repeated it.
+    ranked = by_priority(store.mentions(filters)) if sort == "priority" else None
+    entries = Folded(store, filters, ranked if ranked is not None else store.mentions(filters))
     patterns = {t.name: [atom_pattern(a) for a in parse(t.query).atoms()] for t in cfg.terms}
     hidden = None
     if filters.status == "open":
         counts = store.count_by_status(filters)
         hidden = {s: counts.get(s, 0) for s in ("handled", "ignored")}
-    render.print_feed(stdout_console(fmt), mentions, patterns, hidden)
+    shown = islice(entries, cap)
+    render.print_feed(stdout_console(fmt), shown, patterns, hidden, entries.echoes)
 
 
 @app.command()
@@ -86,8 +95,10 @@ def show(
         bool, typer.Option("--offline", help="Do not ask the platform for the thread.")
     ] = False,
 ) -> None:
-    """Show one mention in full: what it replies to, the replies sent, its status history."""
+    """Show one mention in full: what it replies to, its echoes, the replies sent, its status
+    history."""
     from mentionwatch import render
+    from mentionwatch.models import Filters
 
     cfg = load_config()
     store = open_store(cfg)
@@ -95,8 +106,9 @@ def show(
     m = store.get(mention_id)
     thread, problem = _thread(cfg, store, m, offline)
     console = stdout_console()
+    group = store.echo_group(m.echo_of or mention_id, Filters(status=None))
     render.print_detail(console, m, store.status_history(mention_id), store.replies(mention_id),
-                        thread)  # fmt: skip
+                        thread, group)  # fmt: skip
     if problem:
         say(f"thread not shown: {problem}")
 
@@ -120,8 +132,10 @@ def _thread(
 def _set_status(refs: list[str], status: str, note: str | None) -> None:
     store = open_store(load_config())
     ids = resolve(store, refs)
-    changed = store.set_status(ids, status, note)
-    say(f"{changed} of {len(ids)} mention(s) marked {status}")
+    echoes = [i for i in store.echoes_of(ids) if i not in ids]  # a group is one feed entry
+    changed = store.set_status(ids + echoes, status, note)
+    also = f" (with {len(echoes)} echo(es))" if echoes else ""
+    say(f"{changed} of {len(ids) + len(echoes)} mention(s) marked {status}{also}")
 
 
 IdsArg = Annotated[list[str], typer.Argument(help="IDs or keys; '-' reads them from stdin.")]
