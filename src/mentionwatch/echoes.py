@@ -45,6 +45,8 @@ _URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}/\S*"
 _HANDLE = re.compile(r"(?<![\w@])@[\w.-]+(?:@[\w.-]+)?")  # @alice, @alice@mastodon.social
 # "RT @alice:" at the start (a manual retweet) or after a comment (a quote in text).
 _REPEAT_MARK = re.compile(r"(?<!\w)(?:rt|mt|qt)\s*@([\w.-]+(?:@[\w.-]+)?)\s*:?", re.I)
+# "(via @alice)", "h/t @alice": a copy that credits whom it repeats.
+_CREDIT = re.compile(r"\(?\b(?:via|h/t|ht)\s*@([\w.-]+(?:@[\w.-]+)?)\)?", re.I)
 _TRAILING = re.compile(r"(?:\s+(?:via|h/t|ht|cc|by|rt|mt|qt)\W*)+\s*$", re.I)
 _TRUNCATED = re.compile(r"(?:…|\.\.\.)\s*$")
 # Scripts written without spaces: each character is a word, so shingles still work.
@@ -59,6 +61,7 @@ class Signature:
     words: tuple[str, ...]
     repeats: str | None  # the handle after "RT @", lowercased, when the post says it repeats
     truncated: bool  # ends in "…" (an old-style retweet cut to fit)
+    credits: str | None = None  # the handle after "via @" or "h/t @": a copy that credits
 
     def band_keys(self) -> list[int]:
         """The LSH keys under which this text is filed (none for a text without words)."""
@@ -79,20 +82,24 @@ class Signature:
 
 def signature(text: str | None) -> Signature:
     """Normalise a post's text into the words that say what it says."""
-    text = unicodedata.normalize("NFKC", text or "")
+    text = unicodedata.normalize("NFKC", text or "").strip()
     truncated = bool(_TRUNCATED.search(text))
-    mark = _REPEAT_MARK.search(text)
-    repeats = mark.group(1).lower() if mark else None
-    if mark:
-        text = text[: mark.start()] + " " + text[mark.end() :]
+    if truncated:  # the last word may be cut in the middle: leave it out
+        text = _TRUNCATED.sub("", text).rstrip()
+        text = text.rsplit(None, 1)[0] if len(text.split()) > 1 else text
+    marks: list[str | None] = []
+    for pattern in (_REPEAT_MARK, _CREDIT):
+        mark = pattern.search(text)
+        marks.append(mark.group(1).lower() if mark else None)
+        if mark:
+            text = text[: mark.start()] + " " + text[mark.end() :]
+    repeats, credits = marks
     text = _URL.sub(" ", text)
     text = _HANDLE.sub(" ", text)
-    text = _TRAILING.sub(" ", _TRUNCATED.sub(" ", text.rstrip()))
+    text = _TRAILING.sub(" ", text)
     text = _UNSPACED.sub(lambda m: f" {m.group()} ", text.casefold())
     words = tuple(w for w in _WORD.findall(text) if w != "_")
-    if truncated and words:
-        words = words[:-1]  # the last word may be cut in the middle
-    return Signature(words, repeats, truncated)
+    return Signature(words, repeats, truncated, credits)
 
 
 def _shingles(words: Sequence[str]) -> set[str]:
@@ -110,7 +117,7 @@ def resemblance(new: Signature, old: Signature) -> float:
     if not (new.words and old.words):
         return 0.0
     short = min(len(new.words), len(old.words)) < MIN_WORDS
-    if short and new.repeats is None and old.repeats is None:
+    if short and not (new.repeats or old.repeats or new.credits or old.credits):
         return 0.0
     if new.words == old.words:
         return 1.0
@@ -146,13 +153,14 @@ def is_echo(
     a: Signature, b: Signature, a_author: str | None = None, b_author: str | None = None
 ) -> float:
     """resemblance(), but a post that says whom it repeats ("RT @alice:") only echoes that
-    person's post, or another repeat of it."""
+    person's post, or another copy of it ("RT @alice", "via @alice")."""
     for this, other, other_author in ((a, b, b_author), (b, a, a_author)):
         if this.repeats is None:
             continue
         named = _bare(this.repeats)
-        if other.repeats is not None:
-            if _bare(other.repeats) != named:
+        also = other.repeats or other.credits  # another copy of the same person's post
+        if also is not None:
+            if _bare(also) != named:
                 return 0.0
         elif other_author is not None and _bare(other_author) != named:
             return 0.0
