@@ -173,8 +173,9 @@ def fit(
     # Hours far beyond the rest were storms, not the baseline: leave them out. "Far" is
     # judged under the distribution fitted so far, so a bursty term keeps its busy hours.
     keep = [True] * hours
-    flat = (1.0,) * 24, (1.0,) * 7
-    by_hour, by_weekday, dispersion = *flat, 0.0
+    flat: tuple[tuple[float, ...], tuple[float, ...]] = (1.0,) * 24, (1.0,) * 7
+    by_hour, by_weekday = flat
+    dispersion = 0.0
     for _ in range(3):
         kept = [c for c, k in zip(hourly, keep, strict=True) if k]
         mean = sum(kept) / len(kept)
@@ -340,8 +341,8 @@ def step(
     last = _parse(episode.last_elevated) if episode.last_elevated else now
     if now - last < timedelta(minutes=settings.quiet_minutes):
         return episode, None
-    started = _parse(episode.started_at) if episode.started_at else last
-    ended = Spike("end", started, last, episode.peak, episode.peak_expected, found.p_value, started)
+    began = _parse(episode.started_at) if episode.started_at else last
+    ended = Spike("end", began, last, episode.peak, episode.peak_expected, found.p_value, began)
     return Episode(history=episode.history), ended
 
 

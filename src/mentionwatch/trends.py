@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mentionwatch.errors import UsageError
-from mentionwatch.models import SENTIMENTS, Filters, Mention, iso, parse_iso, utcnow
+from mentionwatch.models import SENTIMENTS, Filters, Mention, parse_iso, utcnow
 from mentionwatch.spikes import BIN_SECONDS, Episode, Spike, SpikeSettings, check, fit
 
 if TYPE_CHECKING:
@@ -151,16 +151,16 @@ def period_rows(
     first = filters.since or (parse_iso(span[0]) if span else now)
     last = max(now, parse_iso(span[1])) if span else now
     starts = periods(first, last, by, zone)
-    bounds = [(iso(s), iso(next_period(s, by, zone))) for s in starts]
+    bounds = [(_stamp(s), _stamp(next_period(s, by, zone))) for s in starts]
     found = store.period_counts(filters, bounds, group) if span else []
     groups: list[str | None] = [None]
     if group is not None:
         totals: dict[str, int] = {}
         for _, name, _, count in found:
             totals[name or ""] = totals.get(name or "", 0) + count
-        groups = sorted(totals, key=lambda g: (-totals[g], g))  # type: ignore[assignment]
+        groups = [g for g in sorted(totals, key=lambda g: (-totals[g], g))]
     cells = {(g, s): PeriodRow(s, g) for g in groups for s in starts}
-    by_key = {iso(s): s for s in starts}
+    by_key = {_stamp(s): s for s in starts}
     for start, name, sentiment, count in found:
         row = cells[(name if group else None, by_key[start])]
         label = sentiment if sentiment in SENTIMENTS else "unscored"
@@ -174,6 +174,11 @@ def period_rows(
             previous = row.total
             rows.append(row)
     return rows
+
+
+def _stamp(moment: datetime) -> str:
+    """A time in the stored format (ISO 8601 UTC with Z), as SQL compares it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(slots=True)
@@ -342,9 +347,7 @@ def _spike_counts(
     start = first - timedelta(seconds=BIN_SECONDS * (settings.recent_bins + settings.history_bins))
     filters = spike_filters(term, sentiment)
     counts = dict(
-        store.bin_counts(
-            filters, iso(start) or "", iso(last + timedelta(seconds=1)) or "", BIN_SECONDS
-        )
+        store.bin_counts(filters, _stamp(start), _stamp(last + timedelta(seconds=1)), BIN_SECONDS)
     )
     span = store.span(spike_filters(term, None))
     return counts, parse_iso(span[0]) if span else None
@@ -442,7 +445,7 @@ class Digest:
 
 
 def _counts(store: Store, filters: Filters, since: datetime, until: datetime) -> Counts:
-    bounds = [(iso(since) or "", iso(until) or "")]
+    bounds = [(_stamp(since), _stamp(until))]
     window = replace(filters, since=since, status=None)
     result = Counts()
     for _, _, sentiment, count in store.period_counts(window, bounds):
