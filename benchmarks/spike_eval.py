@@ -111,9 +111,15 @@ def main() -> int:
     parser.add_argument("--p-value", type=float, help="override the default setting")
     parser.add_argument("--min-count", type=int, help="override the default setting")
     parser.add_argument("--windows", help="override the default windows (minutes, comma-separated)")
+    parser.add_argument("--unscaled", action="store_true", help="one p-value for every window")
     args = parser.parse_args()
     windows = tuple(int(w) for w in args.windows.split(",")) if args.windows else None
-    overrides = {"p_value": args.p_value, "min_count": args.min_count, "windows": windows}
+    overrides = {
+        "p_value": args.p_value,
+        "min_count": args.min_count,
+        "windows": windows,
+        "scaled": False if args.unscaled else None,
+    }
     settings = SpikeSettings(**{k: v for k, v in overrides.items() if v is not None})
     baselines = [float(x) for x in args.baselines.split(",")]
     sizes = [float(x) for x in args.sizes.split(",")]

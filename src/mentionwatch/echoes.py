@@ -19,7 +19,6 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -133,6 +132,8 @@ def resemblance(new: Signature, old: Signature) -> float:
     shorter, longer = sorted((new.words, old.words), key=len)
     if len(shorter) / len(longer) < NEAR_LENGTH_RATIO:
         return 0.0
+    from difflib import SequenceMatcher  # here: the feed imports this module, saving does this
+
     blocks = [b for b in SequenceMatcher(None, shorter, longer, autojunk=False)
               .get_matching_blocks() if b.size]  # fmt: skip
     if not blocks:

@@ -38,9 +38,10 @@ MAX_DISPERSION = 1.0  # variance mu + mu**2: as bursty as a baseline is allowed 
 
 @dataclass(frozen=True, slots=True)
 class SpikeSettings:
-    min_count: int = 10  # a spike window holds at least this many mentions
+    min_count: int = 7  # a spike window holds at least this many mentions
     min_ratio: float = 3.0  # and at least this many times the expected count
-    p_value: float = 1e-5  # and is this unlikely under the baseline
+    p_value: float = 1e-4  # and is this unlikely under the baseline (for a one-hour window)
+    scaled: bool = True
     windows: tuple[int, ...] = (15, 30, 60, 180, 1440)  # minutes, ending now
     history_days: int = 14
     min_history_hours: int = 24  # less history than this: no judgement yet
@@ -188,34 +189,29 @@ def fit(
         kept_counts = [float(c) for c, k in zip(hourly, keep, strict=True) if k]
         kept_labels = [t for t, k in zip(labels, keep, strict=True) if k]
         mean = sum(kept_counts) / len(kept_counts)
-        by_hour = _profile(kept_counts, [t.hour for t in kept_labels], 24)
+        by_hour = _profile(kept_counts, [t.hour for t in kept_labels], 24, smooth=True)
         by_weekday = (
             _profile(kept_counts, [t.weekday() for t in kept_labels], 7)
-            if hours >= 14 * 24
+            if hours >= 7 * 24
             else flat[1]
         )
         expected = [mean * by_hour[t.hour] * by_weekday[t.weekday()] for t in kept_labels]
         # Below an hourly mean of 0.5 a few stray pairs look "bursty"; min_count rules there.
         dispersion = _dispersion(kept_counts, expected) if mean >= 0.5 else 0.0
+        # The rates are estimates: their own uncertainty (relative variance ~ 1/count behind
+        # each) widens the count's distribution like extra dispersion does.
+        total = sum(kept_counts) + 1
+        labels_used = 1 + 24 * (by_hour != flat[0]) + 7 * (by_weekday != flat[1])
+        dispersion = min(MAX_DISPERSION, dispersion + labels_used / total)
     return Baseline(mean / per_hour, by_hour, by_weekday, dispersion, zone, float(hours))
 
 
 def _storm_count(mean: float, dispersion: float) -> int:
-    """The smallest hourly count that is a storm for this mean (tail probability < 0.001)."""
+    """The smallest hourly count treated as a storm for this mean: about 3.1 standard
+    deviations above it (p ~ 0.001), plus 2 so that a quiet hour with two posts is not one.
+    (The exact tail would do no better here and costs a hundred times more per fit.)"""
     spread = math.sqrt(mean + dispersion * mean * mean)
-    count = max(1, math.floor(mean + 2.5 * spread))  # near the cut-off: walk from there
-    upper = tail(count, mean, dispersion)
-    if upper < 1e-3:
-        while count > 1:
-            upper += _pmf(count - 1, mean, dispersion)
-            if upper >= 1e-3:
-                return count
-            count -= 1
-        return count
-    while upper >= 1e-3:
-        upper -= _pmf(count, mean, dispersion)
-        count += 1
-    return count
+    return max(2, math.ceil(mean + 3.1 * spread + 2))
 
 
 def _pmf(count: int, mean: float, dispersion: float) -> float:
@@ -245,7 +241,9 @@ def _dispersion(counts: Sequence[float], expected: Sequence[float]) -> float:
     return min(MAX_DISPERSION, max(0.0, excess / sum(e * e for _, e in pairs)))
 
 
-def _profile(counts: Sequence[float], labels: Sequence[int], size: int) -> tuple[float, ...]:
+def _profile(
+    counts: Sequence[float], labels: Sequence[int], size: int, smooth: bool = False
+) -> tuple[float, ...]:
     """Multipliers per label, or all 1.0 unless the counts clearly differ between labels."""
     observed, slots = [0.0] * size, [0] * size
     for count, label in zip(counts, labels, strict=True):
@@ -260,6 +258,8 @@ def _profile(counts: Sequence[float], labels: Sequence[int], size: int) -> tuple
         return (1.0,) * size
     prior = 10.0  # pseudo-mentions per label: pulls thin evidence towards 1
     raw = [(o + prior) / (e + prior) for o, e in zip(observed, expected, strict=True)]
+    if smooth:  # hours of the day: people's rhythm is smooth, the noise is not
+        raw = [(raw[i - 1] + 2 * raw[i] + raw[(i + 1) % size]) / 4 for i in range(size)]
     norm = sum(r * s for r, s in zip(raw, slots, strict=True)) / hours
     return tuple(r / norm for r in raw)
 
@@ -290,10 +290,11 @@ def assess(
         start = datetime.fromtimestamp((now_bin - bins + 1) * BIN_SECONDS, UTC)
         expected = baseline.expected(start, now)
         p = tail(count, expected, baseline.dispersion)
+        # A day holds 96 quarter-hours but 24 hours: short windows get more chances to look
+        # odd by luck, so each length gets a share of the false alarms in proportion to it.
+        alpha = settings.p_value * minutes / 60 if settings.scaled else settings.p_value
         spike = (
-            count >= settings.min_count
-            and count >= settings.min_ratio * expected
-            and p <= settings.p_value
+            count >= settings.min_count and count >= settings.min_ratio * expected and p <= alpha
         )
         elevated = elevated or (
             count >= settings.min_count / 2

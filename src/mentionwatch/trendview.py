@@ -24,6 +24,7 @@ from mentionwatch.render import SENTIMENT_STYLE, csv_cell, record, safe
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from mentionwatch.spikes import Spike
     from mentionwatch.trends import Digest, PeriodRow, ResponseRow, Stats
 
 STAT_KEYS = (
@@ -274,6 +275,22 @@ def print_responses(console: Console, rows: Sequence[ResponseRow]) -> None:
 # Digests
 
 
+def spike_dict(term: str, sentiment: str | None, spike: Spike, examples: Sequence[Mention]
+               ) -> dict[str, Any]:  # fmt: skip
+    """The webhook's `spike` object (design.md): one episode's start (or end)."""
+    return {
+        "term": term,
+        "sentiment": sentiment,
+        "kind": spike.kind,
+        "window_start": iso(spike.window_start),
+        "window_end": iso(spike.window_end),
+        "count": spike.count,
+        "baseline": round(spike.baseline, 3),
+        "p_value": spike.p_value,
+        "examples": [record(m) for m in examples],
+    }
+
+
 def digest_dict(d: Digest) -> dict[str, Any]:
     """The webhook's `digest` object (design.md) and `digest --format json`."""
     return {
@@ -288,18 +305,7 @@ def digest_dict(d: Digest) -> dict[str, Any]:
         "change": d.change,
         "top_open": [record(m) for m in d.top_open],
         "unanswered_negative": [record(m) for m in d.unanswered_negative],
-        "spikes": [
-            {
-                "term": s.term,
-                "sentiment": s.sentiment,
-                "window_start": iso(s.spike.window_start),
-                "window_end": iso(s.spike.window_end),
-                "count": s.spike.count,
-                "baseline": round(s.spike.baseline, 3),
-                "examples": [record(m) for m in s.examples],
-            }
-            for s in d.spikes
-        ],
+        "spikes": [spike_dict(s.term, s.sentiment, s.spike, s.examples) for s in d.spikes],
         "responses": [r.as_dict() for r in d.responses],
     }
 
