@@ -382,12 +382,17 @@ def _one_line(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]()<>#|~])")
+def _flat(text: str) -> str:
+    """One line, spacing kept at the edges (pieces of a sentence are joined as they are)."""
+    return re.sub(r"\s+", " ", safe(text))
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 
 
 def markdown_text(value: str) -> str:
     """Untrusted text made inert for chat Markdown (Slack, Discord, Matrix, Telegram...)."""
-    value = _MD_SPECIAL.sub(r"\\\1", _one_line(value, 10_000))
+    value = _MD_SPECIAL.sub(r"\\\1", _flat(value))
     # @everyone/@here/@channel ping a whole room; a zero-width joiner after @ defuses it.
     return re.sub(r"@(?=\w)", "@\u2060", value)
 
@@ -414,7 +419,7 @@ def digest_text(d: Digest) -> str:
     out = [parts["title"], "", parts["summary"]]
     for heading, items in parts["sections"]:
         out += ["", heading + ":"]
-        out += ["  - " + "".join(_one_line(t, 10_000) for _, t in item) for item in items]
+        out += ["  - " + "".join(_flat(t) for _, t in item) for item in items]
     return "\n".join(out) + "\n"
 
 
@@ -437,7 +442,7 @@ def digest_html(d: Digest) -> str:
                 if kind == "link" and _is_web(text):
                     pieces.append(f'<a href="{esc(text, quote=True)}">link</a>')
                 else:
-                    pieces.append(esc(_one_line(text, 10_000)))
+                    pieces.append(esc(_flat(text)))
             out.append(f"<li>{''.join(pieces)}</li>")
         out.append("</ul>")
     out.append("</body></html>")
@@ -461,5 +466,5 @@ def print_digest(console: Console, d: Digest) -> None:
         for item in items:
             line = Text("  • ")
             for kind, text in item:
-                line.append(_one_line(text, 10_000), style=styles[kind])
+                line.append(_flat(text), style=styles[kind])
             console.print(line, soft_wrap=not console.is_terminal)
