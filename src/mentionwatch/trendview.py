@@ -388,11 +388,13 @@ def _flat(text: str) -> str:
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+_MD_UNTRUSTED = re.compile(r"([\\`*_\[\]<>|~()#!=+{}-])")  # every dialect's specials
 
 
-def markdown_text(value: str) -> str:
-    """Untrusted text made inert for chat Markdown (Slack, Discord, Matrix, Telegram...)."""
-    value = _MD_SPECIAL.sub(r"\\\1", _flat(value))
+def markdown_text(value: str, untrusted: bool = True) -> str:
+    """Text made inert for chat Markdown (Slack, Discord, Matrix, Telegram...): untrusted
+    text has every character any dialect formats with escaped, ours only the usual ones."""
+    value = (_MD_UNTRUSTED if untrusted else _MD_SPECIAL).sub(r"\\\1", _flat(value))
     # @everyone/@here/@channel ping a whole room; a zero-width joiner after @ defuses it.
     return re.sub(r"@(?=\w)", "@\u2060", value)
 
@@ -404,9 +406,7 @@ def digest_markdown(d: Digest) -> str:
         out += ["", f"**{heading}**"]
         for item in items:
             line = "".join(
-                markdown_text(t)
-                if k == "user"
-                else (f"<{t}>" if k == "link" and _is_web(t) else markdown_text(t))
+                f"<{t}>" if k == "link" and _is_web(t) else markdown_text(t, k != "text")
                 for k, t in item
             )
             out.append(f"- {line}")
