@@ -90,7 +90,9 @@ def signature(text: str | None) -> Signature:
     for pattern in (_REPEAT_MARK, _CREDIT):
         mark = pattern.search(text)
         marks.append(mark.group(1).lower() if mark else None)
-        if mark:
+        if mark and pattern is _REPEAT_MARK and _WORD.search(text[mark.end() :]):
+            text = text[mark.end() :]  # "Same here! RT @alice: …": the echo is alice's part
+        elif mark:
             text = text[: mark.start()] + " " + text[mark.end() :]
     repeats, credits = marks
     text = _URL.sub(" ", text)
