@@ -6,18 +6,22 @@ alerts once, however many polls it lasts.
 
 The method (chosen from the literature; `benchmarks/spike_eval.py` measures it):
 - Baseline: the term's rate over the previous 14 days (the last day left out, so a storm in
-  progress does not raise its own bar), with hours far above the mean capped (a past storm
-  does not either). A time-of-day and a day-of-week profile scale it, each only when the
-  history shows one (a dispersion test at p < 0.001, Wilson-Hilferty) and shrunk towards 1
-  by pseudo-counts, so a quiet term's noise is not mistaken for a daily rhythm.
+  progress does not raise its own bar), with storm hours (beyond ~3 standard deviations)
+  left out (a past storm does not either). A time-of-day profile (smoothed over neighbouring
+  hours) and a weekday profile scale it, each only when the history shows one (a dispersion
+  test at p < 0.001, Wilson-Hilferty) and shrunk towards 1 by pseudo-counts, so a quiet
+  term's noise is not mistaken for a daily rhythm.
 - Test: for windows of 15, 30, 60 minutes, 3 hours and a day ending now, the probability of
   at least the observed count under the baseline. Counts are Poisson when the history is,
   negative binomial (the Gamma-Poisson mixture, dispersion by the method of moments) when
-  the history is burstier than Poisson. This is the scan statistic of syndromic surveillance
-  (Kulldorff's temporal scan, the CDC's EARS/Farrington tail tests) rather than Huginn's
-  mean + 3σ, which assumes normal counts and so fires constantly on a quiet term (mean 0.1
-  an hour, σ 0.3: two posts are "3σ").
-- A window is a spike when its tail probability is below `p_value`, it holds at least
+  the history is burstier than Poisson; the rate estimate's own uncertainty (relative
+  variance ~ 1/count behind it) is added to the dispersion. This is the scan statistic of
+  syndromic surveillance (Kulldorff's temporal scan, the CDC's EARS and Farrington tail
+  tests) rather than Huginn's mean + 3σ, which assumes normal counts and so fires
+  constantly on a quiet term (mean 0.08 an hour, σ 0.29: two posts are "3σ").
+- A window is a spike when its tail probability is below its share of `p_value` (given for
+  one hour and scaled with the window's length, because a day holds 96 quarter-hours but 24
+  hours: each length then raises false alarms equally rarely), it holds at least
   `min_count` mentions and at least `min_ratio` times the expected count: a quiet brand with
   2 a day is not in a storm at 5, and a busy brand's significant-but-small wobble is no storm.
 - Episodes: the first spike window starts one; it lasts while any window stays elevated (a
@@ -40,7 +44,7 @@ MAX_DISPERSION = 1.0  # variance mu + mu**2: as bursty as a baseline is allowed 
 class SpikeSettings:
     min_count: int = 7  # a spike window holds at least this many mentions
     min_ratio: float = 3.0  # and at least this many times the expected count
-    p_value: float = 1e-4  # and is this unlikely under the baseline (for a one-hour window)
+    p_value: float = 2e-4  # and is this unlikely under the baseline (for a one-hour window)
     scaled: bool = True
     windows: tuple[int, ...] = (15, 30, 60, 180, 1440)  # minutes, ending now
     history_days: int = 14
