@@ -19,9 +19,9 @@ The method (chosen from the literature; `benchmarks/spike_eval.py` measures it):
   syndromic surveillance (Kulldorff's temporal scan, the CDC's EARS and Farrington tail
   tests) rather than Huginn's mean + 3σ, which assumes normal counts and so fires
   constantly on a quiet term (mean 0.08 an hour, σ 0.29: two posts are "3σ").
-- A window is a spike when its tail probability is below its share of `p_value` (given for
-  one hour and scaled with the window's length, because a day holds 96 quarter-hours but 24
-  hours: each length then raises false alarms equally rarely), it holds at least
+- A window is a spike when its tail probability is below `p_value` (given for an hour;
+  shorter windows need proportionally less, because a day holds 96 quarter-hours but 24
+  hours and each length should raise false alarms equally rarely), it holds at least
   `min_count` mentions and at least `min_ratio` times the expected count: a quiet brand with
   2 a day is not in a storm at 5, and a busy brand's significant-but-small wobble is no storm.
 - Episodes: the first spike window starts one; it lasts while any window stays elevated (a
@@ -294,9 +294,11 @@ def assess(
         start = datetime.fromtimestamp((now_bin - bins + 1) * BIN_SECONDS, UTC)
         expected = baseline.expected(start, now)
         p = tail(count, expected, baseline.dispersion)
-        # A day holds 96 quarter-hours but 24 hours: short windows get more chances to look
-        # odd by luck, so each length gets a share of the false alarms in proportion to it.
-        alpha = settings.p_value * minutes / 60 if settings.scaled else settings.p_value
+        # A day holds 96 quarter-hours but 24 hours: windows shorter than an hour get more
+        # chances to look odd by luck, so they need proportionally stronger evidence. (Longer
+        # ones get no looser: 7 posts in a day is no storm for a term that has 2.)
+        scale = min(1.0, minutes / 60) if settings.scaled else 1.0
+        alpha = settings.p_value * scale
         spike = (
             count >= settings.min_count and count >= settings.min_ratio * expected and p <= alpha
         )
