@@ -14,11 +14,10 @@ that someone's post.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -32,25 +31,38 @@ WINDOW_DAYS = 30  # echoes come within this many days of what they repeat
 _HASHES, _ROWS = 20, 2  # 20 MinHash values in 10 bands of 2: pairs at resemblance 0.5 meet
 # in some band with probability 1 - (1 - 0.5**2)**10 = 0.94; at 0.7, 0.999.
 _PRIME = (1 << 61) - 1
-_COEFFS = [
-    (
-        int.from_bytes(hashlib.blake2b(f"a{i}".encode(), digest_size=8).digest()) % _PRIME or 1,
-        int.from_bytes(hashlib.blake2b(f"b{i}".encode(), digest_size=8).digest()) % _PRIME,
-    )
-    for i in range(_HASHES)
-]
 
-_URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}/\S*", re.I)
-_HANDLE = re.compile(r"(?<![\w@])@[\w.-]+(?:@[\w.-]+)?")  # @alice, @alice@mastodon.social
-# "RT @alice:" at the start (a manual retweet) or after a comment (a quote in text).
-_REPEAT_MARK = re.compile(r"(?<!\w)(?:rt|mt|qt)\s*@([\w.-]+(?:@[\w.-]+)?)\s*:?", re.I)
-# "(via @alice)", "h/t @alice": a copy that credits whom it repeats.
-_CREDIT = re.compile(r"\(?\b(?:via|h/t|ht)\s*@([\w.-]+(?:@[\w.-]+)?)\)?", re.I)
-_TRAILING = re.compile(r"(?:\s+(?:via|h/t|ht|cc|by|rt|mt|qt)\W*)+\s*$", re.I)
-_TRUNCATED = re.compile(r"(?:…|\.\.\.)\s*$")
-# Scripts written without spaces: each character is a word, so shingles still work.
-_UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_WORD = re.compile(r"\w+")
+
+class _Rules:
+    """The compiled patterns and hash coefficients, built on first use: the feed imports this
+    module for `Folded` only, and compiling these costs it tens of milliseconds."""
+
+    def __init__(self) -> None:
+        import hashlib
+
+        def seed(label: str) -> int:
+            return int.from_bytes(hashlib.blake2b(label.encode(), digest_size=8).digest())
+
+        self.coeffs = [(seed(f"a{i}") % _PRIME or 1, seed(f"b{i}") % _PRIME)
+                       for i in range(_HASHES)]  # fmt: skip
+        self.url = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}/\S*", re.I)
+        self.handle = re.compile(r"(?<![\w@])@[\w.-]+(?:@[\w.-]+)?")  # @a, @a@mastodon.social
+        # "RT @alice:" at the start (a manual retweet) or after a comment (a quote in text).
+        self.repeat = re.compile(r"(?<!\w)(?:rt|mt|qt)\s*@([\w.-]+(?:@[\w.-]+)?)\s*:?", re.I)
+        # "(via @alice)", "h/t @alice": a copy that credits whom it repeats.
+        self.credit = re.compile(r"\(?\b(?:via|h/t|ht)\s*@([\w.-]+(?:@[\w.-]+)?)\)?", re.I)
+        self.trailing = re.compile(r"(?:\s+(?:via|h/t|ht|cc|by|rt|mt|qt)\W*)+\s*$", re.I)
+        self.truncated = re.compile(r"(?:…|\.\.\.)\s*$")
+        # Scripts written without spaces: each character is a word, so shingles still work.
+        self.unspaced = re.compile(
+            "[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+        )
+        self.word = re.compile(r"\w+")
+
+
+@cache
+def _rules() -> _Rules:
+    return _Rules()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +78,13 @@ class Signature:
         """The LSH keys under which this text is filed (none for a text without words)."""
         if not self.words:
             return []
+        import hashlib
+
         shingles = _shingles(self.words)
         bases = [
             int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest()) for s in shingles
         ]
-        mins = [min((a * x + b) % _PRIME for x in bases) for a, b in _COEFFS]
+        mins = [min((a * x + b) % _PRIME for x in bases) for a, b in _rules().coeffs]
         keys = []
         for band in range(_HASHES // _ROWS):
             rows = mins[band * _ROWS : (band + 1) * _ROWS]
@@ -81,25 +95,28 @@ class Signature:
 
 def signature(text: str | None) -> Signature:
     """Normalise a post's text into the words that say what it says."""
+    import unicodedata
+
+    r = _rules()
     text = unicodedata.normalize("NFKC", text or "").strip()
-    truncated = bool(_TRUNCATED.search(text))
+    truncated = bool(r.truncated.search(text))
     if truncated:  # the last word may be cut in the middle: leave it out
-        text = _TRUNCATED.sub("", text).rstrip()
+        text = r.truncated.sub("", text).rstrip()
         text = text.rsplit(None, 1)[0] if len(text.split()) > 1 else text
     marks: list[str | None] = []
-    for pattern in (_REPEAT_MARK, _CREDIT):
+    for pattern in (r.repeat, r.credit):
         mark = pattern.search(text)
         marks.append(mark.group(1).lower() if mark else None)
-        if mark and pattern is _REPEAT_MARK and _WORD.search(text[mark.end() :]):
+        if mark and pattern is r.repeat and r.word.search(text[mark.end() :]):
             text = text[mark.end() :]  # "Same here! RT @alice: …": the echo is alice's part
         elif mark:
             text = text[: mark.start()] + " " + text[mark.end() :]
     repeats, credits = marks
-    text = _URL.sub(" ", text)
-    text = _HANDLE.sub(" ", text)
-    text = _TRAILING.sub(" ", text)
-    text = _UNSPACED.sub(lambda m: f" {m.group()} ", text.casefold())
-    words = tuple(w for w in _WORD.findall(text) if w != "_")
+    text = r.url.sub(" ", text)
+    text = r.handle.sub(" ", text)
+    text = r.trailing.sub(" ", text)
+    text = r.unspaced.sub(lambda m: f" {m.group()} ", text.casefold())
+    words = tuple(w for w in r.word.findall(text) if w != "_")
     return Signature(words, repeats, truncated, credits)
 
 
