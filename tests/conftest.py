@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import inspect
 import io
 import json
 import os
+import pty
+import select
 import sqlite3
+import struct
 import subprocess
 import sys
+import termios
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,3 +153,42 @@ base_url = "{web}/hackernews/api/v1"
 [sources.rss]
 feeds = ["{web}/rss/feeds/blog.xml", "{web}/rss/feeds/alerts.atom"]
 """
+
+
+def run_pty(
+    argv: list[str],
+    columns: int = 100,
+    rows: int = 500,
+    env: dict | None = None,
+    input: str | None = None,
+    cwd: Path | None = None,
+) -> tuple[int, str]:
+    """Run argv on a pseudo-terminal of the given size, as a person at a terminal would
+    (typing `input`); returns its exit code and everything it printed, raw."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    full_env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(columns),
+                "LINES": str(rows), **(env or {})}  # fmt: skip
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=full_env,
+                            cwd=cwd, start_new_session=True)  # fmt: skip
+    os.close(slave)
+    if input:
+        os.write(master, input.encode())
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    code = proc.wait(timeout=30)
+    os.close(master)
+    return code, b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")

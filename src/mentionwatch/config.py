@@ -12,10 +12,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mentionwatch.errors import ConfigError
-from mentionwatch.models import Option, Term
+from mentionwatch.models import Option, Term, parse_duration
+
+if TYPE_CHECKING:
+    from mentionwatch.alerts import AlertRule
 
 __all__ = ["Config", "ConfigError", "PollSettings", "SourceSettings", "load"]
 
@@ -29,6 +32,7 @@ class SourceSettings:
     enabled: bool = True
     base_url: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    interval: float | None = None  # seconds between polls in `watch` (None: the default)
 
     def get(self, key: str) -> Any:
         return self.options.get(key)
@@ -44,6 +48,7 @@ class PollSettings:
     lookback_days: int = 7  # how far back the first poll of a term looks
     user_agent: str | None = None
     ignore_authors: tuple[str, ...] = ()  # your own accounts: their posts are not mentions
+    interval: float = 300.0  # seconds between polls of a source in `watch`
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Config:
     poll: PollSettings = PollSettings()
     templates: Mapping[str, str] = field(default_factory=dict)
     analyzer: str | None = None
+    alerts: tuple[AlertRule, ...] = ()
 
     def enabled_sources(self) -> list[SourceSettings]:
         return [s for s in self.sources.values() if s.enabled]
@@ -70,6 +76,12 @@ class Config:
                 value = settings.options.get(key)
                 if option.secret and isinstance(value, str) and value:
                     found.append(value)
+        if self.alerts:
+            from mentionwatch.alerts import url_secrets
+
+            for rule in self.alerts:
+                found += [rule.secret] if rule.secret else []
+                found += [s for url in rule.to for s in url_secrets(url)]
         return found
 
 
@@ -150,6 +162,7 @@ _TOP_KEYS = {
     "poll": "table",
     "templates": 'table of name = "text"',
     "sentiment": "table with 'analyzer'",
+    "alerts": "array of [[alerts]] tables",
 }
 _POLL_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "timeout": ((int, float), "a number of seconds"),
@@ -160,6 +173,7 @@ _POLL_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "lookback_days": (int, "a number of days"),
     "user_agent": (str, "a string"),
     "ignore_authors": (list, "a list of account names"),
+    "interval": ((str, int, float), "a duration such as 5m"),
 }
 
 
@@ -178,10 +192,10 @@ class _Parser:
         parts = [p for p in re.split(r"\.|\[\d+\]", dotted) if p]
         index = re.search(r"\[(\d+)\]", dotted)
         header_idx, start = None, 0
-        if parts[0] == "terms" and index:
+        if parts[0] in ("terms", "alerts") and index:
             seen = -1
             for i, line in enumerate(self.lines):
-                if line.strip().startswith("[[terms]]"):
+                if line.strip().replace(" ", "").startswith(f"[[{parts[0]}]]"):
                     seen += 1
                     if seen == int(index.group(1)):
                         header_idx = start = i
@@ -247,6 +261,7 @@ class _Parser:
         templates = self.table("templates", data.get("templates", {}))
         for name, text in templates.items():
             self.check_type(f"templates.{name}", text, str, "the reply text")
+        alerts = self.alerts(data["alerts"], [t.name for t in terms]) if "alerts" in data else ()
         return Config(
             path=self.path,
             db_path=_db_path(db_override, db, self.path.parent),
@@ -255,6 +270,7 @@ class _Parser:
             poll=self.poll(data.get("poll", {})),
             templates=dict(templates),
             analyzer=analyzer,
+            alerts=alerts,
         )
 
     def table(self, key: str, value: Any) -> dict[str, Any]:
@@ -315,6 +331,7 @@ class _Parser:
             options: dict[str, Option] = {
                 "enabled": Option(bool),
                 "base_url": Option(str),
+                "interval": Option((str, int, float)),
                 **spec.options,
             }
             self.only(key, raw, options)
@@ -336,11 +353,13 @@ class _Parser:
             if base_url is not None and not re.match(r"https?://", base_url):
                 raise self.fail(f"{key}.base_url", f"expected an http(s) URL, got {base_url!r}")
             enabled = values.pop("enabled")
+            interval = values.pop("interval")
             result[name] = SourceSettings(
                 name=name,
                 enabled=True if enabled is None else enabled,
                 base_url=base_url.rstrip("/") if base_url else None,
                 options=values,
+                interval=None if interval is None else self.duration(f"{key}.interval", interval),
             )
         return result
 
@@ -353,7 +372,109 @@ class _Parser:
         ignored = table.get("ignore_authors", [])
         if not all(isinstance(name, str) for name in ignored):
             raise self.fail("poll.ignore_authors", "expected a list of account names (strings)")
-        return PollSettings(**{**table, "ignore_authors": tuple(ignored)})
+        values = {**table, "ignore_authors": tuple(ignored)}
+        if "interval" in table:
+            values["interval"] = self.duration("poll.interval", table["interval"])
+        return PollSettings(**values)
+
+    def duration(self, key: str, value: Any) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.fail(key, str(exc)) from None
+
+    def alerts(self, value: Any, term_names: list[str]) -> tuple[AlertRule, ...]:
+        """[[alerts]] rules: every key checked, filters read by alerts.RULE_FILTERS."""
+        from mentionwatch.alerts import RuleContext
+        from mentionwatch.sources import registry
+
+        if not isinstance(value, list):
+            raise self.fail("alerts", "expected an array of [[alerts]] tables")
+        context = RuleContext(terms=term_names, sources=list(registry()))
+        rules: list[AlertRule] = []
+        for i, raw in enumerate(value):
+            rule = self.alert_rule(f"alerts[{i}]", self.table(f"alerts[{i}]", raw), context)
+            if any(r.name == rule.name for r in rules):
+                raise self.fail(f"alerts[{i}].name", f"a second rule named {rule.name!r}")
+            rules.append(rule)
+        return tuple(rules)
+
+    def alert_rule(self, key: str, raw: dict[str, Any], context: Any) -> AlertRule:
+        from mentionwatch.alerts import ALERT_EVENTS, RULE_FILTERS, AlertRule
+
+        self.only(key, raw, {*_ALERT_KEYS, *RULE_FILTERS})
+        raw = {k: self.expand(f"{key}.{k}", v) for k, v in raw.items()}
+        if "name" not in raw:
+            raise self.fail(key, "every [[alerts]] rule needs a name")
+        name = self.check_type(f"{key}.name", raw["name"], str, "a rule name")
+        if not name.strip():
+            raise self.fail(f"{key}.name", "expected a non-empty name")
+        on = self.check_type(f"{key}.on", raw.get("on", "mention"), str, "an event name")
+        if on not in ALERT_EVENTS:
+            valid = ", ".join(ALERT_EVENTS)
+            raise self.fail(f"{key}.on", f"unknown event {on!r} (expected one of: {valid})")
+        filters = {}
+        for filter_name, spec in RULE_FILTERS.items():
+            if filter_name in raw:
+                try:
+                    filters[filter_name] = spec.read(raw[filter_name], context)
+                except ValueError as exc:
+                    raise self.fail(f"{key}.{filter_name}", str(exc)) from None
+        to, command = self.alert_channels(key, raw)
+        secret = raw.get("secret")
+        if secret is not None:
+            self.check_type(f"{key}.secret", secret, str, "a string")
+        cap = raw.get("max_per_hour")
+        if cap is not None and self.check_type(f"{key}.max_per_hour", cap, int, "a count") < 1:
+            raise self.fail(f"{key}.max_per_hour", f"expected at least 1, got {cap}")
+        group = self.check_type(f"{key}.group", raw.get("group", True), bool, "true or false")
+        optional = {}
+        if "max_age" in raw:
+            optional["max_age"] = self.duration(f"{key}.max_age", raw["max_age"])
+        return AlertRule(
+            name=name, to=to, command=command, on=on, filters=filters, secret=secret or None,
+            max_per_hour=cap, group=group, **optional,
+        )  # fmt: skip
+
+    def alert_channels(self, key: str, raw: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
+        """A rule's `to` URLs and its `command`; at least one of them."""
+        from mentionwatch.alerts import command_argv, url_problem
+
+        to = raw.get("to", [])
+        to = [to] if isinstance(to, str) else to
+        if not isinstance(to, list) or not all(isinstance(u, str) for u in to):
+            raise self.fail(f"{key}.to", "expected a list of channel URLs")
+        for url in to:
+            problem = url_problem(url)
+            if problem:
+                raise self.fail(f"{key}.to", problem)
+        command: tuple[str, ...] = ()
+        if "command" in raw:
+            value = raw["command"]
+            try:
+                if not isinstance(value, str | list) or not all(isinstance(a, str) for a in value):
+                    raise ValueError("expected a program and its arguments (a list of strings)")
+                command = command_argv(value)
+            except ValueError as exc:
+                raise self.fail(f"{key}.command", str(exc)) from None
+        if not to and not command:
+            raise self.fail(f"{key}.to", "a rule needs somewhere to send: to = [URL, …] or command")
+        return tuple(to), command
+
+
+# Keys of an [[alerts]] rule besides its filters (alerts.RULE_FILTERS).
+_ALERT_KEYS = ("name", "on", "to", "command", "secret", "max_age", "max_per_hour", "group")
+
+
+def config_error(config: Config, key: str, reason: str) -> ConfigError:
+    """A ConfigError naming the file, line and key, for checks made after loading."""
+    if config.path is None:
+        return ConfigError(f"{key}: {reason}")
+    try:
+        text = config.path.read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    return _Parser(config.path, text).fail(key, reason)
 
 
 def _describe(option: Option) -> str:

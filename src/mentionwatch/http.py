@@ -38,6 +38,8 @@ _RESET_HEADERS = ("retry-after", "x-ratelimit-reset", "ratelimit-reset", "x-rate
 class RateLimited(SourceError):
     """The platform asked us to wait longer than we are willing to."""
 
+    wait: float | None = None  # seconds until the limit resets (watch delays the source)
+
 
 class Uncertain(SourceError):
     """A write got no answer: the platform may or may not have accepted it."""
@@ -203,11 +205,13 @@ class Http:
                 return response
             wait = self._wait_hint(response)
             if wait is not None and wait > self.settings.max_wait:
-                raise RateLimited(
+                limited = RateLimited(
                     f"{self.source}: rate limited by {urlsplit(url).netloc} (HTTP "
                     f"{response.status_code}: {error_detail(response)}); the limit resets in "
                     f"{_human(wait)}, try again then"
                 )
+                limited.wait = wait
+                raise limited
             if attempt >= self.settings.retries:
                 raise SourceError(
                     f"{self.source}: HTTP {response.status_code} from {redact_url(url)} after "

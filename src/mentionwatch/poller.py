@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,17 @@ from typing import Any
 from mentionwatch.config import Config, SourceSettings
 from mentionwatch.errors import UsageError
 from mentionwatch.http import Http, SourceError, open_client
-from mentionwatch.models import Filters, Job, JobResult, Mention, PollReport, Term, parse_iso
+from mentionwatch.models import (
+    Filters,
+    Job,
+    JobResult,
+    Mention,
+    OutboxItem,
+    PollReport,
+    Term,
+    account_key,
+    parse_iso,
+)
 from mentionwatch.query import Matcher, parse
 from mentionwatch.sentiment import get_analyzer, mask_terms
 from mentionwatch.sources import registry
@@ -53,6 +63,8 @@ class Poller:
     on_jobs: Callable[[int], None] = lambda count: None
     notify: Callable[[str], None] | None = None
     analyzer_name: str | None = None
+    # Turns the new mentions of a page into alert deliveries, saved in the page's transaction.
+    queue: Callable[[list[Mention]], Iterable[OutboxItem]] | None = None
     _run: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def terms(self) -> list[Term]:
@@ -78,12 +90,15 @@ class Poller:
         return chosen
 
     def run(self) -> PollReport:
-        terms, chosen = self.terms(), self.settings()
-        return asyncio.run(self._poll(terms, chosen))
+        return asyncio.run(self.arun())
+
+    async def arun(self) -> PollReport:
+        """The poll, in a running event loop (watch runs one per source at once)."""
+        return await self._poll(self.terms(), self.settings())
 
     async def _poll(self, terms: list[Term], chosen: list[SourceSettings]) -> PollReport:
         self.matcher = Matcher(list(self.config.terms))
-        self.ignored = {_account(a) for a in self.config.poll.ignore_authors}
+        self.ignored = {account_key(a) for a in self.config.poll.ignore_authors}
         self.atoms = {t.name: parse(t.query).atoms() for t in self.config.terms}
         report = PollReport()
         host_limits: dict[str, asyncio.Semaphore] = {}
@@ -112,13 +127,16 @@ class Poller:
                 mentions = self._verified(page.mentions)
                 result.fetched += len(page.mentions)
                 self._tag_new(mentions)
-                result.new += self.store.save_page(job.source, job.scope, mentions, page.cursor)
+                result.new += self.store.save_page(
+                    job.source, job.scope, mentions, page.cursor, queue=self.queue
+                )
                 if page.note:
                     result.notes.append(page.note)
                 if page.reads is not None:
                     result.reads = (result.reads or 0) + page.reads
         except SourceError as exc:
             result.error = str(exc)
+            result.retry_after = getattr(exc, "wait", None)
         except Exception as exc:  # a bug or a hostile response must not stop other sources
             result.error = f"{job.source}: unexpected {type(exc).__name__}: {exc}"
         return self._record(result)
@@ -131,7 +149,7 @@ class Poller:
     def _verified(self, mentions: list[Mention]) -> list[Mention]:
         kept = []
         for m in mentions:
-            if _account(m.author) in self.ignored:
+            if account_key(m.author) in self.ignored:
                 continue
             m.terms = self.matcher.matching_terms(m.source, m.match_text)
             if m.terms:
@@ -195,11 +213,6 @@ async def _check(source: Source) -> SourceCheck:
         return SourceCheck(source.name, False, f"{source.name}: no check available")
     except Exception as exc:
         return SourceCheck(source.name, False, f"{source.name}: unexpected {type(exc).__name__}")
-
-
-def _account(name: str | None) -> str:
-    """An author as written in ignore_authors: any case, with or without @ or u/."""
-    return (name or "").strip().lower().removeprefix("@").removeprefix("u/")
 
 
 def _scored_text(m: Mention) -> str:
@@ -268,12 +281,13 @@ def rescore(
     """
     analyzer = get_analyzer(analyzer_name or config.analyzer)
     atoms = {t.name: parse(t.query).atoms() for t in config.terms}
-    mentions = list(store.mentions(Filters(status=None)))
+    mentions = list(store.mentions(Filters(statuses=())))
     changed, batch = 0, []
     for done, m in enumerate(mentions, 1):
         words = [a for t in m.terms for a in atoms.get(t, ())]
         score = analyzer.score(mask_terms(_scored_text(m), words))
         changed += score.label != m.sentiment
+        assert m.id is not None  # read from the store
         batch.append((m.id, score.label, score.polarity, score.intents))
         if len(batch) == 1000 or done == len(mentions):
             store.update_sentiment(batch)

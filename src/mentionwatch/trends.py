@@ -311,7 +311,7 @@ def stats(
 
 def spike_filters(term: str, sentiment: str | None) -> Filters:
     """What a spike rule counts: every mention of the term (echoes included), any status."""
-    return Filters(terms=(term,), sentiment=sentiment, status=None)
+    return Filters(terms=(term,), sentiments=(sentiment,) if sentiment else (), statuses=())
 
 
 def check_spike(
@@ -446,13 +446,13 @@ class Digest:
 
 def _counts(store: Store, filters: Filters, since: datetime, until: datetime) -> Counts:
     bounds = [(_stamp(since), _stamp(until))]
-    window = replace(filters, since=since, status=None)
+    window = replace(filters, since=since, statuses=())
     result = Counts()
     for _, _, sentiment, count in store.period_counts(window, bounds):
         result.total += count
         if sentiment in SENTIMENTS:
             setattr(result, sentiment, getattr(result, sentiment) + count)
-    for _, _, _, count in store.period_counts(replace(window, status="open"), bounds):
+    for _, _, _, count in store.period_counts(replace(window, statuses=("open",)), bounds):
         result.open += count
     return result
 
@@ -472,14 +472,14 @@ def digest(
     from mentionwatch.triage import by_priority
 
     until = until or utcnow()
-    base = filters or Filters(status=None)
+    base = filters or Filters(statuses=())
     length = until - since
     current = _counts(store, base, since, until)
     previous = _counts(store, base, since - length, since)
-    window = replace(base, since=since, status="open")
+    window = replace(base, since=since, statuses=("open",))
     in_period = [m for m in store.mentions(window) if m.created_at < until]
     top_open = by_priority(in_period, limit)
-    negative = replace(window, sentiment="negative")
+    negative = replace(window, sentiments=("negative",))
     unanswered = [m for m in store.unanswered(negative, limit * 4) if m.created_at < until][:limit]
     reports = []
     for term in terms or _terms_in(store, replace(base, since=since)):

@@ -9,7 +9,10 @@ import typer
 
 from mentionwatch.cli.app import (
     EXIT_FAILED,
+    Choice,
+    _root_paths,
     app,
+    choice_option,
     fail,
     load_config,
     open_store,
@@ -23,12 +26,30 @@ if TYPE_CHECKING:
     from mentionwatch.store import Store
 
 
+def template_names(ctx: object = None) -> list[str]:
+    from mentionwatch.cli.app import state
+
+    state.config_path, state.db_path = _root_paths(ctx)  # type: ignore[arg-type]
+    return list(load_config().templates)
+
+
 @app.command()
 def reply(
-    mention: Annotated[str | None, typer.Argument(help="ID or key.")] = None,
-    text: Annotated[str | None, typer.Argument(help="The reply; none opens $EDITOR.")] = None,
+    mention: Annotated[
+        str | None, typer.Argument(metavar="ID", help="An ID or key (see feed).")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Argument(metavar="TEXT", help="The reply; none opens $EDITOR.")
+    ] = None,
     template: Annotated[
-        str | None, typer.Option("--template", "-t", help="Start from a [templates] entry.")
+        str | None,
+        choice_option(
+            "--template",
+            Choice(template_names, "template", "your templates"),
+            "Start from a [templates] entry: {author}, {term}, {url} filled in.",
+            "NAME",
+            short="-t",
+        ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, post nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Post without asking.")] = False,
@@ -39,7 +60,19 @@ def reply(
         bool, typer.Option("--list-templates", help="List the reply templates.")
     ] = False,
 ) -> None:
-    """Reply where the mention is: through the platform's API, or by opening its reply page."""
+    """Reply where the mention is, through its API or its page.
+
+    Shows the mention and the reply with the platform's length check, asks, posts, and
+    marks the mention handled. Platforms without a reply API (Hacker News, Stack Exchange,
+    feeds) get their reply page opened (or printed), and the reply is recorded.
+
+    \b
+    Examples:
+      mentionwatch reply 42 "Thanks, glad it helps!"
+      mentionwatch reply 42 --template help --dry-run
+      mentionwatch reply 42 "Thanks!" --yes --keep-open
+      mentionwatch reply --list-templates
+    """
     from mentionwatch import render, replies
 
     cfg = load_config()

@@ -8,29 +8,49 @@ from typing import Annotated
 import typer
 
 from mentionwatch.cli.app import (
+    Choice,
     app,
+    choice_option,
     fail,
     load_config,
     open_store,
     say,
 )
 
+SCORE_FORMATS = ("plain", "jsonl")
+AnalyzerOpt = Annotated[
+    str | None,
+    typer.Option("--analyzer", metavar="NAME",
+                 help="mentionwatch (default), textblob, vader; or [sentiment] analyzer."),
+]  # fmt: skip
+
 
 @app.command()
 def sentiment(
     texts: Annotated[
-        list[str] | None, typer.Argument(help="Texts; none reads stdin lines.")
+        list[str] | None,
+        typer.Argument(metavar="TEXT...", help="Texts to score; none reads lines from stdin."),
     ] = None,
-    analyzer: Annotated[str | None, typer.Option("--analyzer", help="Analyzer name.")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="plain or jsonl.")] = "plain",
+    analyzer: AnalyzerOpt = None,
+    fmt: Annotated[
+        str,
+        choice_option(
+            "--format", Choice(SCORE_FORMATS, "format"), "Output format.", "FORMAT", short="-f"
+        ),
+    ] = "plain",
 ) -> None:
-    """Score text with the sentiment analyzer."""
+    """Score text: sentiment, polarity and intents.
+
+    \b
+    Examples:
+      mentionwatch sentiment "the new release broke my build"
+      mentionwatch sentiment --format jsonl < texts.txt
+      mentionwatch sentiment --analyzer vader "love it"
+    """
     import json
 
     from mentionwatch.sentiment import get_analyzer
 
-    if fmt not in ("plain", "jsonl"):
-        fail(f"--format must be plain or jsonl, not {fmt!r}")
     try:
         scorer = get_analyzer(analyzer or load_config().analyzer)
     except ValueError as exc:
@@ -53,9 +73,17 @@ def sentiment(
 
 @app.command()
 def rescore(
-    analyzer: Annotated[str | None, typer.Option("--analyzer", help="Analyzer name.")] = None,
+    analyzer: AnalyzerOpt = None,
 ) -> None:
-    """Apply the current sentiment analyzer to every stored mention (after an upgrade)."""
+    """Re-tag every stored mention with the current analyzer.
+
+    Run it after an upgrade or after changing [sentiment] analyzer.
+
+    \b
+    Examples:
+      mentionwatch rescore
+      mentionwatch rescore --analyzer textblob
+    """
     from mentionwatch.poller import rescore as rescore_all
     from mentionwatch.render import progress_bar
 

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from mentionwatch.cli.app import (
+    AllStatusOpt,
+    Choice,
     IntentOpt,
     SearchOpt,
     SentimentOpt,
@@ -17,7 +19,7 @@ from mentionwatch.cli.app import (
     TermOpt,
     app,
     build_filters,
-    fail,
+    choice_option,
     load_config,
     open_store,
     stdout_console,
@@ -26,9 +28,25 @@ from mentionwatch.cli.app import (
 STATS_FORMATS = ("rich", "plain", "json", "csv")
 STATS_TABLES = ("periods", "sources", "authors", "responses")
 DIGEST_FORMATS = ("rich", "markdown", "json", "html", "text")
+
+
+def _periods(ctx: object = None) -> tuple[str, ...]:
+    from mentionwatch.trends import PERIODS
+
+    return PERIODS
+
+
+def _groups(ctx: object = None) -> tuple[str, ...]:
+    from mentionwatch.trends import GROUPS
+
+    return GROUPS
+
+
 TzOpt = Annotated[
-    str | None, typer.Option("--tz", help="Time zone for periods, e.g. Europe/Berlin [env: TZ].")
-]
+    str | None,
+    typer.Option("--tz", metavar="ZONE", help="Time zone, e.g. Europe/Berlin [default: $TZ, "
+                 "else the system's]."),
+]  # fmt: skip
 
 
 @app.command()
@@ -37,29 +55,45 @@ def stats(
     source: SourceOpt = None,
     term: TermOpt = None,
     sentiment: SentimentOpt = None,
-    status: Annotated[str, typer.Option(help="open, handled, ignored or all.")] = "all",
+    status: AllStatusOpt = None,
     search: SearchOpt = None,
     intent: IntentOpt = None,
-    by: Annotated[str, typer.Option("--by", help="Period: hour, day or week.")] = "day",
+    by: Annotated[
+        str, choice_option("--by", Choice(_periods, "period"), "One row per period.", "PERIOD")
+    ] = "day",
     group: Annotated[
-        str | None, typer.Option("--group", help="One series per term or source.")
+        str | None,
+        choice_option("--group", Choice(_groups, "group"), "One series per term or source.", "BY"),
     ] = None,
     table: Annotated[
         str,
-        typer.Option("--table", help="What json/csv list: periods, sources, authors or responses."),
+        choice_option("--table", Choice(STATS_TABLES, "table"), "What json/csv list.", "TABLE"),
     ] = "periods",
     tz: TzOpt = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="rich, plain, json or csv.")] = "rich",
+    fmt: Annotated[
+        str,
+        choice_option(
+            "--format", Choice(STATS_FORMATS, "format"), "Output format.", "FORMAT", short="-f"
+        ),
+    ] = "rich",
 ) -> None:
     """Volume and sentiment over time, with a chart; top sources and authors; how fast
-    mentions are answered."""
+    mentions are answered.
+
+    Every status by default. Periods are your time zone's hours, days or weeks; those with
+    no mentions are listed with zeros. On a terminal a bar per period is drawn; --format
+    json or csv prints one row per period (and group) for scripts and spreadsheets.
+
+    \b
+    Examples:
+      mentionwatch stats --since 1w
+      mentionwatch stats --by hour --since 1d --sentiment negative
+      mentionwatch stats --group term --format csv > per-term.csv
+      mentionwatch stats --table responses --format json
+    """
     from mentionwatch import trends, trendview
 
-    if fmt not in STATS_FORMATS:
-        fail(f"--format must be one of {', '.join(STATS_FORMATS)}, not {fmt!r}")
-    if table not in STATS_TABLES:
-        fail(f"--table must be one of {', '.join(STATS_TABLES)}, not {table!r}")
-    filters = build_filters(since, source, term, sentiment, status, search, intent)
+    filters = build_filters(since, source, term, sentiment, status, search, intent, "all")
     zone = trends.local_zone(tz)
     result = trends.stats(open_store(load_config()), filters, by, group, zone)
     if fmt in ("json", "csv"):
@@ -77,26 +111,42 @@ def stats(
 
 @app.command()
 def digest(
-    since: Annotated[str, typer.Option("--since", help="The period: 1d, 1w, 12h or ISO.")] = "1d",
+    since: Annotated[
+        str, typer.Option("--since", metavar="WHEN", help="The period: 1d, 12h, 1w or an ISO date.")
+    ] = "1d",
     term: TermOpt = None,
     tz: TzOpt = None,
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="rich, markdown, json, html or text.")
+        str,
+        choice_option(
+            "--format",
+            Choice(DIGEST_FORMATS, "format"),
+            "markdown for chat, html or text for mail, json as the webhook sends.",
+            "FORMAT",
+            short="-f",
+        ),
     ] = "rich",
 ) -> None:
-    """The summary a digest alert sends: counts and trend, what to answer first, unanswered
-    negatives, spikes, response times."""
+    """The summary a digest alert sends, printed.
+
+    Counts and their change against the period before, the open mentions to answer first,
+    negative ones nobody answered, the spikes that began, and response times.
+
+    \b
+    Examples:
+      mentionwatch digest
+      mentionwatch digest --since 1w --format markdown
+    """
     import json
 
     from mentionwatch import trends, trendview
 
-    if fmt not in DIGEST_FORMATS:
-        fail(f"--format must be one of {', '.join(DIGEST_FORMATS)}, not {fmt!r}")
-    filters = build_filters(since, None, term, None, "all", None)
+    filters = build_filters(since, None, term, None, None, None, None, "all")
     assert filters.since is not None
     cfg = load_config()
     names = list(term or ()) or [t.name for t in cfg.terms]
-    result = trends.digest(open_store(cfg), filters.since, names, trends.local_zone(tz), filters)
+    result = trends.digest(open_store(cfg), filters.since, names, trends.local_zone(tz),
+                           filters)  # fmt: skip
     if fmt == "json":
         print(json.dumps(trendview.digest_dict(result), ensure_ascii=False, indent=1))
     elif fmt == "markdown":
