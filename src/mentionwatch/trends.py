@@ -281,11 +281,12 @@ class Stats:
     sources: list[dict[str, Any]]
     authors: list[dict[str, Any]]
     responses: list[ResponseRow]
+    overall: list[PeriodRow]  # the rows without groups (a mention counts once)
 
     def totals(self) -> PeriodRow:
-        """All periods (and groups) added up."""
-        whole = PeriodRow(self.rows[0].period if self.rows else utcnow(), None)
-        for r in self.rows:
+        """All periods added up, each mention once."""
+        whole = PeriodRow(self.overall[0].period if self.overall else utcnow(), None)
+        for r in self.overall:
             for label in ("positive", "neutral", "negative", "unscored"):
                 setattr(whole, label, getattr(whole, label) + getattr(r, label))
         return whole
@@ -300,10 +301,13 @@ def stats(
     limit: int = 10,
     now: datetime | None = None,
 ) -> Stats:
+    now = now or utcnow()
     rows = period_rows(store, filters, by, group, zone, now)
+    overall = period_rows(store, filters, by, None, zone, now) if group else rows
     sources = [dict(r) for r in store.top(filters, "source", limit)]
     authors = [dict(r) for r in store.top(filters, "author", limit)]
-    return Stats(filters.since, by, group, zone, rows, sources, authors, responses(store, filters))
+    return Stats(filters.since, by, group, zone, rows, sources, authors,
+                 responses(store, filters), overall)  # fmt: skip
 
 
 # Spikes

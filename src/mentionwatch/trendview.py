@@ -121,8 +121,8 @@ def print_stats(console: Console, stats: Stats, chart: bool) -> None:
         line.append(str(getattr(whole, label)))
     line.append(f"  negative share {share(whole.negative_share)}")
     console.print(line, soft_wrap=True)
-    last = [r for r in stats.rows if r.group == groups[0]][-2:] if stats.rows else []
-    if len(last) == 2 and stats.group is None:
+    last = stats.overall[-2:]
+    if len(last) == 2:
         this, before = last[1], last[0]
         console.print(
             Text(
