@@ -47,6 +47,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     for name in ("MENTIONWATCH_CONFIG", "MENTIONWATCH_DB", "NO_COLOR", "FORCE_COLOR"):
         monkeypatch.delenv(name, raising=False)
+    from mentionwatch import scrub
+
+    scrub.forget()  # one process runs every test: no test's secrets mask another's text
 
 
 @pytest.fixture
@@ -67,6 +70,7 @@ class Project:
     def write_config(self, body: str, *, poll_settings: bool = True) -> Path:
         text = body.replace("{web}", self.web.url)
         self.config.write_text(text + ("\n" + POLL_SETTINGS if poll_settings else ""))
+        self.config.chmod(0o600)  # it holds test credentials: readable by others would warn
         return self.config
 
     def run(self, *args: str, input: str | None = None, env: dict | None = None) -> Result:

@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +33,19 @@ class SourceSettings:
     base_url: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     interval: float | None = None  # seconds between polls in `watch` (None: the default)
+    # Why this source cannot be used yet (an unset ${VAR} in its table). Only commands that
+    # touch the source fail on it, so one missing token never stops feed, export or sources.
+    problem: str | None = None
+    unset: str | None = None  # the variable that is not set
 
     def get(self, key: str) -> Any:
         return self.options.get(key)
+
+    def usable(self) -> SourceSettings:
+        """These settings, or the ConfigError that stops a command which needs them."""
+        if self.problem:
+            raise ConfigError(self.problem)
+        return self
 
 
 @dataclass(frozen=True)
@@ -61,12 +71,14 @@ class Config:
     templates: Mapping[str, str] = field(default_factory=dict)
     analyzer: str | None = None
     alerts: tuple[AlertRule, ...] = ()
+    warnings: tuple[str, ...] = ()  # for the user, once (e.g. a readable config with secrets)
 
     def enabled_sources(self) -> list[SourceSettings]:
         return [s for s in self.sources.values() if s.enabled]
 
     def secrets(self) -> list[str]:
-        """Every configured secret value, so messages can be scrubbed of them."""
+        """Every configured secret value (and any password inside a URL), so the scrubber
+        can remove them from every message."""
         from mentionwatch.sources import registry
 
         found = []
@@ -76,6 +88,10 @@ class Config:
                 value = settings.options.get(key)
                 if option.secret and isinstance(value, str) and value:
                     found.append(value)
+            for value in (settings.base_url, *settings.options.values()):
+                for item in value if isinstance(value, list) else [value]:
+                    if isinstance(item, str) and "@" in item:
+                        found += _url_password(item)
         if self.alerts:
             from mentionwatch.alerts import url_secrets
 
@@ -83,6 +99,14 @@ class Config:
                 found += [rule.secret] if rule.secret else []
                 found += [s for url in rule.to for s in url_secrets(url)]
         return found
+
+
+class UnsetVariable(ConfigError):
+    """A ${VAR} the config names is not in the environment."""
+
+    def __init__(self, message: str, variable: str) -> None:
+        super().__init__(message)
+        self.variable = variable
 
 
 def default_config_path() -> Path:
@@ -113,8 +137,20 @@ def example_text() -> str:
 
 
 def write_starter(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(example_text(), encoding="utf-8")
+    """The commented starter config, owner-only (it will hold credentials)."""
+    from mentionwatch.files import write_private
+
+    write_private(path, example_text())
+
+
+def _url_password(url: str) -> list[str]:
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    return [password] if password else []
 
 
 def load(
@@ -140,7 +176,22 @@ def load(
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    return _Parser(path, text).config(data, db_override)
+    parser = _Parser(path, text)
+    config = parser.config(data, db_override)
+    from mentionwatch import scrub
+
+    scrub.register(*config.secrets())
+    if parser.literal_secrets:
+        from mentionwatch.files import readable_by_others
+
+        if readable_by_others(path):
+            key = parser.literal_secrets[0]
+            warning = (
+                f"warning: {path} holds a secret ({key}) and other users can read it: run "
+                f"'chmod 600 {path}', or put the secret in an environment variable (${{VAR}})"
+            )
+            config = replace(config, warnings=(*config.warnings, warning))
+    return config
 
 
 def _db_path(cli_value: Path | None, configured: str | None, config_dir: Path | None) -> Path:
@@ -181,6 +232,7 @@ class _Parser:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
         self.lines = text.splitlines()
+        self.literal_secrets: list[str] = []  # keys whose secret is written in the file
 
     def fail(self, key: str, reason: str) -> ConfigError:
         line = self._line_of(key)
@@ -225,9 +277,10 @@ class _Parser:
             def sub(match: re.Match[str]) -> str:
                 name = match.group(1)
                 if name not in os.environ:
-                    raise self.fail(
+                    error = self.fail(
                         key, f"environment variable {name} is not set; export it or edit the value"
                     )
+                    raise UnsetVariable(str(error), name)
                 return os.environ[name]
 
             return _VAR.sub(sub, value)
@@ -235,11 +288,19 @@ class _Parser:
             return [self.expand(f"{key}[{i}]", v) for i, v in enumerate(value)]
         return value
 
-    def check_type(self, key: str, value: Any, expected: type | tuple[type, ...], what: str) -> Any:
+    def check_type(
+        self,
+        key: str,
+        value: Any,
+        expected: type | tuple[type, ...],
+        what: str,
+        secret: bool = False,
+    ) -> Any:
+        shown = "" if secret else f" {value!r}"  # a secret is never quoted, even a wrong one
         if isinstance(value, bool) and expected not in (bool, (bool,)):
-            raise self.fail(key, f"expected {what}, got {value!r}")
+            raise self.fail(key, f"expected {what}, got{shown or ' a boolean'}")
         if not isinstance(value, expected):
-            raise self.fail(key, f"expected {what}, got {type(value).__name__} {value!r}")
+            raise self.fail(key, f"expected {what}, got {type(value).__name__}{shown}")
         return value
 
     def config(self, data: dict[str, Any], db_override: Path | None) -> Config:
@@ -336,19 +397,28 @@ class _Parser:
             }
             self.only(key, raw, options)
             values: dict[str, Any] = {}
+            problem = unset = None
             for opt_name, option in options.items():
                 if opt_name not in raw:
                     values[opt_name] = option.default
                     continue
                 opt_key = f"{key}.{opt_name}"
-                expanded = self.expand(opt_key, raw[opt_name])
-                values[opt_name] = self.check_type(
-                    opt_key, expanded, option.type, _describe(option)
-                )
+                self.check_type(opt_key, raw[opt_name], option.type, _describe(option),
+                                option.secret)  # fmt: skip
                 if isinstance(option.default, list) and not all(
-                    isinstance(v, str) for v in values[opt_name]
+                    isinstance(v, str) for v in raw[opt_name]
                 ):
                     raise self.fail(opt_key, "expected a list of strings")
+                value = raw[opt_name]
+                if option.secret and isinstance(value, str) and value and not _VAR.search(value):
+                    self.literal_secrets.append(opt_key)
+                try:
+                    values[opt_name] = self.expand(opt_key, raw[opt_name])
+                except UnsetVariable as exc:
+                    # Kept for later: only a command that uses this source needs the variable.
+                    if problem is None:
+                        problem, unset = str(exc), exc.variable
+                    values[opt_name] = option.default
             base_url = values.pop("base_url") or spec.default_base_url
             if base_url is not None and not re.match(r"https?://", base_url):
                 raise self.fail(f"{key}.base_url", f"expected an http(s) URL, got {base_url!r}")
@@ -360,6 +430,8 @@ class _Parser:
                 base_url=base_url.rstrip("/") if base_url else None,
                 options=values,
                 interval=None if interval is None else self.duration(f"{key}.interval", interval),
+                problem=problem,
+                unset=unset,
             )
         return result
 

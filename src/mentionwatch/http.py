@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from mentionwatch import __version__
+from mentionwatch import __version__, scrub
 from mentionwatch.errors import SourceError
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def _parse_when(raw: str) -> float | None:
 def error_detail(response: httpx.Response) -> str:
     """The platform's own reason from an error body, in one short line."""
     ctype = response.headers.get("content-type", "")
-    body = response.text[:4000]
+    body = scrub.scrub(response.text)[:4000]  # before cutting: no half secret survives
     if "html" in ctype or body.lstrip()[:1] == "<":
         title = re.search(r"<title[^>]*>(.*?)</title>", body, re.I | re.S)
         hint = f" ({' '.join(title.group(1).split())[:80]})" if title else ""
@@ -131,11 +131,14 @@ def _message_from_json(data: Any) -> str | None:
 def open_client(settings: PollSettings) -> httpx.AsyncClient:
     import httpx
 
+    scrub.guard_logging()
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
         headers={"User-Agent": settings.user_agent or DEFAULT_USER_AGENT},
         follow_redirects=True,
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        # Every credential a request carries is known to the scrubber before it is sent.
+        event_hooks={"request": [scrub.note_request]},
     )
 
 

@@ -143,6 +143,7 @@ class JobResult:
     notes: list[str] = field(default_factory=list)
     reads: int | None = None
     retry_after: float | None = None  # seconds the platform asked us to wait (rate limited)
+    interrupted: bool = False  # stopped by Ctrl-C; what it saved by then is counted
 
 
 @dataclass(slots=True)

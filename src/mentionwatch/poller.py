@@ -33,10 +33,21 @@ from mentionwatch.sentiment import get_analyzer, mask_terms
 from mentionwatch.sources import registry
 from mentionwatch.sources.base import Source
 from mentionwatch.store import Store
+from mentionwatch.text import inert, inert_fields
 
 
 class PollError(UsageError):
     """The poll cannot start (nothing to poll, unknown source or term)."""
+
+
+class PollInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a poll; `report` holds what each job had saved by then.
+
+    A KeyboardInterrupt, so code that stops on Ctrl-C keeps doing so."""
+
+    def __init__(self, report: PollReport) -> None:
+        super().__init__("interrupted")
+        self.report = report
 
 
 @dataclass
@@ -87,20 +98,26 @@ class Poller:
         chosen = [s for n, s in enabled.items() if not self.only_sources or n in self.only_sources]
         if not chosen:
             raise PollError("no source is enabled: add a [sources.NAME] table to the config")
-        return chosen
+        return [s.usable() for s in chosen]  # only these need their ${VAR}s
 
     def run(self) -> PollReport:
-        return asyncio.run(self.arun())
+        """Poll every chosen source; Ctrl-C raises PollInterrupted with what was saved."""
+        try:
+            return asyncio.run(self.arun())
+        except KeyboardInterrupt:
+            raise PollInterrupted(getattr(self, "report", PollReport())) from None
 
     async def arun(self) -> PollReport:
         """The poll, in a running event loop (watch runs one per source at once)."""
-        return await self._poll(self.terms(), self.settings())
+        chosen, terms = self.settings(), self.terms()
+        self.report = PollReport()
+        await self._poll(terms, chosen)
+        return self.report
 
-    async def _poll(self, terms: list[Term], chosen: list[SourceSettings]) -> PollReport:
+    async def _poll(self, terms: list[Term], chosen: list[SourceSettings]) -> None:
         self.matcher = Matcher(list(self.config.terms))
         self.ignored = {account_key(a) for a in self.config.poll.ignore_authors}
         self.atoms = {t.name: parse(t.query).atoms() for t in self.config.terms}
-        report = PollReport()
         host_limits: dict[str, asyncio.Semaphore] = {}
         async with open_client(self.config.poll) as client:
             work = []
@@ -109,22 +126,25 @@ class Poller:
                                       self.notify)  # fmt: skip
                 missing = source.missing_credentials()
                 if missing:
-                    report.results.append(
+                    self.report.results.append(
                         self._record(JobResult(settings.name, "*", error=missing))
                     )
                     continue
                 work += [(source, job) for job in source.jobs(terms)]
             self.on_jobs(len(work))
-            results = await asyncio.gather(*(self._job(source, job) for source, job in work))
-        report.results.extend(results)
-        return report
+            # Results are in the report from the start, so an interrupted poll can still say
+            # what each job saved.
+            results = [JobResult(job.source, job.scope) for _, job in work]
+            self.report.results.extend(results)
+            jobs = zip(work, results, strict=True)
+            await asyncio.gather(*(self._job(src, job, result) for (src, job), result in jobs))
 
-    async def _job(self, source: Source, job: Job) -> JobResult:
-        result = JobResult(job.source, job.scope)
+    async def _job(self, source: Source, job: Job, result: JobResult) -> None:
         try:
             cursor = self.store.get_cursor(job.source, job.scope)
             async for page in source.fetch(job, cursor):
-                mentions = self._verified(page.mentions)
+                # The boundary: platform text becomes inert here, before matching and storing.
+                mentions = self._verified([inert_fields(m) for m in page.mentions])
                 result.fetched += len(page.mentions)
                 self._tag_new(mentions)
                 result.new += self.store.save_page(
@@ -137,9 +157,13 @@ class Poller:
         except SourceError as exc:
             result.error = str(exc)
             result.retry_after = getattr(exc, "wait", None)
+        except asyncio.CancelledError:  # Ctrl-C: what was saved stays saved
+            result.interrupted = True
+            self._record(result)
+            raise
         except Exception as exc:  # a bug or a hostile response must not stop other sources
-            result.error = f"{job.source}: unexpected {type(exc).__name__}: {exc}"
-        return self._record(result)
+            result.error = inert(f"{job.source}: unexpected {type(exc).__name__}: {exc}")
+        self._record(result)
 
     def _record(self, result: JobResult) -> JobResult:
         self.store.log_poll(self._run, result)
@@ -176,7 +200,11 @@ def build_source(
     host_limits: dict[str, asyncio.Semaphore] | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> Source:
-    """A source instance wired to the shared HTTP client and its slice of the database."""
+    """A source instance wired to the shared HTTP client and its slice of the database.
+
+    Raises ConfigError when its settings are unusable (an unset ${VAR}): using a source is
+    what needs its credentials."""
+    settings = settings.usable()
     http = Http(settings.name, client, config.poll, {} if host_limits is None else host_limits,
                 notify)  # fmt: skip
     return registry()[settings.name](settings, http, StoreState(store, settings.name), config.poll)
@@ -195,10 +223,15 @@ def check_sources(config: Config, store: Store) -> list[SourceCheck]:
     async def run() -> list[SourceCheck]:
         async with open_client(config.poll) as client:
             return list(await asyncio.gather(*(
-                _check(build_source(s, config, store, client)) for s in config.enabled_sources()
+                _check(build_source(s, config, store, client)) if not s.problem
+                else _unusable(s) for s in config.enabled_sources()
             )))  # fmt: skip
 
     return asyncio.run(run())
+
+
+async def _unusable(settings: SourceSettings) -> SourceCheck:
+    return SourceCheck(settings.name, False, settings.problem or "")
 
 
 async def _check(source: Source) -> SourceCheck:
@@ -243,8 +276,11 @@ def source_overview(config: Config, store: Store) -> list[SourceOverview]:
             row = SourceOverview(name, "not configured", "-")
         else:
             state = "enabled" if settings.enabled else "disabled"
-            source = build_source(settings, config, store, client=None)
-            row = SourceOverview(name, state, _credentials(source))
+            if settings.problem:  # an unset ${VAR}: say which, as the credentials' state
+                row = SourceOverview(name, state, f"missing: ${{{settings.unset}}} is not set")
+            else:
+                source = build_source(settings, config, store, client=None)
+                row = SourceOverview(name, state, _credentials(source))
         jobs = last.get(name, [])
         if jobs:
             row.last_poll = parse_iso(max(j["finished_at"] for j in jobs))

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from mentionwatch.models import JobResult, Mention, PollReport, ThreadPost, iso, parse_iso, utcnow
-from mentionwatch.text import strip_controls
+from mentionwatch.text import inert
 from mentionwatch.triage import mention_priority
 
 RECORD_KEYS = (
@@ -37,9 +37,12 @@ if TYPE_CHECKING:  # rich is imported where a view is drawn, so export stays fas
     from rich.console import Console
     from rich.text import Text
 
+    from mentionwatch.query import AtomPattern
+
 
 def safe(value: object) -> str:
-    return strip_controls(str(value)) if value is not None else ""
+    """Any value as text that cannot drive the terminal or reveal a secret."""
+    return inert(str(value)) if value is not None else ""
 
 
 def record(m: Mention) -> dict[str, Any]:
@@ -76,12 +79,13 @@ def age(dt: datetime, now: datetime | None = None) -> str:
     return f"{seconds}s"
 
 
-def _highlighted(value: str, patterns: Sequence[re.Pattern[str]], style: str) -> Text:
+def _highlighted(value: str, patterns: Sequence[AtomPattern], style: str) -> Text:
     from rich.text import Text
 
     text = Text(safe(value))
     for pattern in patterns:
-        text.highlight_regex(pattern, style)
+        for start, end in pattern.finditer(text.plain):
+            text.stylize(style, start, end)
     return text
 
 
@@ -142,7 +146,6 @@ def fitted_lines(text: Text, width: int, indent: int = INDENT) -> list[Text]:
     """`text` word-wrapped to `width` columns, each line after `indent` spaces. A word too
     long for a line (a URL) is never cut: it gets a line of its own, unindented when even
     that is too narrow, and the terminal shows it whole."""
-    import re
 
     from rich.cells import cell_len
     from rich.text import Text
@@ -248,7 +251,7 @@ def feed_note(summary: FeedSummary, shown: int) -> str | None:
 def print_feed(
     console: Console,
     mentions: Iterable[Mention],
-    patterns: dict[str, list[re.Pattern[str]]],
+    patterns: dict[str, list[AtomPattern]],
     summary: FeedSummary | None = None,
     hyperlinks: bool = False,
     echoes: dict[int, list[Mention]] | None = None,
@@ -446,13 +449,20 @@ def write_json(out: IO[str], mentions: Iterable[Mention]) -> int:
 
 
 def csv_cell(value: object) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
+    """A CSV cell that a spreadsheet will not run as a formula.
+
+    Numbers (polarity, reach, id) stay numbers, `-0.4889` included: only text is neutralised,
+    by a leading apostrophe when it starts with =, +, -, @, tab or CR (after any spaces,
+    which spreadsheets skip).
+    """
     if value is None:
         return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value)
     if isinstance(value, list):
         value = ", ".join(map(str, value))
     text = safe(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return "'" + text if text.lstrip(" ").startswith(_FORMULA_START) else text
 
 
 def write_csv(out: IO[str], mentions: Iterable[Mention]) -> int:
@@ -552,11 +562,14 @@ def print_summary(report: PollReport, quiet: bool, err: Callable[[str], None]) -
             reads = [r.reads for r in ok if r.reads is not None]
             if reads:
                 notes.insert(0, f"read {sum(reads)} posts")
+            stopped = sum(r.interrupted for r in ok)
+            if stopped:
+                notes.append(f"{stopped} interrupted")
             extra = f" ({'; '.join(notes)})" if notes else ""
             failed = len(results) - len(ok)
             failed_note = f", {failed} failed" if failed else ""
-            print(f"{source}: {sum(r.new for r in ok)} new of {sum(r.fetched for r in ok)} "
-                  f"fetched, {len(ok)} job(s){failed_note}{extra}")  # fmt: skip
+            print(safe(f"{source}: {sum(r.new for r in ok)} new of {sum(r.fetched for r in ok)} "
+                       f"fetched, {len(ok)} job(s){failed_note}{extra}"))  # fmt: skip
     for result in report.failures:
         err(f"error: {safe(result.error)}")
     if not quiet or report.failures:

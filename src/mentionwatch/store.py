@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from mentionwatch.errors import UsageError
+from mentionwatch.errors import EXIT_USAGE, StoreError, UsageError
+from mentionwatch.files import create_private, writable
 from mentionwatch.models import (
     Delivery,
     Filters,
@@ -247,6 +248,49 @@ def _group_echo(
         conn.execute("UPDATE mentions SET echo_of = ? WHERE id = ?", (root, mention_id))
 
 
+# Columns that hold outside text, per table, as m006_inert_text cleans them.
+_OUTSIDE_TEXT = {
+    "mentions": ("url", "author", "author_name", "title", "text", "reply_url", "extra"),
+    "polls": ("error",),
+    "replies": ("url", "remote_id", "error"),
+}
+
+
+@migration
+def m006_inert_text(db: Any) -> None:
+    """Text stored before text.inert() existed loses its controls, bidi overrides and
+    invisible format characters once, so old rows export as inert as new ones. (Keys stay:
+    they are identities, and platforms' ids are plain.)"""
+    from mentionwatch.text import inert, inert_data
+
+    for table, columns in _OUTSIDE_TEXT.items():
+        rows = db.conn.execute(f"SELECT id, {', '.join(columns)} FROM {table}").fetchall()
+        for row_id, *values in rows:
+            cleaned = [_inert_json(v, inert_data) if c == "extra" else inert(v) if v else v
+                       for c, v in zip(columns, values, strict=True)]  # fmt: skip
+            if cleaned != values:
+                sets = ", ".join(f"{c} = ?" for c in columns)
+                db.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*cleaned, row_id))
+
+
+def _inert_json(value: str | None, clean: Callable[[Any], Any]) -> str | None:
+    if not value:
+        return value
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return value
+    cleaned = clean(data)
+    return value if cleaned == data else json.dumps(cleaned, ensure_ascii=False, sort_keys=True)
+
+
+def read_only_message(path: Path) -> str:
+    return (
+        f"cannot write the database {path}: it is read-only (file permissions or a read-only "
+        "mount); feed, show, export and sources can still read it"
+    )
+
+
 class UnknownMention(UsageError, LookupError):
     """An ID or key that names no stored mention."""
 
@@ -263,10 +307,22 @@ _SELECT = (
 
 
 class Store:
-    def __init__(self, path: Path | str) -> None:
+    """The database. `readonly=True` is for commands that only read: the file is opened
+    with mode=ro (immutable on a read-only mount, where SQLite cannot create its -shm file),
+    so a read-only file or mount can still be read. A missing or outdated database is first
+    created or migrated, when it can be written."""
+
+    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        memory = str(path) == ":memory:"
+        if readonly and not memory:
+            self.conn = self._open_readonly()
+            return
+        if not memory:
+            if not writable(self.path):
+                raise StoreError(read_only_message(self.path), EXIT_USAGE)
+            create_private(self.path)  # 0600 from the start; SQLite gives -wal/-shm its mode
         # isolation_level=None: transactions are explicit (see transaction()).
         self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
         self.conn.row_factory = sqlite3.Row
@@ -274,6 +330,49 @@ class Store:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            if not writable(self.path):
+                raise StoreError(
+                    f"there is no database at {self.path}, and its folder is read-only: "
+                    "pass --db PATH", EXIT_USAGE)  # fmt: skip
+            Store(self.path).close()
+        for attempt in range(2):
+            self.conn = self._connect_readonly()
+            if not self._pending():
+                return self.conn
+            self.conn.close()
+            if attempt or not writable(self.path):
+                raise StoreError(
+                    f"the database {self.path} was made by an older mentionwatch and is "
+                    "read-only, so it cannot be upgraded: run any command once where it is "
+                    "writable, or copy it somewhere writable",
+                    EXIT_USAGE,
+                )
+            Store(self.path).close()  # migrate it, then read
+        raise AssertionError("unreachable")
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        uri = self.path.resolve().as_uri()
+        for params in ("?mode=ro", "?mode=ro&immutable=1"):
+            conn = sqlite3.connect(uri + params, uri=True, isolation_level=None, timeout=30)
+            conn.row_factory = sqlite3.Row
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                # A WAL database on a read-only mount: no -shm can be made, so read it as an
+                # immutable file (nothing can change it there anyway).
+                conn.close()
+                if params.endswith("immutable=1"):
+                    raise
+                continue
+            return conn
+        raise AssertionError("unreachable")
+
+    def _pending(self) -> list[Callable[[Any], None]]:
+        applied = self._applied()
+        return [m for m in MIGRATIONS if m.__name__ not in applied]
 
     def close(self) -> None:
         self.conn.close()
@@ -289,8 +388,7 @@ class Store:
         return {row[0] for row in self.conn.execute("SELECT name FROM _migrations")}
 
     def _migrate(self) -> None:
-        applied = self._applied()
-        pending = [m for m in MIGRATIONS if m.__name__ not in applied]
+        pending = self._pending()
         if not pending:
             return
         import sqlite_utils
@@ -513,7 +611,7 @@ class Store:
                 "INSERT INTO polls (run, source, scope, finished_at, fetched, new, error) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run, result.source, result.scope, iso(utcnow()), result.fetched, result.new,
-                 result.error),
+                 result.error or ("interrupted" if result.interrupted else None)),
             )  # fmt: skip
 
     def last_polls(self) -> dict[str, list[sqlite3.Row]]:

@@ -12,6 +12,7 @@ Conventions every command follows (the `alerts`/`watch` commands too):
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import sqlite3
@@ -101,25 +102,20 @@ class _State:
         self.db_path: Path | None = None
         self.debug = False
         self.pager = True
-        self.secrets: list[str] = []
         self.config: Config | None = None
         self.store: Store | None = None
+        self.warned: set[str] = set()
 
 
 state = _State()
 
 
-def redact(message: str) -> str:
-    for secret in state.secrets:
-        if len(secret) >= 4:
-            message = message.replace(secret, "***")
-    return message
-
-
 def say(message: str) -> None:
-    """Talk (progress, warnings, errors) goes to stderr, scrubbed of every secret."""
+    """Talk (progress, warnings, errors) goes to stderr, inert and scrubbed of every secret."""
+    from mentionwatch.text import inert
+
     sys.stdout.flush()  # keep talk and data in order when both go to one terminal or file
-    print(redact(message), file=sys.stderr)
+    print(inert(message), file=sys.stderr)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -132,18 +128,22 @@ def load_config(required: bool = False) -> Config:
 
     if state.config is None or (required and state.config.path is None):
         state.config = config.load(state.config_path, state.db_path, required=required)
-        if state.config.sources or state.config.alerts:
-            state.secrets = state.config.secrets()
+        for warning in state.config.warnings:
+            if warning not in state.warned:
+                state.warned.add(warning)
+                say(warning)
     return state.config
 
 
-def open_store(cfg: Config, create: bool = False) -> Store:
+def open_store(cfg: Config, create: bool = False, readonly: bool = False) -> Store:
     """The database; only `init` and `poll` create it, so reading a database that is not
-    there says so instead of leaving an empty file (and folders) behind."""
+    there says so instead of leaving an empty file (and folders) behind. `readonly` is for
+    commands that only read: a read-only file or mount works."""
     from mentionwatch.store import Store
 
-    if state.store is not None and state.store.path == cfg.db_path:
-        return state.store
+    cached = state.store
+    if cached is not None and cached.path == cfg.db_path and (readonly or not cached.readonly):
+        return cached
     if not create and not cfg.db_path.exists():
         raise StoreError(
             f"no database at {cfg.db_path} yet: run 'mentionwatch poll' to fetch mentions"
@@ -151,7 +151,7 @@ def open_store(cfg: Config, create: bool = False) -> Store:
             EXIT_USAGE,
         )
     try:
-        state.store = Store(cfg.db_path)
+        state.store = Store(cfg.db_path, readonly=readonly)
     except (sqlite3.DatabaseError, OSError) as exc:
         raise StoreError(
             f"cannot open the database {cfg.db_path}: {exc}; pass --db PATH for another one",
@@ -160,11 +160,22 @@ def open_store(cfg: Config, create: bool = False) -> Store:
     return state.store
 
 
-def stdout_console(fmt: str = "rich") -> Console:
+def _console(**options: Any) -> Console:
+    """A rich Console whose reader may go away (`| head`, quitting the pager): rich would
+    exit 1 then; main() treats it as success."""
     from rich.console import Console
 
+    class PipedConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return PipedConsole(highlight=False, emoji=False, markup=False, **options)
+
+
+def stdout_console(fmt: str = "rich") -> Console:
     plain = fmt == "plain" or os.environ.get("NO_COLOR")
-    console = Console(no_color=bool(plain), highlight=False, emoji=False, markup=False)
+    console = _console(no_color=bool(plain))
     if not console.is_terminal:
         console.width = 160  # a pipe or file has no width; keep tables on whole lines
     return console
@@ -184,12 +195,9 @@ def paged_console() -> Iterator[Console]:
     if argv is None:
         yield console
         return
-    from rich.console import Console
-
     pager = Pager(argv, console.height, sys.stdout)
-    paged = Console(file=cast("IO[str]", pager), force_terminal=True, width=console.width,
-                    height=console.height, no_color=console.no_color, highlight=False,
-                    emoji=False, markup=False)  # fmt: skip
+    paged = _console(file=cast("IO[str]", pager), force_terminal=True, width=console.width,
+                     height=console.height, no_color=console.no_color)  # fmt: skip
     try:
         yield paged
     finally:
@@ -222,7 +230,7 @@ def term_names(ctx: click.Context | None = None, stored: bool = True) -> list[st
     cfg = load_config()
     names = [t.name for t in cfg.terms]
     if stored and cfg.db_path.exists():
-        names += open_store(cfg).term_names()
+        names += open_store(cfg, readonly=True).term_names()
     return list(dict.fromkeys(names))
 
 
@@ -447,6 +455,13 @@ def main() -> None:
         code = app(prog_name=PROG, standalone_mode=False) or EXIT_OK
     except typer.Exit as exc:
         code = exc.exit_code
+    except SystemExit as exc:
+        # typer answers a closed pipe (`| head`) by wrapping stdout and exiting 1; the reader
+        # going away is not an error for a data command, and scripts with pipefail rely on 0.
+        if type(sys.stdout).__name__ != "PacifyFlushWrapper":
+            raise
+        _drop_stdout()
+        code = EXIT_OK if exc.code in (None, 1) else int(exc.code or EXIT_FAILED)
     except (typer.Abort, KeyboardInterrupt):
         say("mentionwatch: interrupted")
         code = EXIT_INTERRUPTED
@@ -460,15 +475,31 @@ def main() -> None:
         say(f"mentionwatch: {exc.prefix}{exc}")
         code = exc.code
     except sqlite3.OperationalError as exc:  # e.g. locked by a long write elsewhere
-        say(f"mentionwatch: database error: {exc}; try again")
-        code = EXIT_FAILED
+        if "readonly" in str(exc):
+            from mentionwatch.store import read_only_message
+
+            path = state.store.path if state.store else state.db_path or Path("the database")
+            say(f"mentionwatch: {read_only_message(path)}")
+            code = EXIT_USAGE
+        else:
+            say(f"mentionwatch: database error: {exc}; try again")
+            code = EXIT_FAILED
     except BrokenPipeError:
         # The reader of a pipe went away (`| head`): not an error for a data command.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         code = EXIT_OK
     except Exception as exc:
         if state.debug:
-            raise
-        say(f"mentionwatch: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug)")
+            from mentionwatch.scrub import print_traceback
+
+            print_traceback()  # scrubbed of secrets, like every other line
+        else:
+            say(f"mentionwatch: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug)")
         code = EXIT_FAILED
     sys.exit(code)
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the final flush has nowhere to fail."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):  # stdout already gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)

@@ -106,7 +106,7 @@ def feed(
     state.pager = state.pager and not no_pager
     filters = build_filters(since, source, term, sentiment, status, search, intent)
     cfg = load_config()
-    store = open_store(cfg)
+    store = open_store(cfg, readonly=True)
     from mentionwatch.triage import by_priority
 
     cap = limit if limit > 0 else None
@@ -172,11 +172,13 @@ def show(
       mentionwatch show hackernews:41234567 --offline
     """
     from mentionwatch import render
+    from mentionwatch.files import writable
     from mentionwatch.models import Filters
 
     state.pager = state.pager and not no_pager
     cfg = load_config()
-    store = open_store(cfg)
+    # Reading only, except that a fetched thread is kept with the mention when it can be.
+    store = open_store(cfg, readonly=not writable(cfg.db_path))
     (mention_id,) = resolve(store, [mention])
     m = store.get(mention_id)
     thread, problem = _thread(cfg, store, m, offline)
@@ -302,7 +304,7 @@ def export(
 
     fmt = fmt or _format_for(output)
     filters = build_filters(since, source, term, sentiment, status, search, intent, "all")
-    store = open_store(load_config())
+    store = open_store(load_config(), readonly=True)
     mentions = store.mentions(filters, order="oldest")
     if output is None:
         count = render.WRITERS[fmt](sys.stdout, mentions)

@@ -11,6 +11,7 @@ import typer
 from mentionwatch.cli.app import (
     CONFIGURED_TERM,
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     PROG,
     SOURCE,
     Choice,
@@ -82,7 +83,7 @@ def poll(
       */15 * * * * mentionwatch poll --quiet     (a crontab line)
     """
     from mentionwatch import alerts, delivery
-    from mentionwatch.poller import Poller
+    from mentionwatch.poller import Poller, PollInterrupted
     from mentionwatch.render import poll_progress, print_deliveries, print_summary
 
     cfg = load_config(required=True)
@@ -92,8 +93,14 @@ def poll(
         alerts.check_channels(cfg)
     queue = alerts.Queue(cfg.alerts) if alerting else None
     poller = Poller(cfg, store, source or (), term or (), notify=say, queue=queue)
-    with poll_progress(poller, enabled=not quiet and sys.stderr.isatty()):
-        report = poller.run()
+    try:
+        with poll_progress(poller, enabled=not quiet and sys.stderr.isatty()):
+            report = poller.run()
+    except PollInterrupted as stopped:
+        print_summary(stopped.report, quiet=quiet, err=say)
+        say(f"mentionwatch: interrupted; {stopped.report.new} new mention(s) saved (their "
+            "alerts wait in the outbox), and the next poll picks up from there")  # fmt: skip
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     print_summary(report, quiet=quiet, err=say)
     sent = delivery.deliver(cfg, store) if alerting else delivery.DeliveryReport()
     print_deliveries(sent, quiet=quiet, err=say)
@@ -120,7 +127,7 @@ def sources(
 
     cfg = load_config()
     if cfg.db_path.exists():
-        store = open_store(cfg)
+        store = open_store(cfg, readonly=not check)  # a check may renew a session
     else:  # nothing polled yet: list the sources without leaving a database behind
         from mentionwatch.store import Store
 

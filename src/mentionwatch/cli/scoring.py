@@ -56,19 +56,19 @@ def sentiment(
     except ValueError as exc:
         fail(str(exc))
     lines = texts if texts else (line.rstrip("\n") for line in sys.stdin)
-    from mentionwatch.text import strip_controls
+    from mentionwatch.text import inert
 
     for text in lines:
         if not text.strip():
             continue
         score = scorer.score(text)
         if fmt == "jsonl":
-            row = {"text": text, "sentiment": score.label, "polarity": score.polarity,
+            row = {"text": inert(text), "sentiment": score.label, "polarity": score.polarity,
                    "intents": list(score.intents)}  # fmt: skip
             print(json.dumps(row, ensure_ascii=False))
         else:
             intents = ",".join(score.intents) or "-"
-            print(f"{score.label:<8}\t{score.polarity:+.3f}\t{intents}\t{strip_controls(text)}")
+            print(f"{score.label:<8}\t{score.polarity:+.3f}\t{intents}\t{inert(text)}")
 
 
 @app.command()

@@ -95,7 +95,7 @@ def stats(
 
     filters = build_filters(since, source, term, sentiment, status, search, intent, "all")
     zone = trends.local_zone(tz)
-    result = trends.stats(open_store(load_config()), filters, by, group, zone)
+    result = trends.stats(open_store(load_config(), readonly=True), filters, by, group, zone)
     if fmt in ("json", "csv"):
         rows = {
             "periods": lambda: trendview.stat_rows(result),
@@ -145,8 +145,8 @@ def digest(
     assert filters.since is not None
     cfg = load_config()
     names = list(term or ()) or [t.name for t in cfg.terms]
-    result = trends.digest(open_store(cfg), filters.since, names, trends.local_zone(tz),
-                           filters)  # fmt: skip
+    store = open_store(cfg, readonly=True)
+    result = trends.digest(store, filters.since, names, trends.local_zone(tz), filters)
     if fmt == "json":
         print(json.dumps(trendview.digest_dict(result), ensure_ascii=False, indent=1))
     elif fmt == "markdown":

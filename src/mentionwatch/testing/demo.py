@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mentionwatch.files import write_private
 from mentionwatch.testing.receivers import Received, Receivers
 from mentionwatch.testing.server import LoopbackWeb
 
@@ -81,7 +82,8 @@ def run_demo(console: Any, keep: Path | None, say: Callable[[str], None]) -> Non
         db = keep or Path(tmp) / "demo.db"
         config = Path(tmp) / "config.toml"
         hook = hooks.url("/hooks/demo")
-        config.write_text(demo_config(web, db) + demo_alert(hook), encoding="utf-8")
+        # it holds the demo's credentials
+        write_private(config, demo_config(web, db) + demo_alert(hook))
         say(f"demo: a loopback web at {web.url} plays {', '.join(sorted(web.platforms))}")
         say(f"demo: an alert rule pushes complaints to a loopback webhook at {hook}")
         base = ["--config", str(config), "--db", str(db)]
@@ -161,11 +163,11 @@ def _build(web: LoopbackWeb, folder: Path, hook: str) -> tuple[Path, int]:
     from mentionwatch.models import Filters
     from mentionwatch.store import Store
 
-    folder.mkdir(parents=True, exist_ok=True)
     db, staging, config = folder / "demo.db", folder / "staging.db", folder / "config.toml"
     _remove_database(db)
     _remove_database(staging)
-    config.write_text(demo_config(web, db) + demo_alert(hook), encoding="utf-8")
+    # The config holds the demo's credentials.
+    write_private(config, demo_config(web, db) + demo_alert(hook))
     base = ["--config", str(config)]
     # No alerts while building: the staging database's IDs are not the ones users see.
     app([*base, "--db", str(staging), "poll", "--quiet", "--no-alerts"], prog_name="mentionwatch",
