@@ -458,3 +458,22 @@ def test_a_failing_apprise_channel_says_why_and_stores_no_secret(project, rx):
     stored = project.rows("SELECT * FROM alert_log") + project.rows("SELECT * FROM outbox")
     for text in (result.out, result.err, listing, repr(stored)):
         assert token not in text
+
+
+def test_an_unset_variable_in_a_rule_stops_only_the_commands_that_deliver(project, rx):
+    project.write_config(
+        config(f"""
+[[alerts]]
+name = "complaints"
+to = ["{rx.url("/hooks/a")}"]
+secret = "${{PB_HOOK_SECRET_UNSET}}"
+""")
+    )
+    assert project.run("poll", "--no-alerts").code == 0
+    feed = project.run("feed", "--format", "ids")
+    assert feed.code == 0 and feed.out.strip()
+    assert project.run("alerts").code == 0
+    polled = project.run("poll")
+    assert polled.code == 2
+    assert "alerts[0].secret: environment variable PB_HOOK_SECRET_UNSET is not set" in polled.err
+    assert rx.seen() == []

@@ -146,6 +146,7 @@ class AlertRule:
     max_age: float = DEFAULT_MAX_AGE  # seconds: older mentions are not pushed
     max_per_hour: int | None = None  # messages to each people channel
     group: bool = True  # several mentions of one poll in one message (people channels)
+    problem: str | None = None  # an unset ${VAR}: only commands that deliver fail on it
 
     def matches(self, m: Mention, now: datetime | None = None) -> bool:
         now = now or utcnow()
@@ -217,14 +218,18 @@ def command_argv(value: str | list[str]) -> tuple[str, ...]:
 
 
 def check_channels(config: Config) -> None:
-    """Raise a ConfigError (file:line, key) for any Apprise URL that Apprise cannot use.
+    """Raise a ConfigError (file:line, key) for a rule with an unset ${VAR} or an Apprise URL
+    that Apprise cannot use.
 
     Done by the commands that deliver, not when the config is read, so that feed and export
     never import Apprise."""
     from mentionwatch.channels import apprise_plugin
     from mentionwatch.config import config_error
+    from mentionwatch.errors import ConfigError
 
     for i, rule in enumerate(config.alerts):
+        if rule.problem:
+            raise ConfigError(rule.problem)
         for j, url in enumerate(rule.to):
             if not is_webhook(url) and apprise_plugin(url) is None:
                 raise config_error(

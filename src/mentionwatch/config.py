@@ -475,7 +475,14 @@ class _Parser:
         from mentionwatch.alerts import ALERT_EVENTS, RULE_FILTERS, AlertRule
 
         self.only(key, raw, {*_ALERT_KEYS, *RULE_FILTERS})
-        raw = {k: self.expand(f"{key}.{k}", v) for k, v in raw.items()}
+        problem = None
+        for k, v in list(raw.items()):
+            try:
+                raw[k] = self.expand(f"{key}.{k}", v)
+            except UnsetVariable as exc:
+                # Kept for later, as for sources: only commands that deliver need it.
+                problem = problem or str(exc)
+                raw[k] = _without_unset(v)
         if "name" not in raw:
             raise self.fail(key, "every [[alerts]] rule needs a name")
         name = self.check_type(f"{key}.name", raw["name"], str, "a rule name")
@@ -505,7 +512,7 @@ class _Parser:
             optional["max_age"] = self.duration(f"{key}.max_age", raw["max_age"])
         return AlertRule(
             name=name, to=to, command=command, on=on, filters=filters, secret=secret or None,
-            max_per_hour=cap, group=group, **optional,
+            max_per_hour=cap, group=group, problem=problem, **optional,
         )  # fmt: skip
 
     def alert_channels(self, key: str, raw: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
@@ -532,6 +539,15 @@ class _Parser:
         if not to and not command:
             raise self.fail(f"{key}.to", "a rule needs somewhere to send: to = [URL, …] or command")
         return tuple(to), command
+
+
+def _without_unset(value: Any) -> Any:
+    """A value with its unset ${VAR}s left empty, so the rest of it can still be checked."""
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: os.environ.get(m.group(1), ""), value)
+    if isinstance(value, list):
+        return [_without_unset(v) for v in value]
+    return value
 
 
 # Keys of an [[alerts]] rule besides its filters (alerts.RULE_FILTERS).
