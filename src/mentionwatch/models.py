@@ -54,6 +54,7 @@ class Mention:
     id: int | None = None
     status: str = "open"
     fetched_at: datetime | None = None
+    echo_of: int | None = None  # the id of the original this post repeats (echoes.py)
 
     @property
     def key(self) -> str:
