@@ -16,15 +16,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from mentionwatch.models import JobResult, Mention, PollReport, ThreadPost, iso, parse_iso, utcnow
+from mentionwatch.models import (
+    MENTION_COLUMNS,
+    RECORD_KEYS,
+    JobResult,
+    Mention,
+    PollReport,
+    ThreadPost,
+    iso,
+    parse_iso,
+    utcnow,
+)
 from mentionwatch.text import inert
 from mentionwatch.triage import mention_priority
 
-RECORD_KEYS = (
-    "id", "key", "source", "url", "author", "author_name", "title", "text", "created_at",
-    "fetched_at", "terms", "sentiment", "polarity", "status", "reach", "reply_url",
-    "intents", "priority", "echo_of",
-)  # fmt: skip
 SENTIMENT_STYLE = {"positive": "bold green", "neutral": "dim", "negative": "bold red"}
 SENTIMENT_TAG = {"positive": "+ pos", "neutral": "· neu", "negative": "- neg"}
 INTENT_TAG = {"question": "?question", "complaint": "!complaint", "request": ">request",
@@ -46,28 +51,24 @@ def safe(value: object) -> str:
 
 
 def record(m: Mention) -> dict[str, Any]:
-    """The JSONL record of design.md: every key always present."""
-    return {
-        "id": m.id,
-        "key": m.key,
-        "source": m.source,
-        "url": m.url,
-        "author": m.author,
-        "author_name": m.author_name,
-        "title": m.title,
-        "text": m.text,
-        "created_at": iso(m.created_at),
-        "fetched_at": iso(m.fetched_at),
-        "terms": list(m.terms),
-        "sentiment": m.sentiment,
-        "polarity": m.polarity,
-        "status": m.status,
-        "reach": m.reach,
-        "reply_url": m.reply_url,
-        "intents": list(m.intents),
-        "priority": round(mention_priority(m), 3),
-        "echo_of": m.echo_of,
-    }
+    """The JSONL record of design.md: every key always present (models.RECORD_KEYS)."""
+    return {key: get(m) for key, get in _RECORD_VALUES}
+
+
+def _record_value(key: str) -> Callable[[Mention], Any]:
+    if key == "key":
+        return lambda m: m.key
+    if key == "priority":
+        return lambda m: round(mention_priority(m), 3)
+    kind = dict(MENTION_COLUMNS).get(key)
+    if kind == "time":
+        return lambda m: iso(getattr(m, key))
+    if kind == "json" or key == "terms":
+        return lambda m: list(getattr(m, key))
+    return lambda m: getattr(m, key)
+
+
+_RECORD_VALUES = [(key, _record_value(key)) for key in RECORD_KEYS]
 
 
 def age(dt: datetime, now: datetime | None = None) -> str:
@@ -222,6 +223,7 @@ class FeedSummary:
     counts: dict[str, int]  # mentions that pass the filters, per status (status filter ignored)
     filtered: bool  # filters other than --status apply
     limit: int | None = None
+    cap: int | None = None  # counts stopped here: a count equal to it means at least that
 
 
 def feed_note(summary: FeedSummary, shown: int) -> str | None:
@@ -231,7 +233,10 @@ def feed_note(summary: FeedSummary, shown: int) -> str | None:
     hidden = {s: n for s, n in summary.counts.items() if n and s not in chosen}
     hidden_part = ""
     if hidden:
-        counts = " and ".join(f"{n} {s}" for s, n in hidden.items())
+        cap = summary.cap
+        counts = " and ".join(
+            f"{n}{'+' if cap and n >= cap else ''} {s}" for s, n in hidden.items()
+        )
         verb = "" if shown else " is" if sum(hidden.values()) == 1 else " are"
         hidden_part = f"{counts}{verb} hidden: --status all"
     if shown == 0:
@@ -242,7 +247,8 @@ def feed_note(summary: FeedSummary, shown: int) -> str | None:
             return f"no {which}mentions match these filters"
         return "no mentions yet: run 'mentionwatch poll' to fetch new ones"
     more = matching - shown
-    parts = [f"{more} more: --limit 0 shows all"] if more > 0 else []
+    capped = summary.cap is not None and any(n >= summary.cap for n in summary.counts.values())
+    parts = [f"{more}{'+' if capped else ''} more: --limit 0 shows all"] if more > 0 else []
     if hidden_part:
         parts.append(hidden_part)
     return "; ".join(parts) or None

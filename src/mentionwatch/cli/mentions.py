@@ -39,7 +39,10 @@ if TYPE_CHECKING:
     from mentionwatch.render import FeedSummary
     from mentionwatch.store import Store
 
-SORT_ORDERS = ("newest", "priority")
+SORT_ORDERS = ("newest", "priority", "relevance")
+# The note under the feed counts what it left out up to this many per status ("10000+ more"):
+# counting every row of a large database would cost more than showing the feed.
+COUNT_CAP = 10_000
 
 
 def _feed_formats(ctx: object = None) -> tuple[str, ...]:
@@ -68,7 +71,7 @@ def feed(
         choice_option(
             "--sort",
             Choice(SORT_ORDERS, "order"),
-            "newest first, or priority: what to answer first.",
+            "newest first; priority: what to answer first; relevance: best --search match.",
             "ORDER",
         ),
     ] = "newest",
@@ -107,13 +110,10 @@ def feed(
     filters = build_filters(since, source, term, sentiment, status, search, intent)
     cfg = load_config()
     store = open_store(cfg, readonly=True)
-    from mentionwatch.triage import by_priority
-
     cap = limit if limit > 0 else None
-    if sort == "priority":
-        mentions = iter(by_priority(store.mentions(filters), cap))
-    else:
-        mentions = store.mentions(filters, limit=cap)
+    if sort == "relevance" and not filters.search:
+        fail("--sort relevance ranks --search results: give --search TEXT")
+    mentions = store.mentions(filters, limit=cap, order=sort)
     if fmt in render.WRITERS:
         shown = render.WRITERS[fmt](sys.stdout, mentions)
         if sys.stdout.isatty():  # a person is reading: say what the data leaves out
@@ -126,11 +126,7 @@ def feed(
     from mentionwatch.echoes import Folded
 
     # The rich feed shows a retweeted or cross-posted text once, with who repeated it.
-    if sort == "priority":
-        everything = iter(by_priority(store.mentions(filters)))
-    else:
-        everything = store.mentions(filters)
-    entries = Folded(store, filters, everything)
+    entries = Folded(store, filters, store.mentions(filters, order=sort))
     summary = _summary(store, filters, cap)
     patterns = _term_patterns(cfg)
     links = render.supports_hyperlinks(os.environ, sys.stdout.isatty())
@@ -144,7 +140,8 @@ def _summary(store: Store, filters: Filters, limit: int | None) -> FeedSummary:
     from mentionwatch.render import FeedSummary
 
     narrowed = replace(filters, statuses=()) != Filters(statuses=())
-    return FeedSummary(filters.statuses, store.count_by_status(filters), narrowed, limit)
+    counts = store.count_by_status(filters, cap=COUNT_CAP)
+    return FeedSummary(filters.statuses, counts, narrowed, limit, COUNT_CAP)
 
 
 def _term_patterns(cfg: Config) -> dict[str, list]:
