@@ -71,6 +71,30 @@ def _record_value(key: str) -> Callable[[Mention], Any]:
 _RECORD_VALUES = [(key, _record_value(key)) for key in RECORD_KEYS]
 
 
+def records(items: Iterable[Mention | Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    """JSONL records of Mentions, or of stored rows (Store.rows: export reads no Mention;
+    stored times are already in the record's form)."""
+    from mentionwatch.triage import freshness
+
+    now = utcnow().timestamp()
+    kinds = dict(MENTION_COLUMNS)
+    for item in items:
+        if isinstance(item, Mention):
+            yield record(item)
+            continue
+        rec: dict[str, Any] = {}
+        for key in RECORD_KEYS:
+            if key == "priority":
+                created = datetime.fromisoformat(item["created_at"]).timestamp()
+                base = item["priority_base"]
+                rec[key] = round(base * freshness((now - created) / 3600), 3)
+            elif key == "terms" or kinds.get(key) == "json":
+                rec[key] = json.loads(item[key]) if item[key] else []
+            else:
+                rec[key] = item[key]
+        yield rec
+
+
 def age(dt: datetime, now: datetime | None = None) -> str:
     """Compact age: 45s, 12m, 3h, 2d, 5w."""
     seconds = max(0, int(((now or utcnow()) - dt).total_seconds()))
@@ -435,20 +459,22 @@ def print_templates(console: Console, templates: dict[str, str] | Any) -> None:
         console.print(Text(f"{name}: ", style="bold") + Text(safe(text)), soft_wrap=True)
 
 
-def write_jsonl(out: IO[str], mentions: Iterable[Mention]) -> int:
+def write_jsonl(out: IO[str], mentions: Iterable[Mention | Mapping[str, Any]]) -> int:
     count = 0
-    for m in mentions:
-        out.write(json.dumps(record(m), ensure_ascii=False) + "\n")
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    write = out.write
+    for rec in records(mentions):
+        write(dumps(rec) + "\n")
         count += 1
     return count
 
 
-def write_json(out: IO[str], mentions: Iterable[Mention]) -> int:
+def write_json(out: IO[str], mentions: Iterable[Mention | Mapping[str, Any]]) -> int:
     count = 0
     out.write("[")
-    for m in mentions:
+    for rec in records(mentions):
         out.write(",\n" if count else "\n")
-        out.write(json.dumps(record(m), ensure_ascii=False))
+        out.write(json.dumps(rec, ensure_ascii=False))
         count += 1
     out.write("\n]\n" if count else "]\n")
     return count
@@ -471,12 +497,11 @@ def csv_cell(value: object) -> str:
     return "'" + text if text.lstrip(" ").startswith(_FORMULA_START) else text
 
 
-def write_csv(out: IO[str], mentions: Iterable[Mention]) -> int:
+def write_csv(out: IO[str], mentions: Iterable[Mention | Mapping[str, Any]]) -> int:
     writer = csv.writer(out)
     writer.writerow(RECORD_KEYS)
     count = 0
-    for m in mentions:
-        rec = record(m)
+    for rec in records(mentions):
         writer.writerow([csv_cell(rec[k]) for k in RECORD_KEYS])
         count += 1
     return count

@@ -377,6 +377,24 @@ def _sharing_keys(conn: sqlite3.Connection, filed: dict[int, Any]) -> list[int]:
     return sorted(found)
 
 
+def _candidate_query(mention_id: int, keys: list[int], lo: str, hi: str) -> tuple[str, list[Any]]:
+    """The mentions filed before this one in its window that share most of its band keys
+    (at most _ECHO_PER_KEY rows read per key), with their signatures, oldest first."""
+    per_key = " UNION ALL ".join(
+        "SELECT * FROM (SELECT mention_id FROM echo_keys WHERE key = ? AND created_at "
+        f"BETWEEN ? AND ? AND mention_id < ? ORDER BY created_at DESC LIMIT {_ECHO_PER_KEY})"
+        for _ in keys
+    )
+    sql = (
+        f"WITH hits AS ({per_key}), ranked AS (SELECT mention_id, count(*) AS shared "
+        f"FROM hits GROUP BY mention_id ORDER BY shared DESC, mention_id LIMIT {_ECHO_CANDIDATES}) "
+        "SELECT m.id, m.author, m.created_at, m.echo_of, s.signature FROM ranked "
+        "JOIN mentions m ON m.id = ranked.mention_id "
+        "JOIN echo_sigs s ON s.mention_id = m.id ORDER BY m.created_at, m.id"
+    )
+    return sql, [v for k in keys for v in (k, lo, hi, mention_id)]
+
+
 def _best_echo(
     conn: sqlite3.Connection, mention_id: int, sig: Any, keys: list[int], lo: str, hi: str,
     author: str | None,
@@ -384,19 +402,7 @@ def _best_echo(
     """(root id, root created_at) of the group this mention repeats, if any."""
     from mentionwatch import echoes
 
-    per_key = " UNION ALL ".join(
-        "SELECT * FROM (SELECT mention_id FROM echo_keys WHERE key = ? AND created_at "
-        f"BETWEEN ? AND ? AND mention_id < ? ORDER BY created_at DESC LIMIT {_ECHO_PER_KEY})"
-        for _ in keys
-    )
-    candidates = conn.execute(
-        f"WITH hits AS ({per_key}), ranked AS (SELECT mention_id, count(*) AS shared "
-        f"FROM hits GROUP BY mention_id ORDER BY shared DESC, mention_id LIMIT {_ECHO_CANDIDATES}) "
-        "SELECT m.id, m.author, m.created_at, m.echo_of, s.signature FROM ranked "
-        "JOIN mentions m ON m.id = ranked.mention_id "
-        "JOIN echo_sigs s ON s.mention_id = m.id ORDER BY m.created_at, m.id",
-        [v for k in keys for v in (k, lo, hi, mention_id)],
-    ).fetchall()
+    candidates = conn.execute(*_candidate_query(mention_id, keys, lo, hi)).fetchall()
     best, best_score = None, 0.0
     for cand in candidates:
         score = echoes.is_echo(sig, echoes.Signature.loads(cand[4]), author, cand[1])
@@ -974,13 +980,20 @@ class Store:
                     return
                 wanted *= 4
                 params[1] = wanted
+        yield from map(_mention, self.rows(filters, limit, order))
+
+    def rows(
+        self, filters: Filters, limit: int | None = None, order: str = "newest"
+    ) -> Iterator[sqlite3.Row]:
+        """The stored rows (every column and `terms`, a JSON list) of the mentions that pass
+        the filters, newest or oldest first: what export streams, with no Mention built."""
+        where, params = _where(filters)
         direction = "ASC" if order == "oldest" else "DESC"
         sql = f"{_SELECT}{where} ORDER BY m.created_at {direction}, m.id {direction}"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        for row in self._execute(sql, params, filters):
-            yield _mention(row)
+        yield from self._execute(sql, params, filters)
 
     def _hits(self, filters: Filters) -> int:
         sql = "SELECT count(*) FROM mentions_fts WHERE mentions_fts MATCH ?"

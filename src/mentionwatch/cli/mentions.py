@@ -302,7 +302,7 @@ def export(
     fmt = fmt or _format_for(output)
     filters = build_filters(since, source, term, sentiment, status, search, intent, "all")
     store = open_store(load_config(), readonly=True)
-    mentions = store.mentions(filters, order="oldest")
+    mentions = store.rows(filters, order="oldest")  # rows: no Mention built per row
     if output is None:
         count = render.WRITERS[fmt](sys.stdout, mentions)
         if not count and sys.stdout.isatty():
