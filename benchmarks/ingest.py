@@ -34,16 +34,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import corpus  # noqa: E402
+import corpus
 
-from mentionwatch import echoes  # noqa: E402
-from mentionwatch.models import Mention, iso  # noqa: E402
-from mentionwatch.store import (  # noqa: E402
+from mentionwatch import echoes
+from mentionwatch.models import Mention, iso
+from mentionwatch.store import (
     _INSERT_COLUMNS,
+    Store,
     _candidate_query,
     _row,
     _sharing_keys,
-    Store,
 )
 
 PAGE = 100
@@ -147,9 +147,9 @@ def run_anchor(prepared: list[tuple[str, list, list]], db: Path) -> float:
             [(ids[r[0][0]], t) for r in rows for t in r[1]],
         )
         reach_col = _INSERT_COLUMNS.index("reach")
-        conn.executemany("UPDATE mentions SET reach = ? WHERE id = ?",
-                         [(r[0][reach_col], known[r[0][0]][0]) for r in rows
-                          if r[0][0] in known and r[0][reach_col] != known[r[0][0]][1]])  # fmt: skip
+        moved = [(r[0][reach_col], known[r[0][0]][0]) for r in rows
+                 if r[0][0] in known and r[0][reach_col] != known[r[0][0]][1]]  # fmt: skip
+        conn.executemany("UPDATE mentions SET reach = ? WHERE id = ?", moved)
         filed = {}
         for key, sig, band_keys, created in echo:
             if key in known:
