@@ -17,7 +17,9 @@ SOURCES = ("hackernews", "reddit", "x", "bluesky", "mastodon")
 TERMS = ("pebblebase", "stonebase")
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "po", "se", "di", "fa", "gu", "ho", "ji",
               "be", "co", "va", "xe", "zu", "qui", "wo", "an", "el", "is", "or", "um"]  # fmt: skip
-_COMMON = ["the", "a", "to", "and", "of", "is", "in", "it", "for", "on", "with", "this", "that", "my", "not", "but", "was", "have", "are", "be", "you", "they", "just", "can", "so", "at"]  # fmt: skip
+_COMMON = ("the", "a", "to", "and", "of", "is", "in", "it", "for", "on", "with", "this", "that",
+           "my", "not", "but", "was", "have", "are", "be", "you", "they", "just", "can", "so",
+           "at")  # fmt: skip
 
 
 def vocabulary(size: int = 20_000, seed: int = 7) -> list[str]:
