@@ -76,7 +76,7 @@ def read(lines: Iterable[str], fmt: str, name: str) -> Iterator[tuple[int, Menti
             continue
         try:
             obj = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             yield number, f"{name}:{number}: not JSON ({exc.msg})"
             continue
         items = _twarc(obj, name, number) if fmt == "twarc" else [_record(obj, name, number)]
@@ -168,8 +168,9 @@ def _twarc(obj: Any, name: str, number: int) -> list[Mention | str]:
         return [f"{where}: not an object"]
     if isinstance(obj.get("data"), list):
         posts = obj["data"]
-        includes = obj.get("includes") if isinstance(obj.get("includes"), dict) else {}
-        users = {u.get("id"): u for u in includes.get("users", []) if isinstance(u, dict)}
+        includes = obj.get("includes")
+        listed = includes.get("users", []) if isinstance(includes, dict) else []
+        users = {u.get("id"): u for u in listed if isinstance(u, dict)}
     else:  # twarc2 flatten: the author is inside the post
         posts = [obj]
         author = obj.get("author")

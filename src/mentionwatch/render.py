@@ -531,7 +531,8 @@ def write_plain(out: IO[str], mentions: Iterable[Mention]) -> int:
     return count
 
 
-WRITERS = {
+# Each writes mentions (or export's stored rows, for jsonl/json/csv) and returns the count.
+WRITERS: dict[str, Callable[[IO[str], Iterable[Any]], int]] = {
     "jsonl": write_jsonl,
     "json": write_json,
     "csv": write_csv,

@@ -38,7 +38,7 @@ def import_file(
             "FORMAT",
             short="-f",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     term: Annotated[
         str | None,
         choice_option(
@@ -48,7 +48,7 @@ def import_file(
             "the configured terms that match).",
             "TERM",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
 ) -> None:
     """Import an archive: an export of mentionwatch, a CSV with its columns, twarc2 JSONL.
 
