@@ -18,6 +18,7 @@ from mentionwatch.cli.app import (
 )
 
 SCORE_FORMATS = ("plain", "jsonl")
+BATCH = 1000  # lines per write
 AnalyzerOpt = Annotated[
     str | None,
     typer.Option("--analyzer", metavar="NAME",
@@ -58,17 +59,32 @@ def sentiment(
     lines = texts if texts else (line.rstrip("\n") for line in sys.stdin)
     from mentionwatch.text import inert
 
+    # Output goes out in batches: one write per BATCH lines, not one print per line.
+    batch: list[str] = []
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
     for text in lines:
         if not text.strip():
             continue
         score = scorer.score(text)
         if fmt == "jsonl":
-            row = {"text": inert(text), "sentiment": score.label, "polarity": score.polarity,
-                   "intents": list(score.intents)}  # fmt: skip
-            print(json.dumps(row, ensure_ascii=False))
+            batch.append(
+                dumps(
+                    {
+                        "text": inert(text),
+                        "sentiment": score.label,
+                        "polarity": score.polarity,
+                        "intents": list(score.intents),
+                    }
+                )
+            )
         else:
             intents = ",".join(score.intents) or "-"
-            print(f"{score.label:<8}\t{score.polarity:+.3f}\t{intents}\t{inert(text)}")
+            batch.append(f"{score.label:<8}\t{score.polarity:+.3f}\t{intents}\t{inert(text)}")
+        if len(batch) == BATCH:
+            sys.stdout.write("\n".join(batch) + "\n")
+            batch = []
+    if batch:
+        sys.stdout.write("\n".join(batch) + "\n")
 
 
 @app.command()
