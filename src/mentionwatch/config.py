@@ -352,6 +352,7 @@ class _Parser:
         if not isinstance(value, list):
             raise self.fail("terms", "expected an array of [[terms]] tables")
         terms: list[Term] = []
+        names: set[str] = set()
         for i, raw in enumerate(value):
             key = f"terms[{i}]"
             raw = self.table(key, raw)
@@ -372,8 +373,9 @@ class _Parser:
                         known = ", ".join(registry())
                         raise self.fail(f"{key}.sources", f"unknown source {s!r} (known: {known})")
                 sources = tuple(sources)
-            if any(t.name == name for t in terms):
+            if name in names:
                 raise self.fail(f"{key}.name", f"duplicate term name {name!r}")
+            names.add(name)
             terms.append(Term(name=name, query=query, sources=sources))
         return tuple(terms)
 

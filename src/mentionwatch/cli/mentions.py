@@ -144,10 +144,24 @@ def _summary(store: Store, filters: Filters, limit: int | None) -> FeedSummary:
     return FeedSummary(filters.statuses, counts, narrowed, limit, COUNT_CAP)
 
 
-def _term_patterns(cfg: Config) -> dict[str, list]:
-    from mentionwatch.query import atom_pattern, parse
+class _TermPatterns(dict):
+    """Highlighting patterns by term name, compiled when a shown mention needs them: a
+    config may hold thousands of terms, and the feed shows a few mentions."""
 
-    return {t.name: [atom_pattern(a) for a in parse(t.query).atoms()] for t in cfg.terms}
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.queries = {t.name: t.query for t in cfg.terms}
+
+    def get(self, name: str, default: object = None) -> object:
+        if name not in self and name in self.queries:
+            from mentionwatch.query import atom_pattern, parse
+
+            self[name] = [atom_pattern(a) for a in parse(self.queries[name]).atoms()]
+        return super().get(name, default)
+
+
+def _term_patterns(cfg: Config) -> dict[str, list]:
+    return _TermPatterns(cfg)
 
 
 @app.command()
