@@ -69,3 +69,39 @@ def mentions(count: int, seed: int = 1, start: int = 0) -> list[Mention]:
             terms=[t for t in TERMS if t in text],
         ))  # fmt: skip
     return result
+
+
+def build_db(path: str, count: int, seed: int = 1) -> None:
+    """A mentionwatch database of `count` corpus mentions, labelled (a fixed share of each
+    sentiment and intent, some handled), written in bulk: what the feed and export read,
+    without spending the benchmark's time on ingest (benchmarks/ingest.py measures that)."""
+    from mentionwatch.store import _INSERT_COLUMNS, Store, _row
+
+    store = Store(path)
+    conn = store.conn
+    rng = random.Random(seed + 2000)
+    labels = ("negative", "neutral", "neutral", "positive", "positive")
+    intents = ((), (), ("question",), ("complaint",), ("praise",), ("request",))
+    columns, marks = ", ".join(_INSERT_COLUMNS), ",".join("?" * len(_INSERT_COLUMNS))
+    done = 0
+    while done < count:
+        chunk = mentions(min(20_000, count - done), seed=seed + done, start=done)
+        for m in chunk:
+            m.sentiment = rng.choice(labels)
+            m.polarity = round(rng.uniform(-1, 1), 4)
+            m.intents = rng.choice(intents)
+            m.status = "handled" if rng.random() < 0.3 else "open"
+            m.fetched_at = m.created_at
+        conn.execute("BEGIN")
+        conn.executemany(f"INSERT INTO mentions ({columns}) VALUES ({marks})",
+                         [_row(m) for m in chunk])  # fmt: skip
+        conn.execute(
+            "INSERT INTO mention_terms (mention_id, term) SELECT id, ? FROM mentions "
+            "WHERE id > ?", (TERMS[0], done))  # fmt: skip
+        conn.execute(
+            "INSERT INTO mention_terms (mention_id, term) SELECT id, ? FROM mentions "
+            "WHERE id > ? AND text LIKE ?", (TERMS[1], done, f"%{TERMS[1]}%"))  # fmt: skip
+        conn.execute("COMMIT")
+        done += len(chunk)
+    conn.execute("PRAGMA optimize")
+    store.close()

@@ -40,9 +40,9 @@ if TYPE_CHECKING:
     from mentionwatch.store import Store
 
 SORT_ORDERS = ("newest", "priority", "relevance")
-# The note under the feed counts what it left out up to this many per status ("10000+ more"):
+# The note under the feed counts what it left out up to this many per status ("1000+ more"):
 # counting every row of a large database would cost more than showing the feed.
-COUNT_CAP = 10_000
+COUNT_CAP = 1000
 
 
 def _feed_formats(ctx: object = None) -> tuple[str, ...]:
