@@ -28,7 +28,7 @@ from mentionwatch.models import (
     utcnow,
 )
 from mentionwatch.text import inert
-from mentionwatch.triage import mention_priority
+from mentionwatch.triage import freshness, mention_priority
 
 SENTIMENT_STYLE = {"positive": "bold green", "neutral": "dim", "negative": "bold red"}
 SENTIMENT_TAG = {"positive": "+ pos", "neutral": "· neu", "negative": "- neg"}
@@ -71,28 +71,38 @@ def _record_value(key: str) -> Callable[[Mention], Any]:
 _RECORD_VALUES = [(key, _record_value(key)) for key in RECORD_KEYS]
 
 
-def records(items: Iterable[Mention | Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
-    """JSONL records of Mentions, or of stored rows (Store.rows: export reads no Mention;
+def records(items: Iterable[Mention | Any]) -> Iterator[dict[str, Any]]:
+    """JSONL records of Mentions, or of stored rows (Store.rows: export builds no Mention;
     stored times are already in the record's form)."""
-    from mentionwatch.triage import freshness
-
+    plan: tuple[list[int], list[tuple[str, int]], int, int] | None = None
     now = utcnow().timestamp()
-    kinds = dict(MENTION_COLUMNS)
+    lists: dict[str, list[Any]] = {}  # JSON lists seen ("[]", '["acme"]' repeat endlessly)
     for item in items:
         if isinstance(item, Mention):
             yield record(item)
             continue
-        rec: dict[str, Any] = {}
-        for key in RECORD_KEYS:
-            if key == "priority":
-                created = datetime.fromisoformat(item["created_at"]).timestamp()
-                base = item["priority_base"]
-                rec[key] = round(base * freshness((now - created) / 3600), 3)
-            elif key == "terms" or kinds.get(key) == "json":
-                rec[key] = json.loads(item[key]) if item[key] else []
-            else:
-                rec[key] = item[key]
+        if plan is None:
+            plan = _row_plan(list(item.keys()))
+        columns, json_keys, base_at, created_at = plan
+        rec = dict(zip(RECORD_KEYS, map(item.__getitem__, columns), strict=True))
+        for key, i in json_keys:
+            text = item[i] or "[]"
+            value = lists.get(text)
+            if value is None:
+                value = lists[text] = json.loads(text) if len(lists) < 10_000 else []
+            rec[key] = value
+        age = now - datetime.fromisoformat(item[created_at]).timestamp()
+        rec["priority"] = round(item[base_at] * freshness(age / 3600), 3)
         yield rec
+
+
+def _row_plan(names: list[str]) -> tuple[list[int], list[tuple[str, int]], int, int]:
+    """Where each record key is in a stored row; JSON keys and priority are filled after."""
+    at = {name: i for i, name in enumerate(names)}
+    kinds = dict(MENTION_COLUMNS)
+    json_keys = [(k, at[k]) for k in RECORD_KEYS if k == "terms" or kinds.get(k) == "json"]
+    columns = [at.get(k, at["priority_base"]) for k in RECORD_KEYS]
+    return columns, json_keys, at["priority_base"], at["created_at"]
 
 
 def age(dt: datetime, now: datetime | None = None) -> str:
