@@ -7,7 +7,10 @@ import sys
 
 from mentionwatch.testing.demo import demo_config
 
-HEAVY = ("asyncio", "httpx", "feedparser", "textblob", "sqlite_utils", "mentionwatch.sentiment")
+HEAVY = (
+    "asyncio", "httpx", "feedparser", "textblob", "sqlite_utils", "mentionwatch.sentiment",
+    "llm", "openai", "pydantic", "mentionwatch.llm_analyzer",
+)  # fmt: skip
 PROBE = """
 import sys
 from mentionwatch.cli import main
@@ -30,6 +33,7 @@ def loaded_modules(project, *args: str) -> set[str]:
 def test_reading_commands_import_nothing_heavy(project):
     project.write_config(demo_config(project.web, project.db))  # every source configured
     project.run("poll")  # the database exists and is migrated
-    for command in (["feed"], ["feed", "--sort", "priority"], ["export"], ["handle", "1"]):
+    for command in (["feed"], ["feed", "--sort", "priority"], ["feed", "--relevant"], ["export"],
+                    ["handle", "1"], ["ignore", "2"]):  # fmt: skip
         assert loaded_modules(project, *command) == set(), command
     assert "mentionwatch.sentiment" in loaded_modules(project, "sentiment", "fine")

@@ -15,13 +15,14 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from mentionwatch.models import JobResult, Mention, PollReport, ThreadPost, iso, utcnow
+from mentionwatch.relevance import THRESHOLD as RELEVANT
 from mentionwatch.text import strip_controls
 from mentionwatch.triage import mention_priority
 
 RECORD_KEYS = (
     "id", "key", "source", "url", "author", "author_name", "title", "text", "created_at",
     "fetched_at", "terms", "sentiment", "polarity", "status", "reach", "reply_url",
-    "intents", "priority",
+    "intents", "priority", "relevance",
 )  # fmt: skip
 SENTIMENT_STYLE = {"positive": "bold green", "neutral": "dim", "negative": "bold red"}
 SENTIMENT_TAG = {"positive": "+ pos", "neutral": "· neu", "negative": "- neg"}
@@ -61,6 +62,7 @@ def record(m: Mention) -> dict[str, Any]:
         "reply_url": m.reply_url,
         "intents": list(m.intents),
         "priority": round(mention_priority(m), 3),
+        "relevance": m.relevance,
     }
 
 
@@ -104,6 +106,9 @@ def entry_header(m: Mention, now: datetime) -> Text:
         header.append(f"  ▲{m.reach}")
     if m.intents:
         header.append("  " + " ".join(INTENT_TAG.get(i, i) for i in m.intents), style="yellow")
+    if m.relevance is not None and m.relevance < RELEVANT:
+        # Likely another thing of the same name: said in the header, as it changes what to do.
+        header.append(f"  ~off-topic {m.relevance:.2f}", style="dim")
     header.append(f"  {m.status}", style=STATUS_STYLE.get(m.status))
     if m.terms:
         header.append("  " + ", ".join(safe(t) for t in m.terms), style="dim")
@@ -193,6 +198,9 @@ def print_detail(
     field("fetched", iso(m.fetched_at))
     field("polarity", f"{m.polarity:+.3f}" if m.polarity is not None else None)
     field("intents", ", ".join(m.intents))
+    if m.relevance is not None:
+        verdict = "about your product" if m.relevance >= RELEVANT else "probably another thing"
+        field("relevance", f"{m.relevance:.2f} ({verdict})")
     field("in thread" if m.in_thread else "title", m.title)
     for key, label in _CONTEXT_KEYS:
         value = m.extra.get(key)

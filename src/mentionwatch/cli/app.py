@@ -134,6 +134,11 @@ SentimentOpt = Annotated[
     str | None, typer.Option("--sentiment", help="positive, neutral or negative.")
 ]
 SearchOpt = Annotated[str | None, typer.Option("--search", help="Full-text search.")]
+RelevantOpt = Annotated[
+    bool,
+    typer.Option("--relevant", help="Only mentions about your product (relevance at least "
+                 "0.5; unscored ones too)."),
+]  # fmt: skip
 IntentOpt = Annotated[
     list[str] | None,
     typer.Option("--intent", help="Only mentions with this intent: question, complaint, request, "
@@ -149,8 +154,10 @@ def build_filters(
     status: str,
     search: str | None,
     intents: list[str] | None = None,
+    relevant: bool = False,
 ) -> Filters:
     from mentionwatch.models import INTENTS, SENTIMENTS, STATUSES, Filters, parse_since
+    from mentionwatch.relevance import THRESHOLD
 
     for intent in intents or ():
         if intent not in INTENTS:
@@ -171,6 +178,7 @@ def build_filters(
         status=None if status == "all" else status,
         search=search,
         intents=tuple(intents or ()),
+        min_relevance=THRESHOLD if relevant else None,
     )
 
 

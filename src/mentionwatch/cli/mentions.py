@@ -10,6 +10,7 @@ import typer
 
 from mentionwatch.cli.app import (
     IntentOpt,
+    RelevantOpt,
     SearchOpt,
     SentimentOpt,
     SinceOpt,
@@ -43,6 +44,7 @@ def feed(
     status: Annotated[str, typer.Option(help="open, handled, ignored or all.")] = "open",
     search: SearchOpt = None,
     intent: IntentOpt = None,
+    relevant: RelevantOpt = False,
     sort: Annotated[
         str, typer.Option("--sort", help="newest, or priority (what to answer first).")
     ] = "newest",
@@ -59,7 +61,7 @@ def feed(
         fail(f"--format must be one of {', '.join(FEED_FORMATS)}, not {fmt!r}")
     if sort not in ("newest", "priority"):
         fail(f"--sort must be newest or priority, not {sort!r}")
-    filters = build_filters(since, source, term, sentiment, status, search, intent)
+    filters = build_filters(since, source, term, sentiment, status, search, intent, relevant)
     cfg = load_config()
     store = open_store(cfg)
     if sort == "priority":
@@ -118,9 +120,13 @@ def _thread(
 
 
 def _set_status(refs: list[str], status: str, note: str | None) -> None:
-    store = open_store(load_config())
+    from mentionwatch import relevance
+
+    cfg = load_config()
+    store = open_store(cfg)
     ids = resolve(store, refs)
     changed = store.set_status(ids, status, note)
+    relevance.learn_now(cfg, store)  # the decision teaches relevance (see relevance.py)
     say(f"{changed} of {len(ids)} mention(s) marked {status}")
 
 
@@ -155,6 +161,7 @@ def export(
     status: Annotated[str, typer.Option(help="open, handled, ignored or all.")] = "all",
     search: SearchOpt = None,
     intent: IntentOpt = None,
+    relevant: RelevantOpt = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv, json or jsonl.")] = "jsonl",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File (default stdout).")
@@ -165,7 +172,7 @@ def export(
 
     if fmt not in EXPORT_FORMATS:
         fail(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
-    filters = build_filters(since, source, term, sentiment, status, search, intent)
+    filters = build_filters(since, source, term, sentiment, status, search, intent, relevant)
     store = open_store(load_config())
     mentions = store.mentions(filters, order="oldest")
     if output is None:
