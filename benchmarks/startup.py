@@ -43,7 +43,9 @@ def main() -> None:
         config = Path(tmp) / "config.toml"
         config.write_text("")
         cli = [sys.executable, "-m", "mentionwatch", "--config", str(config), "--db", str(db)]
-        subprocess.run([*cli, "feed"], capture_output=True, check=True)  # create the schema
+        from mentionwatch.store import Store
+
+        Store(db).close()  # create the schema (reading commands never create a database)
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "mentionwatch --version": [*cli, "--version"],

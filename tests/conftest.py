@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import inspect
 import io
 import json
 import os
+import pty
+import select
 import sqlite3
+import struct
 import subprocess
 import sys
+import termios
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +47,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     for name in ("MENTIONWATCH_CONFIG", "MENTIONWATCH_DB", "NO_COLOR", "FORCE_COLOR"):
         monkeypatch.delenv(name, raising=False)
+    from mentionwatch import scrub
+
+    scrub.forget()  # one process runs every test: no test's secrets mask another's text
 
 
 @pytest.fixture
@@ -61,6 +70,7 @@ class Project:
     def write_config(self, body: str, *, poll_settings: bool = True) -> Path:
         text = body.replace("{web}", self.web.url)
         self.config.write_text(text + ("\n" + POLL_SETTINGS if poll_settings else ""))
+        self.config.chmod(0o600)  # it holds test credentials: readable by others would warn
         return self.config
 
     def run(self, *args: str, input: str | None = None, env: dict | None = None) -> Result:
@@ -147,3 +157,42 @@ base_url = "{web}/hackernews/api/v1"
 [sources.rss]
 feeds = ["{web}/rss/feeds/blog.xml", "{web}/rss/feeds/alerts.atom"]
 """
+
+
+def run_pty(
+    argv: list[str],
+    columns: int = 100,
+    rows: int = 500,
+    env: dict | None = None,
+    input: str | None = None,
+    cwd: Path | None = None,
+) -> tuple[int, str]:
+    """Run argv on a pseudo-terminal of the given size, as a person at a terminal would
+    (typing `input`); returns its exit code and everything it printed, raw."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    full_env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(columns),
+                "LINES": str(rows), **(env or {})}  # fmt: skip
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=full_env,
+                            cwd=cwd, start_new_session=True)  # fmt: skip
+    os.close(slave)
+    if input:
+        os.write(master, input.encode())
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    code = proc.wait(timeout=30)
+    os.close(master)
+    return code, b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")

@@ -41,3 +41,20 @@ def test_the_full_example_loads(tmp_path, monkeypatch):
     assert cfg.sources["reddit"].get("client_secret") == "value-of-reddit_client_secret"
     assert "value-of-x_bearer_token" in cfg.secrets()
     assert cfg.templates["thanks"].startswith("Thanks {author}")
+    assert cfg.poll.interval == 300
+
+
+def test_every_alert_key_is_documented(tmp_path, monkeypatch):
+    from mentionwatch.alerts import RULE_FILTERS
+    from mentionwatch.config import _ALERT_KEYS
+
+    for var in set(re.findall(r"\$\{(\w+)\}", EXAMPLE.read_text())):
+        monkeypatch.setenv(var, "value-of-" + var.lower())
+    body = uncommented().split("[[alerts]]", 1)[1]
+    for key in (*_ALERT_KEYS, *RULE_FILTERS):
+        assert re.search(rf"^{key} = ", body, re.M), f"alerts key {key} undocumented"
+    path = tmp_path / "config.toml"
+    path.write_text(uncommented())
+    (rule,) = config.load(path, tmp_path / "db.sqlite").alerts
+    assert set(rule.filters) == set(RULE_FILTERS)
+    assert rule.secret == "value-of-mentionwatch_hook_secret" and rule.max_per_hour == 10

@@ -9,8 +9,15 @@ from mentionwatch.testing.demo import demo_config
 
 HEAVY = (
     "asyncio", "httpx", "feedparser", "textblob", "sqlite_utils", "mentionwatch.sentiment",
+    "datasette", "mentionwatch.pager",
+    "apprise", "mentionwatch.channels", "mentionwatch.delivery", "mentionwatch.watch",
     "llm", "openai", "pydantic", "mentionwatch.llm_analyzer",
 )  # fmt: skip
+ALERTS = """
+[[alerts]]
+name = "everything"
+to = ["https://hooks.example.com/mw", "ntfys://ntfy.sh/acme-alerts", "mailto://me:pw@example.com"]
+"""
 PROBE = """
 import sys
 from mentionwatch.cli import main
@@ -31,9 +38,22 @@ def loaded_modules(project, *args: str) -> set[str]:
 
 
 def test_reading_commands_import_nothing_heavy(project):
-    project.write_config(demo_config(project.web, project.db))  # every source configured
-    project.run("poll")  # the database exists and is migrated
-    for command in (["feed"], ["feed", "--sort", "priority"], ["feed", "--relevant"], ["export"],
-                    ["handle", "1"], ["ignore", "2"]):  # fmt: skip
+    # Every source configured, and alert rules (read with the config, sent by nobody here).
+    project.write_config(demo_config(project.web, project.db) + ALERTS)
+    project.run("poll", "--no-alerts")  # the database exists and is migrated
+    filters = [
+        "--source",
+        "Reddit",
+        "--term",
+        "pebblebase",
+        "--status",
+        "all",
+        "--search",
+        "a OR b",
+    ]
+    commands = (["feed"], ["feed", "--sort", "priority"], ["export"], ["handle", "1"],
+                ["feed", *filters], ["export", "-o", str(project.dir / "x.csv")],
+                ["feed", "--relevant"], ["ignore", "2"])  # fmt: skip
+    for command in commands:
         assert loaded_modules(project, *command) == set(), command
     assert "mentionwatch.sentiment" in loaded_modules(project, "sentiment", "fine")

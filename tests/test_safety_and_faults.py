@@ -12,6 +12,8 @@ import time
 
 from conftest import HN_AND_RSS
 
+from mentionwatch.testing.hostile import hn_hit
+
 HOSTILE = (
     "pebblebase [bold red]x[/] \x1b[31mred\x1b[0m \x1b]8;;https://evil.example/\x1b\\click\x1b]8;;"
     "\x1b\\ \x9b2J done"
@@ -19,16 +21,7 @@ HOSTILE = (
 
 
 def hostile_hit(object_id: str, text: str, created: int | None = None) -> dict:
-    return {
-        "objectID": object_id,
-        "created_at_i": created or int(time.time()) - 60,
-        "author": "mallory",
-        "title": None,
-        "comment_text": text,
-        "story_id": 1,
-        "story_title": "Ask HN: anything",
-        "_tags": ["comment", "author_mallory", "story_1"],
-    }
+    return hn_hit(object_id, text, created or int(time.time()) - 60)
 
 
 def test_hostile_text_is_inert_in_every_format(project):

@@ -89,7 +89,9 @@ def test_reply_templates_listing_and_errors(project):
     listing = project.run("reply", "--list-templates")
     assert "thanks: Thanks {author}! Glad {term} helps." in listing.out
     missing = project.run("reply", "1", "--template", "nope")
-    assert missing.code == 2 and "no template 'nope'" in missing.err and "thanks" in missing.err
+    assert (
+        missing.code == 2 and "unknown template 'nope'" in missing.err and "thanks" in missing.err
+    )
     broken = project.run("reply", "1", "--template", "broken")
     assert broken.code == 2 and "unknown placeholder 'name'" in broken.err
     assert project.run("reply", "12345", "hi").code == 2

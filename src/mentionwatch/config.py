@@ -10,12 +10,15 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mentionwatch.errors import ConfigError
-from mentionwatch.models import ANALYZER_NAMES, Option, Term
+from mentionwatch.models import ANALYZER_NAMES, Option, Term, parse_duration
+
+if TYPE_CHECKING:
+    from mentionwatch.alerts import AlertRule
 
 __all__ = ["Config", "ConfigError", "LLMSettings", "PollSettings", "SourceSettings", "load"]
 
@@ -29,9 +32,20 @@ class SourceSettings:
     enabled: bool = True
     base_url: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    interval: float | None = None  # seconds between polls in `watch` (None: the default)
+    # Why this source cannot be used yet (an unset ${VAR} in its table). Only commands that
+    # touch the source fail on it, so one missing token never stops feed, export or sources.
+    problem: str | None = None
+    unset: str | None = None  # the variable that is not set
 
     def get(self, key: str) -> Any:
         return self.options.get(key)
+
+    def usable(self) -> SourceSettings:
+        """These settings, or the ConfigError that stops a command which needs them."""
+        if self.problem:
+            raise ConfigError(self.problem)
+        return self
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,7 @@ class PollSettings:
     lookback_days: int = 7  # how far back the first poll of a term looks
     user_agent: str | None = None
     ignore_authors: tuple[str, ...] = ()  # your own accounts: their posts are not mentions
+    interval: float = 300.0  # seconds between polls of a source in `watch`
 
 
 @dataclass(frozen=True)
@@ -74,12 +89,15 @@ class Config:
     templates: Mapping[str, str] = field(default_factory=dict)
     analyzer: str | None = None
     llm: LLMSettings = LLMSettings()
+    alerts: tuple[AlertRule, ...] = ()
+    warnings: tuple[str, ...] = ()  # for the user, once (e.g. a readable config with secrets)
 
     def enabled_sources(self) -> list[SourceSettings]:
         return [s for s in self.sources.values() if s.enabled]
 
     def secrets(self) -> list[str]:
-        """Every configured secret value, so messages can be scrubbed of them."""
+        """Every configured secret value (and any password inside a URL), so the scrubber
+        can remove them from every message."""
         from mentionwatch.sources import registry
 
         found = []
@@ -89,7 +107,25 @@ class Config:
                 value = settings.options.get(key)
                 if option.secret and isinstance(value, str) and value:
                     found.append(value)
+            for value in (settings.base_url, *settings.options.values()):
+                for item in value if isinstance(value, list) else [value]:
+                    if isinstance(item, str) and "@" in item:
+                        found += _url_password(item)
+        if self.alerts:
+            from mentionwatch.alerts import url_secrets
+
+            for rule in self.alerts:
+                found += [rule.secret] if rule.secret else []
+                found += [s for url in rule.to for s in url_secrets(url)]
         return found
+
+
+class UnsetVariable(ConfigError):
+    """A ${VAR} the config names is not in the environment."""
+
+    def __init__(self, message: str, variable: str) -> None:
+        super().__init__(message)
+        self.variable = variable
 
 
 def default_config_path() -> Path:
@@ -120,8 +156,20 @@ def example_text() -> str:
 
 
 def write_starter(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(example_text(), encoding="utf-8")
+    """The commented starter config, owner-only (it will hold credentials)."""
+    from mentionwatch.files import write_private
+
+    write_private(path, example_text())
+
+
+def _url_password(url: str) -> list[str]:
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    return [password] if password else []
 
 
 def load(
@@ -147,7 +195,22 @@ def load(
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    return _Parser(path, text).config(data, db_override)
+    parser = _Parser(path, text)
+    config = parser.config(data, db_override)
+    from mentionwatch import scrub
+
+    scrub.register(*config.secrets())
+    if parser.literal_secrets:
+        from mentionwatch.files import readable_by_others
+
+        if readable_by_others(path):
+            key = parser.literal_secrets[0]
+            warning = (
+                f"warning: {path} holds a secret ({key}) and other users can read it: run "
+                f"'chmod 600 {path}', or put the secret in an environment variable (${{VAR}})"
+            )
+            config = replace(config, warnings=(*config.warnings, warning))
+    return config
 
 
 def _db_path(cli_value: Path | None, configured: str | None, config_dir: Path | None) -> Path:
@@ -169,6 +232,7 @@ _TOP_KEYS = {
     "poll": "table",
     "templates": 'table of name = "text"',
     "sentiment": "table with 'analyzer' and [sentiment.llm]",
+    "alerts": "array of [[alerts]] tables",
 }
 _POLL_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "timeout": ((int, float), "a number of seconds"),
@@ -179,6 +243,7 @@ _POLL_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "lookback_days": (int, "a number of days"),
     "user_agent": (str, "a string"),
     "ignore_authors": (list, "a list of account names"),
+    "interval": ((str, int, float), "a duration such as 5m"),
 }
 
 
@@ -186,6 +251,7 @@ class _Parser:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
         self.lines = text.splitlines()
+        self.literal_secrets: list[str] = []  # keys whose secret is written in the file
 
     def fail(self, key: str, reason: str) -> ConfigError:
         line = self._line_of(key)
@@ -197,10 +263,10 @@ class _Parser:
         parts = [p for p in re.split(r"\.|\[\d+\]", dotted) if p]
         index = re.search(r"\[(\d+)\]", dotted)
         header_idx, start = None, 0
-        if parts[0] == "terms" and index:
+        if parts[0] in ("terms", "alerts") and index:
             seen = -1
             for i, line in enumerate(self.lines):
-                if line.strip().startswith("[[terms]]"):
+                if line.strip().replace(" ", "").startswith(f"[[{parts[0]}]]"):
                     seen += 1
                     if seen == int(index.group(1)):
                         header_idx = start = i
@@ -230,9 +296,10 @@ class _Parser:
             def sub(match: re.Match[str]) -> str:
                 name = match.group(1)
                 if name not in os.environ:
-                    raise self.fail(
+                    error = self.fail(
                         key, f"environment variable {name} is not set; export it or edit the value"
                     )
+                    raise UnsetVariable(str(error), name)
                 return os.environ[name]
 
             return _VAR.sub(sub, value)
@@ -240,11 +307,19 @@ class _Parser:
             return [self.expand(f"{key}[{i}]", v) for i, v in enumerate(value)]
         return value
 
-    def check_type(self, key: str, value: Any, expected: type | tuple[type, ...], what: str) -> Any:
+    def check_type(
+        self,
+        key: str,
+        value: Any,
+        expected: type | tuple[type, ...],
+        what: str,
+        secret: bool = False,
+    ) -> Any:
+        shown = "" if secret else f" {value!r}"  # a secret is never quoted, even a wrong one
         if isinstance(value, bool) and expected not in (bool, (bool,)):
-            raise self.fail(key, f"expected {what}, got {value!r}")
+            raise self.fail(key, f"expected {what}, got{shown or ' a boolean'}")
         if not isinstance(value, expected):
-            raise self.fail(key, f"expected {what}, got {type(value).__name__} {value!r}")
+            raise self.fail(key, f"expected {what}, got {type(value).__name__}{shown}")
         return value
 
     def config(self, data: dict[str, Any], db_override: Path | None) -> Config:
@@ -269,6 +344,7 @@ class _Parser:
         templates = self.table("templates", data.get("templates", {}))
         for name, text in templates.items():
             self.check_type(f"templates.{name}", text, str, "the reply text")
+        alerts = self.alerts(data["alerts"], [t.name for t in terms]) if "alerts" in data else ()
         return Config(
             path=self.path,
             db_path=_db_path(db_override, db, self.path.parent),
@@ -278,6 +354,7 @@ class _Parser:
             templates=dict(templates),
             analyzer=analyzer,
             llm=self.llm(sentiment.get("llm", {})),
+            alerts=alerts,
         )
 
     def llm(self, value: Any) -> LLMSettings:
@@ -357,32 +434,46 @@ class _Parser:
             options: dict[str, Option] = {
                 "enabled": Option(bool),
                 "base_url": Option(str),
+                "interval": Option((str, int, float)),
                 **spec.options,
             }
             self.only(key, raw, options)
             values: dict[str, Any] = {}
+            problem = unset = None
             for opt_name, option in options.items():
                 if opt_name not in raw:
                     values[opt_name] = option.default
                     continue
                 opt_key = f"{key}.{opt_name}"
-                expanded = self.expand(opt_key, raw[opt_name])
-                values[opt_name] = self.check_type(
-                    opt_key, expanded, option.type, _describe(option)
-                )
+                self.check_type(opt_key, raw[opt_name], option.type, _describe(option),
+                                option.secret)  # fmt: skip
                 if isinstance(option.default, list) and not all(
-                    isinstance(v, str) for v in values[opt_name]
+                    isinstance(v, str) for v in raw[opt_name]
                 ):
                     raise self.fail(opt_key, "expected a list of strings")
+                value = raw[opt_name]
+                if option.secret and isinstance(value, str) and value and not _VAR.search(value):
+                    self.literal_secrets.append(opt_key)
+                try:
+                    values[opt_name] = self.expand(opt_key, raw[opt_name])
+                except UnsetVariable as exc:
+                    # Kept for later: only a command that uses this source needs the variable.
+                    if problem is None:
+                        problem, unset = str(exc), exc.variable
+                    values[opt_name] = option.default
             base_url = values.pop("base_url") or spec.default_base_url
             if base_url is not None and not re.match(r"https?://", base_url):
                 raise self.fail(f"{key}.base_url", f"expected an http(s) URL, got {base_url!r}")
             enabled = values.pop("enabled")
+            interval = values.pop("interval")
             result[name] = SourceSettings(
                 name=name,
                 enabled=True if enabled is None else enabled,
                 base_url=base_url.rstrip("/") if base_url else None,
                 options=values,
+                interval=None if interval is None else self.duration(f"{key}.interval", interval),
+                problem=problem,
+                unset=unset,
             )
         return result
 
@@ -395,7 +486,125 @@ class _Parser:
         ignored = table.get("ignore_authors", [])
         if not all(isinstance(name, str) for name in ignored):
             raise self.fail("poll.ignore_authors", "expected a list of account names (strings)")
-        return PollSettings(**{**table, "ignore_authors": tuple(ignored)})
+        values = {**table, "ignore_authors": tuple(ignored)}
+        if "interval" in table:
+            values["interval"] = self.duration("poll.interval", table["interval"])
+        return PollSettings(**values)
+
+    def duration(self, key: str, value: Any) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.fail(key, str(exc)) from None
+
+    def alerts(self, value: Any, term_names: list[str]) -> tuple[AlertRule, ...]:
+        """[[alerts]] rules: every key checked, filters read by alerts.RULE_FILTERS."""
+        from mentionwatch.alerts import RuleContext
+        from mentionwatch.sources import registry
+
+        if not isinstance(value, list):
+            raise self.fail("alerts", "expected an array of [[alerts]] tables")
+        context = RuleContext(terms=term_names, sources=list(registry()))
+        rules: list[AlertRule] = []
+        for i, raw in enumerate(value):
+            rule = self.alert_rule(f"alerts[{i}]", self.table(f"alerts[{i}]", raw), context)
+            if any(r.name == rule.name for r in rules):
+                raise self.fail(f"alerts[{i}].name", f"a second rule named {rule.name!r}")
+            rules.append(rule)
+        return tuple(rules)
+
+    def alert_rule(self, key: str, raw: dict[str, Any], context: Any) -> AlertRule:
+        from mentionwatch.alerts import ALERT_EVENTS, RULE_FILTERS, AlertRule
+
+        self.only(key, raw, {*_ALERT_KEYS, *RULE_FILTERS})
+        problem = None
+        for k, v in list(raw.items()):
+            try:
+                raw[k] = self.expand(f"{key}.{k}", v)
+            except UnsetVariable as exc:
+                # Kept for later, as for sources: only commands that deliver need it.
+                problem = problem or str(exc)
+                raw[k] = _without_unset(v)
+        if "name" not in raw:
+            raise self.fail(key, "every [[alerts]] rule needs a name")
+        name = self.check_type(f"{key}.name", raw["name"], str, "a rule name")
+        if not name.strip():
+            raise self.fail(f"{key}.name", "expected a non-empty name")
+        on = self.check_type(f"{key}.on", raw.get("on", "mention"), str, "an event name")
+        if on not in ALERT_EVENTS:
+            valid = ", ".join(ALERT_EVENTS)
+            raise self.fail(f"{key}.on", f"unknown event {on!r} (expected one of: {valid})")
+        filters = {}
+        for filter_name, spec in RULE_FILTERS.items():
+            if filter_name in raw:
+                try:
+                    filters[filter_name] = spec.read(raw[filter_name], context)
+                except ValueError as exc:
+                    raise self.fail(f"{key}.{filter_name}", str(exc)) from None
+        to, command = self.alert_channels(key, raw)
+        secret = raw.get("secret")
+        if secret is not None:
+            self.check_type(f"{key}.secret", secret, str, "a string")
+        cap = raw.get("max_per_hour")
+        if cap is not None and self.check_type(f"{key}.max_per_hour", cap, int, "a count") < 1:
+            raise self.fail(f"{key}.max_per_hour", f"expected at least 1, got {cap}")
+        group = self.check_type(f"{key}.group", raw.get("group", True), bool, "true or false")
+        optional = {}
+        if "max_age" in raw:
+            optional["max_age"] = self.duration(f"{key}.max_age", raw["max_age"])
+        return AlertRule(
+            name=name, to=to, command=command, on=on, filters=filters, secret=secret or None,
+            max_per_hour=cap, group=group, problem=problem, **optional,
+        )  # fmt: skip
+
+    def alert_channels(self, key: str, raw: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
+        """A rule's `to` URLs and its `command`; at least one of them."""
+        from mentionwatch.alerts import command_argv, url_problem
+
+        to = raw.get("to", [])
+        to = [to] if isinstance(to, str) else to
+        if not isinstance(to, list) or not all(isinstance(u, str) for u in to):
+            raise self.fail(f"{key}.to", "expected a list of channel URLs")
+        for url in to:
+            problem = url_problem(url)
+            if problem:
+                raise self.fail(f"{key}.to", problem)
+        command: tuple[str, ...] = ()
+        if "command" in raw:
+            value = raw["command"]
+            try:
+                if not isinstance(value, str | list) or not all(isinstance(a, str) for a in value):
+                    raise ValueError("expected a program and its arguments (a list of strings)")
+                command = command_argv(value)
+            except ValueError as exc:
+                raise self.fail(f"{key}.command", str(exc)) from None
+        if not to and not command:
+            raise self.fail(f"{key}.to", "a rule needs somewhere to send: to = [URL, …] or command")
+        return tuple(to), command
+
+
+def _without_unset(value: Any) -> Any:
+    """A value with its unset ${VAR}s left empty, so the rest of it can still be checked."""
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: os.environ.get(m.group(1), ""), value)
+    if isinstance(value, list):
+        return [_without_unset(v) for v in value]
+    return value
+
+
+# Keys of an [[alerts]] rule besides its filters (alerts.RULE_FILTERS).
+_ALERT_KEYS = ("name", "on", "to", "command", "secret", "max_age", "max_per_hour", "group")
+
+
+def config_error(config: Config, key: str, reason: str) -> ConfigError:
+    """A ConfigError naming the file, line and key, for checks made after loading."""
+    if config.path is None:
+        return ConfigError(f"{key}: {reason}")
+    try:
+        text = config.path.read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    return _Parser(config.path, text).fail(key, reason)
 
 
 def _describe(option: Option) -> str:

@@ -16,7 +16,11 @@ class MentionwatchError(Exception):
     prefix: str = ""  # printed before the message, e.g. "config error: "
 
     def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message)
+        # The one place an error message is made: platform error bodies and echoed
+        # credentials inside it are made inert and scrubbed before anyone prints or stores it.
+        from mentionwatch.text import inert
+
+        super().__init__(inert(message))
         if code is not None:
             self.code = code
 

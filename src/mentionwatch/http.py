@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from mentionwatch import __version__
+from mentionwatch import __version__, scrub
 from mentionwatch.errors import SourceError
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ _RESET_HEADERS = ("retry-after", "x-ratelimit-reset", "ratelimit-reset", "x-rate
 
 class RateLimited(SourceError):
     """The platform asked us to wait longer than we are willing to."""
+
+    wait: float | None = None  # seconds until the limit resets (watch delays the source)
 
 
 class Uncertain(SourceError):
@@ -92,7 +94,7 @@ def _parse_when(raw: str) -> float | None:
 def error_detail(response: httpx.Response) -> str:
     """The platform's own reason from an error body, in one short line."""
     ctype = response.headers.get("content-type", "")
-    body = response.text[:4000]
+    body = scrub.scrub(response.text)[:4000]  # before cutting: no half secret survives
     if "html" in ctype or body.lstrip()[:1] == "<":
         title = re.search(r"<title[^>]*>(.*?)</title>", body, re.I | re.S)
         hint = f" ({' '.join(title.group(1).split())[:80]})" if title else ""
@@ -129,11 +131,14 @@ def _message_from_json(data: Any) -> str | None:
 def open_client(settings: PollSettings) -> httpx.AsyncClient:
     import httpx
 
+    scrub.guard_logging()
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
         headers={"User-Agent": settings.user_agent or DEFAULT_USER_AGENT},
         follow_redirects=True,
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        # Every credential a request carries is known to the scrubber before it is sent.
+        event_hooks={"request": [scrub.note_request]},
     )
 
 
@@ -203,11 +208,13 @@ class Http:
                 return response
             wait = self._wait_hint(response)
             if wait is not None and wait > self.settings.max_wait:
-                raise RateLimited(
+                limited = RateLimited(
                     f"{self.source}: rate limited by {urlsplit(url).netloc} (HTTP "
                     f"{response.status_code}: {error_detail(response)}); the limit resets in "
                     f"{_human(wait)}, try again then"
                 )
+                limited.wait = wait
+                raise limited
             if attempt >= self.settings.retries:
                 raise SourceError(
                     f"{self.source}: HTTP {response.status_code} from {redact_url(url)} after "

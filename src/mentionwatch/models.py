@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -111,15 +112,16 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """What feed and export select; None means no restriction."""
+    """What feed and export select. Each tuple means "any of"; an empty one (or None) means
+    no restriction."""
 
     since: datetime | None = None
     sources: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
-    sentiment: str | None = None
-    status: str | None = "open"  # None: every status
-    search: str | None = None
-    intents: tuple[str, ...] = ()  # any of these
+    sentiments: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ("open",)  # (): every status
+    search: str | None = None  # the --search language (store.fts_query)
+    intents: tuple[str, ...] = ()
     min_relevance: float | None = None  # relevance at least this (unscored ones pass)
 
 
@@ -147,6 +149,8 @@ class JobResult:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     reads: int | None = None
+    retry_after: float | None = None  # seconds the platform asked us to wait (rate limited)
+    interrupted: bool = False  # stopped by Ctrl-C; what it saved by then is counted
 
 
 @dataclass(slots=True)
@@ -192,6 +196,22 @@ def from_epoch(seconds: float) -> datetime:
 
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+
+
+def parse_duration(value: str | float) -> float:
+    """Seconds in `90s`, `5m`, `1h30m`, `2d`, `1w` or a plain number of seconds; ValueError
+    naming the accepted forms otherwise."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip().replace(" ", "")
+        if not text or _DURATION.sub("", text):
+            raise ValueError(f"cannot read {value!r} as a duration: use 30s, 5m, 2h, 1d or 1w")
+        seconds = sum(float(n) * _DURATION_UNITS[u.lower()] for n, u in _DURATION.findall(text))
+    if seconds <= 0:
+        raise ValueError(f"{value!r} is not a positive duration")
+    return seconds
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
@@ -208,3 +228,39 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
         raise ValueError(
             f"cannot read {value!r} as a time: use 30m, 2h, 3d, 1w or an ISO date"
         ) from None
+
+
+def account_key(name: str | None) -> str:
+    """An account name as config lists write it: any case, with or without @ or u/."""
+    return (name or "").strip().lower().removeprefix("@").removeprefix("u/")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One event to deliver to one channel, queued in the transaction that saves its cause.
+
+    `subject` says what the event is about (a mention's key): an alert goes to a channel at
+    most once per subject.
+    """
+
+    alert: str
+    channel: str  # a stable fingerprint of the channel, never its URL (URLs hold secrets)
+    event: str  # "mention" (later "spike", "digest")
+    subject: str
+    payload: dict[str, Any]  # the event body without its delivery ID
+    mention_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A queued delivery as read back from the outbox."""
+
+    id: int
+    delivery: str  # the ID every attempt carries (X-Mentionwatch-Delivery)
+    alert: str
+    channel: str
+    event: str
+    subject: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,16 +18,36 @@ from mentionwatch import relevance
 from mentionwatch.config import Config, SourceSettings
 from mentionwatch.errors import UsageError
 from mentionwatch.http import Http, SourceError, open_client
-from mentionwatch.models import Job, JobResult, Mention, PollReport, Term, parse_iso
+from mentionwatch.models import (
+    Job,
+    JobResult,
+    Mention,
+    OutboxItem,
+    PollReport,
+    Term,
+    account_key,
+    parse_iso,
+)
 from mentionwatch.query import Matcher
 from mentionwatch.sources import registry
 from mentionwatch.sources.base import Source
 from mentionwatch.store import Store
 from mentionwatch.tagging import Tagger, analyzer_for, stale_note
+from mentionwatch.text import inert, inert_fields
 
 
 class PollError(UsageError):
     """The poll cannot start (nothing to poll, unknown source or term)."""
+
+
+class PollInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a poll; `report` holds what each job had saved by then.
+
+    A KeyboardInterrupt, so code that stops on Ctrl-C keeps doing so."""
+
+    def __init__(self, report: PollReport) -> None:
+        super().__init__("interrupted")
+        self.report = report
 
 
 @dataclass
@@ -54,7 +74,10 @@ class Poller:
     on_jobs: Callable[[int], None] = lambda count: None
     notify: Callable[[str], None] | None = None
     analyzer_name: str | None = None
+    # Turns the new mentions of a page into alert deliveries, saved in the page's transaction.
+    queue: Callable[[list[Mention]], Iterable[OutboxItem]] | None = None
     _run: str = field(default_factory=lambda: uuid.uuid4().hex)
+    _tagger: Tagger | None = None  # built on the first new mention (the analyzer loads then)
 
     def terms(self) -> list[Term]:
         known = {t.name for t in self.config.terms}
@@ -76,26 +99,32 @@ class Poller:
         chosen = [s for n, s in enabled.items() if not self.only_sources or n in self.only_sources]
         if not chosen:
             raise PollError("no source is enabled: add a [sources.NAME] table to the config")
-        return chosen
-
-    _tagger: Tagger | None = None
+        return [s.usable() for s in chosen]  # only these need their ${VAR}s
 
     def run(self) -> PollReport:
-        terms, chosen = self.terms(), self.settings()
+        """Poll every chosen source; Ctrl-C raises PollInterrupted with what was saved."""
+        try:
+            return asyncio.run(self.arun())
+        except KeyboardInterrupt:
+            raise PollInterrupted(getattr(self, "report", PollReport())) from None
+
+    async def arun(self) -> PollReport:
+        """The poll, in a running event loop (watch runs one per source at once)."""
+        chosen, terms = self.settings(), self.terms()
+        self.report = PollReport()
         # Decisions made since the last poll (handle, ignore, replies) teach relevance first.
         relevance.learn_now(self.config, self.store)
-        report = asyncio.run(self._poll(terms, chosen))
+        await self._poll(terms, chosen)
         analyzer = self._tagger.analyzer if self._tagger else None
         spent = getattr(analyzer, "summary", None)
         requests: int = getattr(analyzer, "requests", 0)
         if spent is not None and self.notify is not None and requests:
             self.notify(spent())  # what the LLM analyzer spent
-        return report
+        return self.report
 
-    async def _poll(self, terms: list[Term], chosen: list[SourceSettings]) -> PollReport:
+    async def _poll(self, terms: list[Term], chosen: list[SourceSettings]) -> None:
         self.matcher = Matcher(list(self.config.terms))
-        self.ignored = {_account(a) for a in self.config.poll.ignore_authors}
-        report = PollReport()
+        self.ignored = {account_key(a) for a in self.config.poll.ignore_authors}
         host_limits: dict[str, asyncio.Semaphore] = {}
         async with open_client(self.config.poll) as client:
             work = []
@@ -104,34 +133,44 @@ class Poller:
                                       self.notify)  # fmt: skip
                 missing = source.missing_credentials()
                 if missing:
-                    report.results.append(
+                    self.report.results.append(
                         self._record(JobResult(settings.name, "*", error=missing))
                     )
                     continue
                 work += [(source, job) for job in source.jobs(terms)]
             self.on_jobs(len(work))
-            results = await asyncio.gather(*(self._job(source, job) for source, job in work))
-        report.results.extend(results)
-        return report
+            # Results are in the report from the start, so an interrupted poll can still say
+            # what each job saved.
+            results = [JobResult(job.source, job.scope) for _, job in work]
+            self.report.results.extend(results)
+            jobs = zip(work, results, strict=True)
+            await asyncio.gather(*(self._job(src, job, result) for (src, job), result in jobs))
 
-    async def _job(self, source: Source, job: Job) -> JobResult:
-        result = JobResult(job.source, job.scope)
+    async def _job(self, source: Source, job: Job, result: JobResult) -> None:
         try:
             cursor = self.store.get_cursor(job.source, job.scope)
             async for page in source.fetch(job, cursor):
-                mentions = self._verified(page.mentions)
+                # The boundary: platform text becomes inert here, before matching and storing.
+                mentions = self._verified([inert_fields(m) for m in page.mentions])
                 result.fetched += len(page.mentions)
                 self._tag_new(mentions)
-                result.new += self.store.save_page(job.source, job.scope, mentions, page.cursor)
+                result.new += self.store.save_page(
+                    job.source, job.scope, mentions, page.cursor, queue=self.queue
+                )
                 if page.note:
                     result.notes.append(page.note)
                 if page.reads is not None:
                     result.reads = (result.reads or 0) + page.reads
         except SourceError as exc:
             result.error = str(exc)
+            result.retry_after = getattr(exc, "wait", None)
+        except asyncio.CancelledError:  # Ctrl-C: what was saved stays saved
+            result.interrupted = True
+            self._record(result)
+            raise
         except Exception as exc:  # a bug or a hostile response must not stop other sources
-            result.error = f"{job.source}: unexpected {type(exc).__name__}: {exc}"
-        return self._record(result)
+            result.error = inert(f"{job.source}: unexpected {type(exc).__name__}: {exc}")
+        self._record(result)
 
     def _record(self, result: JobResult) -> JobResult:
         self.store.log_poll(self._run, result)
@@ -141,7 +180,7 @@ class Poller:
     def _verified(self, mentions: list[Mention]) -> list[Mention]:
         kept = []
         for m in mentions:
-            if _account(m.author) in self.ignored:
+            if account_key(m.author) in self.ignored:
                 continue
             m.terms = self.matcher.matching_terms(m.source, m.match_text)
             if m.terms:
@@ -169,7 +208,11 @@ def build_source(
     host_limits: dict[str, asyncio.Semaphore] | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> Source:
-    """A source instance wired to the shared HTTP client and its slice of the database."""
+    """A source instance wired to the shared HTTP client and its slice of the database.
+
+    Raises ConfigError when its settings are unusable (an unset ${VAR}): using a source is
+    what needs its credentials."""
+    settings = settings.usable()
     http = Http(settings.name, client, config.poll, {} if host_limits is None else host_limits,
                 notify)  # fmt: skip
     return registry()[settings.name](settings, http, StoreState(store, settings.name), config.poll)
@@ -188,10 +231,15 @@ def check_sources(config: Config, store: Store) -> list[SourceCheck]:
     async def run() -> list[SourceCheck]:
         async with open_client(config.poll) as client:
             return list(await asyncio.gather(*(
-                _check(build_source(s, config, store, client)) for s in config.enabled_sources()
+                _check(build_source(s, config, store, client)) if not s.problem
+                else _unusable(s) for s in config.enabled_sources()
             )))  # fmt: skip
 
     return asyncio.run(run())
+
+
+async def _unusable(settings: SourceSettings) -> SourceCheck:
+    return SourceCheck(settings.name, False, settings.problem or "")
 
 
 async def _check(source: Source) -> SourceCheck:
@@ -206,11 +254,6 @@ async def _check(source: Source) -> SourceCheck:
         return SourceCheck(source.name, False, f"{source.name}: no check available")
     except Exception as exc:
         return SourceCheck(source.name, False, f"{source.name}: unexpected {type(exc).__name__}")
-
-
-def _account(name: str | None) -> str:
-    """An author as written in ignore_authors: any case, with or without @ or u/."""
-    return (name or "").strip().lower().removeprefix("@").removeprefix("u/")
 
 
 @dataclass
@@ -234,8 +277,11 @@ def source_overview(config: Config, store: Store) -> list[SourceOverview]:
             row = SourceOverview(name, "not configured", "-")
         else:
             state = "enabled" if settings.enabled else "disabled"
-            source = build_source(settings, config, store, client=None)
-            row = SourceOverview(name, state, _credentials(source))
+            if settings.problem:  # an unset ${VAR}: say which, as the credentials' state
+                row = SourceOverview(name, state, f"missing: ${{{settings.unset}}} is not set")
+            else:
+                source = build_source(settings, config, store, client=None)
+                row = SourceOverview(name, state, _credentials(source))
         jobs = last.get(name, [])
         if jobs:
             row.last_poll = parse_iso(max(j["finished_at"] for j in jobs))

@@ -252,5 +252,5 @@ def learn_now(config: Config, store: Store) -> int:
 
 def rescore_open(scorer: Scorer, store: Store, terms: Iterable[str]) -> None:
     """Store fresh scores for the open mentions of ``terms`` (what the founder still reads)."""
-    mentions = store.mentions(Filters(status="open", terms=tuple(sorted(terms))))
+    mentions = store.mentions(Filters(statuses=("open",), terms=tuple(sorted(terms))))
     store.set_relevance([(m.id, scorer.score(m)) for m in mentions if m.id is not None])

@@ -9,14 +9,16 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from mentionwatch.models import JobResult, Mention, PollReport, ThreadPost, iso, utcnow
+from mentionwatch.models import JobResult, Mention, PollReport, ThreadPost, iso, parse_iso, utcnow
 from mentionwatch.relevance import THRESHOLD as RELEVANT
-from mentionwatch.text import strip_controls
+from mentionwatch.text import inert
 from mentionwatch.triage import mention_priority
 
 RECORD_KEYS = (
@@ -36,9 +38,12 @@ if TYPE_CHECKING:  # rich is imported where a view is drawn, so export stays fas
     from rich.console import Console
     from rich.text import Text
 
+    from mentionwatch.query import AtomPattern
+
 
 def safe(value: object) -> str:
-    return strip_controls(str(value)) if value is not None else ""
+    """Any value as text that cannot drive the terminal or reveal a secret."""
+    return inert(str(value)) if value is not None else ""
 
 
 def record(m: Mention) -> dict[str, Any]:
@@ -75,12 +80,13 @@ def age(dt: datetime, now: datetime | None = None) -> str:
     return f"{seconds}s"
 
 
-def _highlighted(value: str, patterns: Sequence[re.Pattern[str]], style: str) -> Text:
+def _highlighted(value: str, patterns: Sequence[AtomPattern], style: str) -> Text:
     from rich.text import Text
 
     text = Text(safe(value))
     for pattern in patterns:
-        text.highlight_regex(pattern, style)
+        for start, end in pattern.finditer(text.plain):
+            text.stylize(style, start, end)
     return text
 
 
@@ -89,18 +95,34 @@ def _shorten(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
-def entry_header(m: Mention, now: datetime) -> Text:
+def entry_header(m: Mention, now: datetime, width: int | None = None) -> Text:
+    """The first line of an entry; with a `width` it is fitted to one line (a terminal): the
+    author's display name goes first, then the author is shortened, then the list of terms,
+    and whatever is left is cut with an ellipsis, so the line never wraps."""
+    header = _header(m, now, 0)
+    if width is None:
+        return header
+    for tighter in range(1, 4):
+        if header.cell_len <= width:
+            return header
+        header = _header(m, now, tighter)
+    header.truncate(width, overflow="ellipsis")
+    return header
+
+
+def _header(m: Mention, now: datetime, tighter: int) -> Text:
     from rich.text import Text
 
     sentiment = m.sentiment or "neutral"
-    header = Text()
+    header = Text(no_wrap=True, overflow="ellipsis")
     header.append(f"{m.id:>5} ", style="bold")
     header.append(f"[{SENTIMENT_TAG.get(sentiment, sentiment)}]", SENTIMENT_STYLE.get(sentiment))
     header.append(f" {m.source}", style="magenta")
     header.append(f"  {age(m.created_at, now)}", style="yellow")
     if m.author:
-        header.append(f"  {safe(m.author)}", style="bold blue")
-        if m.author_name and m.author_name != m.author:
+        author = safe(m.author) if tighter < 2 else _shorten(safe(m.author), 18)
+        header.append(f"  {author}", style="bold blue")
+        if m.author_name and m.author_name != m.author and tighter < 1:
             header.append(f" ({safe(m.author_name)})", style="blue")
     if m.reach is not None:
         header.append(f"  ▲{m.reach}")
@@ -111,53 +133,167 @@ def entry_header(m: Mention, now: datetime) -> Text:
         header.append(f"  ~off-topic {m.relevance:.2f}", style="dim")
     header.append(f"  {m.status}", style=STATUS_STYLE.get(m.status))
     if m.terms:
-        header.append("  " + ", ".join(safe(t) for t in m.terms), style="dim")
+        terms = [safe(t) for t in m.terms]
+        if tighter >= 3 and len(terms) > 1:
+            terms = [terms[0], f"+{len(terms) - 1}"]
+        header.append("  " + ", ".join(terms), style="dim")
     return header
+
+
+# Layout: lines that fit the terminal without ever cutting a word (a URL stays whole, so it
+# can be clicked and copied), and hyperlinks on terminals that show them.
+
+INDENT = 6
+
+
+def fitted_lines(text: Text, width: int, indent: int = INDENT) -> list[Text]:
+    """`text` word-wrapped to `width` columns, each line after `indent` spaces. A word too
+    long for a line (a URL) is never cut: it gets a line of its own, unindented when even
+    that is too narrow, and the terminal shows it whole."""
+
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    lines: list[Text] = []
+    for paragraph in text.split("\n", allow_blank=True):
+        plain = paragraph.plain
+        breaks: list[int] = []
+        column = 0
+        for word in re.finditer(r"\S+\s*", plain):
+            length = cell_len(word.group().rstrip())
+            if column and column + length > width - indent:
+                breaks.append(word.start())
+                column = 0
+            column += cell_len(word.group())
+        for piece in paragraph.divide(breaks):
+            piece.rstrip()
+            lead = " " * indent if piece.cell_len + indent <= width else ""
+            lines.append(Text.assemble(lead, piece))
+    return lines
+
+
+def link_target(url: str | None) -> str | None:
+    """`url` when it may become a terminal hyperlink: http(s), a host, and only printable
+    ASCII (no space, quote or control character that could end the escape sequence)."""
+    from urllib.parse import urlsplit
+
+    if not url or len(url) > 2000 or not all("!" <= ch <= "~" for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def supports_hyperlinks(env: Mapping[str, str], is_terminal: bool) -> bool:
+    """Whether to print OSC 8 hyperlinks: FORCE_HYPERLINK=1/0 decides; otherwise only on a
+    terminal known to show them (others would print the escape codes as text)."""
+    forced = env.get("FORCE_HYPERLINK")
+    if forced is not None:
+        return forced not in ("", "0")
+    if not is_terminal or env.get("TERM") == "dumb" or env.get("CI"):
+        return False
+    program = env.get("TERM_PROGRAM", "")
+    if program in ("iTerm.app", "WezTerm", "vscode", "ghostty", "Hyper", "Tabby"):
+        return True
+    vte = env.get("VTE_VERSION", "")
+    if vte.isdigit() and int(vte) >= 5000:  # GNOME Terminal, Tilix, Terminator…
+        return True
+    term = env.get("TERM", "")
+    return any(
+        (env.get("WT_SESSION"), env.get("KONSOLE_VERSION"), env.get("KITTY_WINDOW_ID"),
+         term in ("xterm-kitty", "alacritty", "foot", "xterm-ghostty", "wezterm"))
+    )  # fmt: skip
+
+
+def url_text(url: str, hyperlinks: bool) -> Text:
+    from rich.style import Style
+    from rich.text import Text
+
+    target = link_target(url) if hyperlinks else None
+    style = Style(dim=True, underline=True, link=target) if target else "dim underline"
+    return Text(safe(url), style=style)
+
+
+@dataclass
+class FeedSummary:
+    """What the feed did not show, for the dim line under it."""
+
+    statuses: tuple[str, ...]  # the statuses shown; () every status
+    counts: dict[str, int]  # mentions that pass the filters, per status (status filter ignored)
+    filtered: bool  # filters other than --status apply
+    limit: int | None = None
+
+
+def feed_note(summary: FeedSummary, shown: int) -> str | None:
+    """One line: nothing matched and why, how many more --limit held back, what is hidden."""
+    chosen = summary.statuses or tuple(summary.counts)
+    matching = sum(summary.counts.get(s, 0) for s in chosen)
+    hidden = {s: n for s, n in summary.counts.items() if n and s not in chosen}
+    hidden_part = ""
+    if hidden:
+        counts = " and ".join(f"{n} {s}" for s, n in hidden.items())
+        verb = "" if shown else " is" if sum(hidden.values()) == 1 else " are"
+        hidden_part = f"{counts}{verb} hidden: --status all"
+    if shown == 0:
+        which = " or ".join(summary.statuses) + " " if summary.statuses else ""
+        if hidden_part:
+            return f"no {which}mentions match; {hidden_part}"
+        if summary.filtered:
+            return f"no {which}mentions match these filters"
+        return "no mentions yet: run 'mentionwatch poll' to fetch new ones"
+    more = matching - shown
+    parts = [f"{more} more: --limit 0 shows all"] if more > 0 else []
+    if hidden_part:
+        parts.append(hidden_part)
+    return "; ".join(parts) or None
 
 
 def print_feed(
     console: Console,
     mentions: Iterable[Mention],
-    patterns: dict[str, list[re.Pattern[str]]],
-    hidden: dict[str, int] | None = None,
+    patterns: dict[str, list[AtomPattern]],
+    summary: FeedSummary | None = None,
+    hyperlinks: bool = False,
 ) -> int:
     """One entry per mention, newest first; returns how many were shown."""
-    from rich.padding import Padding
     from rich.text import Text
 
     now = utcnow()
-    wrap = not console.is_terminal  # pipes and files get whole lines, terminals wrap
+    terminal = console.is_terminal  # pipes and files get whole lines, terminals fitted ones
+    width = console.width
 
-    def indented(text: Text) -> None:
-        # On a terminal Padding keeps wrapped lines indented; a pipe gets plain spaces.
-        console.print(text if wrap else Padding(text, (0, 0, 0, 6)), soft_wrap=wrap)
+    def block(text: Text) -> None:
+        if not terminal:
+            console.print(Text.assemble(" " * INDENT, text), soft_wrap=True)
+            return
+        for line in fitted_lines(text, width):
+            console.print(line, soft_wrap=True)
 
     shown = 0
     for m in mentions:
         if shown:
             console.print()
         term_patterns = [p for t in m.terms for p in patterns.get(t, ())]
-        console.print(entry_header(m, now), soft_wrap=wrap)
-        lead = "      " if wrap else ""
+        console.print(entry_header(m, now, width if terminal else None), soft_wrap=True)
         if m.title:
             title = _highlighted(_shorten(m.title, 200), term_patterns, "bold yellow")
             # A comment's title is its thread's, shown as context rather than as its own.
             title.stylize("dim" if m.in_thread else "bold")
-            indented(Text.assemble(lead, ("on: " if m.in_thread else "", "dim"), title))
+            block(Text.assemble(("on: " if m.in_thread else "", "dim"), title))
         if m.text:
-            body = _highlighted(_shorten(m.text, FEED_TEXT_LIMIT), term_patterns, "bold yellow")
-            indented(Text.assemble(lead, body))
+            block(_highlighted(_shorten(m.text, FEED_TEXT_LIMIT), term_patterns, "bold yellow"))
         if m.url:
-            indented(Text.assemble(lead, (safe(m.url), "dim underline")))
+            block(url_text(m.url, hyperlinks))
         shown += 1
-    if hidden:
-        parts = [f"{count} {status}" for status, count in hidden.items() if count]
-        if parts:
-            note = f"({', '.join(parts)} hidden; --status all shows them)"
-            console.print(Text(note, style="dim"), soft_wrap=True)
-    if not shown and not hidden:
-        console.print(Text("No mentions match. Run 'mentionwatch poll' to fetch new ones.",
-                           style="dim"))  # fmt: skip
+    note = feed_note(summary, shown) if summary else None
+    if note:
+        if shown:
+            console.print()
+        console.print(Text(note, style="dim"), soft_wrap=True)
     return shown
 
 
@@ -186,11 +322,18 @@ def print_detail(
 
     wrap = not console.is_terminal
 
+    def whole_words(text: Text) -> None:
+        if wrap:
+            console.print(text, soft_wrap=True)
+            return
+        for line in fitted_lines(text, console.width, indent=0):
+            console.print(line, soft_wrap=True)
+
     def field(label: str, value: object) -> None:
         if value not in (None, ""):
-            console.print(Text(f"{label:>12}: ", style="bold") + Text(safe(value)), soft_wrap=wrap)
+            whole_words(Text(f"{label:>12}: ", style="bold") + Text(safe(value)))
 
-    console.print(entry_header(m, utcnow()), soft_wrap=wrap)
+    console.print(entry_header(m, utcnow(), None if wrap else console.width), soft_wrap=True)
     field("key", m.key)
     field("url", m.url)
     field("reply at", m.reply_url)
@@ -212,10 +355,10 @@ def print_detail(
         head = Text(f"{label} ", style="bold") + Text(safe(post.author or "someone"), "bold blue")
         if post.url:
             head.append(f"  {safe(post.url)}", style="dim")
-        console.print(head, soft_wrap=wrap)
-        console.print(Text("  " + _shorten(safe(post.text), FEED_TEXT_LIMIT)), soft_wrap=wrap)
+        whole_words(head)
+        whole_words(Text("  " + _shorten(safe(post.text), FEED_TEXT_LIMIT)))
     console.print()
-    console.print(Text(safe(m.text)), soft_wrap=wrap)
+    whole_words(Text(safe(m.text)))
     if replies:
         console.print()
         console.print(Text("replies:", style="bold"))
@@ -244,9 +387,9 @@ def print_reply_preview(
     console.print(entry_header(m, utcnow()), soft_wrap=True)
     console.print(Text("      " + _shorten(safe(m.text), FEED_TEXT_LIMIT)), soft_wrap=True)
     console.print()
-    where = "to paste on the reply page" if by_hand else f"reply on {m.source}"
+    where = "to paste on the reply page" if by_hand else f"to post on {m.source}"
     counted = f"{length}/{limit}" if limit else str(length)
-    console.print(Text(f"Your {where} ({counted} characters):", style="bold"))
+    console.print(Text(f"Your reply, {where} ({counted} characters):", style="bold"))
     for line in safe(text).splitlines() or [""]:
         console.print(Text("  > " + line, style="cyan"), soft_wrap=True)
 
@@ -281,13 +424,20 @@ def write_json(out: IO[str], mentions: Iterable[Mention]) -> int:
 
 
 def csv_cell(value: object) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
+    """A CSV cell that a spreadsheet will not run as a formula.
+
+    Numbers (polarity, reach, id) stay numbers, `-0.4889` included: only text is neutralised,
+    by a leading apostrophe when it starts with =, +, -, @, tab or CR (after any spaces,
+    which spreadsheets skip).
+    """
     if value is None:
         return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value)
     if isinstance(value, list):
         value = ", ".join(map(str, value))
     text = safe(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return "'" + text if text.lstrip(" ").startswith(_FORMULA_START) else text
 
 
 def write_csv(out: IO[str], mentions: Iterable[Mention]) -> int:
@@ -332,6 +482,9 @@ WRITERS = {
     "ids": write_ids,
     "plain": write_plain,
 }
+FEED_FORMATS = ("rich", "plain", "jsonl", "json", "csv", "ids")  # rich: print_feed
+EXPORT_FORMATS = ("jsonl", "json", "csv")
+FORMAT_BY_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}
 
 
 @contextmanager
@@ -384,11 +537,14 @@ def print_summary(report: PollReport, quiet: bool, err: Callable[[str], None]) -
             reads = [r.reads for r in ok if r.reads is not None]
             if reads:
                 notes.insert(0, f"read {sum(reads)} posts")
+            stopped = sum(r.interrupted for r in ok)
+            if stopped:
+                notes.append(f"{stopped} interrupted")
             extra = f" ({'; '.join(notes)})" if notes else ""
             failed = len(results) - len(ok)
             failed_note = f", {failed} failed" if failed else ""
-            print(f"{source}: {sum(r.new for r in ok)} new of {sum(r.fetched for r in ok)} "
-                  f"fetched, {len(ok)} job(s){failed_note}{extra}")  # fmt: skip
+            print(safe(f"{source}: {sum(r.new for r in ok)} new of {sum(r.fetched for r in ok)} "
+                       f"fetched, {len(ok)} job(s){failed_note}{extra}"))  # fmt: skip
     for result in report.failures:
         err(f"error: {safe(result.error)}")
     if not quiet or report.failures:
@@ -396,6 +552,212 @@ def print_summary(report: PollReport, quiet: bool, err: Callable[[str], None]) -
         line = f"{report.new} new mention(s); {failures} job(s) failed" if failures else (
             f"{report.new} new mention(s)")  # fmt: skip
         (err if failures else print)(line)
+
+
+def print_deliveries(report: Any, quiet: bool, err: Callable[[str], None]) -> None:
+    """What the alert channels answered: deliveries made, held by a cap, failed (stderr)."""
+    if not report.channels:
+        return
+    if not quiet:
+        channels = [c for c in report.channels if c.delivered]
+        if channels:
+            print(f"alerts: {report.delivered} delivered through {len(channels)} channel(s)")
+        for c in report.channels:
+            if c.held:
+                print(f"alerts: {safe(c.alert)} → {safe(c.label)}: {c.held} held by "
+                      "max_per_hour (sent grouped when the hour allows)")  # fmt: skip
+    for c in report.failures:
+        kept = f"; {c.pending} kept for the next try" if c.pending else ""
+        err(f"error: alert {safe(c.alert)}: channel {safe(c.label)} failed: {safe(c.error)}{kept}")
+
+
+def print_alert_rules(console: Console, rules: Sequence[Any]) -> None:
+    """`alerts`: each rule, its filters, and each channel's last answer and queue."""
+    from rich.text import Text
+
+    if not rules:
+        console.print("No alert rules: add [[alerts]] to the config (see config.example.toml).")
+        return
+    now = utcnow()
+    for i, status in enumerate(rules):
+        if i:
+            console.print()
+        summary = Text(f"  {safe(_rule_summary(status.rule))}", style="dim")
+        console.print(Text(safe(status.rule.name), style="bold") + summary, soft_wrap=True)
+        for ch in status.channels:
+            line = Text(f"  {ch.kind:<8} ") + Text(safe(ch.label))
+            if ch.last_at is None:
+                line.append("  never used", style="dim")
+            else:
+                when = age(parse_iso(ch.last_at), now)
+                test = " (test)" if ch.last_test else ""
+                word, style = ("delivered", "green") if ch.last_ok else ("failed", "bold red")
+                line.append(f"  {when} ago{test}: ")
+                line.append(word, style=style)
+                line.append(f" ({safe(ch.last_outcome)})")
+            line.append(f"  {ch.sent} sent")
+            if ch.pending:
+                line.append(f", {ch.pending} pending", style="yellow")
+            console.print(line, soft_wrap=True)
+
+
+def _rule_summary(rule: Any) -> str:
+    """A rule's filters and limits in one line, as the config writes them."""
+    parts = [f"on {rule.on}"]
+    for name, value in rule.filters.items():
+        if isinstance(value, frozenset):
+            parts.append(f"{name}: {', '.join(sorted(value))}")
+        elif name == "query":
+            parts.append(f"query: {' OR '.join(' '.join(a) for a in value.alternatives)}")
+        else:
+            parts.append(f"{name} {value:g}")
+    parts.append(f"max_age {_duration(rule.max_age)}")
+    if rule.max_per_hour:
+        parts.append(f"at most {rule.max_per_hour} messages/hour")
+    if rule.secret:
+        parts.append("webhooks signed")
+    return "; ".join(parts)
+
+
+def print_alert_log(console: Console, rows: Sequence[Any]) -> None:
+    """`alerts log`: recent messages, newest first."""
+    from rich.text import Text
+
+    if not rows:
+        console.print("Nothing sent yet.")
+        return
+    for row in rows:
+        ok = bool(row["ok"])
+        line = Text(f"{row['at']}  ")
+        line.append("ok    " if ok else "FAIL  ", style="green" if ok else "bold red")
+        line.append(f"{safe(row['alert'])} → {safe(row['label'])}")
+        count = row["deliveries"]
+        what = "test" if row["test"] else f"{count} mention{'s' if count != 1 else ''}"
+        line.append(f"  {what}: {safe(row['outcome'])}", style="dim")
+        console.print(line, soft_wrap=True)
+
+
+def print_test_results(console: Console, answers: Sequence[Any]) -> None:
+    """`alerts test NAME`: what each channel answered."""
+    from rich.text import Text
+
+    for answer in answers:
+        ok = answer.outcome.ok
+        line = Text("ok    " if ok else "FAIL  ", style="green" if ok else "bold red")
+        line.append(safe(answer.label), style="bold")
+        line.append(f": {safe(answer.outcome.detail)}")
+        console.print(line, soft_wrap=True)
+
+
+class WatchView:
+    """What `watch` shows: a live status on a terminal, else one log line per poll and per
+    channel answer on stderr (text, or JSON objects for log shippers)."""
+
+    def __init__(self, live: bool, fmt: str, err: Callable[[str], None]) -> None:
+        self.live, self.fmt, self.err = live, fmt, err
+        self.note_line: str | None = None
+
+    def _log(self, text: str, **fields: Any) -> None:
+        if self.live:
+            return
+        if self.fmt == "json":
+            self.err(json.dumps({"at": iso(utcnow()), **fields}, ensure_ascii=False))
+        else:
+            self.err(f"{iso(utcnow())} {safe(text)}")
+
+    def started(self, status: Any) -> None:
+        every = ", ".join(
+            f"{s.name} every {_duration(s.interval)}" for s in status.sources.values()
+        )
+        self._log(f"watching: {every}", event="start",
+                  sources={s.name: s.interval for s in status.sources.values()})  # fmt: skip
+
+    def stopped(self, status: Any) -> None:
+        line = f"stopped after {status.polls} poll(s); {status.delivered} alert(s) delivered"
+        if self.live:  # the live status has gone: say how it ended
+            self.err(f"mentionwatch watch: {line}")
+        self._log(line, event="stop", polls=status.polls, delivered=status.delivered)
+
+    def polled(self, source: Any, report: Any) -> None:
+        next_in = max(0.0, source.next_at - time.time())
+        result = f"{report.new} new of {report.fetched} fetched"
+        if source.errors:
+            result += "; failed: " + "; ".join(source.errors)
+        self._log(
+            f"{source.name}: {result}; next poll in {_duration(next_in)}", event="poll",
+            source=source.name, new=report.new, fetched=report.fetched,
+            errors=[safe(e) for e in source.errors], next_poll_in=round(next_in, 1),
+        )  # fmt: skip
+
+    def delivered(self, channel: Any) -> None:
+        if channel.error:
+            what = f"failed: {channel.error}"
+            if channel.pending:
+                what += f"; {channel.pending} pending, retried with backoff"
+        elif channel.held:
+            what = f"{channel.held} held by max_per_hour"
+        else:
+            what = f"{channel.delivered} delivered"
+        self._log(f"alert {channel.alert} → {channel.label}: {what}", event="delivery",
+                  alert=channel.alert, channel=channel.label, delivered=channel.delivered,
+                  pending=channel.pending, held=channel.held,
+                  error=safe(channel.error) if channel.error else None)  # fmt: skip
+
+    def note(self, message: str) -> None:
+        self.note_line = message
+        self._log(message, event="note", message=safe(message))
+
+    @contextmanager
+    def showing(self, status: Any) -> Iterator[None]:
+        if not self.live:
+            yield
+            return
+        from rich.console import Console
+        from rich.live import Live
+
+        console = Console(stderr=True)
+        with Live(console=console, refresh_per_second=2, transient=True,
+                  get_renderable=lambda: self._table(status)):  # fmt: skip
+            yield
+
+    def _table(self, status: Any) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        head = Text(f"watching · {status.polls} poll(s) · {status.delivered} alert(s) delivered"
+                    " · Ctrl-C stops", style="bold")  # fmt: skip
+        table = Table(box=None, show_header=False, pad_edge=False)
+        now = utcnow()
+        for s in status.sources.values():
+            if s.polling:
+                last = Text("polling…", style="cyan")
+            elif s.last_at is None:
+                last = Text("waiting", style="dim")
+            elif s.errors:
+                last = Text(f"{age(s.last_at, now)} ago: failed: {safe(s.errors[0])[:60]}", "red")
+            else:
+                last = Text(f"{age(s.last_at, now)} ago: {s.new} new of {s.fetched}")
+            next_in = max(0.0, s.next_at - time.time())
+            table.add_row(Text(s.name, style="magenta"), last,
+                          Text(f"next in {_duration(next_in)}", style="dim"))  # fmt: skip
+        parts: list[Any] = [head, table]
+        for label, error in status.failing.items():
+            parts.append(Text(f"! {safe(label)}: {safe(error)}", style="bold red"))
+        if self.note_line:
+            parts.append(Text(safe(self.note_line), style="yellow"))
+        return Group(*parts)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes}m{rest:02d}s" if rest else f"{minutes}m"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if rest // 60 else f"{hours}h"
 
 
 def print_sources(console: Console, rows: Sequence[Any]) -> None:
@@ -413,7 +775,7 @@ def print_sources(console: Console, rows: Sequence[Any]) -> None:
             last = Text(f"{age(row.last_poll, now)} ago: {row.new} new of {row.fetched} fetched")
             if row.errors:
                 last.append(f"; {len(row.errors)} failed: {safe(row.errors[0])}", style="red")
-        table.add_row(row.name, Text(row.state, style=styles.get(row.state)),
+        table.add_row(row.name, Text(row.state, style=styles.get(row.state, "")),
                       Text(safe(row.credentials)), last)  # fmt: skip
     console.print(table)
 

@@ -8,8 +8,10 @@ platform whether the reply already exists, so one reply is never posted twice.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from mentionwatch.config import Config
 from mentionwatch.errors import MentionwatchError
@@ -18,6 +20,7 @@ from mentionwatch.models import Mention, ThreadPost
 from mentionwatch.sources import registry
 from mentionwatch.sources.base import Posted, Source
 from mentionwatch.store import Store
+from mentionwatch.text import inert, inert_fields
 
 
 class ReplyError(MentionwatchError):
@@ -30,19 +33,22 @@ def reply_text(
     template: str | None,
     templates: dict[str, str],
     interactive: bool,
+    draft: Path | None = None,
 ) -> str:
-    """The reply to post: as given, from a template, or written in $EDITOR on a terminal."""
+    """The reply to post: as given, from a template, or written in $EDITOR on a terminal.
+
+    Made inert like any text: a pasted escape sequence or bidi override is never posted."""
     if text is not None and template:
         raise ReplyError("give either TEXT or --template, not both", code=2)
     if template:
-        return fill_template(template, templates, mention)
+        return inert(fill_template(template, templates, mention))
     if text is not None:
-        return text
+        return inert(text)
     if not interactive:
         raise ReplyError(
             "no reply text: give TEXT or --template NAME (or run on a terminal for $EDITOR)", 2
         )
-    return compose_in_editor(mention)
+    return inert(compose_in_editor(mention, draft))
 
 
 def fill_template(name: str, templates: dict[str, str] | object, mention: Mention) -> str:
@@ -119,13 +125,17 @@ def thread(config: Config, store: Store, mention: Mention) -> list[ThreadPost]:
     settings = config.sources.get(mention.source)
     if settings is None:
         raise SourceError(f"{mention.source} is not configured, so its thread cannot be read")
+    if settings.problem:
+        raise SourceError(settings.problem)
 
     async def run() -> list[ThreadPost]:
         async with open_client(config.poll) as client:
             return await build_source(settings, config, store, client).thread(mention)
 
-    posts = asyncio.run(run())
-    store.set_extra(mention.id, "thread", [asdict(p) for p in posts])
+    # The boundary: the platform's posts become inert before they are kept or shown.
+    posts = [inert_fields(p) for p in asyncio.run(run())]
+    if not store.readonly:  # a read-only database just shows it
+        store.set_extra(mention.id, "thread", [asdict(p) for p in posts])
     return posts
 
 
@@ -159,7 +169,7 @@ def post(config: Config, store: Store, mention: Mention, text: str, keep_open: b
             return await where.source.reply(mention, text, key)
 
     try:
-        posted = asyncio.run(run())
+        posted = inert_fields(asyncio.run(run()))  # its id and link come from the platform
     except Uncertain as exc:
         raise ReplyError(
             f"{exc}; run the same command again: it checks before posting, so it never posts twice"
@@ -185,31 +195,60 @@ def record_link(store: Store, mention: Mention, text: str, link: str | None) -> 
     store.add_reply(mention.id, text, "link", url=link)
 
 
-def compose_in_editor(mention: Mention, initial: str = "") -> str:
-    """Open $VISUAL/$EDITOR on a file quoting the mention in # comments, like git commit."""
+def draft_path(mention: Mention) -> Path:
+    """Where a reply written in $EDITOR to this mention is kept until it is posted (in the
+    user's data folder, owner-only)."""
+    import hashlib
+
+    from platformdirs import user_data_path
+
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", mention.key)[:60]
+    digest = hashlib.sha256(mention.key.encode()).hexdigest()[:8]
+    return user_data_path("mentionwatch") / "drafts" / f"{name}-{digest}.txt"
+
+
+def compose_in_editor(mention: Mention, draft: Path | None = None) -> str:
+    """Open $VISUAL/$EDITOR on a file quoting the mention in # comments, like git commit.
+
+    With `draft`, the file is kept there (the caller deletes it once the reply is posted)
+    and what an earlier session wrote in it is where the new one starts."""
     import os
     import shlex
     import subprocess
     import tempfile
 
-    from mentionwatch.text import strip_controls
+    from mentionwatch.files import private_dir, write_private
 
-    quoted = "\n".join(f"# {line}" for line in strip_controls(mention.text).splitlines())
+    quoted = "\n".join(f"# {line}" for line in inert(mention.text).splitlines())
     header = (
         f"\n\n# Write your reply to {mention.author or 'this mention'} on {mention.source} above.\n"
         "# Lines starting with # are ignored; an empty reply posts nothing.\n#\n"
         f"# {mention.url or ''}\n{quoted}\n"
     )
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    with tempfile.NamedTemporaryFile("w+", suffix=".txt", prefix="mentionwatch-reply-",
-                                     delete=False, encoding="utf-8") as handle:  # fmt: skip
-        handle.write(initial + header)
-        path = handle.name
+    if draft is None:
+        with tempfile.NamedTemporaryFile("w+", suffix=".txt", prefix="mentionwatch-reply-",
+                                         delete=False, encoding="utf-8") as handle:  # fmt: skip
+            handle.write(header)
+            path = handle.name
+    else:
+        private_dir(draft.parent)
+        earlier = read_draft(draft)
+        write_private(draft, (earlier + header) if earlier else header)
+        path = str(draft)
     try:
         if subprocess.run([*shlex.split(editor), path]).returncode != 0:
             raise ReplyError(f"the editor ({editor}) exited with an error; nothing posted", 2)
-        with open(path, encoding="utf-8") as handle:
-            lines = [line.rstrip("\n") for line in handle if not line.startswith("#")]
+        return read_draft(Path(path))
     finally:
-        os.unlink(path)
+        if draft is None:
+            os.unlink(path)
+
+
+def read_draft(path: Path) -> str:
+    """The reply in an editor file: every line not starting with #; "" when there is none."""
+    if not path.exists():
+        return ""
+    with path.open(encoding="utf-8") as handle:
+        lines = [line.rstrip("\n") for line in handle if not line.startswith("#")]
     return "\n".join(lines).strip()

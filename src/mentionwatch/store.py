@@ -7,14 +7,28 @@ fast; sqlite-utils (which pulls in numpy when present) is loaded only to migrate
 from __future__ import annotations
 
 import json
+import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from mentionwatch.errors import UsageError
-from mentionwatch.models import Filters, JobResult, Mention, iso, parse_iso, utcnow
+from mentionwatch.errors import EXIT_USAGE, StoreError, UsageError
+from mentionwatch.files import create_private, writable
+from mentionwatch.models import (
+    Delivery,
+    Filters,
+    JobResult,
+    Mention,
+    OutboxItem,
+    iso,
+    parse_iso,
+    utcnow,
+)
 
 MIGRATIONS: list[Callable[[Any], None]] = []
 
@@ -112,6 +126,56 @@ def m002_replies(db: Any) -> None:
 
 
 @migration
+def m003_outbox(db: Any) -> None:
+    # One row per event and channel, written in the transaction that saves the mention, so
+    # a crash between saving and sending loses nothing; `delivery` is the ID every attempt
+    # carries. The unique subject index makes "at most once per rule and channel" hold even
+    # when two polls save the same mention.
+    db["outbox"].create(
+        {
+            "id": int,
+            "delivery": str,
+            "alert": str,
+            "channel": str,
+            "event": str,
+            "subject": str,
+            "mention_id": int,
+            "payload": str,
+            "state": str,  # pending, sent, dropped
+            "attempts": int,
+            "created_at": str,
+            "next_at": str,  # not before this time (backoff after a failure)
+            "last_at": str,
+            "sent_at": str,
+            "outcome": str,  # the last attempt's answer, one line
+        },
+        pk="id",
+        not_null={"delivery", "alert", "channel", "event", "subject", "payload", "state"},
+        defaults={"state": "pending", "attempts": 0},
+    )
+    db["outbox"].create_index(["delivery"], unique=True)
+    db["outbox"].create_index(["alert", "channel", "event", "subject"], unique=True)
+    db["outbox"].create_index(["state", "next_at"])
+    # What each channel answered, one row per message sent (a grouped message covers several
+    # deliveries): `alerts` and `alerts log` read it, hourly caps count it.
+    db["alert_log"].create(
+        {
+            "id": int,
+            "at": str,
+            "alert": str,
+            "channel": str,
+            "label": str,  # the channel with its secrets masked
+            "deliveries": int,
+            "ok": int,
+            "outcome": str,
+            "test": int,
+        },
+        pk="id",
+    )
+    db["alert_log"].create_index(["alert", "channel", "id"])
+
+
+@migration
 def m004_relevance(db: Any) -> None:
     """Relevance scores, and what the founder's decisions taught each term (relevance.py)."""
     db["mentions"].add_column("relevance", float)
@@ -144,8 +208,44 @@ def m004_relevance(db: Any) -> None:
     )
 
 
+# Columns that hold outside text, per table, as m006_inert_text cleans them.
+_OUTSIDE_TEXT = {
+    "mentions": ("url", "author", "author_name", "title", "text", "reply_url", "extra"),
+    "polls": ("error",),
+    "replies": ("url", "remote_id", "error"),
+}
+
+
 @migration
-def m005_llm_cache(db: Any) -> None:
+def m006_inert_text(db: Any) -> None:
+    """Text stored before text.inert() existed loses its controls, bidi overrides and
+    invisible format characters once, so old rows export as inert as new ones. (Keys stay:
+    they are identities, and platforms' ids are plain.)"""
+    from mentionwatch.text import inert, inert_data
+
+    for table, columns in _OUTSIDE_TEXT.items():
+        rows = db.conn.execute(f"SELECT id, {', '.join(columns)} FROM {table}").fetchall()
+        for row_id, *values in rows:
+            cleaned = [_inert_json(v, inert_data) if c == "extra" else inert(v) if v else v
+                       for c, v in zip(columns, values, strict=True)]  # fmt: skip
+            if cleaned != values:
+                sets = ", ".join(f"{c} = ?" for c in columns)
+                db.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*cleaned, row_id))
+
+
+def _inert_json(value: str | None, clean: Callable[[Any], Any]) -> str | None:
+    if not value:
+        return value
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return value
+    cleaned = clean(data)
+    return value if cleaned == data else json.dumps(cleaned, ensure_ascii=False, sort_keys=True)
+
+
+@migration
+def m007_llm_cache(db: Any) -> None:
     """The LLM analyzer's answers, per mention, valid while the digest (texts, model,
     prompt) matches."""
     db["llm_cache"].create(
@@ -155,6 +255,13 @@ def m005_llm_cache(db: Any) -> None:
 
 # The relevance_counts row of a term that counts its decisions (features are never empty).
 _DECISIONS = ""
+
+
+def read_only_message(path: Path) -> str:
+    return (
+        f"cannot write the database {path}: it is read-only (file permissions or a read-only "
+        "mount); feed, show, export and sources can still read it"
+    )
 
 
 class UnknownMention(UsageError, LookupError):
@@ -173,10 +280,22 @@ _SELECT = (
 
 
 class Store:
-    def __init__(self, path: Path | str) -> None:
+    """The database. `readonly=True` is for commands that only read: the file is opened
+    with mode=ro (immutable on a read-only mount, where SQLite cannot create its -shm file),
+    so a read-only file or mount can still be read. A missing or outdated database is first
+    created or migrated, when it can be written."""
+
+    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        memory = str(path) == ":memory:"
+        if readonly and not memory:
+            self.conn = self._open_readonly()
+            return
+        if not memory:
+            if not writable(self.path):
+                raise StoreError(read_only_message(self.path), EXIT_USAGE)
+            create_private(self.path)  # 0600 from the start; SQLite gives -wal/-shm its mode
         # isolation_level=None: transactions are explicit (see transaction()).
         self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
         self.conn.row_factory = sqlite3.Row
@@ -184,6 +303,49 @@ class Store:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            if not writable(self.path):
+                raise StoreError(
+                    f"there is no database at {self.path}, and its folder is read-only: "
+                    "pass --db PATH", EXIT_USAGE)  # fmt: skip
+            Store(self.path).close()
+        for attempt in range(2):
+            self.conn = self._connect_readonly()
+            if not self._pending():
+                return self.conn
+            self.conn.close()
+            if attempt or not writable(self.path):
+                raise StoreError(
+                    f"the database {self.path} was made by an older mentionwatch and is "
+                    "read-only, so it cannot be upgraded: run any command once where it is "
+                    "writable, or copy it somewhere writable",
+                    EXIT_USAGE,
+                )
+            Store(self.path).close()  # migrate it, then read
+        raise AssertionError("unreachable")
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        uri = self.path.resolve().as_uri()
+        for params in ("?mode=ro", "?mode=ro&immutable=1"):
+            conn = sqlite3.connect(uri + params, uri=True, isolation_level=None, timeout=30)
+            conn.row_factory = sqlite3.Row
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                # A WAL database on a read-only mount: no -shm can be made, so read it as an
+                # immutable file (nothing can change it there anyway).
+                conn.close()
+                if params.endswith("immutable=1"):
+                    raise
+                continue
+            return conn
+        raise AssertionError("unreachable")
+
+    def _pending(self) -> list[Callable[[Any], None]]:
+        applied = self._applied()
+        return [m for m in MIGRATIONS if m.__name__ not in applied]
 
     def close(self) -> None:
         self.conn.close()
@@ -199,8 +361,7 @@ class Store:
         return {row[0] for row in self.conn.execute("SELECT name FROM _migrations")}
 
     def _migrate(self) -> None:
-        applied = self._applied()
-        pending = [m for m in MIGRATIONS if m.__name__ not in applied]
+        pending = self._pending()
         if not pending:
             return
         import sqlite_utils
@@ -235,14 +396,22 @@ class Store:
         return set(keys) - known
 
     def save_page(
-        self, source: str, scope: str, mentions: Iterable[Mention], cursor: str | None
+        self,
+        source: str,
+        scope: str,
+        mentions: Iterable[Mention],
+        cursor: str | None,
+        queue: Callable[[list[Mention]], Iterable[OutboxItem]] | None = None,
     ) -> int:
         """Save mentions (deduplicated by key, terms merged) and move the cursor, atomically.
 
-        Returns how many mentions were new.
+        `queue` gets the new mentions (with their ids) and returns the alert deliveries they
+        cause, which go into the outbox in the same transaction. Returns how many were new.
         """
-        now = iso(utcnow())
+        stamp = utcnow()
+        now = iso(stamp)
         new = 0
+        fresh: list[Mention] = []
         with self.transaction():
             for m in mentions:
                 row = self.conn.execute(
@@ -259,6 +428,8 @@ class Store:
                 if row:
                     new += 1
                     mention_id = row[0]
+                    m.id, m.fetched_at = mention_id, stamp
+                    fresh.append(m)
                 else:
                     mention_id = self.conn.execute(
                         "SELECT id FROM mentions WHERE key = ?", (m.key,)
@@ -274,7 +445,124 @@ class Store:
                 )
             if cursor is not None:
                 self.set_cursor(source, scope, cursor)
+            if queue is not None and fresh:
+                self.enqueue(queue(fresh))
         return new
+
+    # The outbox (alerts.py decides what goes in; these only read and write rows)
+
+    def enqueue(self, items: Iterable[OutboxItem]) -> int:
+        """Queue deliveries (joining the caller's transaction); one already queued for the
+        same alert, channel and subject is kept as it is. Returns how many were added."""
+        import uuid
+
+        now = iso(utcnow())
+        added = 0
+        with self.transaction():
+            for item in items:
+                cur = self.conn.execute(
+                    "INSERT INTO outbox (delivery, alert, channel, event, subject, mention_id, "
+                    "payload, state, attempts, created_at, next_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
+                    "ON CONFLICT(alert, channel, event, subject) DO NOTHING",
+                    (str(uuid.uuid4()), item.alert, item.channel, item.event, item.subject,
+                     item.mention_id, json.dumps(item.payload, ensure_ascii=False), now, now),
+                )  # fmt: skip
+                added += cur.rowcount
+        return added
+
+    def due_deliveries(self, now: datetime | None = None) -> list[Delivery]:
+        """Pending deliveries, oldest first; with `now`, only those whose backoff is over."""
+        sql = "SELECT * FROM outbox WHERE state = 'pending'"
+        params: list[Any] = []
+        if now is not None:
+            sql += " AND next_at <= ?"
+            params.append(iso(now))
+        rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
+        return [
+            Delivery(
+                id=r["id"], delivery=r["delivery"], alert=r["alert"], channel=r["channel"],
+                event=r["event"], subject=r["subject"], payload=json.loads(r["payload"]),
+                attempts=r["attempts"], created_at=parse_iso(r["created_at"]),
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    def next_delivery_at(self) -> datetime | None:
+        """When the next pending delivery is due (None: nothing pending)."""
+        row = self.conn.execute(
+            "SELECT min(next_at) FROM outbox WHERE state = 'pending'"
+        ).fetchone()
+        return parse_iso(row[0]) if row and row[0] else None
+
+    def mark_delivered(self, ids: Sequence[int], outcome: str) -> None:
+        now = iso(utcnow())
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_at = ?, "
+                "sent_at = ?, outcome = ? WHERE id = ? AND state = 'pending'",
+                [(now, now, outcome, i) for i in ids],
+            )
+
+    def mark_failed(self, ids: Sequence[int], outcome: str, retry_at: datetime) -> None:
+        """Record a failed attempt; the deliveries stay pending until `retry_at`."""
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, last_at = ?, next_at = ?, "
+                "outcome = ? WHERE id = ? AND state = 'pending'",
+                [(iso(utcnow()), iso(retry_at), outcome, i) for i in ids],
+            )
+
+    def mark_dropped(self, ids: Sequence[int], outcome: str) -> None:
+        """Give up on deliveries that can never be sent (their rule or channel is gone)."""
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE outbox SET state = 'dropped', outcome = ? WHERE id = ? "
+                "AND state = 'pending'",
+                [(outcome, i) for i in ids],
+            )
+
+    def log_send(
+        self, alert: str, channel: str, label: str, deliveries: int, ok: bool, outcome: str,
+        test: bool = False,
+    ) -> None:  # fmt: skip
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO alert_log (at, alert, channel, label, deliveries, ok, outcome, test)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (iso(utcnow()), alert, channel, label, deliveries, int(ok), outcome, int(test)),
+            )
+
+    def messages_sent(self, alert: str, channel: str, since: datetime) -> int:
+        """Messages (not test ones) a channel accepted for an alert since a time."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM alert_log WHERE alert = ? AND channel = ? AND ok = 1 "
+            "AND test = 0 AND at >= ?",
+            (alert, channel, iso(since)),
+        ).fetchone()
+        return int(row[0])
+
+    def alert_log(self, limit: int = 50, alert: str | None = None) -> list[sqlite3.Row]:
+        """The most recent messages sent (or tried), newest first."""
+        where, params = ("WHERE alert = ?", [alert]) if alert else ("", [])
+        return self.conn.execute(
+            f"SELECT * FROM alert_log {where} ORDER BY id DESC LIMIT ?", [*params, limit]
+        ).fetchall()
+
+    def last_sends(self) -> dict[tuple[str, str], sqlite3.Row]:
+        """Each (alert, channel)'s most recent message and what it answered."""
+        rows = self.conn.execute(
+            "SELECT * FROM alert_log WHERE id IN "
+            "(SELECT max(id) FROM alert_log GROUP BY alert, channel)"
+        ).fetchall()
+        return {(r["alert"], r["channel"]): r for r in rows}
+
+    def outbox_counts(self) -> dict[tuple[str, str, str], int]:
+        """How many deliveries each (alert, channel) has in each state."""
+        rows = self.conn.execute(
+            "SELECT alert, channel, state, count(*) FROM outbox GROUP BY alert, channel, state"
+        )
+        return {(a, c, s): n for a, c, s, n in rows}
 
     def get_cursor(self, source: str, scope: str) -> str | None:
         row = self.conn.execute(
@@ -295,7 +583,7 @@ class Store:
                 "INSERT INTO polls (run, source, scope, finished_at, fetched, new, error) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run, result.source, result.scope, iso(utcnow()), result.fetched, result.new,
-                 result.error),
+                 result.error or ("interrupted" if result.interrupted else None)),
             )  # fmt: skip
 
     def last_polls(self) -> dict[str, list[sqlite3.Row]]:
@@ -506,16 +794,74 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        for row in self.conn.execute(sql, params):
+        for row in self._execute(sql, params, filters):
             yield _mention(row)
 
     def count_by_status(self, filters: Filters) -> dict[str, int]:
         """How many mentions pass the filters, per status (the status filter ignored)."""
-        where, params = _where(replace(filters, status=None))
-        rows = self.conn.execute(
-            f"SELECT status, count(*) FROM mentions m{where} GROUP BY status", params
-        )
-        return {status: count for status, count in rows}
+        where, params = _where(replace(filters, statuses=()))
+        sql = f"SELECT status, count(*) FROM mentions m{where} GROUP BY status"
+        return {status: count for status, count in self._execute(sql, params, filters)}
+
+    def term_names(self) -> list[str]:
+        """The terms stored mentions were found by (a term may since have left the config)."""
+        rows = self.conn.execute("SELECT DISTINCT term FROM mention_terms ORDER BY term")
+        return [row[0] for row in rows]
+
+    def _execute(self, sql: str, params: list[Any], filters: Filters) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if filters.search and "fts5" in str(exc):  # what fts_query let through
+                raise SearchError(f"--search: cannot read {filters.search!r}: {exc}") from None
+            raise
+
+
+class Held(UsageError):
+    """Another process holds the database for a job only one may do at a time (watch)."""
+
+
+@contextmanager
+def exclusive(db_path: Path, job: str) -> Iterator[None]:
+    """Hold `job` on this database for as long as the block runs, or raise Held naming the
+    process that has it. An OS file lock next to the database: the OS releases it when the
+    process dies, however it dies, so a crash never leaves a stale lock behind."""
+    lock_path = Path(f"{db_path}.{job}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (held until the end)
+    try:
+        if not _try_lock(handle):
+            handle.seek(0)
+            pid = handle.read().strip() or "unknown"
+            raise Held(
+                f"another 'mentionwatch {job}' (PID {pid}) is already running on {db_path}; "
+                f"stop it first, or pass --db PATH for another database"
+            )
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
 
 
 class LLMCache:
@@ -563,12 +909,12 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
             f"WHERE t.mention_id = m.id AND t.term IN ({marks}))"
         )
         params.extend(f.terms)
-    if f.sentiment:
-        clauses.append("m.sentiment = ?")
-        params.append(f.sentiment)
-    if f.status:
-        clauses.append("m.status = ?")
-        params.append(f.status)
+    if f.sentiments:
+        clauses.append(f"m.sentiment IN ({','.join('?' * len(f.sentiments))})")
+        params.extend(f.sentiments)
+    if f.statuses:
+        clauses.append(f"m.status IN ({','.join('?' * len(f.statuses))})")
+        params.extend(f.statuses)
     if f.intents:
         marks = ",".join("?" * len(f.intents))
         clauses.append(f"EXISTS (SELECT 1 FROM json_each(m.intents) WHERE value IN ({marks}))")
@@ -582,10 +928,96 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
+class SearchError(UsageError):
+    """A --search query that cannot be read; the message says what to change."""
+
+
+FTS_COLUMNS = ("text", "title", "author")  # the columns of mentions_fts (m001_initial)
+_SEARCH_TOKEN = re.compile(r'\s+|[()]|-?(?:[A-Za-z_]+:)?(?:"[^"]*"?\*?|[^\s()"]+)')
+_BAREWORD = re.compile(r"[\w\x80-\U0010ffff]+\*?")
+
+
 def fts_query(text: str) -> str:
-    """User text as an FTS5 query of quoted tokens, so no input is a syntax error."""
-    tokens = [t.replace('"', '""') for t in text.split()]
-    return " ".join(f'"{t}"' for t in tokens) or '""'
+    """The --search language as an FTS5 expression.
+
+    Users write FTS5's own syntax, made forgiving: words (implicit AND), "phrases", prefix*,
+    OR / AND / NOT in capitals, parentheses, `-word` to exclude (as in the term language),
+    and column filters `author:`, `title:`, `text:`. Words with punctuation (acme.dev,
+    @acme) are quoted for FTS5, so only a malformed query is an error, raised as SearchError.
+    """
+    items: list[str] = []  # FTS5 pieces: operands, operators, parentheses
+    pos = 0
+    depth = 0
+    for match in _SEARCH_TOKEN.finditer(text):
+        if match.start() != pos:
+            break
+        pos = match.end()
+        token = match.group()
+        if token.isspace():
+            continue
+        if token in ("(", ")"):
+            depth += 1 if token == "(" else -1
+            if depth < 0:
+                raise SearchError(f"--search: a ')' without its '(' in {text!r}")
+            if token == ")" and items and items[-1] in ("(", "OR", "AND", "NOT"):
+                raise SearchError(f"--search: nothing before ')' in {text!r}")
+            items.append(token)
+            continue
+        if token in ("OR", "AND", "NOT"):
+            if not items or items[-1] in ("(", "OR", "AND", "NOT"):
+                raise SearchError(f"--search: {token} needs a word before it in {text!r}")
+            items.append(token)
+            continue
+        negated = token.startswith("-") and len(token) > 1
+        operand = _fts_operand(token[1:] if negated else token, text)
+        if negated:
+            if not items or items[-1] in ("(", "OR", "AND", "NOT"):
+                raise SearchError(
+                    f"--search: {token} excludes, so it needs a word to find before it "
+                    f"(e.g. 'acme {token}') in {text!r}"
+                )
+            items.append("NOT")
+        items.append(operand)
+    if pos != len(text):
+        raise SearchError(f"--search: unclosed quote in {text!r}")
+    if depth:
+        raise SearchError(f"--search: a '(' without its ')' in {text!r}")
+    if not items:
+        raise SearchError("--search: empty query; give a word to find")
+    if items[-1] in ("OR", "AND", "NOT"):
+        raise SearchError(f"--search: {items[-1]} needs a word after it in {text!r}")
+    return " ".join(items)
+
+
+def _fts_operand(token: str, text: str) -> str:
+    """One word, prefix or phrase, with its column filter, quoted as FTS5 needs."""
+    column, sep, rest = token.partition(":")
+    if sep and column.isalpha() and not rest and column.lower() in FTS_COLUMNS:
+        raise SearchError(f"--search: {token} needs a word after it, e.g. '{token}alice'")
+    if sep and column.isalpha() and rest and not rest.startswith("//"):
+        if column.lower() not in FTS_COLUMNS:
+            raise SearchError(
+                f"--search: unknown column {column + ':'!r} in {text!r} "
+                f"(columns: {', '.join(c + ':' for c in FTS_COLUMNS)})"
+            )
+        return f"{column.lower()}:{_fts_operand(rest, text)}"
+    if token.startswith('"'):
+        if token.endswith('"*'):
+            return token
+        if len(token) < 2 or not token.endswith('"'):
+            raise SearchError(f"--search: unclosed quote in {text!r}")
+        return token
+    if _BAREWORD.fullmatch(token):
+        return token
+    word, star = (token[:-1], "*") if token.endswith("*") else (token, "")
+    if not word:
+        raise SearchError(f"--search: '*' ends a prefix, e.g. 'pebble*', in {text!r}")
+    return '"' + word.replace('"', '""') + '"' + star
+
+
+def check_search(text: str) -> None:
+    """Raise SearchError now, before any output, when a --search query is malformed."""
+    fts_query(text)
 
 
 def _mention(row: sqlite3.Row) -> Mention:

@@ -108,7 +108,7 @@ def rescore(
     analyzer = analyzer_for(config, store, analyzer_name)
     tagger = Tagger(config, store, analyzer)
     relevance.learn(config.terms, tagger.atoms, store)
-    mentions = list(store.mentions(Filters(status=None)))
+    mentions = list(store.mentions(Filters(statuses=())))
     changed = 0
     for start in range(0, len(mentions), 500):
         chunk = mentions[start : start + 500]

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mentionwatch.cli.app import (
+    AllStatusOpt,
+    Choice,
     IntentOpt,
+    NoPagerOpt,
+    OpenStatusOpt,
     RelevantOpt,
     SearchOpt,
     SentimentOpt,
@@ -18,21 +24,35 @@ from mentionwatch.cli.app import (
     TermOpt,
     app,
     build_filters,
+    choice_option,
     fail,
     load_config,
     open_store,
+    paged_console,
     resolve,
     say,
-    stdout_console,
+    state,
 )
 
 if TYPE_CHECKING:
     from mentionwatch.config import Config
-    from mentionwatch.models import Mention, ThreadPost
+    from mentionwatch.models import Filters, Mention, ThreadPost
+    from mentionwatch.render import FeedSummary
     from mentionwatch.store import Store
 
-FEED_FORMATS = ("rich", "plain", "jsonl", "json", "csv", "ids")
-EXPORT_FORMATS = ("jsonl", "json", "csv")
+SORT_ORDERS = ("newest", "priority")
+
+
+def _feed_formats(ctx: object = None) -> tuple[str, ...]:
+    from mentionwatch.render import FEED_FORMATS
+
+    return FEED_FORMATS
+
+
+def _export_formats(ctx: object = None) -> tuple[str, ...]:
+    from mentionwatch.render import EXPORT_FORMATS
+
+    return EXPORT_FORMATS
 
 
 @app.command()
@@ -41,64 +61,122 @@ def feed(
     source: SourceOpt = None,
     term: TermOpt = None,
     sentiment: SentimentOpt = None,
-    status: Annotated[str, typer.Option(help="open, handled, ignored or all.")] = "open",
+    status: OpenStatusOpt = None,
     search: SearchOpt = None,
     intent: IntentOpt = None,
     relevant: RelevantOpt = False,
     sort: Annotated[
-        str, typer.Option("--sort", help="newest, or priority (what to answer first).")
+        str,
+        choice_option(
+            "--sort",
+            Choice(SORT_ORDERS, "order"),
+            "newest first, or priority: what to answer first.",
+            "ORDER",
+        ),
     ] = "newest",
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="rich, plain, jsonl, json, csv or ids.")
+        str,
+        choice_option(
+            "--format",
+            Choice(_feed_formats, "format"),
+            "rich on a terminal; the others for scripts.",
+            "FORMAT",
+            short="-f",
+        ),
     ] = "rich",
-    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many (0: all).")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=0, help="At most N (0: all).")
+    ] = 50,
+    no_pager: NoPagerOpt = False,
 ) -> None:
-    """Show mentions, newest first, tagged with their sentiment and intents."""
-    from mentionwatch import render
-    from mentionwatch.query import atom_pattern, parse
+    """Show mentions, newest first, with sentiment and intents.
 
-    if fmt not in FEED_FORMATS:
-        fail(f"--format must be one of {', '.join(FEED_FORMATS)}, not {fmt!r}")
-    if sort not in ("newest", "priority"):
-        fail(f"--sort must be newest or priority, not {sort!r}")
-    filters = build_filters(since, source, term, sentiment, status, search, intent, relevant)
+    Open mentions only, unless --status says otherwise; a repeated filter means "any of".
+    Under the feed a line says how many more --limit held back and how many are hidden.
+
+    \b
+    Examples:
+      mentionwatch feed --since 1d --sentiment negative
+      mentionwatch feed --sort priority --limit 10
+      mentionwatch feed --source reddit --source hackernews --intent question
+      mentionwatch feed --search '"dark mode" OR theme*' --status all
+      mentionwatch feed --search 'author:alice -spam'
+      mentionwatch feed --relevant --sort priority
+      mentionwatch feed --sentiment positive --format ids | mentionwatch handle -
+    """
+    from mentionwatch import render
+
+    state.pager = state.pager and not no_pager
+    filters = build_filters(since, source, term, sentiment, status, search, intent,
+                            relevant=relevant)  # fmt: skip
     cfg = load_config()
-    store = open_store(cfg)
+    store = open_store(cfg, readonly=True)
+    cap = limit if limit > 0 else None
     if sort == "priority":
         from mentionwatch.triage import by_priority
 
-        mentions = iter(by_priority(store.mentions(filters), limit if limit > 0 else None))
+        mentions = iter(by_priority(store.mentions(filters), cap))
     else:
-        mentions = store.mentions(filters, limit=limit if limit > 0 else None)
+        mentions = store.mentions(filters, limit=cap)
     if fmt in render.WRITERS:
-        render.WRITERS[fmt](sys.stdout, mentions)
+        shown = render.WRITERS[fmt](sys.stdout, mentions)
+        if sys.stdout.isatty():  # a person is reading: say what the data leaves out
+            note = render.feed_note(_summary(store, filters, cap), shown)
+            if note:
+                say(note)
         return
-    patterns = {t.name: [atom_pattern(a) for a in parse(t.query).atoms()] for t in cfg.terms}
-    hidden = None
-    if filters.status == "open":
-        counts = store.count_by_status(filters)
-        hidden = {s: counts.get(s, 0) for s in ("handled", "ignored")}
-    render.print_feed(stdout_console(fmt), mentions, patterns, hidden)
+    summary = _summary(store, filters, cap)
+    patterns = _term_patterns(cfg)
+    links = render.supports_hyperlinks(os.environ, sys.stdout.isatty())
+    with paged_console() as console:
+        render.print_feed(console, mentions, patterns, summary, hyperlinks=links)
+
+
+def _summary(store: Store, filters: Filters, limit: int | None) -> FeedSummary:
+    from mentionwatch.models import Filters
+    from mentionwatch.render import FeedSummary
+
+    narrowed = replace(filters, statuses=()) != Filters(statuses=())
+    return FeedSummary(filters.statuses, store.count_by_status(filters), narrowed, limit)
+
+
+def _term_patterns(cfg: Config) -> dict[str, list]:
+    from mentionwatch.query import atom_pattern, parse
+
+    return {t.name: [atom_pattern(a) for a in parse(t.query).atoms()] for t in cfg.terms}
 
 
 @app.command()
 def show(
-    mention: Annotated[str, typer.Argument(help="ID or key.")],
+    mention: Annotated[str, typer.Argument(metavar="ID", help="An ID or key (see feed).")],
     offline: Annotated[
         bool, typer.Option("--offline", help="Do not ask the platform for the thread.")
     ] = False,
+    no_pager: NoPagerOpt = False,
 ) -> None:
-    """Show one mention in full: what it replies to, the replies sent, its status history."""
-    from mentionwatch import render
+    """Show one mention in full, with its thread and history.
 
+    What it replies to is fetched from the platform once and kept; then the replies sent
+    and the status history.
+
+    \b
+    Examples:
+      mentionwatch show 42
+      mentionwatch show hackernews:41234567 --offline
+    """
+    from mentionwatch import render
+    from mentionwatch.files import writable
+
+    state.pager = state.pager and not no_pager
     cfg = load_config()
-    store = open_store(cfg)
+    # Reading only, except that a fetched thread is kept with the mention when it can be.
+    store = open_store(cfg, readonly=not writable(cfg.db_path))
     (mention_id,) = resolve(store, [mention])
     m = store.get(mention_id)
     thread, problem = _thread(cfg, store, m, offline)
-    console = stdout_console()
-    render.print_detail(console, m, store.status_history(mention_id), store.replies(mention_id),
-                        thread)  # fmt: skip
+    with paged_console() as console:
+        render.print_detail(console, m, store.status_history(mention_id),
+                            store.replies(mention_id), thread)  # fmt: skip
     if problem:
         say(f"thread not shown: {problem}")
 
@@ -130,25 +208,48 @@ def _set_status(refs: list[str], status: str, note: str | None) -> None:
     say(f"{changed} of {len(ids)} mention(s) marked {status}")
 
 
-IdsArg = Annotated[list[str], typer.Argument(help="IDs or keys; '-' reads them from stdin.")]
-NoteOpt = Annotated[str | None, typer.Option("--note", help="Why, for the status history.")]
+IdsArg = Annotated[
+    list[str], typer.Argument(metavar="ID...", help="IDs or keys; '-' reads them from stdin.")
+]
+NoteOpt = Annotated[
+    str | None, typer.Option("--note", metavar="TEXT", help="Why, for the status history.")
+]
 
 
 @app.command()
 def handle(mentions: IdsArg, note: NoteOpt = None) -> None:
-    """Mark mentions handled (dealt with)."""
+    """Mark mentions handled: dealt with, hidden from the feed.
+
+    \b
+    Examples:
+      mentionwatch handle 42 --note "answered on HN"
+      mentionwatch handle 42 43 44
+      mentionwatch feed --sentiment positive --format ids | mentionwatch handle -
+    """
     _set_status(mentions, "handled", note)
 
 
 @app.command()
 def ignore(mentions: IdsArg, note: NoteOpt = None) -> None:
-    """Mark mentions ignored (nothing to do)."""
+    """Mark mentions ignored: nothing to do, hidden from the feed.
+
+    \b
+    Examples:
+      mentionwatch ignore 43 44
+      mentionwatch feed --search spam --format ids | mentionwatch ignore - --note spam
+    """
     _set_status(mentions, "ignored", note)
 
 
 @app.command()
 def reopen(mentions: IdsArg, note: NoteOpt = None) -> None:
-    """Mark mentions open again."""
+    """Mark mentions open again, back in the feed.
+
+    \b
+    Examples:
+      mentionwatch reopen 42
+      mentionwatch reopen 42 --note "they wrote back"
+    """
     _set_status(mentions, "open", note)
 
 
@@ -158,29 +259,99 @@ def export(
     source: SourceOpt = None,
     term: TermOpt = None,
     sentiment: SentimentOpt = None,
-    status: Annotated[str, typer.Option(help="open, handled, ignored or all.")] = "all",
+    status: AllStatusOpt = None,
     search: SearchOpt = None,
     intent: IntentOpt = None,
     relevant: RelevantOpt = False,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, json or jsonl.")] = "jsonl",
+    fmt: Annotated[
+        str | None,
+        choice_option(
+            "--format",
+            Choice(_export_formats, "format"),
+            "Default: from the -o file's name, else jsonl.",
+            "FORMAT",
+            short="-f",
+        ),
+    ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="File (default stdout).")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write to FILE (.csv, .json, .jsonl) instead of stdout.",
+        ),
     ] = None,
 ) -> None:
-    """Stream every matching mention, oldest first, as JSONL, JSON or CSV."""
+    """Write matching mentions as JSONL, JSON or CSV, oldest first.
+
+    Every status by default. With -o the file's extension picks the format (.csv, .json,
+    .jsonl or .ndjson) unless --format says otherwise.
+
+    \b
+    Examples:
+      mentionwatch export -o mentions.csv
+      mentionwatch export --since 1d --sentiment negative | jq -r .author
+      mentionwatch export --format json --status open > open.json
+    """
     from mentionwatch import render
 
-    if fmt not in EXPORT_FORMATS:
-        fail(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
-    filters = build_filters(since, source, term, sentiment, status, search, intent, relevant)
-    store = open_store(load_config())
+    fmt = fmt or _format_for(output)
+    filters = build_filters(since, source, term, sentiment, status, search, intent, "all",
+                            relevant)  # fmt: skip
+    store = open_store(load_config(), readonly=True)
     mentions = store.mentions(filters, order="oldest")
     if output is None:
-        render.WRITERS[fmt](sys.stdout, mentions)
+        count = render.WRITERS[fmt](sys.stdout, mentions)
+        if not count and sys.stdout.isatty():
+            say(render.feed_note(_summary(store, filters, None), 0) or "no mentions match")
         return
     try:
         with output.open("w", encoding="utf-8", newline="") as out:
             count = render.WRITERS[fmt](out, mentions)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror}")
-    say(f"wrote {count} mention(s) to {output}")
+    say(f"wrote {count} mention(s) to {output} as {fmt.upper()}")
+
+
+def _format_for(output: Path | None) -> str:
+    from mentionwatch.render import EXPORT_FORMATS, FORMAT_BY_SUFFIX
+
+    if output is None:
+        return "jsonl"
+    found = FORMAT_BY_SUFFIX.get(output.suffix.lower())
+    if found is None:
+        suffixes = ", ".join(FORMAT_BY_SUFFIX)
+        fail(f"cannot tell the format of {output.name!r} from its name ({suffixes}): "
+             f"pass --format {'|'.join(EXPORT_FORMATS)}")  # fmt: skip
+    return found
+
+
+@app.command()
+def browse(
+    port: Annotated[
+        int, typer.Option("--port", metavar="N", min=0, max=65535, help="Loopback port.")
+    ] = 8001,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open it in your web browser.")
+    ] = True,
+) -> None:
+    """Open the database in Datasette, ready to explore.
+
+    Full-text search (FTS5 syntax), facets on source, sentiment and status, and canned
+    queries: unanswered negatives, volume per day, top authors. Needs the optional extra:
+    pip install 'mentionwatch[datasette]'. Ctrl-C stops it.
+
+    \b
+    Examples:
+      mentionwatch browse
+      mentionwatch browse --port 8002 --no-open
+    """
+    from mentionwatch import browse as browse_module
+
+    cfg = load_config()
+    open_store(cfg).close()  # exists and is migrated (full-text index included)
+    state.store = None
+    code = browse_module.serve(cfg.db_path, port, open_browser)
+    if code:
+        raise typer.Exit(code)

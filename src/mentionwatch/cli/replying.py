@@ -9,7 +9,10 @@ import typer
 
 from mentionwatch.cli.app import (
     EXIT_FAILED,
+    Choice,
+    _root_paths,
     app,
+    choice_option,
     fail,
     load_config,
     open_store,
@@ -19,16 +22,36 @@ from mentionwatch.cli.app import (
 )
 
 if TYPE_CHECKING:
+    from mentionwatch.config import Config
     from mentionwatch.models import Mention
+    from mentionwatch.replies import Target
     from mentionwatch.store import Store
+
+
+def template_names(ctx: object = None) -> list[str]:
+    from mentionwatch.cli.app import state
+
+    state.config_path, state.db_path = _root_paths(ctx)  # type: ignore[arg-type]
+    return list(load_config().templates)
 
 
 @app.command()
 def reply(
-    mention: Annotated[str | None, typer.Argument(help="ID or key.")] = None,
-    text: Annotated[str | None, typer.Argument(help="The reply; none opens $EDITOR.")] = None,
+    mention: Annotated[
+        str | None, typer.Argument(metavar="ID", help="An ID or key (see feed).")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Argument(metavar="TEXT", help="The reply; none opens $EDITOR.")
+    ] = None,
     template: Annotated[
-        str | None, typer.Option("--template", "-t", help="Start from a [templates] entry.")
+        str | None,
+        choice_option(
+            "--template",
+            Choice(template_names, "template", "your templates"),
+            "Start from a [templates] entry: {author}, {term}, {url} filled in.",
+            "NAME",
+            short="-t",
+        ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, post nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Post without asking.")] = False,
@@ -39,7 +62,19 @@ def reply(
         bool, typer.Option("--list-templates", help="List the reply templates.")
     ] = False,
 ) -> None:
-    """Reply where the mention is: through the platform's API, or by opening its reply page."""
+    """Reply where the mention is, through its API or its page.
+
+    Shows the mention and the reply with the platform's length check, asks, posts, and
+    marks the mention handled. Platforms without a reply API (Hacker News, Stack Exchange,
+    feeds) get their reply page opened (or printed), and the reply is recorded.
+
+    \b
+    Examples:
+      mentionwatch reply 42 "Thanks, glad it helps!"
+      mentionwatch reply 42 --template help --dry-run
+      mentionwatch reply 42 "Thanks!" --yes --keep-open
+      mentionwatch reply --list-templates
+    """
     from mentionwatch import render, replies
 
     cfg = load_config()
@@ -48,12 +83,40 @@ def reply(
         return
     if mention is None:
         fail("give the ID of the mention to reply to (see 'mentionwatch feed')")
-    store = open_store(cfg)
+    store = open_store(cfg, readonly=dry_run)
     (mention_id,) = resolve(store, [mention])
     m = store.get(mention_id)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     where = replies.target(cfg, store, m)
-    body = replies.reply_text(m, text, template, dict(cfg.templates), interactive)
+    # Text written in $EDITOR is kept in a draft file until it is posted.
+    draft = replies.draft_path(m) if text is None and not template and interactive else None
+    sent = False
+    try:
+        body = replies.reply_text(m, text, template, dict(cfg.templates), interactive, draft)
+        sent = _send(store, cfg, m, body, where, dry_run=dry_run, yes=yes, keep_open=keep_open,
+                     interactive=interactive)  # fmt: skip
+    finally:
+        if draft is not None and (sent or not replies.read_draft(draft)):
+            draft.unlink(missing_ok=True)
+        elif draft is not None:
+            say(f"your draft is kept in {draft}; 'mentionwatch reply {m.id}' opens it again")
+
+
+def _send(
+    store: Store,
+    cfg: Config,
+    m: Mention,
+    body: str,
+    where: Target,
+    *,
+    dry_run: bool,
+    yes: bool,
+    keep_open: bool,
+    interactive: bool,
+) -> bool:
+    """Preview, confirm and post (or open the reply page); True once the reply went out."""
+    from mentionwatch import render, replies
+
     where.check_length(body)
     console = stdout_console()
     render.print_reply_preview(
@@ -61,26 +124,27 @@ def reply(
     )
     if where.source is None:
         if dry_run:
-            print(where.link or "")
+            print(render.safe(where.link or ""))
             say("dry run: nothing recorded")
-            return
+            return False
         _reply_by_hand(store, m, body, where.link, interactive)
-        return
+        return True
     if dry_run:
         say("dry run: nothing posted")
-        return
+        return False
     if replies.already_posted(store, m, body):
         say(f"already replied to {m.id} with this text; nothing posted")
-        return
+        return True
     if not yes:
         if not sys.stdin.isatty():
             fail("refusing to post without confirmation when not on a terminal: pass --yes")
         if not typer.confirm(f"Post this reply on {m.source}?", default=False):
             fail("not posted", EXIT_FAILED)
     posted = replies.post(cfg, store, m, body, keep_open)
-    print(f"posted: {posted.url or posted.remote_id}")
+    print(f"posted: {render.safe(posted.url or posted.remote_id)}")
     if not keep_open:
         say(f"mention {m.id} marked handled")
+    return True
 
 
 def _reply_by_hand(
@@ -88,10 +152,12 @@ def _reply_by_hand(
 ) -> None:
     """Platforms without a reply API: open (on a terminal) or print the reply page; record it."""
     from mentionwatch import replies
+    from mentionwatch.render import safe
 
     if not link:
         fail(f"{m.source} has no reply API and this mention has no link", EXIT_FAILED)
-    if open_browser:
+    link = safe(link)
+    if open_browser and link.lower().startswith(("https://", "http://")):
         import webbrowser
 
         webbrowser.open(link)

@@ -46,6 +46,8 @@ class Source:
     # Replies: the longest text the platform accepts (None: no reply API, or no known limit).
     reply_limit: ClassVar[int | None] = None
     can_reply: ClassVar[bool] = False
+    # The shortest interval `watch` uses unless the config sets this source's own `interval`.
+    default_interval: ClassVar[float | None] = None
 
     def __init__(
         self, settings: SourceSettings, http: Http, state: State, poll: PollSettings

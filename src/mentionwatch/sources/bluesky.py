@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mentionwatch import scrub
 from mentionwatch.http import SourceError, error_detail, redact_url
 from mentionwatch.models import Job, Mention, Option, Page, ThreadPost, parse_iso, utcnow
 from mentionwatch.query import parse
@@ -124,7 +125,10 @@ class Bluesky(Source):
         if not isinstance(saved, dict) or saved.get("for") != self._handle():
             return None
         keys = ("accessJwt", "refreshJwt", "did", "handle")
-        return saved if all(isinstance(saved.get(k), str) for k in keys) else None
+        if not all(isinstance(saved.get(k), str) for k in keys):
+            return None
+        scrub.register(saved["accessJwt"], saved["refreshJwt"])
+        return saved
 
     def _handle(self) -> str:
         return str(self.settings.get("handle") or "").strip().removeprefix("@").lower()
@@ -164,6 +168,7 @@ class Bluesky(Source):
         keys = ("accessJwt", "refreshJwt", "did", "handle")
         if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in keys):
             raise SourceError(f"{self.name}: the session answer lacks tokens, did or handle")
+        scrub.register(data["accessJwt"], data["refreshJwt"])
         session = {"for": self._handle(), **{k: data[k] for k in keys}}
         self.state.set(SESSION_KEY, json.dumps(session))
         return session

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mentionwatch import __version__
+from mentionwatch import __version__, scrub
 from mentionwatch.http import RateLimited, SourceError, error_detail, redact_url
 from mentionwatch.models import Job, Mention, Option, Page, Term, ThreadPost, from_epoch, iso
 from mentionwatch.query import parse
@@ -244,6 +244,7 @@ class Reddit(Source):
         data = self.http.json(response, url)
         # Reddit reports a bad password as HTTP 200 with {"error": "invalid_grant"}.
         token = data.get("access_token") if isinstance(data, dict) else None
+        scrub.register(token if isinstance(token, str) else None)
         if not isinstance(token, str) or not token:
             reason = data.get("error") if isinstance(data, dict) else None
             raise SourceError(

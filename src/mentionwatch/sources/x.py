@@ -57,6 +57,7 @@ class X(Source):
     required = (("bearer_token",),)
     reply_limit = 280
     can_reply = True
+    default_interval = 900.0  # every post read is billed: watch polls X every 15 min
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         import asyncio  # lazily: config loading imports every source

@@ -108,7 +108,7 @@ class PlatformBase:
 
     def __init__(self, web: LoopbackWeb) -> None:
         self.web = web
-        self.folder = Path(importlib.import_module(type(self).__module__).__file__).parent
+        self.folder = Path(str(importlib.import_module(type(self).__module__).__file__)).parent
 
     def fixture_text(self, relative: str) -> str:
         return fill_times((self.folder / relative).read_text(encoding="utf-8"))
@@ -134,8 +134,9 @@ HTML_BLOCKED = (
 class LoopbackWeb:
     """Start with `with LoopbackWeb() as web:`; `web.base_url("hackernews")` is the API root."""
 
-    def __init__(self, latency: float = 0.0) -> None:
+    def __init__(self, latency: float = 0.0, port: int = 0) -> None:
         self.latency = latency
+        self.port = port  # 0: any free port; `demo --serve` asks for a fixed one
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -151,7 +152,7 @@ class LoopbackWeb:
 
     def start(self) -> LoopbackWeb:
         handler = type("Handler", (_Handler,), {"web": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._server.daemon_threads = True
         # A short poll interval makes stop() quick: tests start and stop a web each.
         threading.Thread(

@@ -1,0 +1,329 @@
+"""How each kind of alert channel is spoken to, and messages written for people.
+
+- a webhook (an http(s) URL): one signed JSON event per delivery, the contract in design.md;
+- a command: the same JSON on stdin, delivered when it exits 0;
+- anything else goes to Apprise (ntfy, Slack, Discord, Telegram, Matrix, mail…) as a message
+  a person reads: a headline, the text cut short, the link and the command to answer.
+
+Mention text is hostile: `inert` makes it one line that no chat service, mail client or
+terminal interprets (no pings, links, markup, controls or invisible characters). httpx and
+Apprise are imported only when something is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import shlex
+import subprocess
+import threading
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from mentionwatch.alerts import mask_url, url_secrets
+from mentionwatch.text import clean
+
+GROUP_SHOWN = 5  # mentions listed in one grouped message; the rest are counted
+SINGLE_EXCERPT, GROUPED_EXCERPT = 280, 120  # characters of mention text in a message
+
+
+_FORMAT_CHARS = {"Cf", "Zl", "Zp"}  # invisible formatting and line/paragraph separators
+_MD_LINK = re.compile(r"!?\[([^\]\n]*)\]\(\s*([^)\s]*)[^)]*\)")
+# @ starts a ping on Slack, Discord, Matrix and Telegram; < > make Slack's <!channel>,
+# <@U123> and <url|text>, and HTML; [ ] make markdown links. Each becomes a look-alike
+# that no service parses (visible characters: never an invisible one).
+_DEFUSE = str.maketrans({"@": "\uff20", "<": "\u2039", ">": "\u203a", "[": "\uff3b", "]": "\uff3d"})
+_MASS_PING = re.compile(r"@(?=(?:everyone|here|channel|room|all|group)\b)", re.I)
+
+
+def inert(value: object) -> str:
+    """Untrusted text as one line that no chat service, mail client or terminal interprets:
+    controls and invisible characters removed, pings, links and markup defused."""
+    if value is None:
+        return ""
+    text = clean(str(value))
+    text = "".join(" " if unicodedata.category(c) in _FORMAT_CHARS else c for c in text)
+    text = " ".join(text.split())
+    # A disguised link shows where it really goes.
+    text = _MD_LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})" if m.group(2) else m.group(1),
+                        text)  # fmt: skip
+    return text.translate(_DEFUSE)
+
+
+def safe_link(url: object) -> str | None:
+    """A mention's own link, if it is a plain http(s) URL, with anything that could break out
+    of it (spaces, brackets, pings) percent-encoded; None otherwise."""
+    if not isinstance(url, str):
+        return None
+    url = "".join(c for c in clean(url) if unicodedata.category(c) not in _FORMAT_CHARS)
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    keep = "/%:=&?~#+!$,;'*-._"
+
+    def enc(piece: str) -> str:
+        return quote(_MASS_PING.sub("%40", piece), safe=keep + "@")
+
+    return urlunsplit((parts.scheme, parts.netloc, enc(parts.path), enc(parts.query),
+                       enc(parts.fragment)))  # fmt: skip
+
+
+def shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:.") + "…"
+
+
+def headline(rec: Mapping[str, Any]) -> str:
+    """`negative · reddit · acme — ＠author`: what it is, where, about what, by whom."""
+    parts = [rec.get("sentiment"), rec.get("source"), ", ".join(rec.get("terms") or ())]
+    line = " · ".join(inert(p) for p in parts if p)
+    author = inert(rec.get("author"))
+    return f"{line} — \uff20{author.lstrip(chr(0xFF20))}" if author else line
+
+
+def _excerpt(rec: Mapping[str, Any], limit: int) -> str:
+    text = inert(rec.get("text"))
+    title = inert(rec.get("title"))
+    if title and not text:
+        text = title
+    return f"“{shorten(text, limit)}”" if text else ""
+
+
+def single_message(alert: str, rec: Mapping[str, Any]) -> tuple[str, str]:
+    """Title and body of a message about one mention."""
+    lines = []
+    title = inert(rec.get("title"))
+    if title and rec.get("text"):
+        lines.append(shorten(title, 120))
+    lines.append(_excerpt(rec, SINGLE_EXCERPT))
+    link = safe_link(rec.get("url"))
+    if link:
+        lines.append(link)
+    lines.append(f"Answer: mentionwatch reply {rec.get('id')} · alert: {inert(alert)}")
+    return headline(rec), "\n".join(x for x in lines if x)
+
+
+def grouped_message(alert: str, recs: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """Title and body of one message about several mentions: the first few, then a count."""
+    shown = recs[:GROUP_SHOWN]
+    lines = []
+    for rec in shown:
+        link = safe_link(rec.get("url"))
+        line = f"• {headline(rec)}: {_excerpt(rec, GROUPED_EXCERPT)}"
+        lines.append(line + (f" {link}" if link else "") + f" (reply {rec.get('id')})")
+    if len(recs) > len(shown):
+        lines.append(f"…and {len(recs) - len(shown)} more: mentionwatch feed --since 1h")
+    lines.append(f"Answer: mentionwatch reply ID · alert: {inert(alert)}")
+    return f"{inert(alert)}: {len(recs)} new mentions", "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    detail: str  # "HTTP 200", "timed out after 5s", what Apprise said…
+
+
+class Channel:
+    kind = ""
+    per_event = True  # machines get one event per mention; people channels get messages
+
+    def __init__(self, target: str) -> None:
+        self.target = target  # may hold secrets: never printed or stored
+        self.id = hashlib.sha256(f"{self.kind}:{target}".encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        """The channel as shown to people: its secrets masked."""
+        return mask_url(self.target)
+
+    def scrub(self, text: str) -> str:
+        """An answer fit to show and store: any part of the channel's URL that is secret
+        (a token the service echoes back, say) replaced by ***."""
+        for secret in url_secrets(self.target):
+            text = text.replace(secret, "***")
+        return text
+
+    def send_event(self, body: dict[str, Any], timeout: float) -> Outcome:
+        raise NotImplementedError
+
+    def send_message(self, title: str, body: str, timeout: float) -> Outcome:
+        raise NotImplementedError
+
+
+def event_body(payload: Mapping[str, Any], delivery: str) -> dict[str, Any]:
+    """The webhook body: `event`, `alert`, `delivery` first, then what the event carries."""
+    return {"event": payload["event"], "alert": payload["alert"], "delivery": delivery,
+            **{k: v for k, v in payload.items() if k not in ("event", "alert")}}  # fmt: skip
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-Mentionwatch-Signature-256 value: GitHub's webhook convention."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookChannel(Channel):
+    kind = "webhook"
+
+    def __init__(self, url: str, secret: str | None) -> None:
+        super().__init__(url)
+        self.secret = secret
+
+    def send_event(self, body: dict[str, Any], timeout: float) -> Outcome:
+        import httpx
+
+        from mentionwatch.http import DEFAULT_USER_AGENT
+
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": DEFAULT_USER_AGENT,
+            "X-Mentionwatch-Event": body["event"],
+            "X-Mentionwatch-Delivery": body["delivery"],
+        }
+        if self.secret:
+            headers["X-Mentionwatch-Signature-256"] = sign(self.secret, raw)
+        try:
+            # No redirects: a signed body goes only where the config says.
+            response = httpx.post(self.target, content=raw, headers=headers, timeout=timeout)
+        except httpx.TimeoutException:
+            return Outcome(False, f"no answer within {timeout:g}s")
+        except httpx.HTTPError as exc:
+            return Outcome(False, f"cannot connect ({type(exc).__name__})")
+        detail = f"HTTP {response.status_code}"
+        if response.is_success:
+            return Outcome(True, detail)
+        excerpt = self.scrub(inert(response.text[:200]))
+        return Outcome(False, f"{detail}: {shorten(excerpt, 80)}" if excerpt else detail)
+
+
+class CommandChannel(Channel):
+    kind = "command"
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        super().__init__(shlex.join(argv))
+        self.argv = list(argv)
+
+    @property
+    def label(self) -> str:
+        more = f" (+{len(self.argv) - 1} arguments)" if len(self.argv) > 1 else ""
+        return f"command: {self.argv[0]}{more}"
+
+    def send_event(self, body: dict[str, Any], timeout: float) -> Outcome:
+        import os
+
+        env = {
+            **os.environ,
+            "MENTIONWATCH_EVENT": body["event"],
+            "MENTIONWATCH_DELIVERY": body["delivery"],
+            "MENTIONWATCH_ALERT": body["alert"],
+        }
+        try:
+            done = subprocess.run(
+                self.argv, input=json.dumps(body, ensure_ascii=False).encode(), env=env,
+                capture_output=True, timeout=timeout, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return Outcome(False, f"did not finish within {timeout:g}s")
+        except OSError as exc:
+            return Outcome(False, f"cannot run {self.argv[0]}: {exc.strerror or exc}")
+        if done.returncode == 0:
+            return Outcome(True, "exit 0")
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
+        detail = f"exit {done.returncode}"
+        return Outcome(False, f"{detail}: {shorten(inert(last), 80)}" if last else detail)
+
+
+class AppriseChannel(Channel):
+    kind = "apprise"
+    per_event = False
+
+    @property
+    def label(self) -> str:
+        plugin = apprise_plugin(self.target)
+        if plugin is None:
+            return mask_url(self.target)
+        return str(plugin.url(privacy=True)).split("?", 1)[0]
+
+    def send_message(self, title: str, body: str, timeout: float) -> Outcome:
+        import apprise
+
+        asset = apprise.AppriseAsset(
+            app_id="mentionwatch", app_desc="mentionwatch alerts", async_mode=False,
+            app_url="https://pypi.org/project/mentionwatch/",
+        )  # fmt: skip
+        notifier = apprise.Apprise(asset=asset)
+        with _apprise_log() as said:
+            if not notifier.add(self.target):
+                return Outcome(False, "Apprise cannot use this URL")
+            try:
+                result = notifier.notify(body=body, title=title,
+                                         body_format=apprise.NotifyFormat.TEXT)  # fmt: skip
+            except Exception as exc:  # a plugin bug must not stop the other channels
+                return Outcome(False, f"Apprise failed: {type(exc).__name__}")
+        if result:
+            return Outcome(True, "accepted")
+        reasons = said or _result_reasons(result)
+        reason = reasons[-1] if reasons else "the service refused the message"
+        return Outcome(False, self.scrub(shorten(inert(reason), 160)))
+
+
+def _result_reasons(result: Any) -> list[str]:
+    """Apprise 2 sends from a thread pool and keeps each service's log in its result."""
+    reasons = []
+    for service in result if hasattr(result, "__iter__") else ():
+        for entry in service.logs() if hasattr(service, "logs") else ():
+            level = getattr(entry, "level", "")
+            if str(level).upper() in ("WARNING", "ERROR", "CRITICAL", "30", "40", "50"):
+                reasons.append(str(getattr(entry, "message", entry)))
+    return reasons
+
+
+def apprise_plugin(url: str) -> Any:
+    import apprise
+
+    with _apprise_log():
+        return apprise.Apprise.instantiate(url)
+
+
+class _ThreadLog(logging.Handler):
+    """Collects Apprise's warnings per thread, so parallel channels keep their own reasons
+    and nothing Apprise logs reaches the terminal unredacted."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.buffers: dict[int, list[str]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        buffer = self.buffers.get(threading.get_ident())
+        if buffer is not None:
+            buffer.append(record.getMessage())
+
+
+_APPRISE_LOG = _ThreadLog()
+
+
+class _apprise_log:
+    def __enter__(self) -> list[str]:
+        logger = logging.getLogger("apprise")
+        if _APPRISE_LOG not in logger.handlers:
+            logger.addHandler(_APPRISE_LOG)
+            logger.propagate = False
+        buffer: list[str] = []
+        _APPRISE_LOG.buffers[threading.get_ident()] = buffer
+        return buffer
+
+    def __exit__(self, *exc: object) -> None:
+        _APPRISE_LOG.buffers.pop(threading.get_ident(), None)

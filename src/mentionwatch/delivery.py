@@ -1,0 +1,359 @@
+"""Sending the outbox: every pending delivery to its channel, each channel in its own thread.
+
+A delivery is marked sent only when its channel accepts it (a webhook answers 2xx, Apprise
+reports success, a command exits 0); otherwise it stays pending and is tried again with
+backoff, always with the same delivery ID. A failing or hung channel never holds up the
+others. People channels (Apprise) get several mentions of one flush grouped, and at most
+`max_per_hour` messages; webhooks and commands get one event per mention.
+
+Also here: test sends (`alerts test`) and the overview `alerts` prints.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from mentionwatch.alerts import AlertRule
+from mentionwatch.channels import (
+    Channel,
+    Outcome,
+    event_body,
+    grouped_message,
+    inert,
+    single_message,
+)
+from mentionwatch.models import Delivery, utcnow
+
+if TYPE_CHECKING:
+    from mentionwatch.config import Config
+    from mentionwatch.store import Store
+
+RETRY_FIRST, RETRY_MAX = 5.0, 900.0  # backoff after a failed delivery, seconds
+SHUTDOWN_TIMEOUT = 2.0  # per request when flushing on exit
+
+
+@dataclass
+class ChannelReport:
+    """What one (rule, channel) did in one flush."""
+
+    alert: str
+    label: str
+    delivered: int = 0  # deliveries confirmed
+    messages: int = 0  # messages sent (a grouped one covers several deliveries)
+    pending: int = 0  # left for a later try
+    error: str | None = None  # why the channel failed (None: it did not)
+    held: int = 0  # waiting for the hourly cap
+
+
+@dataclass
+class DeliveryReport:
+    channels: list[ChannelReport] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> int:
+        return sum(c.delivered for c in self.channels)
+
+    @property
+    def failures(self) -> list[ChannelReport]:
+        return [c for c in self.channels if c.error]
+
+
+@dataclass
+class _Sent:
+    """A channel worker's word to the flushing thread (which alone writes the database)."""
+
+    ids: list[int]
+    outcome: Outcome
+    attempts: int = 0  # the most tries any of these deliveries has had (for the backoff)
+    message: bool = True  # False: not attempted, failed with the rest of its channel
+
+
+# What the channel threads put in the Dispatcher's queue: (rule, channel) and what was sent
+# (None: that channel is done), or a word from `post`.
+_Answer = tuple[tuple[str, str], _Sent | None] | str
+
+
+def retry_delay(attempts: int) -> float:
+    """Backoff after the n-th failed try: 5 s doubling to 15 min, with jitter."""
+    return min(RETRY_FIRST * 2 ** max(0, attempts - 1), RETRY_MAX) * random.uniform(0.8, 1.2)
+
+
+class Dispatcher:
+    """Sends pending deliveries, each (rule, channel) in its own thread, and marks each as its
+    channel answers. Only the thread that owns the Dispatcher touches the database; a channel
+    still busy with an earlier batch is left alone, so a hung channel holds up nobody.
+
+    `poll` uses it through `deliver`; `watch` keeps one in its delivery thread."""
+
+    def __init__(self, config: Config, store: Store, timeout: float | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.timeout = timeout or config.poll.timeout
+        self.results: queue.Queue[_Answer] = queue.Queue()
+        self.busy: dict[tuple[str, str], ChannelReport] = {}
+
+    def start(self, respect_backoff: bool = False) -> list[ChannelReport]:
+        """Start sending what is pending (with respect_backoff, only what is due) on every
+        channel not already busy. Returns the reports of channels held by their hourly cap."""
+        due = self.store.due_deliveries(utcnow() if respect_backoff else None)
+        rules = {r.name: r for r in self.config.alerts}
+        work: dict[tuple[str, str], list[Delivery]] = {}
+        orphans = []
+        for d in due:
+            rule = rules.get(d.alert)
+            if rule is None or rule.channel(d.channel) is None:
+                orphans.append(d.id)
+            elif (d.alert, d.channel) not in self.busy:
+                work.setdefault((d.alert, d.channel), []).append(d)
+        if orphans:
+            self.store.mark_dropped(orphans, "its rule or channel is no longer in the config")
+        held = []
+        for key, deliveries in work.items():
+            rule = rules[key[0]]
+            channel = rule.channel(key[1])
+            assert channel is not None
+            report = ChannelReport(rule.name, channel.label, pending=len(deliveries))
+            room = _room(self.store, rule, channel)
+            if room == 0:  # the hourly cap is used up: they wait, grouped, for the next hour
+                report.held = len(deliveries)
+                held.append(report)
+                continue
+            self.busy[key] = report
+            threading.Thread(
+                target=_channel_worker,
+                args=(key, rule, channel, deliveries, room, self.timeout, self.results),
+                daemon=True,  # a hung channel must never keep the process alive
+            ).start()
+        return held
+
+    def collect(
+        self, wait: float | None, until_idle: bool = False
+    ) -> tuple[list[ChannelReport], str | None]:
+        """Record answers for up to `wait` seconds (None: no limit), or until no channel is
+        busy with `until_idle`.
+
+        Returns the channels that finished, and a word put in the queue by `post` (which
+        ends the wait early), if any."""
+        finished: list[ChannelReport] = []
+        end = None if wait is None else time.monotonic() + wait
+        while self.busy or not until_idle:
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            try:
+                item = self.results.get(timeout=left)
+            except queue.Empty:
+                break
+            if isinstance(item, str):
+                return finished, item
+            key, sent = item
+            if sent is None:
+                finished.append(self.busy.pop(key))
+            else:
+                _record(self.store, key, sent, self.busy[key])
+        return finished, None
+
+    def post(self, word: str) -> None:
+        """Wake `collect` from another thread (watch: "kick" after a save, "stop")."""
+        self.results.put(word)
+
+    def abandon(self) -> list[ChannelReport]:
+        """The channels still busy (at shutdown): their deliveries stay pending."""
+        left = list(self.busy.values())
+        for report in left:
+            report.error = report.error or "no answer before shutdown; sent again next time"
+        self.busy.clear()
+        return left
+
+
+def deliver(
+    config: Config, store: Store, *, timeout: float | None = None, deadline: float | None = None
+) -> DeliveryReport:
+    """Send every pending delivery now and wait for the answers (until `deadline`, a
+    time.monotonic() value, at most). Nothing raises for a channel: failures are reported."""
+    dispatcher = Dispatcher(config, store, timeout)
+    report = DeliveryReport(dispatcher.start())
+    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+    report.channels += dispatcher.collect(wait, until_idle=True)[0]
+    report.channels += dispatcher.abandon()
+    return report
+
+
+def _room(store: Store, rule: AlertRule, channel: Channel) -> int | None:
+    """Messages the hourly cap still allows this channel (None: no cap)."""
+    if rule.max_per_hour is None or channel.per_event:
+        return None
+    sent = store.messages_sent(rule.name, channel.id, utcnow() - timedelta(hours=1))
+    return max(0, rule.max_per_hour - sent)
+
+
+def _record(store: Store, key: tuple[str, str], sent: _Sent, report: ChannelReport) -> None:
+    alert, channel_id = key
+    if sent.outcome.ok:
+        store.mark_delivered(sent.ids, sent.outcome.detail)
+        report.delivered += len(sent.ids)
+        report.pending -= len(sent.ids)
+    elif sent.message or sent.ids:
+        retry_at = utcnow() + timedelta(seconds=retry_delay(sent.attempts + 1))
+        store.mark_failed(sent.ids, sent.outcome.detail, retry_at)
+        report.error = report.error or sent.outcome.detail
+    if sent.message:
+        report.messages += sent.outcome.ok
+        store.log_send(alert, channel_id, report.label, len(sent.ids), sent.outcome.ok,
+                       sent.outcome.detail)  # fmt: skip
+
+
+def _channel_worker(
+    key: tuple[str, str],
+    rule: AlertRule,
+    channel: Channel,
+    deliveries: list[Delivery],
+    room: int | None,
+    timeout: float,
+    results: queue.Queue[_Answer],
+) -> None:
+    try:
+        if channel.per_event:
+            batches: Iterator[tuple[list[Delivery], Callable[[], Outcome]]] = (
+                ([d], partial(channel.send_event, event_body(d.payload, d.delivery), timeout))
+                for d in deliveries
+            )
+        else:
+            batches = _messages(rule, channel, deliveries, room, timeout)
+        left = list(deliveries)
+        for batch, send in batches:
+            outcome = send()
+            results.put((key, _Sent([d.id for d in batch], outcome,
+                                    max(d.attempts for d in batch))))  # fmt: skip
+            left = left[len(batch) :]
+            if not outcome.ok:
+                # The channel is down: the rest wait for the same retry, untried.
+                rest = [d.id for d in left]
+                if rest:
+                    results.put((key, _Sent(rest, outcome, max(d.attempts for d in batch),
+                                            message=False)))  # fmt: skip
+                return
+    except Exception as exc:  # a bug in one channel must not stop the others
+        results.put((key, _Sent([d.id for d in deliveries], Outcome(False, repr(exc)[:160]))))
+    finally:
+        results.put((key, None))
+
+
+def _messages(
+    rule: AlertRule, channel: Channel, deliveries: list[Delivery], room: int | None,
+    timeout: float,
+) -> Iterator[tuple[list[Delivery], Callable[[], Outcome]]]:  # fmt: skip
+    """The messages a people channel gets: one per mention, or grouped, within the cap."""
+    if room == 0:
+        return
+    recs = [d.payload.get("mention") or {} for d in deliveries]
+    if rule.group or (room is not None and len(deliveries) > room):
+        singles = 0 if rule.group else (room or 1) - 1
+    else:
+        singles = len(deliveries)
+    for d, rec in zip(deliveries[:singles], recs, strict=False):
+        yield [d], partial(channel.send_message, *single_message(rule.name, rec), timeout)
+    rest, rest_recs = deliveries[singles:], recs[singles:]
+    if rest:
+        if len(rest) == 1:
+            title, body = single_message(rule.name, rest_recs[0])
+        else:
+            title, body = grouped_message(rule.name, rest_recs)
+        yield rest, partial(channel.send_message, title, body, timeout)
+
+
+# Test sends
+
+
+SAMPLE_TEXT = (
+    "This is a test alert from mentionwatch. If you can read it here, this channel works: "
+    "new mentions that match the rule will arrive like this."
+)
+
+
+def sample_record() -> dict[str, Any]:
+    from mentionwatch.models import iso
+
+    now = iso(utcnow())
+    return {
+        "id": 0, "key": "mentionwatch:test", "source": "mentionwatch", "url": None,
+        "author": "mentionwatch", "author_name": "mentionwatch", "title": None,
+        "text": SAMPLE_TEXT, "created_at": now, "fetched_at": now, "terms": [],
+        "sentiment": "neutral", "polarity": 0.0, "status": "open", "reach": None,
+        "reply_url": None, "intents": [], "priority": 0.0,
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ChannelAnswer:
+    label: str
+    outcome: Outcome
+
+
+def send_test(config: Config, store: Store, rule: AlertRule) -> list[ChannelAnswer]:
+    """Send a sample event through each of the rule's channels (not through the outbox) and
+    say what each answered; every answer is logged as a test."""
+    rec = sample_record()
+    payload = {"event": "mention", "alert": rule.name, "test": True, "mention": rec}
+    title, body = single_message(rule.name, rec)
+    title = f"mentionwatch test · {inert(rule.name)}"
+    results = []
+    for channel in rule.channels:
+        if channel.per_event:
+            outcome = channel.send_event(event_body(payload, str(uuid.uuid4())),
+                                         config.poll.timeout)  # fmt: skip
+        else:
+            outcome = channel.send_message(title, body, config.poll.timeout)
+        store.log_send(rule.name, channel.id, channel.label, 1, outcome.ok, outcome.detail,
+                       test=True)  # fmt: skip
+        results.append(ChannelAnswer(channel.label, outcome))
+    return results
+
+
+# The `alerts` overview
+
+
+@dataclass
+class ChannelStatus:
+    label: str
+    kind: str
+    last_at: str | None = None
+    last_ok: bool | None = None
+    last_outcome: str | None = None
+    last_test: bool = False
+    pending: int = 0
+    sent: int = 0
+
+
+@dataclass
+class RuleStatus:
+    rule: AlertRule
+    channels: list[ChannelStatus]
+
+
+def overview(config: Config, store: Store) -> list[RuleStatus]:
+    last = store.last_sends()
+    counts = store.outbox_counts()
+    rows = []
+    for rule in config.alerts:
+        channels = []
+        for ch in rule.channels:
+            status = ChannelStatus(ch.label, ch.kind)
+            row = last.get((rule.name, ch.id))
+            if row is not None:
+                status.last_at, status.last_ok = row["at"], bool(row["ok"])
+                status.last_outcome, status.last_test = row["outcome"], bool(row["test"])
+            status.pending = counts.get((rule.name, ch.id, "pending"), 0)
+            status.sent = counts.get((rule.name, ch.id, "sent"), 0)
+            channels.append(status)
+        rows.append(RuleStatus(rule, channels))
+    return rows

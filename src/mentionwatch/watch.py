@@ -1,0 +1,267 @@
+"""`mentionwatch watch`: every source on its own schedule, alerts after every save.
+
+One asyncio loop runs a task per enabled source: poll it (the same Poller as `poll`, limited
+to that source), then sleep its interval with jitter, or until the rate limit it hit resets;
+a slow or limited source delays only itself. Alerts go out from a delivery thread with its
+own database connection, woken after every save, so a slow channel never delays a poll.
+
+SIGINT/SIGTERM cancel the source tasks at their next await (a save is one synchronous
+transaction, so it is never cut in half), flush the outbox with a short deadline, and return.
+Nothing accumulates per poll: each source keeps only its latest status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mentionwatch import alerts, delivery
+from mentionwatch.config import Config, SourceSettings
+from mentionwatch.models import JobResult, PollReport, utcnow
+from mentionwatch.poller import Poller
+from mentionwatch.sources import registry
+from mentionwatch.store import Store
+
+JITTER = 0.1  # each wait is the interval ± 10%, so sources drift apart instead of bunching
+SHUTDOWN_FLUSH = 2.5  # seconds the last flush may take after a stop signal
+
+
+@dataclass
+class SourceStatus:
+    """The latest poll of one source, and when the next one is due."""
+
+    name: str
+    interval: float
+    polls: int = 0
+    last_at: datetime | None = None
+    new: int = 0
+    fetched: int = 0
+    errors: list[str] = field(default_factory=list)
+    next_at: float = 0.0  # time.time() of the next poll
+    polling: bool = False
+
+
+@dataclass
+class WatchStatus:
+    sources: dict[str, SourceStatus]
+    delivered: int = 0
+    failing: dict[str, str] = field(default_factory=dict)  # channel label -> last error
+    polls: int = 0
+
+
+def interval_for(settings: SourceSettings, config: Config, override: float | None) -> float:
+    """Seconds between polls: --interval, else the source's own `interval`, else [poll]
+    interval (but never more often than the source's default: X bills per read)."""
+    if override:
+        return override
+    if settings.interval:
+        return settings.interval
+    floor = getattr(registry().get(settings.name), "default_interval", None) or 0.0
+    return max(config.poll.interval, floor)
+
+
+class Watcher:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        interval: float | None = None,
+        once: bool = False,
+        alerting: bool = True,
+        notify: Callable[[str], None] | None = None,
+        on_poll: Callable[[SourceStatus, PollReport], None] = lambda status, report: None,
+        on_delivery: Callable[[delivery.ChannelReport], None] = lambda report: None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.once = once
+        self.alerting = alerting and bool(config.alerts)
+        self.notify = notify
+        self.on_poll = on_poll
+        self.on_delivery = on_delivery
+        chosen = Poller(config, store).settings()  # raises for nothing to poll
+        Poller(config, store).terms()
+        self.status = WatchStatus(
+            {s.name: SourceStatus(s.name, interval_for(s, config, interval)) for s in chosen}
+        )
+        self.queue = alerts.Queue(config.alerts) if self.alerting else None
+        self.failed = False  # a source or channel failed (--once exits 1)
+        self._stop: asyncio.Event | None = None
+        self._deliveries: _DeliveryThread | None = None
+
+    def run(self) -> None:
+        """Poll until stopped (or once, with --once), delivering alerts after every save."""
+        if self.alerting:
+            self._deliveries = _DeliveryThread(self.config, self._delivered)
+            self._deliveries.start()
+        try:
+            asyncio.run(self._main())
+        finally:
+            self._finish()
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Not on Windows, nor outside the main thread: Ctrl-C then raises as usual.
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stop.set)
+        start = time.time()
+        tasks = []
+        for i, status in enumerate(self.status.sources.values()):
+            # The first polls go out at once, a moment apart, not in one burst.
+            status.next_at = start + min(0.2 * i, status.interval * JITTER)
+            tasks.append(asyncio.create_task(self._source(status)))
+        stopper = asyncio.create_task(self._stop.wait())
+        if self.once:
+            everything = asyncio.gather(*tasks, return_exceptions=True)
+            either: list[asyncio.Future[Any]] = [stopper, everything]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        else:
+            await stopper
+        for task in [*tasks, stopper]:
+            task.cancel()  # a save is synchronous: cancelling only ever interrupts a fetch
+        await asyncio.gather(*tasks, stopper, return_exceptions=True)
+
+    async def _source(self, status: SourceStatus) -> None:
+        assert self._stop is not None
+        while True:
+            delay = status.next_at - time.time()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                    return
+                except TimeoutError:
+                    pass
+            status.polling = True
+            poller = Poller(self.config, self.store, only_sources=[status.name],
+                            notify=self.notify, queue=self.queue)  # fmt: skip
+            try:
+                report = await poller.arun()
+            except Exception as exc:  # e.g. the database is locked: try again next time
+                report = PollReport([JobResult(status.name, "*", error=f"{status.name}: {exc}")])
+            status.polling = False
+            self._polled(status, report)
+            if self._deliveries and report.new:
+                self._deliveries.kick()
+            if self.once:
+                return
+
+    def _polled(self, status: SourceStatus, report: PollReport) -> None:
+        status.polls += 1
+        self.status.polls += 1
+        status.last_at = utcnow()
+        status.new, status.fetched = report.new, report.fetched
+        status.errors = [r.error for r in report.failures if r.error]
+        self.failed = self.failed or bool(status.errors)
+        wait = status.interval * random.uniform(1 - JITTER, 1 + JITTER)
+        limited = [r.retry_after for r in report.results if r.retry_after]
+        if limited:  # the platform said when its limit resets: not a moment before
+            wait = max(wait, max(limited) + 1.0)
+        status.next_at = time.time() + wait
+        self.on_poll(status, report)
+
+    def _delivered(self, report: delivery.ChannelReport) -> None:
+        self.status.delivered += report.delivered
+        if report.error:
+            self.status.failing[report.label] = report.error
+            self.failed = True
+        elif report.delivered:
+            self.status.failing.pop(report.label, None)
+        self.on_delivery(report)
+
+    def _finish(self) -> None:
+        if self._deliveries is None:
+            return
+        # A second signal during the last flush must not kill it halfway.
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            self._deliveries.finish(None if self.once else SHUTDOWN_FLUSH)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _DeliveryThread(threading.Thread):
+    """Owns a Dispatcher (and a database connection of its own): sends after every kick,
+    retries failed deliveries when their backoff ends, and flushes once more at the end."""
+
+    def __init__(self, config: Config, on_report: Callable[[delivery.ChannelReport], None]) -> None:
+        super().__init__(name="mentionwatch-alerts", daemon=True)
+        self.config = config
+        self.on_report = on_report
+        self._ready = threading.Event()
+        self._dispatcher: delivery.Dispatcher | None = None
+        self._grace: float | None = None
+        self._done = threading.Event()
+
+    def kick(self) -> None:
+        self._ready.wait()
+        if self._dispatcher is not None:
+            self._dispatcher.post("kick")
+
+    def finish(self, grace: float | None) -> None:
+        """Stop after one last flush; with `grace`, give the channels that long at most."""
+        self._grace = grace
+        self._ready.wait()
+        if self._dispatcher is not None:
+            self._dispatcher.post("stop")
+        self.join(None if grace is None else grace + 1.0)
+
+    def run(self) -> None:
+        try:
+            store = Store(self.config.db_path)
+        finally:
+            self._ready.set()  # kick() and finish() never wait for a thread that failed
+        try:
+            self._dispatcher = dispatcher = delivery.Dispatcher(self.config, store)
+            self._report(dispatcher.start())  # the backlog of earlier runs, without waiting
+            while True:
+                finished, word = dispatcher.collect(self._wait(store, dispatcher))
+                self._report(finished)
+                if word == "stop":
+                    break
+                self._report(dispatcher.start(respect_backoff=word != "kick"))
+            self._flush(dispatcher)
+        finally:
+            store.close()
+
+    def _flush(self, dispatcher: delivery.Dispatcher) -> None:
+        if self._grace is not None:
+            dispatcher.timeout = min(dispatcher.timeout, delivery.SHUTDOWN_TIMEOUT)
+        end = None if self._grace is None else time.monotonic() + self._grace
+        # Again and again: a channel busy when the last save came in has that one to send.
+        while True:
+            self._report(dispatcher.start(respect_backoff=True))
+            if not dispatcher.busy:
+                break
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            self._report(dispatcher.collect(left, until_idle=True)[0])
+        self._report(dispatcher.abandon())
+
+    def _wait(self, store: Store, dispatcher: delivery.Dispatcher) -> float:
+        """Until the next retry is due (re-checked at least every 30 s)."""
+        due = store.next_delivery_at()
+        if due is None:
+            return 30.0
+        left = (due - utcnow()).total_seconds()
+        # A busy channel's deliveries are due but in flight: wait for its answer instead.
+        return min(30.0, max(left, 0.5 if dispatcher.busy else 0.05))
+
+    def _report(self, reports: list[delivery.ChannelReport]) -> None:
+        for report in reports:
+            self.on_report(report)

@@ -1,0 +1,104 @@
+"""Help that teaches (examples, valid values, no placeholders) and shell completion that
+knows commands, values, and the user's source and term names."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+from conftest import HN_AND_RSS
+
+from mentionwatch.cli.reference import help_text
+
+COMMANDS = ["init", "poll", "sources", "demo", "completion", "feed", "show", "handle", "ignore",
+            "reopen", "export", "browse", "reply", "sentiment", "rescore", "watch",
+            "alerts"]  # fmt: skip
+
+
+def test_every_command_has_examples_and_no_placeholders():
+    top = help_text()
+    for command in COMMANDS:
+        assert re.search(rf"^  {command} ", top, re.M), command
+        text = help_text(command)
+        assert "mentionwatch" in text.split("Examples:\n    ")[1].split("\n\n")[0], command
+        assert not re.search(r"<(str|int|path|text)>|\{\w+\}", text.split("Examples:")[0]), text
+        options = text.split("Options:")[1]
+        assert not re.search(r"<\w+>", options), command
+    assert "<" not in top.split("Commands:")[0]
+
+
+def test_help_lists_valid_values():
+    feed = help_text("feed")
+    for values in ("bluesky, github, hackernews", "open, handled, ignored, all",
+                   "positive, neutral, negative", "rich, plain, jsonl, json, csv, ids",
+                   "newest, priority", "question, complaint"):  # fmt: skip
+        assert values in " ".join(feed.split()), values
+    assert "repeat for any of several" in feed
+    assert "jsonl, json, csv" in " ".join(help_text("export").split())
+
+
+def test_help_lists_the_configured_terms(project):
+    project.write_config(HN_AND_RSS)
+    result = project.run("feed", "--help")
+    assert "Your terms: pebblebase." in " ".join(result.out.split())
+
+
+def test_the_examples_in_help_are_valid_commands(project, monkeypatch):
+    """Every example parses against the real CLI (no usage error)."""
+    monkeypatch.chdir(project.dir)  # examples such as `export -o mentions.csv` write files
+    alert = '\n[[alerts]]\nname = "complaints"\nto = ["{web}/hooks/nowhere"]\n'
+    project.write_config(HN_AND_RSS + '\n[templates]\nhelp = "Hi {author}"\n' + alert)
+    project.run("poll", "--no-alerts")
+    # slow, or change setup
+    skip = {"demo", "browse", "completion", "init", "poll", "rescore", "watch"}
+    for command in sorted(set(COMMANDS) - skip):
+        examples = help_text(command).split("Examples:\n")[1].split("\n\n")[0]
+        for line in examples.splitlines():
+            argv = shlex.split(re.split(r"[|>(]", line)[0])[1:]
+            if argv[0] == "reply" and "--dry-run" not in argv:
+                argv.append("--dry-run")
+            result = project.run(*argv, input="")
+            assert result.code != 2 or "unknown mention" in result.err, (line, result.err)
+
+
+def test_version_still_works(project):
+    result = project.run("--version")
+    assert result.code == 0 and result.out.startswith("mentionwatch ")
+
+
+def complete(project, shell: str, words: str) -> list[str]:
+    env = {**os.environ, "_MENTIONWATCH_COMPLETE": f"complete_{shell}"}
+    if shell == "bash":
+        parts = words.split(" ")
+        env |= {"COMP_WORDS": words, "COMP_CWORD": str(len(parts) - 1)}
+    else:
+        env |= {"_TYPER_COMPLETE_ARGS": words, "_TYPER_COMPLETE_FISH_ACTION": "get-args"}
+    code = (
+        "import sys; from mentionwatch.cli import app; "
+        "app(prog_name='mentionwatch', args=sys.argv[1:])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    return proc.stdout.split()
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_knows_sources_terms_and_values(project, shell):
+    project.write_config(HN_AND_RSS)
+    base = f"mentionwatch --config {project.config} --db {project.db}"
+    assert any("reddit" in c for c in complete(project, shell, f"{base} feed --source re"))
+    assert any("pebblebase" in c for c in complete(project, shell, f"{base} feed --term peb"))
+    assert any("handled" in c for c in complete(project, shell, f"{base} feed --status ha"))
+    assert any("feed" in c for c in complete(project, shell, f"{base} fe"))
+
+
+def test_completion_scripts_and_install_option(project):
+    for shell in ("bash", "zsh", "fish"):
+        result = project.run("completion", shell)
+        assert result.code == 0 and "_MENTIONWATCH_COMPLETE" in result.out, shell
+    assert "unknown shell 'tcsh'" in project.run("completion", "tcsh").err
+    assert "--install-completion" in help_text()
