@@ -12,8 +12,9 @@ others, and also makes a few mistakes (5% of decisions are the wrong way). The r
 `relevance` module and the real database (triggers, learned counts) do the rest.
 
 Printed per week: precision and recall of `--relevant` on that week's new mentions, with
-the term's `about` set and without it (decisions only). The texts are synthetic: the numbers
-show how fast the learned layer adapts, not how a given product's mentions will score.
+the term's `about` and `not_about` set and without them (decisions only). The texts are
+synthetic: the numbers show how fast the learned layer adapts, not how a given product's
+mentions will score.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from mentionwatch.models import Mention, Term, utcnow
 from mentionwatch.store import Store
 
 ABOUT = "issue tracker and project planning for software teams"
+NOT_ABOUT = ("algebra", "regression", "linear tv")  # what the README's example config says
 
 RELEVANT = [
     "moved our team's {thing} to Linear and the {praise}",
@@ -126,7 +128,8 @@ def simulate(
     days: int = 30, per_day: int = 30, seed: int = 1, about: str | None = ABOUT
 ) -> list[Week]:
     rng = random.Random(seed)
-    term = Term(name="linear", query="linear", about=about)
+    term = Term(name="linear", query="linear", about=about,
+                not_about=NOT_ABOUT if about else ())  # fmt: skip
     atoms = {"linear": ["linear"]}
     weeks: list[Week] = []
     tally = [0, 0, 0]
@@ -184,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     print(f"{args.days} days x {args.per_day} mentions, mean of {args.seeds} seeds; "
           "precision / recall of --relevant on each week's new mentions\n")  # fmt: skip
-    print("| days | decisions so far | with `about`: precision | recall | without: precision "
-          "| recall |\n|---|---:|---:|---:|---:|---:|")  # fmt: skip
+    print("| days | decisions so far | with about/not_about: precision | recall "
+          "| without: precision | recall |\n|---|---:|---:|---:|---:|---:|")  # fmt: skip
     runs = {
         name: [simulate(args.days, args.per_day, seed, about) for seed in range(args.seeds)]
         for name, about in (("about", ABOUT), ("none", None))

@@ -4,8 +4,8 @@ Two layers, combined into one score in 0..1 stored with each mention:
 
 1. **Local, from the config.** A term's ``about`` text describes the product ("issue
    tracker for software teams"), its ``not_about`` list names words that mean another thing
-   ("algebra", "regression"). Words of ``about`` in a mention raise the score (none at all
-   lowers it a little), a ``not_about`` word lowers it a lot. The ``about`` evidence fades
+   ("algebra", "regression"). Words of ``about`` in a mention raise the score, a
+   ``not_about`` word lowers it a lot. The ``about`` evidence fades
    as the founder's decisions accumulate; ``not_about`` never does.
 2. **Learned, from the founder's decisions.** Ignoring a mention teaches "not about my
    product"; handling it or replying to it teaches "about my product". Each term keeps a
@@ -38,11 +38,12 @@ if TYPE_CHECKING:
 THRESHOLD = 0.5
 
 # Local layer (log-odds): each distinct word of `about` found adds ABOUT_WEIGHT (at most
-# three count); a mention with none of them, for a term that has an `about`, starts at
-# ABOUT_MISSING; each `not_about` word found (at most two count) subtracts NOT_ABOUT_WEIGHT,
-# more than the most `about` words add.
+# three count); a mention with none of them stays at even odds (ABOUT_MISSING: a one-line
+# description misses most ways people talk about a product, so missing its words must not
+# hide a customer); each `not_about` word found (at most two count) subtracts
+# NOT_ABOUT_WEIGHT, more than the most `about` words add.
 ABOUT_WEIGHT = 1.0
-ABOUT_MISSING = -0.6
+ABOUT_MISSING = 0.0
 NOT_ABOUT_WEIGHT = 4.0
 # Learned layer: the naive-Bayes evidence is divided by sqrt(features) (its words are far
 # from independent) and shrunk by n / (n + SHRINK) for n decisions, so a handful of
