@@ -159,6 +159,28 @@ feeds = ["{web}/rss/feeds/blog.xml", "{web}/rss/feeds/alerts.atom"]
 """
 
 
+# Every platform the loopback web plays, the way `mentionwatch demo` points at them, plus the
+# feed that Platform.add_item() writes for RSS.
+TERM = """
+[[terms]]
+name = "pebblebase"
+query = 'pebblebase OR "pebble base" -"pebble base camp"'
+"""
+
+
+def all_platforms(web: LoopbackWeb, **overrides: dict[str, Any]) -> str:
+    """A config with every platform, each table updated with `overrides[name]`."""
+    from mentionwatch.testing.demo import toml_table
+
+    tables = []
+    for name, platform in sorted(web.platforms.items()):
+        settings = {**platform.source_settings(), **overrides.get(name, {})}
+        if name == "rss":
+            settings["feeds"] = [*settings["feeds"], f"{web.base_url('rss')}/feeds/more.xml"]
+        tables.append(toml_table(f"sources.{name}", settings))
+    return TERM + "\n".join(tables)
+
+
 def run_pty(
     argv: list[str],
     columns: int = 100,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -32,16 +31,28 @@ def _records(project) -> dict[str, dict]:
     return {r["author"]: r for r in project.run("export", "--source", "x").jsonl()}
 
 
-def _extra_posts(count: int) -> list[dict]:
+def _extra_posts(count: int, spacing: float = 30) -> list[dict]:
+    """Posts `spacing` seconds apart, the newest a minute old."""
+    now = time.time()
     return [
         {
             "id": str(1859500000000000000 + i),
             "text": f"Pebblebase tip #{i}: branches are cheap, use them",
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 60)),
+            "created_at": _stamp(now - 60 - (count - 1 - i) * spacing),
             "author_id": "2244994945",
         }
         for i in range(count)
     ]
+
+
+def _stamp(moment: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(moment))
+
+
+def _sent_start(request) -> float:
+    return time.mktime(time.strptime(request.arg("start_time"), "%Y-%m-%dT%H:%M:%SZ")) - (
+        time.mktime(time.gmtime(0))
+    )
 
 
 def test_poll_stores_posts_with_authors_and_full_text(project):
@@ -73,33 +84,43 @@ def test_poll_stores_posts_with_authors_and_full_text(project):
     assert request.query["expansions"] == ["author_id"]
 
 
-def test_second_poll_sends_since_id_and_reads_nothing(project):
+def test_second_poll_reads_back_a_minute_past_the_newest_post(project):
     project.write_config(_config())
     project.run("poll")
     again = project.run("poll")
     assert again.code == 0, again.err
-    assert "x: 0 new of 0 fetched" in again.out and "read 0 posts" in again.out
+    # Only the newest post (3 h old) is within a minute of itself: read again, stored once.
+    assert "x: 0 new of 1 fetched" in again.out and "read 1 posts" in again.out
     first, second = project.web.seen(SEARCH)
-    assert "since_id" not in first.query and "start_time" in first.query
-    assert second.query["since_id"] == ["1859420000000000606"]
-    assert "start_time" not in second.query
+    assert "since_id" not in first.query and "since_id" not in second.query
+    assert _sent_start(first) == pytest.approx(time.time() - 7 * 86400 + 60, abs=30)
+    assert _sent_start(second) == pytest.approx(time.time() - 3 * 3600 - 60, abs=30)
 
 
-def test_a_since_id_older_than_the_search_window_falls_back_to_start_time(project):
-    # Not polled for over a week: recent search refuses the stored since_id with 400
-    # "'since_id' must be a tweet id created after …". The poll must not fail forever.
-    project.write_config(_config())
-    project.run("poll")
+def test_a_post_indexed_late_behind_the_newest_one_is_still_found(project):
     platform = project.web.platform("x")
     platform.extra_posts.extend(_extra_posts(1))
-    platform.oldest_bound_id = 1859450000000000000
+    project.write_config(_config())
+    project.run("poll")
+    # Searchable only now, though created 30 s before the newest post the last poll saw.
+    late = {**_extra_posts(1)[0], "id": "1859499999999999999", "text": "pebblebase, late"}
+    late["created_at"] = _stamp(time.time() - 90)
+    platform.extra_posts.append(late)
     again = project.run("poll")
     assert again.code == 0, again.err
     assert "x: 1 new" in again.out
-    last = project.web.seen(SEARCH)[-1]
-    assert "since_id" not in last.query and "start_time" in last.query
-    cursor = json.loads(project.rows("SELECT value FROM cursors WHERE source = 'x'")[0][0])
-    assert cursor == {"since_id": "1859500000000000000"}
+    assert "x:1859499999999999999" in {r["key"] for r in _records(project).values()} | {
+        k for (k,) in project.rows("SELECT key FROM mentions")
+    }
+
+
+def test_not_polled_for_a_week_reads_what_recent_search_still_has(project):
+    project.write_config(_config() + "\n[poll]\nlookback_days = 10\n", poll_settings=False)
+    result = project.run("poll")
+    assert result.code == 0, result.err
+    assert "posts before" in result.out and "beyond recent search's 7 days" in result.out
+    (request,) = project.web.seen(SEARCH)
+    assert _sent_start(request) == pytest.approx(time.time() - 7 * 86400 + 60, abs=30)
 
 
 def test_read_cap_never_overshoots_and_never_skips(project):
@@ -109,22 +130,31 @@ def test_read_cap_never_overshoots_and_never_skips(project):
     first = project.run("poll")
     assert "(read 10 posts; max_reads_per_poll reached" in first.out
     assert platform.reads == 10
-    cursor = json.loads(project.rows("SELECT value FROM cursors WHERE source = 'x'")[0][0])
-    assert cursor == {"until_id": "1859500000000000005", "newest_id": "1859500000000000014"}
 
     second = project.run("poll")
     assert platform.reads == 20
     gap = project.web.seen(SEARCH)[-1]
-    assert gap.query["until_id"] == ["1859500000000000005"]
+    assert gap.query["until_id"] == ["1859500000000000005"]  # the oldest post read
     assert gap.query["max_results"] == ["10"]
     assert "read 10 posts" in second.out
-    cursor = json.loads(project.rows("SELECT value FROM cursors WHERE source = 'x'")[0][0])
-    assert cursor == {"since_id": "1859500000000000014"}
 
-    project.run("poll")
-    assert project.web.seen(SEARCH)[-1].query["since_id"] == ["1859500000000000014"]
-    assert platform.reads == 20  # every post read exactly once
-    assert project.rows("SELECT count(*) FROM mentions WHERE source = 'x'") == [(19,)]
+    for _ in range(3):
+        result = project.run("poll")
+        assert "max_reads_per_poll reached" not in result.out
+        assert platform.reads - 20 <= 10 * 3
+    keys = [k for (k,) in project.rows("SELECT key FROM mentions WHERE source = 'x'")]
+    assert len(keys) == len(set(keys)) == 19  # every match stored once (the camp post is not)
+    # Later polls only re-read the minute before the newest post: two posts, 30 s apart.
+    assert project.web.seen(SEARCH)[-1].query["start_time"] == [
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_created(platform, 14) - 60))
+    ]
+
+
+def _created(platform, i: int) -> float:
+    post = next(p for p in platform.extra_posts if p["id"] == str(1859500000000000000 + i))
+    return time.mktime(time.strptime(post["created_at"], "%Y-%m-%dT%H:%M:%S.000Z")) - (
+        time.mktime(time.gmtime(0))
+    )
 
 
 def test_cap_is_shared_by_every_term(project):
@@ -189,7 +219,7 @@ def test_short_rate_limit_waits_for_epoch_reset(project):
 
 def test_failure_on_a_later_page_keeps_what_was_read(project):
     platform = project.web.platform("x")
-    platform.extra_posts.extend(_extra_posts(115))  # 120 matching: two pages of 100
+    platform.extra_posts.extend(_extra_posts(115, spacing=5))  # 120 matching: two pages
     platform.fail_paging = True
     project.write_config(_config(cap=500))
     failed = project.run("poll", "--source", "x")
@@ -200,7 +230,8 @@ def test_failure_on_a_later_page_keeps_what_was_read(project):
     assert project.rows("SELECT count(*) FROM mentions WHERE source = 'x'") == [(100,)]
     platform.fail_paging = False
     project.run("poll", "--source", "x")
-    assert platform.reads == 120
+    # The gap (20 posts), then the minute before the newest post again (12 posts 5 s apart).
+    assert platform.reads == 100 + 20 + 12
     assert project.rows("SELECT count(*) FROM mentions WHERE source = 'x'") == [(119,)]
 
 

@@ -61,6 +61,7 @@ class Mention:
     id: int | None = None
     status: str = "open"
     fetched_at: datetime | None = None
+    echo_of: int | None = None  # the id of the original this post repeats (echoes.py)
 
     @property
     def key(self) -> str:
@@ -138,6 +139,9 @@ class Page:
     cursor: str | None = None
     note: str | None = None  # one line for the poll summary
     reads: int | None = None  # posts read that the platform bills for (X), summed per source
+    # What was wrong with the page (`item 3 has no "html_url"`): its good mentions are saved,
+    # and the job still reports these as its error.
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

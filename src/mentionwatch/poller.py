@@ -147,6 +147,7 @@ class Poller:
             await asyncio.gather(*(self._job(src, job, result) for (src, job), result in jobs))
 
     async def _job(self, source: Source, job: Job, result: JobResult) -> None:
+        problems: list[str] = []
         try:
             cursor = self.store.get_cursor(job.source, job.scope)
             async for page in source.fetch(job, cursor):
@@ -161,8 +162,9 @@ class Poller:
                     result.notes.append(page.note)
                 if page.reads is not None:
                     result.reads = (result.reads or 0) + page.reads
+                problems += page.problems
         except SourceError as exc:
-            result.error = str(exc)
+            result.error = _named(job.source, str(exc))
             result.retry_after = getattr(exc, "wait", None)
         except asyncio.CancelledError:  # Ctrl-C: what was saved stays saved
             result.interrupted = True
@@ -170,6 +172,8 @@ class Poller:
             raise
         except Exception as exc:  # a bug or a hostile response must not stop other sources
             result.error = inert(f"{job.source}: unexpected {type(exc).__name__}: {exc}")
+        if problems:
+            result.error = inert(_problem_line(job.source, result.error, problems))
         self._record(result)
 
     def _record(self, result: JobResult) -> JobResult:
@@ -254,6 +258,19 @@ async def _check(source: Source) -> SourceCheck:
         return SourceCheck(source.name, False, f"{source.name}: no check available")
     except Exception as exc:
         return SourceCheck(source.name, False, f"{source.name}: unexpected {type(exc).__name__}")
+
+
+def _problem_line(source: str, error: str | None, problems: list[str]) -> str:
+    """One line: the job's error (if any), then the first few problems of its pages."""
+    shown = list(dict.fromkeys(problems))
+    more = f" (and {len(shown) - 3} more)" if len(shown) > 3 else ""
+    parts = ([error] if error else []) + shown[:3]
+    return _named(source, "; ".join(parts) + more)
+
+
+def _named(source: str, line: str) -> str:
+    """Every error line starts with the source it is about."""
+    return line if line.startswith(f"{source}: ") else f"{source}: {line}"
 
 
 @dataclass

@@ -24,7 +24,7 @@ from mentionwatch.triage import mention_priority
 RECORD_KEYS = (
     "id", "key", "source", "url", "author", "author_name", "title", "text", "created_at",
     "fetched_at", "terms", "sentiment", "polarity", "status", "reach", "reply_url",
-    "intents", "priority", "relevance",
+    "intents", "priority", "echo_of", "relevance",
 )  # fmt: skip
 SENTIMENT_STYLE = {"positive": "bold green", "neutral": "dim", "negative": "bold red"}
 SENTIMENT_TAG = {"positive": "+ pos", "neutral": "· neu", "negative": "- neg"}
@@ -67,6 +67,7 @@ def record(m: Mention) -> dict[str, Any]:
         "reply_url": m.reply_url,
         "intents": list(m.intents),
         "priority": round(mention_priority(m), 3),
+        "echo_of": m.echo_of,
         "relevance": m.relevance,
     }
 
@@ -258,8 +259,10 @@ def print_feed(
     patterns: dict[str, list[AtomPattern]],
     summary: FeedSummary | None = None,
     hyperlinks: bool = False,
+    echoes: dict[int, list[Mention]] | None = None,
 ) -> int:
-    """One entry per mention, newest first; returns how many were shown."""
+    """One entry per mention, newest first, with who repeated it (`echoes` by entry id);
+    returns how many were shown."""
     from rich.text import Text
 
     now = utcnow()
@@ -288,6 +291,8 @@ def print_feed(
             block(_highlighted(_shorten(m.text, FEED_TEXT_LIMIT), term_patterns, "bold yellow"))
         if m.url:
             block(url_text(m.url, hyperlinks))
+        if echoes and m.id in echoes:
+            block(echo_line(echoes[m.id]))
         shown += 1
     note = feed_note(summary, shown) if summary else None
     if note:
@@ -295,6 +300,20 @@ def print_feed(
             console.print()
         console.print(Text(note, style="dim"), soft_wrap=True)
     return shown
+
+
+def echo_line(group: Sequence[Mention], limit: int = 5) -> Text:
+    """'↻ 3 echoes: bob (x), carol (bluesky), …' for a feed entry."""
+    from rich.text import Text
+
+    line = Text(f"↻ {len(group)} echo{'es' if len(group) != 1 else ''}: ", style="yellow")
+    for i, e in enumerate(group[:limit]):
+        line.append(", " if i else "")
+        line.append(safe(e.author or "someone"), style="blue")
+        line.append(f" ({e.source})", style="dim")
+    if len(group) > limit:
+        line.append(f", +{len(group) - limit} more (show {group[0].echo_of} lists them)")
+    return line
 
 
 _CONTEXT_KEYS = (
@@ -316,8 +335,10 @@ def print_detail(
     history: Sequence[Any],
     replies: Sequence[Any] = (),
     thread: Sequence[ThreadPost] = (),
+    group: Sequence[Mention] = (),
 ) -> None:
-    """One mention in full: fields, what it replies to, its text, replies sent, history."""
+    """One mention in full: fields, what it replies to, its text, its echo group (the
+    original and every repeat of it, oldest first), replies sent, history."""
     from rich.text import Text
 
     wrap = not console.is_terminal
@@ -359,6 +380,18 @@ def print_detail(
         whole_words(Text("  " + _shorten(safe(post.text), FEED_TEXT_LIMIT)))
     console.print()
     whole_words(Text(safe(m.text)))
+    if len(group) > 1:
+        console.print()
+        others = [g for g in group if g.id != m.id]
+        label = "echoes" if m.echo_of is None else f"repeats {m.echo_of}; its group"
+        console.print(Text(f"{label} ({len(others)}):", style="bold"))
+        for e in others:
+            line = Text(f"  {e.id:>5} ")
+            line.append("original " if e.echo_of is None else "", style="bold")
+            line.append(safe(e.author or "someone"), style="bold blue")
+            line.append(f" on {e.source}  {age(e.created_at)} ago  ")
+            line.append(safe(e.url or ""), style="dim")
+            whole_words(line)
     if replies:
         console.print()
         console.print(Text("replies:", style="bold"))

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -206,6 +206,79 @@ def m004_relevance(db: Any) -> None:
         "INSERT INTO relevance_events (mention_id, status) SELECT id, status FROM mentions "
         "WHERE status IN ('handled', 'ignored') ORDER BY id"
     )
+
+
+@migration
+def m005_trends(db: Any) -> None:
+    # echo_of: the id of the original a retweet, quote or cross-post repeats (echoes.py);
+    # groups are flat (echo_of always names a mention whose own echo_of is NULL).
+    db["mentions"].add_column("echo_of", int)
+    db["mentions"].create_index(["echo_of"])
+    # Each groupable mention's MinHash band keys, for finding its echoes with one lookup.
+    db["echo_keys"].create(
+        {"key": int, "mention_id": int, "created_at": str},
+        pk=("key", "mention_id"),
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )
+    db["echo_keys"].create_index(["mention_id"])
+    # Where each spike rule stands per term and sentiment ("once per episode" survives restarts).
+    db["spike_state"].create(
+        {"rule": str, "term": str, "sentiment": str, "state": str, "updated_at": str},
+        pk=("rule", "term", "sentiment"),
+    )
+    rows = db.conn.execute(
+        "SELECT id, text, title, author, created_at FROM mentions ORDER BY id"
+    ).fetchall()
+    for row in rows:
+        _group_echo(db.conn, row[0], row[1], row[2], row[3], row[4])
+
+
+def _group_echo(
+    conn: sqlite3.Connection,
+    mention_id: int,
+    text: str | None,
+    title: str | None,
+    author: str | None,
+    created_at: str,
+) -> None:
+    """File a new mention's echo keys and link it to the group it repeats, if any."""
+    from mentionwatch import echoes
+
+    sig = echoes.signature(echoes.text_of(text, title))
+    keys = sig.band_keys()
+    if not keys:
+        return
+    conn.executemany(
+        "INSERT OR IGNORE INTO echo_keys (key, mention_id, created_at) VALUES (?, ?, ?)",
+        [(k, mention_id, created_at) for k in keys],
+    )
+    moment = parse_iso(created_at)
+    window = timedelta(days=echoes.WINDOW_DAYS)
+    marks = ",".join("?" * len(keys))
+    candidates = conn.execute(
+        "SELECT m.id, m.text, m.title, m.author, m.created_at, m.echo_of FROM mentions m "
+        f"WHERE m.id IN (SELECT mention_id FROM echo_keys WHERE key IN ({marks})) "
+        "AND m.id != ? AND m.created_at BETWEEN ? AND ? ORDER BY m.created_at, m.id LIMIT 200",
+        [*keys, mention_id, iso(moment - window), iso(moment + window)],
+    ).fetchall()
+    best, best_score = None, 0.0
+    for cand in candidates:
+        old = echoes.signature(echoes.text_of(cand[1], cand[2]))
+        score = echoes.is_echo(sig, old, author, cand[3])
+        if score > best_score:
+            best, best_score = cand, score
+    if best is None:
+        return
+    root = best[5] or best[0]
+    root_created = conn.execute("SELECT created_at FROM mentions WHERE id = ?", (root,))
+    if created_at < root_created.fetchone()[0]:
+        # The new one was posted first (found later, or on another source): it is the original.
+        conn.execute(
+            "UPDATE mentions SET echo_of = ? WHERE id = ? OR echo_of = ?",
+            (mention_id, root, root),
+        )
+    else:
+        conn.execute("UPDATE mentions SET echo_of = ? WHERE id = ?", (root, mention_id))
 
 
 # Columns that hold outside text, per table, as m006_inert_text cleans them.
@@ -430,6 +503,8 @@ class Store:
                     mention_id = row[0]
                     m.id, m.fetched_at = mention_id, stamp
                     fresh.append(m)
+                    _group_echo(self.conn, mention_id, m.text, m.title, m.author,
+                                iso(m.created_at) or "")  # fmt: skip
                 else:
                     mention_id = self.conn.execute(
                         "SELECT id FROM mentions WHERE key = ?", (m.key,)
@@ -816,6 +891,167 @@ class Store:
                 raise SearchError(f"--search: cannot read {filters.search!r}: {exc}") from None
             raise
 
+    # Reads for trends.py: every aggregate is computed here, in SQL.
+
+    def span(self, filters: Filters) -> tuple[str, str] | None:
+        """The first and last created_at of the mentions that pass the filters."""
+        where, params = _where(filters)
+        sql = f"SELECT min(m.created_at), max(m.created_at) FROM mentions m{where}"
+        row = self._execute(sql, params, filters).fetchone()
+        return (row[0], row[1]) if row and row[0] else None
+
+    def period_counts(
+        self, filters: Filters, periods: Sequence[tuple[str, str]], group: str | None = None
+    ) -> list[tuple[str, str | None, str | None, int]]:
+        """(period start, group, sentiment, count) for the mentions that pass the filters.
+
+        `periods` are [start, end) pairs of stored-format UTC times, passed as one JSON array
+        so any number of periods is one parameter; `group` is None, "term" or "source". A
+        mention with two terms counts once in each term's group.
+        """
+        where, params = _where(filters)
+        group_sql = {None: "NULL", "source": "m.source", "term": "t.term"}[group]
+        join = "JOIN mention_terms t ON t.mention_id = m.id " if group == "term" else ""
+        sql = (
+            f"SELECT json_extract(p.value, '$[0]') AS start, {group_sql} AS grp, m.sentiment, "
+            f"count(*) FROM json_each(?) p JOIN mentions m "
+            "ON m.created_at >= json_extract(p.value, '$[0]') "
+            "AND m.created_at < json_extract(p.value, '$[1]') "
+            f"{join}{where} GROUP BY start, grp, m.sentiment"
+        )
+        periods_json = json.dumps([list(p) for p in periods])
+        return [tuple(r) for r in self._execute(sql, [periods_json, *params], filters)]
+
+    def top(self, filters: Filters, by: str, limit: int = 10) -> list[sqlite3.Row]:
+        """The sources or terms with the most mentions (`by="source"|"term"`), or the authors
+        with the most reach (`by="author"`): count, negatives, reach summed and at most."""
+        where, params = _where(filters)
+        join, extra = "", ""
+        order = "mentions DESC, negative DESC"
+        if by == "source":
+            key = "m.source"
+        elif by == "term":
+            key, join = "t.term", " JOIN mention_terms t ON t.mention_id = m.id"
+        else:
+            key, order = "m.source, m.author", "reach DESC, mentions DESC"
+            where += (" AND " if where else " WHERE ") + "m.author IS NOT NULL"
+            extra = ", max(m.author_name) AS author_name"
+        sql = (
+            f"SELECT {key}, count(*) AS mentions, sum(m.sentiment = 'negative') AS negative, "
+            f"coalesce(sum(m.reach), 0) AS reach, max(m.reach) AS top_reach{extra} "
+            f"FROM mentions m{join}{where} GROUP BY {key} ORDER BY {order}, {key} LIMIT ?"
+        )
+        return self._execute(sql, [*params, limit], filters).fetchall()
+
+    def response_counts(self, filters: Filters) -> list[sqlite3.Row]:
+        """Per source: mentions, answered (a reply posted or written by hand), handled,
+        ignored, and answered-or-handled."""
+        sql = (
+            f"WITH r AS ({self._responses_sql(filters)}) SELECT source, count(*) AS mentions, "
+            "count(replied_at) AS answered, sum(status = 'handled') AS handled, "
+            "sum(status = 'ignored') AS ignored, "
+            "sum(replied_at IS NOT NULL OR status = 'handled') AS dealt FROM r "
+            "GROUP BY source ORDER BY source"
+        )
+        return self._execute(sql, _where(filters)[1], filters).fetchall()
+
+    def delay_quantiles(
+        self, filters: Filters, until: str, quantiles: Sequence[float], per_source: bool
+    ) -> list[sqlite3.Row]:
+        """Seconds from creation to the first reply (`until="reply"`) or to the first time
+        marked handled (`until="handled"`): for each quantile q, the values at the two ranks
+        that straddle position (n - 1) * q (linear interpolation, numpy's default), per
+        source or overall ("*")."""
+        column = {"reply": "replied_at", "handled": "handled_at"}[until]
+        partition = "source" if per_source else "'*'"
+        wanted = " OR ".join(
+            f"rn = CAST((n - 1) * {q!r} AS INTEGER) + 1 OR rn = CAST((n - 1) * {q!r} AS INTEGER) "
+            f"+ 1 + ((n - 1) * {q!r} > CAST((n - 1) * {q!r} AS INTEGER))"
+            for q in (float(x) for x in quantiles)
+        )
+        sql = (
+            f"WITH r AS ({self._responses_sql(filters)}), "
+            f"d AS (SELECT {partition} AS source, max(0, strftime('%s', {column}) - "
+            "strftime('%s', created_at)) AS seconds FROM r "
+            f"WHERE {column} IS NOT NULL), "
+            "o AS (SELECT source, seconds, row_number() OVER (PARTITION BY source "
+            "ORDER BY seconds) AS rn, count(*) OVER (PARTITION BY source) AS n FROM d) "
+            f"SELECT source, rn, n, seconds FROM o WHERE {wanted} ORDER BY source, rn"
+        )
+        return self._execute(sql, _where(filters)[1], filters).fetchall()
+
+    @staticmethod
+    def _responses_sql(filters: Filters) -> str:
+        where, _ = _where(filters)
+        return (
+            "SELECT m.id, m.source, m.status, m.created_at, "
+            "(SELECT min(attempted_at) FROM replies WHERE mention_id = m.id "
+            "AND outcome IN ('posted', 'link')) AS replied_at, "
+            "(SELECT min(at) FROM status_log WHERE mention_id = m.id "
+            f"AND status = 'handled') AS handled_at FROM mentions m{where}"
+        )
+
+    def unanswered(self, filters: Filters, limit: int) -> list[Mention]:
+        """Mentions that pass the filters and have no reply posted or written by hand,
+        highest reach first."""
+        where, params = _where(filters)
+        clause = (
+            "NOT EXISTS (SELECT 1 FROM replies r WHERE r.mention_id = m.id "
+            "AND r.outcome IN ('posted', 'link'))"
+        )
+        where += (" AND " if where else " WHERE ") + clause
+        sql = f"{_SELECT}{where} ORDER BY coalesce(m.reach, 0) DESC, m.created_at DESC LIMIT ?"
+        return [_mention(row) for row in self._execute(sql, [*params, limit], filters)]
+
+    def bin_counts(
+        self, filters: Filters, start: str, end: str, seconds: int
+    ) -> list[tuple[int, int]]:
+        """(bin number, count) of mentions created in [start, end), in bins of `seconds`
+        counted from the Unix epoch; empty bins are absent."""
+        where, params = _where(filters)
+        clause = "m.created_at >= ? AND m.created_at < ?"
+        where += (" AND " if where else " WHERE ") + clause
+        sql = (
+            f"SELECT CAST(strftime('%s', m.created_at) AS INTEGER) / {int(seconds)} AS bin, "
+            f"count(*) FROM mentions m{where} GROUP BY bin ORDER BY bin"
+        )
+        return [(r[0], r[1]) for r in self._execute(sql, [*params, start, end], filters)]
+
+    def echo_group(self, root: int, filters: Filters) -> list[Mention]:
+        """The original `root` and its echoes that pass the filters, oldest first."""
+        where, params = _where(filters)
+        clause = "(m.id = ? OR m.echo_of = ?)"
+        where += (" AND " if where else " WHERE ") + clause
+        sql = f"{_SELECT}{where} ORDER BY m.created_at, m.id"
+        return [_mention(row) for row in self._execute(sql, [*params, root, root], filters)]
+
+    def echoes_of(self, ids: Sequence[int]) -> list[int]:
+        """The ids of the echoes of these originals."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self.conn.execute(
+            f"SELECT id FROM mentions WHERE echo_of IN ({marks}) ORDER BY id", list(ids)
+        )
+        return [r[0] for r in rows]
+
+    def spike_state(self, rule: str, term: str, sentiment: str | None) -> str | None:
+        row = self.conn.execute(
+            "SELECT state FROM spike_state WHERE rule = ? AND term = ? AND sentiment = ?",
+            (rule, term, sentiment or ""),
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_spike_state(self, rule: str, term: str, sentiment: str | None, state: str) -> None:
+        """Joins the caller's transaction, so the state moves with the delivery it queues."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO spike_state VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(rule, term, sentiment) DO UPDATE SET state = excluded.state, "
+                "updated_at = excluded.updated_at",
+                (rule, term, sentiment or "", state, iso(utcnow())),
+            )
+
 
 class Held(UsageError):
     """Another process holds the database for a job only one may do at a time (watch)."""
@@ -1043,6 +1279,7 @@ def _mention(row: sqlite3.Row) -> Mention:
         status=row["status"],
         relevance=row["relevance"],
         llm_relevance=row["llm_relevance"],
+        echo_of=row["echo_of"],
     )
 
 

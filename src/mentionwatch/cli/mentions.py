@@ -111,10 +111,10 @@ def feed(
                             relevant=relevant)  # fmt: skip
     cfg = load_config()
     store = open_store(cfg, readonly=True)
+    from mentionwatch.triage import by_priority
+
     cap = limit if limit > 0 else None
     if sort == "priority":
-        from mentionwatch.triage import by_priority
-
         mentions = iter(by_priority(store.mentions(filters), cap))
     else:
         mentions = store.mentions(filters, limit=cap)
@@ -125,11 +125,22 @@ def feed(
             if note:
                 say(note)
         return
+    from itertools import islice
+
+    from mentionwatch.echoes import Folded
+
+    # The rich feed shows a retweeted or cross-posted text once, with who repeated it.
+    if sort == "priority":
+        everything = iter(by_priority(store.mentions(filters)))
+    else:
+        everything = store.mentions(filters)
+    entries = Folded(store, filters, everything)
     summary = _summary(store, filters, cap)
     patterns = _term_patterns(cfg)
     links = render.supports_hyperlinks(os.environ, sys.stdout.isatty())
     with paged_console() as console:
-        render.print_feed(console, mentions, patterns, summary, hyperlinks=links)
+        render.print_feed(console, islice(entries, cap), patterns, summary, hyperlinks=links,
+                          echoes=entries.echoes)  # fmt: skip
 
 
 def _summary(store: Store, filters: Filters, limit: int | None) -> FeedSummary:
@@ -154,10 +165,10 @@ def show(
     ] = False,
     no_pager: NoPagerOpt = False,
 ) -> None:
-    """Show one mention in full, with its thread and history.
+    """Show one mention in full, with its thread, echoes and history.
 
-    What it replies to is fetched from the platform once and kept; then the replies sent
-    and the status history.
+    What it replies to is fetched from the platform once and kept; then the retweets,
+    quotes and cross-posts of the same text, the replies sent and the status history.
 
     \b
     Examples:
@@ -166,6 +177,7 @@ def show(
     """
     from mentionwatch import render
     from mentionwatch.files import writable
+    from mentionwatch.models import Filters
 
     state.pager = state.pager and not no_pager
     cfg = load_config()
@@ -174,9 +186,10 @@ def show(
     (mention_id,) = resolve(store, [mention])
     m = store.get(mention_id)
     thread, problem = _thread(cfg, store, m, offline)
+    group = store.echo_group(m.echo_of or mention_id, Filters(statuses=()))
     with paged_console() as console:
         render.print_detail(console, m, store.status_history(mention_id),
-                            store.replies(mention_id), thread)  # fmt: skip
+                            store.replies(mention_id), thread, group)  # fmt: skip
     if problem:
         say(f"thread not shown: {problem}")
 
@@ -203,9 +216,11 @@ def _set_status(refs: list[str], status: str, note: str | None) -> None:
     cfg = load_config()
     store = open_store(cfg)
     ids = resolve(store, refs)
-    changed = store.set_status(ids, status, note)
+    echoes = [i for i in store.echoes_of(ids) if i not in ids]  # a group is one feed entry
+    changed = store.set_status(ids + echoes, status, note)
     relevance.learn_now(cfg, store)  # the decision teaches relevance (see relevance.py)
-    say(f"{changed} of {len(ids)} mention(s) marked {status}")
+    also = f" (with {len(echoes)} echo(es))" if echoes else ""
+    say(f"{changed} of {len(ids) + len(echoes)} mention(s) marked {status}{also}")
 
 
 IdsArg = Annotated[

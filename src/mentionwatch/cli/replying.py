@@ -87,6 +87,8 @@ def reply(
     (mention_id,) = resolve(store, [mention])
     m = store.get(mention_id)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if m.echo_of is not None:
+        m = _original_first(store, m, interactive)
     where = replies.target(cfg, store, m)
     # Text written in $EDITOR is kept in a draft file until it is posted.
     draft = replies.draft_path(m) if text is None and not template and interactive else None
@@ -165,3 +167,18 @@ def _reply_by_hand(
     print(link)
     replies.record_link(store, m, body, link)
     say(f"{m.source} has no reply API; when you have replied: mentionwatch handle {m.id}")
+
+
+def _original_first(store: Store, m: Mention, interactive: bool) -> Mention:
+    """An echo (retweet, quote, cross-post): offer to answer the original instead."""
+    assert m.echo_of is not None
+    original = store.get(m.echo_of)
+    who = f"{original.author or 'someone'} on {original.source}"
+    if interactive and typer.confirm(
+        f"{m.id} repeats {original.id} by {who}; reply to the original?", default=True
+    ):
+        return original
+    if not interactive:
+        say(f"note: {m.id} repeats {original.id} by {who}: 'mentionwatch reply {original.id}' "
+            "answers the original")  # fmt: skip
+    return m

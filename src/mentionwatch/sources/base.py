@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from mentionwatch.http import SourceError
 from mentionwatch.models import Job, Mention, Option, Page, Term, ThreadPost, utcnow
+from mentionwatch.sources import common
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +45,13 @@ class Source:
     # keys, all set, is enough (e.g. a username and password, or a client id and secret).
     required: ClassVar[tuple[tuple[str, ...], ...]] = ()
     # Replies: the longest text the platform accepts (None: no reply API, or no known limit).
-    reply_limit: ClassVar[int | None] = None
+    reply_limit: int | None = None
     can_reply: ClassVar[bool] = False
+    # Complete capture (sources/common.py): how far before the newest item seen each poll
+    # reads again, for items the platform indexes late; and how many pages with new items
+    # one search reads per poll before the rest waits, as a gap, for the next poll.
+    overlap: ClassVar[float] = 600.0
+    max_pages: ClassVar[int] = 10
     # The shortest interval `watch` uses unless the config sets this source's own `interval`.
     default_interval: ClassVar[float | None] = None
 
@@ -79,6 +85,20 @@ class Source:
     def first_since(self) -> datetime:
         """Where a term's first poll starts."""
         return utcnow() - timedelta(days=self.poll_settings.lookback_days)
+
+    def walk(
+        self, searches: Sequence[common.Search], cursor: str | None, overlap: float | None = None
+    ) -> AsyncIterator[Page]:
+        """The pages of a job's searches, each walked back to what the cursor covers."""
+        return common.capture(
+            searches, cursor, first_since=self.first_since().timestamp(),
+            overlap=self.overlap if overlap is None else overlap, max_pages=self.max_pages,
+            legacy=self.legacy_mark,
+        )  # fmt: skip
+
+    def legacy_mark(self, cursor: str) -> float | None:
+        """The time a cursor of an earlier release stood at (a bare time, or JSON)."""
+        return common.legacy_mark(cursor)
 
     async def check(self) -> str:
         """One cheap (authenticated, where the source has auth) call; a line saying what works.

@@ -9,15 +9,30 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mentionwatch import scrub
-from mentionwatch.http import SourceError, error_detail, redact_url
-from mentionwatch.models import Job, Mention, Option, Page, ThreadPost, parse_iso, utcnow
-from mentionwatch.query import parse
+from mentionwatch.http import SourceError
+from mentionwatch.models import Job, Mention, Option, Page, ThreadPost, utcnow
+from mentionwatch.query import Query, parse
 from mentionwatch.sources.base import Posted, Source
+from mentionwatch.sources.common import (
+    Anchor,
+    Batch,
+    Malformed,
+    Obj,
+    Search,
+    anchor,
+    convert,
+    dig,
+    fit,
+    page_of,
+    parse_time,
+    string,
+)
 from mentionwatch.text import clean
 
 if TYPE_CHECKING:
@@ -27,10 +42,12 @@ APP = "https://bsky.app"
 POST = "app.bsky.feed.post"
 SESSION_KEY = "session"
 LIMIT = 100  # the lexicon's maximum
-MAX_PAGES = 5  # "cursor may not necessarily allow scrolling through entire result set"
-# `since` filters on sortAt, which can trail indexedAt: ask again a little before the newest
-# post seen and let the store dedupe.
-OVERLAP = timedelta(minutes=5)
+MAX_PAGES = 10  # per search and poll; a longer backlog waits as a gap for the next poll
+# `since` filters on sortAt (the earlier of createdAt and indexedAt), and posts reach the
+# search index a little after that: each poll reads this far back past the newest post seen.
+OVERLAP_SECONDS = 600
+# `q` has no documented limit; longer ones are split like on the platforms that have one.
+MAX_QUERY = 512
 REFRESHABLE = {"ExpiredToken", "InvalidToken"}
 OWN_REPLIES_SCANNED = 50
 
@@ -55,39 +72,38 @@ class Bluesky(Source):
 
     # Polling
 
-    async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
-        assert job.term is not None
-        since = _stamp(cursor) or self.first_since()
-        newest = since
-        # searchPosts documents no OR: one search per alternative.
-        for query in parse(job.term.query).quoted_alternatives():
-            async for posts in self._search(query, since - OVERLAP):
-                mentions = [m for m in map(to_mention, posts) if m is not None]
-                newest = max([newest, *(parse_iso(m.extra["indexed_at"]) for m in mentions)])
-                yield Page(mentions)
-        yield Page([], cursor=_iso(newest))
+    overlap = OVERLAP_SECONDS
+    max_pages = MAX_PAGES
 
-    async def _search(self, query: str, since: datetime) -> AsyncIterator[list[dict[str, Any]]]:
-        params: dict[str, Any] = {
-            "q": query,
-            "sort": "latest",
-            "since": _iso(since),
-            "limit": LIMIT,
-        }
-        for _ in range(MAX_PAGES):
-            data = await self._xrpc("GET", "app.bsky.feed.searchPosts", params=params)
-            posts = data.get("posts") if isinstance(data, dict) else None
-            if not isinstance(posts, list):
-                raise SourceError(f"{self.name}: unexpected response shape (no 'posts' list)")
-            yield [p for p in posts if isinstance(p, dict)]
+    def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+        assert job.term is not None
+        # searchPosts documents no OR: one search per alternative.
+        queries = fit(parse(job.term.query), MAX_QUERY, _rendered, source=self.name,
+                      term=job.term.name, together=False)  # fmt: skip
+        return self.walk([Search(q, partial(self._listing, q)) for q in queries], cursor)
+
+    async def _listing(
+        self, query: str, lower: float, upper: Anchor | None
+    ) -> AsyncGenerator[Batch, None]:
+        params: dict[str, Any] = {"q": query, "sort": "latest", "since": _iso(_at(lower)),
+                                  "limit": LIMIT}  # fmt: skip
+        if upper is not None:  # `until` is exclusive: a second more keeps posts of that second
+            params["until"] = _iso(_at(upper.at + 1))
+        page = 1
+        while True:
+            data = page_of(await self._xrpc("GET", "app.bsky.feed.searchPosts", params=params),
+                           "the search answer")  # fmt: skip
+            posts = data.array("posts")
+            mentions, problems = convert(posts, to_mention, page)
             # Only a missing cursor ends the results: the AppView drops posts of blocked or
             # hidden accounts after paging, so a page may hold fewer than `limit` posts.
-            next_cursor = data.get("cursor")
-            if not isinstance(next_cursor, str) or not next_cursor:
-                return
-            if not posts or next_cursor == params.get("cursor"):
+            next_cursor = data.string("cursor", required=False)
+            more = bool(next_cursor) and bool(posts) and next_cursor != params.get("cursor")
+            yield Batch(mentions, anchor(posts, _sort_at), more, problems)
+            if not more:
                 return
             params["cursor"] = next_cursor
+            page += 1
 
     # Session and requests
 
@@ -101,16 +117,7 @@ class Bluesky(Source):
             if attempt or _error_name(response) not in REFRESHABLE:
                 break
             await self._refresh(session)
-        return self._decode(response, url)
-
-    def _decode(self, response: httpx.Response, url: str) -> Any:
-        """The JSON body, or a SourceError naming the XRPC error ("ExpiredToken: …")."""
-        if response.status_code >= 400:
-            raise SourceError(
-                f"{self.name}: HTTP {response.status_code} from {redact_url(url)}: "
-                f"{_xrpc_reason(response) or error_detail(response)}"
-            )
-        return self.http.json(response, url)
+        return self.http.json(response)
 
     async def _session(self) -> dict[str, Any]:
         async with self._session_lock:
@@ -143,11 +150,8 @@ class Bluesky(Source):
                 if _error_name(response) == "AuthFactorTokenRequired"
                 else f"check sources.{self.name}.handle and sources.{self.name}.app_password"
             )
-            raise SourceError(
-                f"{self.name}: login failed: HTTP {response.status_code} from {redact_url(url)}: "
-                f"{_xrpc_reason(response) or error_detail(response)} ({hint})"
-            )
-        return self._keep(self.http.json(response, url))
+            raise self.http.error(response, "login failed", hint)
+        return self._keep(self.http.json(response))
 
     async def _refresh(self, stale: dict[str, Any]) -> None:
         async with self._session_lock:
@@ -251,66 +255,73 @@ class Bluesky(Source):
         return None
 
 
-def to_mention(post: dict[str, Any]) -> Mention | None:
-    uri, cid = post.get("uri"), post.get("cid")
-    author, record = post.get("author"), post.get("record")
+def _rendered(query: Query) -> str:
+    return query.quoted_alternatives()[0]
+
+
+def _sort_at(post: Any) -> datetime | None:
+    """Bluesky's sortAt: the earlier of indexedAt and the client-declared createdAt (which can
+    lie, even be in the future)."""
+    stamps = [parse_time(post.get("indexedAt")), parse_time(dig(post, "record", "createdAt"))]
+    known = [s for s in stamps if s is not None]
+    return min(known) if known else None
+
+
+def to_mention(post: Obj) -> Mention | None:
+    uri, cid = post.need("uri"), post.need("cid")
     parts = _uri_parts(uri)
-    if not parts or not isinstance(cid, str) or not isinstance(author, dict):
-        return None
-    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-        return None
-    indexed = _stamp(post.get("indexedAt"))
-    declared = _stamp(record.get("createdAt"))
-    if indexed is None:
-        return None
+    if not parts:
+        raise Malformed(f'{post.where} has "uri": {uri[:60]!r}, not an at:// post URI')
+    author, record = post.obj("author"), post.obj("record")
+    assert author is not None and record is not None
+    indexed = post.time("indexedAt")
+    declared = record.time("createdAt")
+    assert indexed is not None and declared is not None
     did, rkey = parts
-    handle = author.get("handle") if isinstance(author.get("handle"), str) else None
+    author.need("did")
+    handle: str | None = author.need("handle")
     # "handle.invalid" marks a handle that no longer resolves: the did is the stable name.
     handle = None if handle == "handle.invalid" else handle
-    text = clean(record["text"])
-    reply = record.get("reply") if isinstance(record.get("reply"), dict) else {}
-    likes, reposts = _count(post, "likeCount"), _count(post, "repostCount")
+    text = clean(record.string("text"))
+    reply = record.obj("reply", required=False)
     url = post_url(handle, uri)
     return Mention(
         source="bluesky",
         native_id=uri,
         text=text,
-        # createdAt is declared by the client and can lie (even be in the future): like
-        # Bluesky's own sortAt, take the earlier of it and indexedAt.
-        created_at=min(indexed, declared) if declared else indexed,
+        # createdAt is declared by the client and can lie: like Bluesky's sortAt, take the
+        # earlier of it and indexedAt.
+        created_at=min(indexed, declared),
         url=url,
         author=handle or did,
-        author_name=clean(author.get("displayName")) or None,
+        author_name=clean(author.string("displayName", required=False)) or None,
         # Reach: likes plus reposts (a repost shows the post to another audience).
-        reach=likes + reposts,
+        reach=post.count("likeCount") + post.count("repostCount"),
         reply_url=url,
         extra={
             "uri": uri,
             "cid": cid,
             "did": did,
             "rkey": rkey,
-            "root": _strong_ref(*_ref(reply.get("root"))),
-            "parent": _strong_ref(*_ref(reply.get("parent"))),
+            "root": _strong_ref(*_ref(reply.get("root") if reply else None)),
+            "parent": _strong_ref(*_ref(reply.get("parent") if reply else None)),
             "indexed_at": _iso(indexed),
-            "reply_count": _count(post, "replyCount"),
-            "quote_count": _count(post, "quoteCount"),
+            "reply_count": post.count("replyCount"),
+            "quote_count": post.count("quoteCount"),
         },
-        searchable="\n".join([text, *_links(record)]),
+        searchable="\n".join([text, *_links(record.data)]),
     )
 
 
 def _thread_post(relation: str, post: Any) -> ThreadPost | None:
-    if not isinstance(post, dict):
+    if not isinstance(post, dict) or not isinstance(post.get("uri"), str):
         return None
-    record = post.get("record") if isinstance(post.get("record"), dict) else {}
-    author = post.get("author") if isinstance(post.get("author"), dict) else {}
-    handle = author.get("handle") if isinstance(author.get("handle"), str) else None
+    handle, did = string(dig(post, "author", "handle")), string(dig(post, "author", "did"))
     handle = None if handle == "handle.invalid" else handle
-    did = author.get("did") if isinstance(author.get("did"), str) else None
-    created = _stamp(record.get("createdAt")) or _stamp(post.get("indexedAt"))
+    created = parse_time(dig(post, "record", "createdAt")) or parse_time(post.get("indexedAt"))
     return ThreadPost(
         relation,
-        clean(record.get("text")) if isinstance(record.get("text"), str) else "",
+        clean(string(dig(post, "record", "text"))),
         handle or did,
         post_url(handle, post["uri"]),
         _iso(created) if created else None,
@@ -350,28 +361,19 @@ def _strong_ref(uri: Any, cid: Any) -> dict[str, str] | None:
 def _links(record: dict[str, Any]) -> list[str]:
     """Link targets the text only abbreviates: facet links and an external embed's card."""
     found = []
-    for facet in record.get("facets") or []:
-        for feature in (facet.get("features") or []) if isinstance(facet, dict) else []:
-            if isinstance(feature, dict) and isinstance(feature.get("uri"), str):
+    facets = record.get("facets")
+    for facet in facets if isinstance(facets, list) else []:
+        features = dig(facet, "features")
+        for feature in features if isinstance(features, list) else []:
+            if isinstance(dig(feature, "uri"), str):
                 found.append(feature["uri"])
-    embed = record.get("embed") if isinstance(record.get("embed"), dict) else {}
-    external = embed.get("external") if isinstance(embed.get("external"), dict) else {}
-    found += [external[k] for k in ("uri", "title") if isinstance(external.get(k), str)]
-    return found
+    external = dig(record, "embed", "external")
+    found += [string(dig(external, k)) or "" for k in ("uri", "title")]
+    return [x for x in found if x]
 
 
-def _count(post: dict[str, Any], key: str) -> int:
-    value = post.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _stamp(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return parse_iso(value)
-    except ValueError:
-        return None
+def _at(stamp: float) -> datetime:
+    return datetime.fromtimestamp(stamp, UTC)
 
 
 def _iso(moment: datetime) -> str:
@@ -389,16 +391,6 @@ def _error_name(response: httpx.Response) -> str | None:
         return None
     name = data.get("error") if isinstance(data, dict) else None
     return name if isinstance(name, str) else None
-
-
-def _xrpc_reason(response: httpx.Response) -> str | None:
-    """ "Name: message" of an XRPC error body, in one short line."""
-    name = _error_name(response)
-    if name is None:
-        return None
-    message = response.json().get("message")
-    reason = f"{name}: {message}" if isinstance(message, str) and message else name
-    return " ".join(reason.split())[:200]
 
 
 def grapheme_count(text: str) -> int:

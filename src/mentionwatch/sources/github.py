@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from mentionwatch.http import RateLimited, SourceError, error_detail, redact_url, reset_delay
-from mentionwatch.models import Job, Mention, Option, Page, iso, parse_iso
+from mentionwatch.http import SourceError
+from mentionwatch.models import Job, Mention, Option, Page, iso
 from mentionwatch.query import Query, parse
 from mentionwatch.sources.base import Posted, Source
+from mentionwatch.sources.common import (
+    Anchor,
+    Batch,
+    Malformed,
+    Obj,
+    Search,
+    anchor,
+    convert,
+    dig,
+    fit,
+    page_of,
+)
 from mentionwatch.text import unescape
 
 if TYPE_CHECKING:
@@ -20,15 +32,17 @@ if TYPE_CHECKING:
 
 API_VERSION = "2022-11-28"  # pinned: GitHub changes response shapes between versions
 PER_PAGE = 100
-MAX_PAGES = 10  # a search never returns more than 1000 results
+SEARCH_PAGES = 10  # one search never returns more than 1000 results
+MAX_PAGES = 10  # per search and poll (30 searches a minute); a longer backlog waits as a gap
 # The search index lags behind creation, and several items can share one second: each poll
-# looks back this far before the newest item seen and dedupes.
-OVERLAP = timedelta(minutes=5)
-# GitHub allows at most 5 AND/OR/NOT operators per query: 6 alternatives joined by OR.
-MAX_ALTERNATIVES = 6
+# reads this far back past the newest item seen.
+OVERLAP_SECONDS = 600
+# GitHub: at most 256 characters of search text (qualifiers not counted) and 5 AND/OR/NOT.
+MAX_QUERY = 256
+MAX_OPERATORS = 5
 KINDS = ("issue", "pr")
 COMMENT_LIMIT = 65536  # characters in an issue comment body
-SECONDARY_LIMIT_WAIT = 60.0  # GitHub: without retry-after, wait at least a minute
+INCOMPLETE = "GitHub returned incomplete results"
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)  # issue templates leave these in bodies
 
 
@@ -51,81 +65,71 @@ class GitHub(Source):
             headers["Authorization"] = f"Bearer {self.settings.get('token')}"
         return headers
 
-    async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
-        assert job.term is not None
-        since = _since(cursor) or self.first_since()
-        newest = since
-        after = iso(since - OVERLAP)
-        for text in search_texts(parse(job.term.query)):
-            for kind in KINDS:
-                query = f"{text} in:title,body is:{kind} created:>{after}"
-                async for items, note in self._pages(query):
-                    mentions = [m for m in map(to_mention, items) if m is not None]
-                    newest = max([newest, *(m.created_at for m in mentions)])
-                    yield Page(mentions, note=note)
-        yield Page([], cursor=iso(newest))
+    overlap = OVERLAP_SECONDS
+    max_pages = MAX_PAGES
 
-    async def _pages(self, query: str) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
-        for page in range(1, MAX_PAGES + 1):
-            params = {
-                "q": query,
-                "sort": "created",
-                "order": "desc",
-                "per_page": PER_PAGE,
-                "page": page,
-                "advanced_search": "true",
-            }
-            data = self._json(await self._get(f"{self.base_url}/search/issues", params))
-            if not isinstance(data, dict) or not isinstance(data.get("items"), list):
-                raise SourceError(f"{self.name}: unexpected response shape (no 'items' list)")
-            items = [i for i in data["items"] if isinstance(i, dict)]
-            # Results are cut off when the search times out: say so rather than look complete.
-            note = "GitHub returned incomplete results" if data.get("incomplete_results") else None
-            yield items, note
-            total = data.get("total_count")
-            if len(items) < PER_PAGE or (isinstance(total, int) and page * PER_PAGE >= total):
+    def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+        assert job.term is not None
+        texts = search_texts(parse(job.term.query), job.term.name)
+        searches = [
+            Search(f"{text} is:{kind}", partial(self._listing, text, kind))
+            for text in texts
+            for kind in KINDS
+        ]
+        return self.walk(searches, cursor)
+
+    async def _listing(
+        self, text: str, kind: str, lower: float, upper: Anchor | None
+    ) -> AsyncGenerator[Batch, None]:
+        """Items newest first from `upper` back to `lower`; past the 1000 results one search
+        returns, a new search continues from the oldest item read."""
+        top = upper.at if upper else None
+        while True:
+            since = iso(from_stamp(lower))
+            until = f"..{iso(from_stamp(top))}" if top is not None else ""
+            created = f"{since}{until}" if until else f">={since}"
+            query = f"{text} in:title,body is:{kind} created:{created}"
+            oldest, cut = None, False
+            for page in range(1, SEARCH_PAGES + 1):
+                params = {
+                    "q": query,
+                    "sort": "created",
+                    "order": "desc",
+                    "per_page": PER_PAGE,
+                    "page": page,
+                    "advanced_search": "true",
+                }
+                response = await self._get(f"{self.base_url}/search/issues", params)
+                data = page_of(self.http.json(response), "the search answer")
+                items = data.array("items")
+                mentions, problems = convert(items, to_mention, page)
+                oldest = anchor(items, lambda i: i.get("created_at"))
+                total = data.integer("total_count") or 0
+                more = len(items) >= PER_PAGE and page * PER_PAGE < total
+                cut = more and page == SEARCH_PAGES
+                # Results are cut off when the search times out: say so rather than look complete.
+                note = INCOMPLETE if data.get("incomplete_results") is True else None
+                yield Batch(mentions, oldest, more, problems, note=note)
+                if not more or cut:
+                    break
+            if not cut or oldest is None or oldest.at == top:
                 return
+            top = oldest.at
 
     async def _get(self, url: str, params: dict[str, Any] | None = None) -> httpx.Response:
-        """GET with the API headers. http.py waits out the primary limit (403/429 with
-        remaining 0); GitHub's secondary limit (403 with retry-after, or only a message) is
-        waited out here, so a busy minute slows a poll down instead of failing it."""
-        import asyncio  # lazily: config loading imports every source
-
-        attempt = 0
-        while True:
-            response = await self.http.request("GET", url, params=params, headers=self.headers())
-            if not _secondary_limit(response) or attempt >= self.poll_settings.retries:
-                return response
-            wait = reset_delay(response.headers)
-            wait = SECONDARY_LIMIT_WAIT if wait is None else wait
-            if wait > self.poll_settings.max_wait:
-                raise RateLimited(
-                    f"{self.name}: secondary rate limit; GitHub asks to wait {round(wait)}s, "
-                    "try again then"
-                )
-            await asyncio.sleep(wait)
-            attempt += 1
-
-    def _json(self, response: httpx.Response) -> Any:
-        # The endpoint without its query: the search string would drown the reason.
-        where = redact_url(str(response.request.url.copy_with(query=None)))
-        if response.status_code >= 400:
-            raise SourceError(
-                f"{self.name}: HTTP {response.status_code} from {where}: {reason(response)}"
-            )
-        return self.http.json(response, where)
+        """GET with the API headers (http.py waits out the primary and secondary limits)."""
+        return await self.http.request("GET", url, params=params, headers=self.headers())
 
     async def check(self) -> str:
         if not self.settings.get("token"):
-            data = self._json(await self._get(f"{self.base_url}/rate_limit"))
-            left = _dig(data, "resources", "search", "remaining")
+            data = self.http.json(await self._get(f"{self.base_url}/rate_limit"))
+            left = dig(data, "resources", "search", "remaining")
             return f"anonymous (no token): search works, {left} searches left this minute"
         return f"authenticated as {await self._user()}"
 
     async def _user(self) -> str:
         if self._login is None:
-            login = _dig(self._json(await self._get(f"{self.base_url}/user")), "login")
+            login = dig(self.http.json(await self._get(f"{self.base_url}/user")), "login")
             if not isinstance(login, str):
                 raise SourceError(f"{self.name}: GET /user returned no login")
             self._login = login
@@ -151,10 +155,7 @@ class GitHub(Source):
             retry=False,
         )
         if response.status_code != 201:
-            raise SourceError(
-                f"{self.name}: reply to {_label(mention)} rejected (HTTP "
-                f"{response.status_code}): {reason(response)}"
-            )
+            raise self.http.refused(response, f"reply to {_label(mention)} rejected")
         return _posted(self.http.json(response))
 
     async def find_reply(self, mention: Mention, text: str) -> Posted | None:
@@ -163,13 +164,13 @@ class GitHub(Source):
         login, wanted = await self._user(), _normal(text)
         for page in range(1, MAX_PAGES + 1):
             params = {"per_page": PER_PAGE, "page": page}
-            comments = self._json(await self._get(self._comments_url(mention), params))
+            comments = self.http.json(await self._get(self._comments_url(mention), params))
             if not isinstance(comments, list):
                 raise SourceError(f"{self.name}: unexpected comment list for {_label(mention)}")
             for comment in comments:
                 if (
                     isinstance(comment, dict)
-                    and _dig(comment, "user", "login") == login
+                    and dig(comment, "user", "login") == login
                     and _normal(comment.get("body")) == wanted
                 ):
                     return _posted(comment)
@@ -182,87 +183,67 @@ class GitHub(Source):
         return f"{self.base_url}/repos/{owner}/{repo}/issues/{number}/comments"
 
 
-def search_texts(query: Query) -> list[str]:
-    """The term as GitHub search text, split so no query exceeds the operator limit.
+def search_texts(query: Query, term: str) -> list[str]:
+    """The term as GitHub search text, split so no search exceeds the length or operator
+    limit.
 
     Exclusions are left to the local matcher: GitHub's `-` negates qualifiers, not phrases,
     and each NOT would use up the small operator budget.
     """
-    alts = query.alternatives
-    chunks = [alts[i : i + MAX_ALTERNATIVES] for i in range(0, len(alts), MAX_ALTERNATIVES)]
-    return [Query(chunk).boolean() for chunk in chunks]
+    return fit(query, MAX_QUERY, _without_exclusions, source="github", term=term, fits=_fits)
 
 
-def to_mention(item: dict[str, Any]) -> Mention | None:
-    url = item.get("html_url")
-    number = item.get("number")
-    if not isinstance(url, str) or not isinstance(number, int) or isinstance(number, bool):
-        return None
-    try:
-        created = parse_iso(item["created_at"])
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-    where = _owner_repo(item.get("repository_url"), url)
+def _without_exclusions(query: Query) -> str:
+    return Query(query.alternatives).boolean()
+
+
+def _fits(text: str) -> bool:
+    return len(text) <= MAX_QUERY and text.count(" OR ") <= MAX_OPERATORS
+
+
+def from_stamp(stamp: float) -> datetime:
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+def to_mention(item: Obj) -> Mention | None:
+    url = item.need("html_url")
+    number = item.integer("number", required=True)
+    created = item.time("created_at")
+    assert created is not None and number is not None
+    where = _owner_repo(item.string("repository_url"), url)
     if where is None:
-        return None
-    login = _dig(item, "user", "login")
-    title = unescape(item.get("title") if isinstance(item.get("title"), str) else None) or None
-    body = item.get("body") if isinstance(item.get("body"), str) else ""
+        raise Malformed(f'{item.where} has "repository_url" and "html_url" that name no repository')
+    # A deleted account's items carry user null.
+    user = item.obj("user", required=False)
+    login = user.string("login") if user else None
+    title = unescape(item.string("title")) or None
+    body = item.string("body", required=False) or ""
     # Markdown may spell characters as HTML entities (&mdash;); they render as the character.
     text = unescape(_HTML_COMMENT.sub("", body)) or ""
+    reactions = item.obj("reactions", required=False)
     return Mention(
         source="github",
         native_id=url,
         text=text,
         created_at=created,
         url=url,
-        author=login if isinstance(login, str) else None,
+        author=login,
         title=title,
         # reach: comments plus reactions (reactions may be missing from search items).
-        reach=_count(item.get("comments")) + _count(_dig(item, "reactions", "total_count")),
+        reach=item.count("comments") + (reactions.count("total_count") if reactions else 0),
         reply_url=url,
         extra={
             "owner": where[0],
             "repo": where[1],
             "number": number,
-            "id": item.get("id"),
+            "id": item.integer("id"),
             "kind": "pr" if item.get("pull_request") else "issue",
-            "state": item.get("state"),
-            "locked": item.get("locked"),
+            "state": item.string("state", required=False),
+            "locked": item.get("locked") is True,
         },
         # Not the URL: a repository named after the product is not someone mentioning it.
         searchable="\n".join(x for x in (title, text) if x),
     )
-
-
-def reason(response: httpx.Response) -> str:
-    """GitHub's message plus the first validation error, in one line."""
-    try:
-        data = response.json()
-    except ValueError:
-        return error_detail(response)
-    first = _dig(data, "errors", 0)
-    detail = (_dig(first, "message") or _dig(first, "code")) if isinstance(first, dict) else first
-    parts = [p for p in (_dig(data, "message"), detail) if isinstance(p, str) and p]
-    text = ": ".join(parts) or json.dumps(data)
-    return " ".join(text.split())[:300]
-
-
-def _secondary_limit(response: httpx.Response) -> bool:
-    if response.status_code not in (403, 429):
-        return False
-    if response.headers.get("retry-after"):
-        return True
-    return "secondary rate limit" in response.text[:2000].lower()
-
-
-def _since(cursor: str | None) -> datetime | None:
-    if not cursor:
-        return None
-    try:
-        return parse_iso(cursor)
-    except ValueError:
-        return None
 
 
 def _owner_repo(repository_url: Any, html_url: str) -> tuple[str, str] | None:
@@ -290,30 +271,15 @@ def _label(mention: Mention) -> str:
 
 
 def _posted(comment: Any) -> Posted:
-    comment_id = _dig(comment, "id")
+    comment_id = dig(comment, "id")
     if comment_id is None:
         raise SourceError("github: the comment was posted but the response has no id")
-    url = _dig(comment, "html_url")
+    url = dig(comment, "html_url")
     return Posted(str(comment_id), url if isinstance(url, str) else None)
 
 
 def _normal(text: Any) -> str:
     return text.replace("\r\n", "\n").strip() if isinstance(text, str) else ""
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _dig(data: Any, *keys: str | int) -> Any:
-    for key in keys:
-        if isinstance(key, int) and isinstance(data, list) and len(data) > key:
-            data = data[key]
-        elif isinstance(key, str) and isinstance(data, dict):
-            data = data.get(key)
-        else:
-            return None
-    return data
 
 
 SOURCE = GitHub

@@ -2,47 +2,97 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 from mentionwatch.http import SourceError
-from mentionwatch.models import Job, Mention, Page, ThreadPost, from_epoch, parse_iso
-from mentionwatch.query import parse
+from mentionwatch.models import Job, Mention, Page, ThreadPost
+from mentionwatch.query import Query, parse
 from mentionwatch.sources.base import Source
+from mentionwatch.sources.common import (
+    Anchor,
+    Batch,
+    Malformed,
+    Obj,
+    Search,
+    anchor,
+    convert,
+    dig,
+    fit,
+    page_of,
+    string,
+)
 from mentionwatch.text import html_to_text, unescape
 
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
-# Items can reach the index a little after their creation time, and several can share one
-# second: each poll looks back this far past the newest item seen and dedupes.
-OVERLAP_SECONDS = 300
+# Items reach the index a little after their creation time (usually within a minute), and
+# several can share one second: each poll reads this far back past the newest item seen.
+OVERLAP_SECONDS = 600
 HITS_PER_PAGE = 100
-MAX_PAGES = 10  # Algolia stops at 1000 hits anyway
+MAX_PAGES = 20  # per search and poll; a longer backlog waits as a gap for the next poll
+QUERY_HITS = 1000  # Algolia pages through at most this many hits of one query
+MAX_QUERY_BYTES = 512  # Algolia's limit on `query` (bytes, not characters)
 
 
 class HackerNews(Source):
     name = "hackernews"
     default_base_url = "https://hn.algolia.com/api/v1"
 
-    async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+    overlap = OVERLAP_SECONDS
+    max_pages = MAX_PAGES
+
+    def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         assert job.term is not None
-        since = int(cursor) if cursor else int(self.first_since().timestamp())
-        newest = since
         # Algolia has no OR: one search per alternative, with every atom quoted so the
         # last word is not prefix-matched.
-        for query in parse(job.term.query).quoted_alternatives():
-            async for hits in self._pages(query, since - OVERLAP_SECONDS):
-                mentions = [m for m in map(to_mention, hits) if m is not None]
-                newest = max([newest, *(int(m.created_at.timestamp()) for m in mentions)])
-                yield Page(mentions)
-        yield Page([], cursor=str(newest))
+        queries = fit(
+            parse(job.term.query), MAX_QUERY_BYTES, _rendered, source=self.name,
+            term=job.term.name, size=lambda q: len(q.encode()), together=False,
+        )  # fmt: skip
+        return self.walk([Search(q, partial(self._listing, q)) for q in queries], cursor)
+
+    async def _listing(
+        self, query: str, lower: float, upper: Anchor | None
+    ) -> AsyncGenerator[Batch, None]:
+        """Hits newest first from `upper` back to `lower`; past Algolia's 1000 hits per query,
+        a new query continues from the oldest hit read."""
+        top = upper.at if upper else None
+        while True:
+            filters = [f"created_at_i>={int(lower)}"]
+            if top is not None:
+                filters.append(f"created_at_i<={int(top)}")
+            oldest, cut = None, False
+            for page in range(QUERY_HITS // HITS_PER_PAGE):
+                params = {
+                    "query": query,
+                    "tags": "(story,comment)",
+                    "numericFilters": ",".join(filters),
+                    "hitsPerPage": HITS_PER_PAGE,
+                    "page": page,
+                }
+                answer = await self.http.get_json(f"{self.base_url}/search_by_date", params=params)
+                data = page_of(answer, "the search answer")
+                hits = data.array("hits")
+                mentions, problems = convert(hits, to_mention, page + 1)
+                oldest = anchor(hits, lambda h: h.get("created_at_i") or h.get("created_at"))
+                pages, total = data.integer("nbPages", required=True), data.integer("nbHits")
+                more = bool(pages) and page + 1 < (pages or 0)
+                # Algolia stops paging after 1000 hits, though more match.
+                cut = not more and bool(hits) and (total or 0) > (page + 1) * HITS_PER_PAGE
+                yield Batch(mentions, oldest, more or cut, problems)
+                if not more:
+                    break
+            if not cut or oldest is None or oldest.at == top:
+                return
+            top = oldest.at
 
     async def check(self) -> str:
         data = await self.http.get_json(
             f"{self.base_url}/search_by_date", params={"query": "test", "hitsPerPage": 1}
         )
-        if not isinstance(data, dict) or "hits" not in data:
-            raise SourceError(f"{self.name}: unexpected response shape (no 'hits' list)")
+        page_of(data, "the search answer").array("hits")
         return "Algolia search answers (no account needed)"
 
     async def thread(self, mention: Mention) -> list[ThreadPost]:
@@ -55,87 +105,64 @@ class HackerNews(Source):
             data = await self.http.get_json(
                 f"{self.base_url}/search", params={"tags": f"story,story_{story}", "hitsPerPage": 1}
             )
-            hits = data.get("hits") if isinstance(data, dict) else None
-            if not hits or not isinstance(hits[0], dict):
+            hit = dig(data, "hits", 0)
+            if not isinstance(hit, dict):
                 return []
-            hit = hits[0]
-            body = "\n".join(x for x in (unescape(hit.get("title")),
-                                          html_to_text(hit.get("story_text"))) if x)  # fmt: skip
-            return [ThreadPost("parent", body, unescape(hit.get("author")), ITEM_URL.format(story),
-                               hit.get("created_at"))]  # fmt: skip
+            parts = (
+                unescape(string(hit.get("title"))),
+                html_to_text(string(hit.get("story_text"))),
+            )
+            body = "\n".join(x for x in parts if x)
+            author = unescape(string(hit.get("author")))
+            when = string(hit.get("created_at"))
+            return [ThreadPost("parent", body, author, ITEM_URL.format(story), when)]
         item = await self.http.get_json(f"{self.base_url}/items/{parent}")
         if not isinstance(item, dict):
-            raise SourceError(f"{self.name}: unexpected response shape for item {parent}")
-        return [ThreadPost("parent", html_to_text(item.get("text")), unescape(item.get("author")),
-                           ITEM_URL.format(parent), item.get("created_at"))]  # fmt: skip
-
-    async def _pages(self, query: str, since: int) -> AsyncIterator[list[dict[str, Any]]]:
-        for page in range(MAX_PAGES):
-            data = await self.http.get_json(
-                f"{self.base_url}/search_by_date",
-                params={
-                    "query": query,
-                    "tags": "(story,comment)",
-                    "numericFilters": f"created_at_i>={since}",
-                    "hitsPerPage": HITS_PER_PAGE,
-                    "page": page,
-                },
-            )
-            if not isinstance(data, dict) or not isinstance(data.get("hits"), list):
-                raise SourceError(f"{self.name}: unexpected response shape (no 'hits' list)")
-            yield [h for h in data["hits"] if isinstance(h, dict)]
-            pages = data.get("nbPages")
-            if not isinstance(pages, int) or page + 1 >= pages:
-                return
+            raise SourceError(f"{self.name}: the answer for item {parent} is not an object")
+        text, author = html_to_text(string(item.get("text"))), unescape(string(item.get("author")))
+        url, when = ITEM_URL.format(parent), string(item.get("created_at"))
+        return [ThreadPost("parent", text, author, url, when)]
 
 
-def to_mention(hit: dict[str, Any]) -> Mention | None:
-    object_id = str(hit.get("objectID") or "")
+def _rendered(query: Query) -> str:
+    return query.quoted_alternatives()[0]
+
+
+def to_mention(hit: Obj) -> Mention | None:
+    object_id = hit.need("objectID")
     if not object_id.isdigit():
-        return None
-    created = _created(hit)
-    if created is None:
-        return None
-    tags = hit.get("_tags") or []
+        raise Malformed(f'{hit.where} has "objectID": {object_id!r}, not an item number')
+    created = hit.time("created_at_i", required=False) or hit.time("created_at")
+    assert created is not None
+    tags = hit.array("_tags")
     is_comment = "comment" in tags or hit.get("comment_text") is not None
-    text = html_to_text(hit.get("comment_text") if is_comment else hit.get("story_text"))
-    own_title = None if is_comment else unescape(hit.get("title"))
-    title = unescape(hit.get("story_title")) if is_comment else own_title
-    link = hit.get("url") if not is_comment else None
-    story_id = hit.get("story_id") or _story_from_tags(tags) or (None if is_comment else object_id)
-    points = hit.get("points")
+    text = html_to_text(hit.string("comment_text" if is_comment else "story_text", required=False))
+    own_title = None if is_comment else unescape(hit.string("title", required=False))
+    title = unescape(hit.string("story_title", required=False)) if is_comment else own_title
+    link = hit.string("url", required=False) if not is_comment else None
+    story = hit.integer("story_id")
+    story_id = story or _story_from_tags(tags) or (None if is_comment else object_id)
+    parent = hit.integer("parent_id")
     return Mention(
         source="hackernews",
         native_id=object_id,
         text=text,
         created_at=created,
         url=ITEM_URL.format(object_id),
-        author=unescape(hit.get("author")),
+        author=unescape(hit.need("author")),
         title=title,
-        reach=points if isinstance(points, int) else None,
+        reach=hit.integer("points"),
         reply_url=_reply_url(object_id, story_id) if is_comment else ITEM_URL.format(object_id),
         extra={
             "kind": "comment" if is_comment else "story",
             "story_id": str(story_id) if story_id else None,
-            "parent_id": str(hit["parent_id"]) if hit.get("parent_id") else None,
+            "parent_id": str(parent) if parent else None,
             "link": link,
-            "num_comments": hit.get("num_comments"),
+            "num_comments": hit.integer("num_comments"),
         },
         # A comment's story title is context, not something the commenter wrote.
         searchable="\n".join(x for x in (own_title, text, link) if x),
     )
-
-
-def _created(hit: dict[str, Any]) -> Any:
-    stamp = hit.get("created_at_i")
-    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        return from_epoch(stamp)
-    if isinstance(hit.get("created_at"), str):
-        try:
-            return parse_iso(hit["created_at"])
-        except ValueError:
-            return None
-    return None
 
 
 def _story_from_tags(tags: list[Any]) -> str | None:

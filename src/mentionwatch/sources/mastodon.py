@@ -20,18 +20,39 @@ the hashtag on servers that have full-text search.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-from mentionwatch.http import SourceError, error_detail, redact_url
-from mentionwatch.models import Job, Mention, Option, Page, Term, ThreadPost, iso, parse_iso
-from mentionwatch.query import parse
+from mentionwatch.http import SourceError, error_detail
+from mentionwatch.models import Job, Mention, Option, Page, Term, ThreadPost, iso
+from mentionwatch.query import Query, parse
 from mentionwatch.sources.base import Posted, Source
+from mentionwatch.sources.common import (
+    Anchor,
+    Batch,
+    Malformed,
+    Obj,
+    Search,
+    anchor,
+    convert,
+    describe,
+    dig,
+    fit,
+    page_of,
+    parse_time,
+    string,
+)
 from mentionwatch.text import html_to_text, unescape
 
 PAGE_SIZE = 40  # the API's maximum for timelines and search
-MAX_PAGES = 5  # per job and poll: 200 posts per hashtag is plenty for one poll
+MAX_PAGES = 5  # per job and poll; a longer backlog waits as a gap for the next poll
+# Federation delivers posts from other servers late (retries can take many minutes), and a
+# remote post's id is made from its own creation time: each poll reads this far back.
+OVERLAP_SECONDS = 900
+# `q` has no documented limit; longer ones are split like on the platforms that have one.
+MAX_QUERY = 512
 DEFAULT_MAX_CHARACTERS = 500
 URL_LENGTH = 23  # Mastodon counts every link as 23 characters, whatever its length
 _URL = re.compile(r"https?://\S+")
@@ -78,100 +99,85 @@ class Mastodon(Source):
             jobs += [Job(self.name, t.name, t) for t in mine]
         return jobs
 
-    async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+    overlap = OVERLAP_SECONDS
+    max_pages = MAX_PAGES
+
+    def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         if job.term is not None:
-            pages = self._search(job.term, cursor)
+            queries = fit(parse(job.term.query), MAX_QUERY, _rendered, source=self.name,
+                          term=job.term.name, together=False)  # fmt: skip
+            # Search results are ranked by the server: walked until a page holds nothing new.
+            searches = [Search(q, partial(self._search, q), newest_first=False) for q in queries]
         else:
             tag, _, key = job.scope.removeprefix("tag:").partition("@")
-            pages = self._timeline(tag, key, cursor)
-        async for page in pages:
-            yield page
+            # An instance removed from the config since the job was made: nothing to read.
+            searches = [Search("timeline", partial(self._timeline, tag, key))]
+            if key not in self.instances:
+                searches = []
+        return self.walk(searches, cursor)
 
-    async def _timeline(self, tag: str, key: str, cursor: str | None) -> AsyncIterator[Page]:
-        base = self.instances.get(key)
-        if base is None:  # the instance was removed from the config since the job was made
-            return
-        url = f"{base}/api/v1/timelines/tag/{quote(tag)}"
+    def legacy_mark(self, cursor: str) -> float | None:
+        """A cursor of an earlier release was a status id: Mastodon's ids carry their time in
+        milliseconds above 16 bits."""
+        if not cursor.isdigit():
+            return None
+        stamp = (int(cursor) >> 16) / 1000
+        return stamp if 1.4e9 < stamp < 4e9 else None
+
+    async def _timeline(
+        self, tag: str, key: str, lower: float, upper: Anchor | None
+    ) -> AsyncGenerator[Batch, None]:
+        """A hashtag timeline newest first, paged back with max_id."""
+        url = f"{self.instances[key]}/api/v1/timelines/tag/{quote(tag)}"
         # Tokens belong to the home instance: never send one to another server.
         headers = self._auth() if key == self.home else {}
-        if cursor:
-            # min_id pages forward from the cursor, each page right after the previous one, so
-            # every page can store its own newest id.
-            for _ in range(MAX_PAGES):
-                statuses = await self._statuses(url, {"min_id": cursor}, headers, tag)
-                if not statuses:
-                    return
-                cursor = newest_id([s.get("id") for s in statuses], cursor)
-                yield Page(self._mentions(statuses, key), cursor=cursor)
-            return
-        # First poll: newest page, then back in time (max_id) until the lookback is covered.
-        # The cursor is the newest id, stored only once every page is saved.
-        newest, params = None, {}
-        since = self.first_since()
-        for _ in range(MAX_PAGES):
-            statuses = await self._statuses(url, params, headers, tag)
-            mentions = self._mentions(statuses, key)
-            ids = [s.get("id") for s in statuses]
-            newest = newest_id(ids, newest)
-            yield Page([m for m in mentions if m.created_at >= since])
-            oldest = oldest_id(ids)
-            if len(statuses) < PAGE_SIZE or oldest is None or _all_older(mentions, since):
-                break
-            params = {"max_id": oldest}
-        if newest is not None:
-            yield Page([], cursor=newest)
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if upper is not None and upper.id:
+            params["max_id"] = upper.id
+        page = 1
+        while True:
+            response = await self.http.request("GET", url, params=params, headers=headers)
+            if response.status_code == 404:  # a tag nobody used yet is "Record not found"
+                return
+            if response.status_code == 401 and not headers:
+                raise SourceError(
+                    f"{self.name}: {url} requires a login for hashtag timelines "
+                    f"({error_detail(response)}); poll #{tag} on the home instance with a token"
+                )
+            statuses = self.http.json(response)
+            batch = self._batch(statuses, key, page, f"the #{tag} timeline")
+            yield batch
+            if not batch.more or batch.oldest is None or not batch.oldest.id:
+                return
+            params["max_id"] = batch.oldest.id
+            page += 1
 
-    async def _statuses(
-        self, url: str, params: dict[str, str], headers: dict[str, str], tag: str
-    ) -> list[dict[str, Any]]:
-        response = await self.http.request(
-            "GET", url, params={**params, "limit": PAGE_SIZE}, headers=headers
-        )
-        if response.status_code == 404:  # a tag nobody used yet is "Record not found"
-            return []
-        if response.status_code == 401 and not headers:
-            raise SourceError(
-                f"{self.name}: {redact_url(url)} requires a login for hashtag timelines "
-                f"({error_detail(response)}); poll #{tag} on the home instance with a token"
-            )
-        data = self.http.json(response, url)
-        if not isinstance(data, list):
-            raise SourceError(f"{self.name}: unexpected response from {redact_url(url)} (no list)")
-        return [s for s in data if isinstance(s, dict)]
-
-    async def _search(self, term: Term, cursor: str | None) -> AsyncIterator[Page]:
-        newest = cursor
-        for query in parse(term.query).quoted_alternatives():
-            for page in range(MAX_PAGES):
-                statuses = await self._search_page(query, cursor, page * PAGE_SIZE)
-                ids = [s.get("id") for s in statuses]
-                newest = newest_id(ids, newest)
-                # Servers without full-text search may ignore min_id: skip what is not newer.
-                fresh = [s for s in statuses if cursor is None or _newer(s.get("id"), cursor)]
-                mentions = self._mentions(fresh, self.home)
-                since = self.first_since()
-                yield Page([m for m in mentions if cursor or m.created_at >= since])
-                if len(statuses) < PAGE_SIZE:
-                    break
-        if newest is not None:
-            yield Page([], cursor=newest)
-
-    async def _search_page(self, query: str, cursor: str | None, offset: int) -> list[Any]:
+    async def _search(
+        self, query: str, lower: float, upper: Anchor | None
+    ) -> AsyncGenerator[Batch, None]:
         params: dict[str, Any] = {"q": query, "type": "statuses", "limit": PAGE_SIZE}
-        if cursor:
-            params["min_id"] = cursor
-        if offset:
-            params["offset"] = offset
+        if upper is not None and upper.id:
+            params["max_id"] = upper.id
         url = f"{self.base_url}/api/v2/search"
-        data = await self.http.get_json(url, params=params, headers=self._auth())
-        statuses = data.get("statuses") if isinstance(data, dict) else None
-        if not isinstance(statuses, list):
-            raise SourceError(f"{self.name}: unexpected search response (no 'statuses' list)")
-        return [s for s in statuses if isinstance(s, dict)]
+        for page in range(1, MAX_PAGES + 1):
+            if page > 1:
+                params["offset"] = (page - 1) * PAGE_SIZE
+            data = page_of(await self.http.get_json(url, params=params, headers=self._auth()),
+                           "the search answer")  # fmt: skip
+            batch = self._batch(data.array("statuses"), self.home, page, "the search answer")
+            yield batch
+            if not batch.more:
+                return
 
-    def _mentions(self, statuses: list[dict[str, Any]], key: str) -> list[Mention]:
-        found = (to_mention(s, key, self.instances[key], self.base_url) for s in statuses)
-        return [m for m in found if m is not None]
+    def _batch(self, statuses: Any, key: str, page: int, what: str) -> Batch:
+        if not isinstance(statuses, list):
+            raise Malformed(f"{what} is {describe(statuses)} where a list of statuses belongs")
+        instance = self.instances[key]
+        mentions, problems = convert(
+            statuses, lambda s: to_mention(s, key, instance, self.base_url), page
+        )
+        oldest = anchor(statuses, lambda s: s.get("created_at"), lambda s: s.get("id"))
+        return Batch(mentions, oldest, len(statuses) >= PAGE_SIZE, problems)
 
     # Thread
 
@@ -250,10 +256,7 @@ class Mastodon(Source):
         # The Idempotency-Key makes retries safe: Mastodon answers a repeat with the first post.
         response = await self.http.request("POST", url, data=form, headers=headers)
         if response.status_code >= 400:
-            raise SourceError(
-                f"{self.name}: reply refused (HTTP {response.status_code}): "
-                f"{error_detail(response)}"
-            )
+            raise self.http.refused(response)
         return _posted(self.http.json(response, url), self.name)
 
     async def find_reply(self, mention: Mention, text: str) -> Posted | None:
@@ -298,7 +301,7 @@ class Mastodon(Source):
 
     async def _max_characters(self) -> int:
         data = await self.http.get_json(f"{self.base_url}/api/v2/instance")
-        limit = _dig(data, "configuration", "statuses", "max_characters")
+        limit = dig(data, "configuration", "statuses", "max_characters")
         if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
             limit = DEFAULT_MAX_CHARACTERS
         self.state.set("max_characters", str(limit))
@@ -306,44 +309,45 @@ class Mastodon(Source):
         return limit
 
 
-def to_mention(status: dict[str, Any], key: str, instance: str, home: str) -> Mention | None:
-    """A Mention from a Status, or None when a field it needs is missing or malformed.
+def _rendered(query: Query) -> str:
+    return query.quoted_alternatives()[0]
+
+
+def to_mention(status: Obj, key: str, instance: str, home: str) -> Mention | None:
+    """A Mention from a Status (the boosted one, for a boost).
 
     `key` and `instance` name the instance the status came from (its `id` is only valid
     there); `home` is where a person replies by hand.
     """
-    post = status.get("reblog") if isinstance(status.get("reblog"), dict) else status
-    account = post.get("account")
-    uri, local_id = post.get("uri"), post.get("id")
-    if not (isinstance(account, dict) and isinstance(uri, str) and uri and local_id):
-        return None
-    acct = account.get("acct")
-    if not isinstance(acct, str) or not acct:
-        return None
-    try:
-        created = parse_iso(post["created_at"])
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-    author = full_acct(acct, account.get("url"), instance)
-    url = post.get("url") if isinstance(post.get("url"), str) else uri
+    # A boost is a status of its own too, with its own id, uri and booster.
+    status.need("id"), status.need("uri"), status.obj("account")
+    post = status.obj("reblog", required=False) or status
+    account = post.obj("account")
+    assert account is not None
+    uri, local_id = post.need("uri"), post.need("id")
+    created = post.time("created_at")
+    assert created is not None
+    author = full_acct(account.need("acct"), account.string("url", required=False), instance)
+    url = post.string("url", required=False) or uri
     return Mention(
         source="mastodon",
         native_id=uri,  # ids are per instance; the federation URI is the same everywhere
-        text=html_to_text(post.get("content") if isinstance(post.get("content"), str) else ""),
+        text=html_to_text(post.string("content")),
         created_at=created,
         url=url,
         author=author,
-        author_name=unescape(account.get("display_name")) or None,
-        title=unescape(post.get("spoiler_text")) or None,  # the content warning, if any
+        author_name=unescape(account.string("display_name", required=False)) or None,
+        # The content warning, if any.
+        title=unescape(post.string("spoiler_text", required=False)) or None,
         # Reach: favourites plus boosts, the two ways people spread a post.
-        reach=_count(post, "favourites_count") + _count(post, "reblogs_count"),
+        reach=post.count("favourites_count") + post.count("reblogs_count"),
         reply_url=f"{home}/authorize_interaction?uri={quote(uri, safe='')}",
         extra={
-            "id": str(local_id),
+            "id": local_id,
             "instance": key,
             "uri": uri,
-            "in_reply_to_id": post.get("in_reply_to_id"),
-            "followers": _count(account, "followers_count"),
+            "in_reply_to_id": post.string("in_reply_to_id", required=False),
+            "followers": account.count("followers_count"),
             "boosted_by": _boosted_by(status, post, instance),
         },
     )
@@ -355,25 +359,17 @@ def _thread_post(
     """(text, author, url, created_at) of an ancestor Status; None when it is malformed."""
     if not isinstance(status, dict):
         return None
-    account = status.get("account") if isinstance(status.get("account"), dict) else {}
-    acct = account.get("acct")
-    author = (
-        full_acct(acct, account.get("url"), instance) if isinstance(acct, str) and acct else None
-    )
-    url = status.get("url") or status.get("uri")
-    try:
-        created = iso(parse_iso(status["created_at"]))
-    except (KeyError, TypeError, ValueError, AttributeError):
-        created = None
-    content = status.get("content") if isinstance(status.get("content"), str) else ""
-    text = html_to_text(content)
-    spoiler = status.get("spoiler_text")
-    warning = unescape(spoiler) if isinstance(spoiler, str) else None
+    acct = string(dig(status, "account", "acct"))
+    author = full_acct(acct, dig(status, "account", "url"), instance) if acct else None
+    url = string(status.get("url")) or string(status.get("uri"))
+    created = parse_time(status.get("created_at"))
+    text = html_to_text(string(status.get("content")))
+    warning = unescape(string(status.get("spoiler_text")))
     if warning:
         text = f"[{warning}] {text}" if text else f"[{warning}]"
     if not text and author is None:
         return None
-    return text, author, url if isinstance(url, str) else None, created
+    return text, author, url, iso(created) if created else None
 
 
 def full_acct(acct: str, account_url: object, instance: str) -> str:
@@ -403,55 +399,16 @@ def instance_key(url: str) -> str:
     return f"{parts.netloc}{parts.path}".rstrip("/")
 
 
-def newest_id(ids: Sequence[object], current: str | None) -> str | None:
-    """The largest status id. Ids are strings "not guaranteed to be a number"; Mastodon's are
-    snowflakes that only grow, so longer is newer and equal lengths compare as text (which
-    is numeric order for digits)."""
-    best = current
-    for value in ids:
-        if isinstance(value, str | int) and str(value) and (best is None or _newer(value, best)):
-            best = str(value)
-    return best
-
-
-def oldest_id(ids: Sequence[object]) -> str | None:
-    valid = [str(i) for i in ids if isinstance(i, str | int) and str(i)]
-    return min(valid, key=_id_key) if valid else None
-
-
-def _newer(value: object, than: str) -> bool:
-    return isinstance(value, str | int) and _id_key(str(value)) > _id_key(than)
-
-
-def _id_key(value: str) -> tuple[int, str]:
-    return (len(value), value)
-
-
-def _all_older(mentions: list[Mention], since: Any) -> bool:
-    return bool(mentions) and all(m.created_at < since for m in mentions)
-
-
-def _count(obj: dict[str, Any], key: str) -> int:
-    value = obj.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _boosted_by(status: dict[str, Any], post: dict[str, Any], instance: str) -> str | None:
-    if post is status or not isinstance(status.get("account"), dict):
+def _boosted_by(status: Obj, post: Obj, instance: str) -> str | None:
+    acct = string(dig(status.data, "account", "acct"))
+    if post is status or not acct:
         return None
-    acct = status["account"].get("acct")
-    return full_acct(acct, status["account"].get("url"), instance) if acct else None
+    return full_acct(acct, dig(status.data, "account", "url"), instance)
 
 
 def _comparable(text: str) -> str:
     """Text as posted, minus @mentions (Mastodon renders "@ann@host" as "@ann") and spacing."""
     return " ".join(_ANY_MENTION.sub(" ", text).split())
-
-
-def _dig(data: Any, *keys: str) -> Any:
-    for key in keys:
-        data = data.get(key) if isinstance(data, dict) else None
-    return data
 
 
 def _posted(data: Any, source: str) -> Posted:

@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mentionwatch import __version__, scrub
-from mentionwatch.http import RateLimited, SourceError, error_detail, redact_url
+from mentionwatch.http import SourceError
 from mentionwatch.models import Job, Mention, Option, Page, Term, ThreadPost, from_epoch, iso
-from mentionwatch.query import parse
+from mentionwatch.query import Query, parse
 from mentionwatch.sources.base import Posted, Source
+from mentionwatch.sources.common import (
+    Anchor,
+    Batch,
+    Malformed,
+    Obj,
+    Search,
+    anchor,
+    convert,
+    dig,
+    fit,
+    page_of,
+)
 from mentionwatch.text import unescape
 
 if TYPE_CHECKING:
@@ -26,29 +38,17 @@ if TYPE_CHECKING:
 
 WEB = "https://www.reddit.com"
 LIMIT = 100  # the API's maximum per listing page
-MAX_PAGES = 5  # bounded walk back in time per job and poll
-# Search results can reach the index a little after their creation time: stop only once past
-# the newest item seen minus this, and let the store dedupe the overlap.
-OVERLAP_SECONDS = 300
+MAX_PAGES = 10  # per search and poll; a longer backlog waits as a gap for the next poll
+LISTING_DEPTH = 1000  # Reddit keeps about this many items per listing
+MAX_QUERY = 512  # characters of `q`
+# Search indexes posts minutes after they are made (sometimes more): each poll reads this far
+# back past the newest post seen. A subreddit's comment listing is live: a short overlap.
+SEARCH_OVERLAP = 900
+COMMENTS_OVERLAP = 120
 TOKEN_MARGIN = 10  # refresh this early, as prawcore does
 TOKEN_KEY = "token"
 # Search `t` windows, smallest first: the one that still covers the cursor is sent.
 WINDOWS = (("hour", 3600), ("day", 86400), ("week", 604800), ("month", 2678400), ("year", 31622400))
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """Where the last poll stopped: the newest fullname and its creation time."""
-
-    name: str | None
-    created: float
-
-    def covers(self, mention: Mention) -> bool:
-        stamp = mention.created_at.timestamp()
-        return mention.native_id == self.name or stamp < self.created - OVERLAP_SECONDS
-
-    def dump(self) -> str:
-        return json.dumps({"name": self.name, "created": self.created})
 
 
 class Reddit(Source):
@@ -73,7 +73,6 @@ class Reddit(Source):
         super().__init__(*args, **kwargs)
         # Jobs of one poll run concurrently: one token request serves them all.
         self._token_lock = asyncio.Lock()
-        self._window_opens = 0.0  # monotonic time when an exhausted rate-limit window reopens
 
     def missing_credentials(self) -> str | None:
         missing = super().missing_credentials()
@@ -111,60 +110,53 @@ class Reddit(Source):
 
     # Polling
 
-    async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
-        seen = self._seen(cursor)
-        if job.term is None:
-            path, params = f"/{job.scope}", {}
+    max_pages = MAX_PAGES
+
+    def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+        if job.term is None:  # a subreddit's newest comments, matched locally
+            searches = [Search("comments", partial(self._listing, f"/{job.scope}", {}, cursor))]
+            overlap = COMMENTS_OVERLAP
         else:
-            path = "/search"
-            params = {
-                "q": parse(job.term.query).boolean()[:512],
-                "sort": "new",
-                "t": _window(time.time() - seen.created),
-                "type": "link",
-            }
-        newest = seen
-        async for mentions in self._newest_first(path, params, seen):
-            for m in mentions:
-                if m.created_at.timestamp() > newest.created:
-                    newest = Seen(m.native_id, m.created_at.timestamp())
-            yield Page(mentions)
-        yield Page([], cursor=newest.dump())
+            queries = fit(parse(job.term.query), MAX_QUERY, Query.boolean, source=self.name,
+                          term=job.term.name)  # fmt: skip
+            search = {"sort": "new", "type": "link"}
+            listing = partial(self._listing, "/search")
+            searches = [Search(q, partial(listing, {**search, "q": q}, None)) for q in queries]
+            overlap = SEARCH_OVERLAP
+        return self.walk(searches, cursor, overlap)
 
-    def _seen(self, cursor: str | None) -> Seen:
-        try:
-            data = json.loads(cursor) if cursor else None
-            return Seen(data.get("name"), float(data["created"]))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            return Seen(None, self.first_since().timestamp())
-
-    async def _newest_first(
-        self, path: str, params: dict[str, Any], seen: Seen
-    ) -> AsyncIterator[list[Mention]]:
-        """Listing pages newest first, until an item the last poll already covered."""
-        after = None
-        for _ in range(MAX_PAGES):
-            page = {**params, "limit": LIMIT, "raw_json": 1, **({"after": after} if after else {})}
-            children, after = self._listing(await self._get(path, page), path)
-            mentions = []
-            for child in children:
-                mention = to_mention(child)
-                if mention is None:
-                    continue
-                if seen.covers(mention):
-                    yield mentions
-                    return
-                mentions.append(mention)
-            yield mentions
+    async def _listing(
+        self, path: str, params: dict[str, Any], stream_cursor: str | None,
+        lower: float, upper: Anchor | None,
+    ) -> AsyncGenerator[Batch, None]:  # fmt: skip
+        """A listing newest first, from after `upper` (a fullname) back towards `lower`."""
+        after = upper.id if upper else None
+        read, page = 0, 1
+        if "q" in params:
+            params = {**params, "t": _window(time.time() - lower)}
+        while True:
+            asked = {**params, "limit": LIMIT, "raw_json": 1, **({"after": after} if after else {})}
+            listing = self._children(await self._get(path, asked), path)
+            children = listing.array("children")
+            mentions, problems = convert(children, to_mention, page)
+            oldest = anchor(children, lambda c: dig(c, "data", "created_utc"),
+                            lambda c: dig(c, "data", "name"))  # fmt: skip
+            after = listing.string("after", required=False) or None
+            read += len(children)
+            # A comment stream that ends before reaching what the last poll saw was outrun:
+            # Reddit keeps about 1000 items per listing. Say so.
+            ended_early = not after and oldest is not None and oldest.at > lower
+            deep = upper is not None or read >= LISTING_DEPTH - LIMIT
+            if "q" not in params and stream_cursor and ended_early and deep:
+                problems.append(_outrun(path, oldest))
+            yield Batch(mentions, oldest, bool(after), problems)
             if not after:
                 return
+            page += 1
 
-    def _listing(self, data: Any, path: str) -> tuple[list[Any], str | None]:
-        listing = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(listing, dict) or not isinstance(listing.get("children"), list):
-            raise SourceError(f"{self.name}: unexpected response from {path} (not a Listing)")
-        after = listing.get("after")
-        return listing["children"], after if isinstance(after, str) and after else None
+    def _children(self, data: Any, path: str) -> Obj:
+        """The `data` of a Listing answer, read strictly."""
+        return page_of(data, f"the {path} answer").obj("data") or Obj({}, path)
 
     # Auth and requests
 
@@ -177,11 +169,9 @@ class Reddit(Source):
     ) -> httpx.Response:
         """A call with the bearer token; on 401 (expired or revoked) one new token, one retry."""
         for attempt in range(2):
-            await self._await_budget()
             token = await self._token()
             headers = {"Authorization": f"bearer {token}", "User-Agent": self.user_agent}
             response = await self.http.request(method, url, headers=headers, retry=retry, **kwargs)
-            self._note_budget(response)
             if response.status_code != 401 or attempt:
                 break
             await self._forget(token)
@@ -237,11 +227,8 @@ class Reddit(Source):
             headers={"User-Agent": self.user_agent},
         )
         if response.status_code >= 400:
-            raise SourceError(
-                f"{self.name}: login failed: HTTP {response.status_code} from {redact_url(url)}: "
-                f"{error_detail(response)} (check sources.{self.name}: {hint})"
-            )
-        data = self.http.json(response, url)
+            raise self.http.error(response, "login failed", f"check sources.{self.name}: {hint}")
+        data = self.http.json(response)
         # Reddit reports a bad password as HTTP 200 with {"error": "invalid_grant"}.
         token = data.get("access_token") if isinstance(data, dict) else None
         scrub.register(token if isinstance(token, str) else None)
@@ -252,30 +239,6 @@ class Reddit(Source):
                 f"(check sources.{self.name}: {hint})"
             )
         return data
-
-    def _note_budget(self, response: httpx.Response) -> None:
-        """Remember when an exhausted window reopens, so the next call waits instead of
-        earning a 429. X-Ratelimit-Remaining may be a float string; X-Ratelimit-Reset is
-        seconds until the reset."""
-        try:
-            remaining = float(response.headers.get("x-ratelimit-remaining", "1"))
-            reset = float(response.headers.get("x-ratelimit-reset", "0"))
-        except ValueError:
-            return
-        if remaining < 1 and reset > 0:
-            self._window_opens = time.monotonic() + reset
-
-    async def _await_budget(self) -> None:
-        import asyncio  # lazily: config loading imports every source
-
-        wait = self._window_opens - time.monotonic()
-        if wait <= 0:
-            return
-        if wait > self.poll_settings.max_wait:
-            raise RateLimited(
-                f"{self.name}: rate limit used up; it resets in {round(wait)}s, try again then"
-            )
-        await asyncio.sleep(wait)
 
     async def check(self) -> str:
         username = self.settings.get("username")
@@ -296,11 +259,11 @@ class Reddit(Source):
         parent, post = mention.extra.get("parent_id"), mention.extra.get("link_id")
         if mention.extra.get("kind") != "comment" or not _fullname(parent, ("t1_", "t3_")):
             return []
-        wanted = {"parent": parent}
-        if _fullname(post, ("t3_",)) and post != parent:
+        wanted: dict[str, str] = {"parent": str(parent)}
+        if isinstance(post, str) and _fullname(post, ("t3_",)) and post != parent:
             wanted["root"] = post
         data = await self._get("/api/info", {"id": ",".join(wanted.values()), "raw_json": 1})
-        children, _ = self._listing(data, "/api/info")
+        children = self._children(data, "/api/info").array("children")
         by_name = {
             c["data"].get("name"): c["data"]
             for c in children
@@ -346,7 +309,7 @@ class Reddit(Source):
         if not username or not fullname:
             return None
         data = await self._get(f"/user/{username}/comments", {"limit": LIMIT, "raw_json": 1})
-        children, _ = self._listing(data, "/user/…/comments")
+        children = self._children(data, "/user/…/comments").array("children")
         for child in children:
             thing = child.get("data") if isinstance(child, dict) else None
             if (
@@ -360,41 +323,40 @@ class Reddit(Source):
         return None
 
 
-def to_mention(child: Any) -> Mention | None:
-    """A post (t3) or comment (t1) from a Listing; anything else or malformed: None."""
-    if not isinstance(child, dict) or not isinstance(child.get("data"), dict):
-        return None
-    kind, data = child.get("kind"), child["data"]
-    name, created = data.get("name"), data.get("created_utc")
-    if kind not in ("t1", "t3") or not isinstance(name, str) or not name.startswith(kind + "_"):
-        return None
-    if not isinstance(created, int | float) or isinstance(created, bool):
-        return None
-    author = data.get("author") if isinstance(data.get("author"), str) else None
-    score = data.get("score")
-    common = {
+def to_mention(child: Obj) -> Mention | None:
+    """A post (t3) or comment (t1) from a Listing."""
+    kind = child.need("kind")
+    data = child.obj("data")
+    assert data is not None
+    if kind not in ("t1", "t3"):
+        raise Malformed(f'{child.where} has "kind": {kind!r}, not a post or comment')
+    name = data.need("name")
+    if not name.startswith(kind + "_"):
+        raise Malformed(f'{data.where} has "name": {name!r}, not a {kind} fullname')
+    created = data.time("created_utc")
+    assert created is not None
+    author = data.string("author")
+    common: dict[str, Any] = {
         "source": "reddit",
         "native_id": name,
-        "created_at": from_epoch(created),
-        "author": None if author in (None, "[deleted]") else unescape(author),
+        "created_at": created,
+        "author": None if author == "[deleted]" else unescape(author),
         # Reach: the post's or comment's score (upvotes minus downvotes).
-        "reach": score if isinstance(score, int) and not isinstance(score, bool) else None,
+        "reach": data.integer("score"),
     }
-    subreddit = data.get("subreddit") if isinstance(data.get("subreddit"), str) else None
+    subreddit = data.string("subreddit", required=False)
     if kind == "t3":
         return _post(data, common, subreddit)
     return _comment(data, common, subreddit)
 
 
-def _post(data: dict[str, Any], common: dict[str, Any], subreddit: str | None) -> Mention:
-    url = (
-        _web_url(data.get("permalink"))
-        or f"{WEB}/comments/{data.get('id') or common['native_id'][3:]}/"
-    )
-    link = data.get("url") if isinstance(data.get("url"), str) else None
-    link = None if link is None or link.startswith(WEB) or data.get("is_self") else link
-    title = unescape(_str(data.get("title"))) or None
-    text = unescape(_str(data.get("selftext"))) or ""
+def _post(data: Obj, common: dict[str, Any], subreddit: str | None) -> Mention:
+    permalink = _web_url(data.string("permalink", required=False))
+    url = permalink or f"{WEB}/comments/{common['native_id'][3:]}/"
+    link = data.string("url", required=False)
+    link = None if link is None or link.startswith(WEB) or data.get("is_self") is True else link
+    title = unescape(data.string("title")) or None
+    text = unescape(data.string("selftext", required=False)) or ""
     return Mention(
         **common,
         text=text,
@@ -406,33 +368,33 @@ def _post(data: dict[str, Any], common: dict[str, Any], subreddit: str | None) -
             "fullname": common["native_id"],
             "subreddit": subreddit,
             "link": link,
-            "num_comments": data.get("num_comments"),
-            "locked": bool(data.get("locked")),
+            "num_comments": data.integer("num_comments"),
+            "locked": data.get("locked") is True,
         },
         searchable="\n".join(x for x in (title, text, link) if x),
     )
 
 
-def _comment(data: dict[str, Any], common: dict[str, Any], subreddit: str | None) -> Mention:
-    link_id = _str(data.get("link_id"))
+def _comment(data: Obj, common: dict[str, Any], subreddit: str | None) -> Mention:
+    link_id = data.need("link_id")
     # Old listings carry permalink null for comments: build the canonical comment URL.
-    url = _web_url(data.get("permalink")) or _comment_url(
+    url = _web_url(data.string("permalink", required=False)) or _comment_url(
         {"link_id": link_id, "id": common["native_id"][3:]}, subreddit
     )
-    text = unescape(_str(data.get("body"))) or ""
+    text = unescape(data.string("body")) or ""
     return Mention(
         **common,
         text=text,
         url=url,
-        title=unescape(_str(data.get("link_title"))) or None,
+        title=unescape(data.string("link_title", required=False)) or None,
         reply_url=url,
         extra={
             "kind": "comment",
             "fullname": common["native_id"],
             "subreddit": subreddit,
-            "link_id": link_id or None,
-            "parent_id": _str(data.get("parent_id")) or None,
-            "locked": bool(data.get("locked")),
+            "link_id": link_id,
+            "parent_id": data.string("parent_id", required=False),
+            "locked": data.get("locked") is True,
         },
         # The post's title is context, not something the commenter wrote.
         searchable=text,
@@ -495,9 +457,17 @@ def _errors(errors: Any) -> str:
     return "; ".join(parts)[:300]
 
 
+def _outrun(path: str, oldest: Anchor | None) -> str:
+    when = iso(from_epoch(oldest.at)) if oldest else "the newest"
+    return (
+        f"{path.lstrip('/')} moved faster than the polls: comments before {when} are out of "
+        "reach of its listing; poll more often"
+    )
+
+
 def _window(age: float) -> str:
     """The smallest search time window that still reaches back `age` seconds."""
-    return next((name for name, span in WINDOWS if age + OVERLAP_SECONDS <= span), "all")
+    return next((name for name, span in WINDOWS if age <= span), "all")
 
 
 SOURCE = Reddit

@@ -5,13 +5,16 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from mentionwatch.http import SourceError, error_detail, redact_url
-from mentionwatch.models import Job, Mention, Option, Page, Term, from_epoch, utcnow
+from mentionwatch.models import Job, Mention, Option, Page, Term, from_epoch, iso, utcnow
 from mentionwatch.sources.base import Source
+from mentionwatch.sources.common import parse_time
 from mentionwatch.text import html_to_text, unescape
 
 
@@ -38,7 +41,7 @@ class Rss(Source):
 
     async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         url = job.scope
-        previous = json.loads(cursor) if cursor else {}
+        previous = _load(cursor)
         headers = {}
         if previous.get("etag"):
             headers["If-None-Match"] = previous["etag"]
@@ -59,15 +62,76 @@ class Rss(Source):
         # feedparser only knows from Content-Location when it is handed bytes.
         headers = {**response.headers, "content-location": str(response.url)}
         parsed = feedparser.parse(response.content, response_headers=headers)
-        if parsed.bozo and not parsed.entries:
-            reason = type(parsed.get("bozo_exception")).__name__
-            raise SourceError(f"{self.name}: {redact_url(url)} is not a readable feed ({reason})")
-        mentions = [m for m in (to_mention(e) for e in parsed.entries) if m is not None]
-        validators = {
-            "etag": response.headers.get("etag"),
-            "modified": response.headers.get("last-modified"),
+        damage = _damage(parsed, response.content)
+        if damage and not parsed.entries:
+            raise SourceError(f"{self.name}: {redact_url(url)} is not a readable feed ({damage})")
+        pairs = [(entry, to_mention(entry)) for entry in parsed.entries]
+        mentions = [m for _, m in pairs if m is not None]
+        problems = []
+        if damage:  # a feed cut off mid-way: what came before the damage is kept
+            kept = len(parsed.entries)
+            problems.append(f"{redact_url(url)} is cut off or malformed ({damage}); kept the "
+                            f"{kept} {'entry' if kept == 1 else 'entries'} before it")  # fmt: skip
+        # Dated entries only; a date in the future must not hide the next polls' entries.
+        ceiling = utcnow() + timedelta(minutes=10)
+        dated = [min(m.created_at, ceiling) for e, m in pairs if m is not None and _stamp(e)]
+        newest = max(dated, default=None)
+        seen = _seen_before(previous)
+        if not damage and seen is not None and len(dated) > 1 and min(dated) > seen:
+            # A feed holds only its newest entries and cannot be paged back.
+            problems.append(
+                f"{redact_url(url)} holds only entries newer than the last poll's newest "
+                f"({iso(seen)}): older ones were missed; poll it more often"
+            )
+        if damage:  # its last entry may be half an entry: its date proves nothing
+            newest = seen
+        elif seen is not None:
+            newest = max(newest or seen, seen)
+        # A damaged feed is fetched in full next time: its validators would answer 304.
+        state = {
+            "etag": None if damage else response.headers.get("etag"),
+            "modified": None if damage else response.headers.get("last-modified"),
+            "newest": iso(newest),
         }
-        yield Page(mentions, cursor=json.dumps({k: v for k, v in validators.items() if v}))
+        yield Page(mentions, json.dumps({k: v for k, v in state.items() if v}), problems=problems)
+
+
+def _load(cursor: str | None) -> dict[str, Any]:
+    try:
+        data = json.loads(cursor) if cursor else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _seen_before(previous: dict[str, Any]) -> datetime | None:
+    newest = previous.get("newest")
+    return parse_time(newest) if isinstance(newest, str) else None
+
+
+# Bozo reasons that still leave the whole feed readable.
+_BENIGN = ("CharacterEncodingOverride", "NonXMLContentType")
+
+
+# A whole feed ends with the end of its root element.
+_ENDED = re.compile(rb"</\s*(?:[\w-]+:)?(?:rss|feed|rdf)\s*>\s*$", re.IGNORECASE)
+
+
+def _damage(parsed: Any, body: bytes) -> str | None:
+    """Why feedparser could not read the whole feed (cut off, or broken past repair), or None.
+
+    A complete feed with stray bytes (control characters, a bad entity) is still read whole
+    by feedparser's lenient parser: only a feed that does not end is damaged."""
+    if not parsed.get("bozo"):
+        return None
+    reason = type(parsed.get("bozo_exception")).__name__
+    if reason in _BENIGN or (parsed.entries and _ENDED.search(body[-200:])):
+        return None
+    return reason
+
+
+def _stamp(entry: Any) -> Any:
+    return entry.get("published_parsed") or entry.get("updated_parsed")
 
 
 def to_mention(entry: Any) -> Mention | None:
@@ -78,7 +142,7 @@ def to_mention(entry: Any) -> Mention | None:
     text = html_to_text(body)
     if not (title or text):
         return None
-    stamp = entry.get("published_parsed") or entry.get("updated_parsed")
+    stamp = _stamp(entry)
     created = from_epoch(calendar.timegm(stamp)) if stamp else utcnow()
     native_id = link if _is_google(entry.get("link")) else (entry.get("id") or link)
     if not native_id:

@@ -7,24 +7,37 @@ expects answers written on the site, so replies open the question or answer page
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mentionwatch.http import RateLimited, SourceError, error_detail, redact_url
+from mentionwatch.http import SourceError
 from mentionwatch.models import Job, Mention, Option, Page, ThreadPost, from_epoch, iso
-from mentionwatch.query import parse
+from mentionwatch.query import Query, parse
 from mentionwatch.sources.base import Source
+from mentionwatch.sources.common import (
+    Anchor,
+    Batch,
+    Malformed,
+    Obj,
+    Search,
+    anchor,
+    convert,
+    fit,
+    page_of,
+    string,
+)
 from mentionwatch.text import html_to_text, unescape
 
 if TYPE_CHECKING:
     import asyncio
 
-    import httpx
-
 PAGE_SIZE = 100
-MAX_PAGES = 3  # the keyless quota is 300 requests a day: a busy term must not eat it
-# The search index lags behind creation: each poll looks back this far and dedupes.
-OVERLAP_SECONDS = 300
+MAX_PAGES = 3  # per search and poll: the keyless quota is 300 requests a day
+# The search index lags behind creation: each poll reads this far back past the newest item.
+OVERLAP_SECONDS = 600
+# `q` has no documented limit; longer ones are split like on the platforms that have one.
+MAX_QUERY = 512
 SEARCH = "/search/excerpts"
 # Sites whose web domain is <site>.com or .net rather than <site>.stackexchange.com.
 _OWN_DOMAINS = {
@@ -52,43 +65,43 @@ class StackExchange(Source):
         # so concurrent jobs take turns and each waits out the previous answer's backoff.
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
+    overlap = OVERLAP_SECONDS
+    max_pages = MAX_PAGES
+
+    def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         assert job.term is not None
-        since = int(cursor) if cursor and cursor.isdigit() else int(self.first_since().timestamp())
-        newest = since
         # The q parameter has no documented OR: one search per alternative. Exclusions are
         # left to the local matcher, since q's syntax is undocumented.
-        for query in parse(job.term.query).quoted_alternatives(exclusions=False):
-            async for items, note in self._pages(query, since - OVERLAP_SECONDS):
-                mentions = [m for m in (to_mention(i, self.site) for i in items) if m is not None]
-                newest = max([newest, *(int(m.created_at.timestamp()) for m in mentions)])
-                yield Page(mentions, note=note)
-        yield Page([], cursor=str(newest))
+        queries = fit(parse(job.term.query), MAX_QUERY, _rendered, source=self.name,
+                      term=job.term.name, together=False)  # fmt: skip
+        return self.walk([Search(q, partial(self._listing, q)) for q in queries], cursor)
 
-    async def _pages(
-        self, query: str, since: int
-    ) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
-        for page in range(1, MAX_PAGES + 1):
-            params = {
-                "q": query,
-                "sort": "creation",
-                "order": "desc",
-                "fromdate": since,
-                "pagesize": PAGE_SIZE,
-                "page": page,
-                "filter": "withbody",  # the full post, not only the excerpt around the match
-            }
-            data = await self.call(SEARCH, params)
-            if not isinstance(data.get("items"), list):
-                raise SourceError(f"{self.name}: unexpected response shape (no 'items' list)")
-            items = [i for i in data["items"] if isinstance(i, dict)]
-            yield items, _quota_note(data)
-            if data.get("has_more") is not True:
+    async def _listing(
+        self, query: str, lower: float, upper: Anchor | None
+    ) -> AsyncGenerator[Batch, None]:
+        params: dict[str, Any] = {
+            "q": query,
+            "sort": "creation",
+            "order": "desc",
+            "fromdate": int(lower),
+            "pagesize": PAGE_SIZE,
+            "filter": "withbody",  # the full post, not only the excerpt around the match
+        }
+        if upper is not None:
+            params["todate"] = int(upper.at) + 1
+        page = 1
+        while True:
+            data = await self.call(SEARCH, {**params, "page": page})
+            items = data.array("items")
+            mentions, problems = convert(items, lambda i: to_mention(i, self.site), page)
+            more = data.get("has_more") is True
+            oldest = anchor(items, lambda i: i.get("creation_date"))
+            yield Batch(mentions, oldest, more, problems, note=_quota_note(data))
+            if not more:
                 return
+            page += 1
 
-    async def call(
-        self, method: str, params: dict[str, Any], path: str | None = None
-    ) -> dict[str, Any]:
+    async def call(self, method: str, params: dict[str, Any], path: str | None = None) -> Obj:
         """GET one API method, honouring the backoff the previous call of it asked for.
 
         `path` is the method with its ids filled in (/questions/123 for /questions/{ids}).
@@ -98,51 +111,30 @@ class StackExchange(Source):
         params = {"site": self.site, **params}
         if self.settings.get("key"):
             params["key"] = self.settings.get("key")
-        url = f"{self.base_url}{path or method}"
         async with self._locks.setdefault(method, asyncio.Lock()):
             await self._wait_backoff(method)
-            response = await self.http.request("GET", url, params=params)
-            data = self._json(response)
-            backoff = data.get("backoff")
-            if isinstance(backoff, int | float) and not isinstance(backoff, bool) and backoff > 0:
+            response = await self.http.request("GET", f"{self.base_url}{path or method}",
+                                               params=params)  # fmt: skip
+            data = page_of(self.http.json(response), f"the {method} answer")
+            if data.get("error_id") is not None:  # an error wrapper in a 200, defensively
+                raise SourceError(f"{self.name}: error from {method}: {error_text(data)}")
+            backoff = data.number("backoff", required=False)
+            if backoff and backoff > 0:
                 # Kept in the database too, so the next poll (often a new process) waits.
                 self.state.set(_backoff_key(method), str(time.time() + backoff))
         return data
 
     async def _wait_backoff(self, method: str) -> None:
-        import asyncio  # lazily: config loading imports every source
-
         try:
             not_before = float(self.state.get(_backoff_key(method)) or 0)
         except ValueError:
             not_before = 0.0
-        wait = not_before - time.time()
-        if wait <= 0:
-            return
-        if wait > self.poll_settings.max_wait:
-            raise RateLimited(
-                f"{self.name}: the API asked for a {round(wait)}s backoff on {method}; try later"
-            )
-        await asyncio.sleep(wait)
-
-    def _json(self, response: httpx.Response) -> dict[str, Any]:
-        # The endpoint without its query: the search string would drown the reason.
-        where = redact_url(str(response.request.url.copy_with(query=None)))
-        if response.status_code >= 400:
-            raise SourceError(
-                f"{self.name}: HTTP {response.status_code} from {where}: {reason(response)}"
-            )
-        data = self.http.json(response, where)
-        if not isinstance(data, dict):
-            raise SourceError(f"{self.name}: unexpected response shape from {where}")
-        if data.get("error_id") is not None:  # an error wrapper in a 200, defensively
-            raise SourceError(f"{self.name}: error from {where}: {_error_text(data)}")
-        return data
+        await self.http.wait(not_before - time.time(), f"the API asked for a backoff on {method}")
 
     async def thread(self, mention: Mention) -> list[ThreadPost]:
         """An answer's question (title and body); a question starts its own thread: []."""
-        question_id = _int(mention.extra.get("question_id"))
-        if mention.extra.get("item_type") != "answer" or question_id is None:
+        question_id = mention.extra.get("question_id")
+        if mention.extra.get("item_type") != "answer" or not isinstance(question_id, int):
             return []
         site = mention.extra.get("site")
         site = site if isinstance(site, str) and site else self.site
@@ -151,11 +143,8 @@ class StackExchange(Source):
             {"site": site, "filter": "withbody"},
             path=f"/questions/{question_id}",
         )
-        items = data.get("items")
-        if not isinstance(items, list):
-            raise SourceError(f"{self.name}: unexpected response shape (no 'items' list)")
-        for item in items:
-            if isinstance(item, dict) and _int(item.get("question_id")) == question_id:
+        for item in data.array("items"):
+            if isinstance(item, dict) and item.get("question_id") == question_id:
                 return [_question_post(item, site, question_id)]
         return []  # deleted since: nothing to show
 
@@ -166,48 +155,50 @@ class StackExchange(Source):
         return f"site {self.site} answers ({keyed}): {left} of {most} requests left today"
 
 
-def to_mention(item: dict[str, Any], site: str) -> Mention | None:
-    question_id = _int(item.get("question_id"))
-    created = _int(item.get("creation_date"))
-    if question_id is None or created is None:
-        return None
-    is_answer = item.get("item_type") == "answer"
-    answer_id = _int(item.get("answer_id"))
-    if is_answer and answer_id is None:
-        return None
+def _rendered(query: Query) -> str:
+    return query.quoted_alternatives(exclusions=False)[0]
+
+
+def to_mention(item: Obj, site: str) -> Mention | None:
+    question_id = item.integer("question_id", required=True)
+    created = item.time("creation_date")
+    assert created is not None
+    kind = item.need("item_type")
+    if kind not in ("question", "answer"):
+        raise Malformed(f'{item.where} has "item_type": {kind!r}, not question or answer')
+    is_answer = kind == "answer"
+    answer_id = item.integer("answer_id", required=is_answer)
     domain = site_domain(site)
     post_id = answer_id if is_answer else question_id
     url = f"https://{domain}/a/{answer_id}" if is_answer else f"https://{domain}/q/{question_id}"
-    owner = item.get("owner") if isinstance(item.get("owner"), dict) else {}
-    name = (
-        unescape(owner.get("display_name")) if isinstance(owner.get("display_name"), str) else None
-    )
+    # A deleted user's posts carry an owner without a user_id (user_type "does_not_exist").
+    owner = item.obj("owner", required=False)
+    name = unescape(owner.string("display_name", required=False)) if owner else None
     # Search excerpts may wrap matches in the title in <span class="highlight"> too.
-    title = html_to_text(item.get("title")) if isinstance(item.get("title"), str) else None
-    body = item.get("body") if isinstance(item.get("body"), str) else item.get("excerpt")
-    text = html_to_text(body if isinstance(body, str) else None)
-    score = _int(item.get("score"))
+    title = html_to_text(item.string("title"))
+    body = item.string("body", required=False)
+    text = html_to_text(body if body is not None else item.string("excerpt", required=False))
     return Mention(
         source="stackexchange",
         # Question and answer ids share one id space per site, but not across sites.
         native_id=f"{site}:{post_id}",
         text=text,
-        created_at=from_epoch(created),
+        created_at=created,
         url=url,
         # No handles on Stack Exchange: the display name is the only name shown.
         author=name or None,
         author_name=name or None,
         title=title or None,
-        reach=score,  # reach: the post's score (up minus down votes; may be negative)
+        reach=item.integer("score"),  # the post's score (up minus down votes; may be negative)
         reply_url=url,
         extra={
             "site": site,
-            "item_type": "answer" if is_answer else "question",
+            "item_type": kind,
             "question_id": question_id,
             "answer_id": answer_id,
-            "user_id": _int(owner.get("user_id")),
-            "tags": [t for t in item.get("tags") or [] if isinstance(t, str)],
-            "is_answered": item.get("is_answered"),
+            "user_id": owner.integer("user_id") if owner else None,
+            "tags": [t for t in item.array("tags", required=False) if isinstance(t, str)],
+            "is_answered": item.get("is_answered") is True,
         },
         # An answer carries its question's title: context, not something the answerer wrote.
         searchable="\n".join(x for x in (title, text) if x) if not is_answer else text,
@@ -215,17 +206,17 @@ def to_mention(item: dict[str, Any], site: str) -> Mention | None:
 
 
 def _question_post(item: dict[str, Any], site: str, question_id: int) -> ThreadPost:
-    title = html_to_text(item.get("title")) if isinstance(item.get("title"), str) else ""
-    body = html_to_text(item.get("body")) if isinstance(item.get("body"), str) else ""
-    owner = item.get("owner") if isinstance(item.get("owner"), dict) else {}
-    name = owner.get("display_name")
-    created = _int(item.get("creation_date"))
+    title, body = html_to_text(string(item.get("title"))), html_to_text(string(item.get("body")))
+    owner = item.get("owner")
+    name = unescape(string(owner.get("display_name"))) if isinstance(owner, dict) else None
+    created = item.get("creation_date")
+    when = iso(from_epoch(created)) if isinstance(created, int) else None
     return ThreadPost(
         "parent",
         "\n".join(x for x in (title, body) if x),
-        (unescape(name) or None) if isinstance(name, str) else None,
+        name or None,
         f"https://{site_domain(site)}/q/{question_id}",
-        iso(from_epoch(created)) if created is not None else None,
+        when,
     )
 
 
@@ -244,33 +235,22 @@ def site_domain(site: str) -> str:
     return f"{site}.stackexchange.com"
 
 
-def reason(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return error_detail(response)
-    return _error_text(data) if isinstance(data, dict) else error_detail(response)
-
-
-def _error_text(data: dict[str, Any]) -> str:
+def error_text(data: Obj) -> str:
     """`throttle_violation (502): too many requests from this IP, …` in one line."""
-    name, number, message = data.get("error_name"), data.get("error_id"), data.get("error_message")
+    name, number = data.get("error_name"), data.get("error_id")
+    message = string(data.get("error_message"))
     head = f"{name} ({number})" if name else f"error {number}"
     return " ".join(f"{head}: {message}".split())[:300] if message else head
 
 
-def _quota_note(data: dict[str, Any]) -> str | None:
-    left = _int(data.get("quota_remaining"))
+def _quota_note(data: Obj) -> str | None:
+    left = data.integer("quota_remaining")
     # Only worth a line when it is running out (the keyless daily quota is 300).
     return f"{left} API requests left today" if left is not None and left < 50 else None
 
 
 def _backoff_key(method: str) -> str:
     return f"not_before:{method}"
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 SOURCE = StackExchange

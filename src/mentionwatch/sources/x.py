@@ -4,35 +4,55 @@ Config (`[sources.x]`):
   bearer_token        app-only token for search (required).
   user_token          OAuth 2.0 user token (scopes tweet.read tweet.write users.read) for
                       replies; optional.
-  max_reads_per_poll  posts read per poll across all terms (default 100, at least 10, the
+  max_reads_per_poll  new posts read per poll across all terms (default 100, at least 10, the
                       smallest page X serves). Terms are read one after another so the cap is
                       never overshot.
 
-The cursor of a term is JSON: `since_id` is the newest post of a completely read range (the
-first page's `meta.newest_id`, as X recommends). When the cap stops a poll in the middle of a
-range, the cursor also keeps `until_id` (the oldest post read) and `newest_id` (the first
-page's newest): the next poll first reads the gap between `since_id` and `until_id`, and only
-then moves `since_id` to `newest_id` and reads what is newer. Posts may arrive late, never
-lost; and no post is paid for twice. Every Page notes how many posts its job read.
+Each search reads newest first from now back to `start_time` = the newest post it saw minus a
+minute (X makes posts searchable about 30 s after they are created, sometimes later; a post
+re-read within 24 hours is not billed again, nor counted against the cap). When the
+cap stops a search midway, the cursor keeps the gap (`until_id`, the oldest post read) and
+the next poll reads it before anything newer: posts may arrive late, never lost. Every Page
+notes how many posts it read.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar
 
-from mentionwatch.http import SourceError, error_detail
+from mentionwatch.http import SourceError, error_detail, message_in
 from mentionwatch.models import Job, Mention, Option, Page, ThreadPost, iso, parse_iso, utcnow
-from mentionwatch.query import parse
+from mentionwatch.query import Query, parse
 from mentionwatch.sources.base import Posted, Source
+from mentionwatch.sources.common import (
+    Anchor,
+    Batch,
+    Malformed,
+    Obj,
+    OutOfReach,
+    Search,
+    anchor,
+    convert,
+    dig,
+    fit,
+    page_of,
+    parse_time,
+    string,
+)
 from mentionwatch.text import unescape
 
 MIN_PAGE, MAX_PAGE = 10, 100  # max_results bounds of recent search
 MAX_QUERY = 512  # characters, self-serve recent search
 WINDOW = timedelta(days=7) - timedelta(minutes=1)  # recent search refuses older start_time
+OVERLAP_SECONDS = 60
+MAX_PAGES = 1000  # the read budget is what stops a poll
+CAPPED = "max_reads_per_poll reached; the rest waits"
+TWEPOCH_MS = 1288834974657  # X's snowflake ids hold their creation time above 22 bits
 URL_LENGTH = 23  # X counts every link as 23 characters (t.co)
 _URL = re.compile(r"https?://\S+")
 # twitter-text counts these code points as 1 and every other one (CJK, emoji…) as 2.
@@ -52,7 +72,7 @@ class X(Source):
     options: ClassVar[dict[str, Option]] = {
         "bearer_token": Option(str, secret=True, help="app-only bearer token (search)"),
         "user_token": Option(str, secret=True, help="OAuth 2.0 user token (replies)"),
-        "max_reads_per_poll": Option(int, default=100, help="posts read per poll, all terms"),
+        "max_reads_per_poll": Option(int, default=100, help="new posts read per poll, all terms"),
     }
     required = (("bearer_token",),)
     reply_limit = 280
@@ -69,31 +89,77 @@ class X(Source):
         # Jobs run concurrently; reading one term at a time spends the cap in config order.
         self.reading = asyncio.Lock()
 
+    def legacy_mark(self, cursor: str) -> float | None:
+        return _legacy_mark(cursor)
+
     def _auth(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.settings.get(key)}"}
 
     # Polling
 
+    overlap = OVERLAP_SECONDS
+    max_pages = MAX_PAGES
+
     async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         assert job.term is not None
-        query = f"{parse(job.term.query).boolean()} -is:retweet"
-        if len(query) > MAX_QUERY:
-            raise SourceError(
-                f"{self.name}: the query of term {job.term.name!r} is {len(query)} characters; "
-                f"recent search allows {MAX_QUERY}: shorten it"
-            )
+        queries = fit(parse(job.term.query), MAX_QUERY, _rendered, source=self.name,
+                      term=job.term.name)  # fmt: skip
+        searches = [Search(q, partial(self._listing, q)) for q in queries]
         async with self.reading:
-            reader = _Reader(self, query, load_cursor(cursor))
-            try:
-                await reader.run()
-            except SourceError:
-                # Save what was read (and paid for) before the failure, then report it.
-                if reader.read:
-                    yield reader.page(job.term.name)
-                raise
-            yield reader.page(job.term.name)
+            async for page in self.walk(searches, cursor):
+                yield page
 
-    async def search(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def _listing(
+        self, query: str, lower: float, upper: Anchor | None
+    ) -> AsyncGenerator[Batch, None]:
+        window = (utcnow() - WINDOW).timestamp()
+        note = None
+        if lower < window - 600:  # more than a few minutes out of reach: say so
+            note = f"posts before {iso(_at(window))} are beyond recent search's 7 days"
+        params: dict[str, Any] = {
+            "query": query,
+            "tweet.fields": TWEET_FIELDS,
+            "expansions": "author_id",
+            "user.fields": "username,name",
+            "start_time": _at(max(lower, window)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if upper is not None and upper.id:
+            params["until_id"] = upper.id
+        read = 0
+        while True:
+            take = min(MAX_PAGE, self.budget)
+            if take < MIN_PAGE:
+                if not read:  # nothing read at all: the cap was spent by an earlier term
+                    yield Batch([], None, True, note=CAPPED)
+                return
+            try:
+                data = await self.search({**params, "max_results": take})
+            except StaleBound as exc:
+                if exc.param == "until_id":
+                    raise OutOfReach(
+                        f"posts older than {upper and iso(_at(upper.at))} were not read before "
+                        "they left recent search's 7 days"
+                    ) from None
+                raise
+            posts = data.array("data", required=False, nullable=False)  # absent: no results
+            # X bills a post once a day: the overlap re-read since the last poll is not new.
+            fresh = [p for p in posts if _newer(p, lower + OVERLAP_SECONDS)]
+            self.budget -= len(fresh)
+            read += len(posts)
+            users = _users(data.get("includes"))
+            mentions, problems = convert(posts, partial(to_mention, users=users))
+            meta = data.obj("meta", required=False)
+            token = meta.string("next_token", required=False) if meta else None
+            more = bool(token and posts)
+            capped = more and self.budget < MIN_PAGE
+            oldest = anchor(posts, lambda p: p.get("created_at"), lambda p: p.get("id"))
+            yield Batch(mentions, oldest, more, problems, len(posts), CAPPED if capped else note)
+            note = None
+            if not more:
+                return
+            params["next_token"] = token
+
+    async def search(self, params: dict[str, Any]) -> Obj:
         url = f"{self.base_url}/2/tweets/search/recent"
         response = await self.http.request(
             "GET", url, params=params, headers=self._auth("bearer_token")
@@ -101,12 +167,10 @@ class X(Source):
         stale = _stale_bound(response)
         if stale:
             raise StaleBound(stale)
-        data = self.http.json(response, url)
-        if not isinstance(data, dict) or not isinstance(data.get("meta", {}), dict):
-            raise SourceError(f"{self.name}: unexpected search response (not a JSON object)")
-        if "data" not in data and data.get("errors"):
+        data = page_of(self.http.json(response), "the search answer")
+        if "data" not in data.data and data.get("errors"):
             # A 200 that carries only errors: the search did not run.
-            raise SourceError(f"{self.name}: search failed: {_problem(data)}")
+            raise SourceError(f"{self.name}: search failed: {message_in(data.data)}")
         return data
 
     # Thread
@@ -128,7 +192,7 @@ class X(Source):
         if not isinstance(post, dict):
             if _gone(data.get("errors")):
                 return []  # deleted, or its author went private: nothing to show
-            raise SourceError(f"{self.name}: post lookup failed: {_problem(data)}")
+            raise SourceError(f"{self.name}: post lookup failed: {message_in(data)}")
         return [_thread_post(post, _users(data.get("includes")))]
 
     # Checking and replying
@@ -211,9 +275,8 @@ class X(Source):
         return me
 
     def _refusal(self, response: Any, mention: Mention) -> str:
-        reason = _problem(_json_or_none(response)) or error_detail(response)
-        line = f"{self.name}: reply refused (HTTP {response.status_code}): {reason}"
-        if response.status_code == 403 and _is_summon_refusal(reason):
+        line = str(self.http.refused(response))
+        if response.status_code == 403 and _is_summon_refusal(error_detail(response)):
             line += " — " + _SUMMON_HINT.format(link=self.reply_link(mention))
         return line
 
@@ -226,105 +289,30 @@ class StaleBound(SourceError):
         self.param = param
 
 
-class _Reader:
-    """One term's reading in one poll: the gap left by the last poll, then what is newer."""
-
-    def __init__(self, source: X, query: str, cursor: dict[str, str]) -> None:
-        self.source, self.query, self.cursor = source, query, cursor
-        self.mentions: list[Mention] = []
-        self.read = 0
-        self.capped = False
-
-    async def run(self) -> None:
-        # Closing a gap leaves since_id at the newest post the capped poll saw; then read on.
-        if self.cursor.get("until_id") and not await self._range():
-            return
-        await self._range()
-
-    async def _range(self) -> bool:
-        """Read from the cursor's bounds, newest first; True when the range was read to its end.
-
-        The cursor is updated as pages arrive, so it is right wherever reading stops.
-        """
-        since, until = self.cursor.get("since_id"), self.cursor.get("until_id")
-        newest = self.cursor.get("newest_id")  # only set when resuming a gap
-        token = None
-        while True:
-            take = min(MAX_PAGE, self.source.budget)
-            if take < MIN_PAGE:
-                self.capped = True
-                return False
-            try:
-                data = await self.source.search(self._params(since, until, token, take))
-            except StaleBound as exc:
-                # Not polled for a week: what lies before the window is out of reach.
-                if exc.param == "since_id" and since and not token:
-                    since = None  # read the whole window (start_time) instead
-                    continue
-                if exc.param == "until_id" and until and not token:
-                    self.cursor = _bounds(since=newest or since)  # the gap is gone
-                    return True
-                raise
-            posts = data.get("data") if isinstance(data.get("data"), list) else []
-            meta = data.get("meta") or {}
-            self.source.budget -= len(posts)
-            self.read += len(posts)
-            self.mentions += to_mentions(posts, data.get("includes"))
-            newest = newest or _id(meta.get("newest_id")) or _max_id(posts)
-            until = _id(meta.get("oldest_id")) or _min_id(posts) or until
-            token = meta.get("next_token") if isinstance(meta.get("next_token"), str) else None
-            if not token or not posts:
-                self.cursor = _bounds(since=newest or since)
-                return True
-            self.cursor = _bounds(since=since, until=until, newest=newest)
-
-    def _params(
-        self, since: str | None, until: str | None, token: str | None, take: int
-    ) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "query": self.query,
-            "max_results": take,
-            "tweet.fields": TWEET_FIELDS,
-            "expansions": "author_id",
-            "user.fields": "username,name",
-        }
-        if since:
-            params["since_id"] = since
-        else:  # first poll: the lookback, within the 7 days recent search covers
-            start = max(self.source.first_since(), utcnow() - WINDOW)
-            params["start_time"] = start.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if until:
-            params["until_id"] = until
-        if token:
-            params["next_token"] = token
-        return params
-
-    def page(self, term: str) -> Page:
-        note = "max_reads_per_poll reached; the rest waits" if self.capped else None
-        cursor = json.dumps(self.cursor) if self.cursor else None
-        return Page(self.mentions, cursor=cursor, note=note, reads=self.read)
+def _newer(post: Any, stamp: float) -> bool:
+    created = parse_time(dig(post, "created_at"))
+    return created is None or created.timestamp() > stamp
 
 
-def load_cursor(cursor: str | None) -> dict[str, str]:
-    """The stored cursor: JSON bounds, or a bare since_id."""
-    if not cursor:
-        return {}
-    if cursor.isdigit():
-        return {"since_id": cursor}
+def _rendered(query: Query) -> str:
+    return f"{query.boolean()} -is:retweet"
+
+
+def _at(stamp: float) -> datetime:
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+def _legacy_mark(cursor: str) -> float | None:
+    """A cursor of an earlier release held post ids (`{"since_id": …}`): X's ids carry their
+    creation time."""
     try:
         data = json.loads(cursor)
     except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    bounds = _bounds(data.get("since_id"), data.get("until_id"), data.get("newest_id"))
-    # A gap needs to know where to continue once it is closed.
-    return bounds if "newest_id" in bounds or "until_id" not in bounds else {}
-
-
-def _bounds(since: Any = None, until: Any = None, newest: Any = None) -> dict[str, str]:
-    pairs = {"since_id": _id(since), "until_id": _id(until), "newest_id": _id(newest)}
-    return {k: v for k, v in pairs.items() if v}
+        return None
+    since = data.get("since_id") if isinstance(data, dict) else data
+    if isinstance(since, str | int) and str(since).isdigit():
+        return ((int(since) >> 22) + TWEPOCH_MS) / 1000
+    return None
 
 
 def _users(includes: Any) -> dict[Any, dict[str, Any]]:
@@ -362,28 +350,19 @@ def _gone(errors: Any) -> bool:
     )
 
 
-def to_mentions(posts: list[Any], includes: Any) -> list[Mention]:
-    users = includes.get("users") if isinstance(includes, dict) else None
-    by_id = {u.get("id"): u for u in users or [] if isinstance(u, dict)}
-    found = (to_mention(p, by_id) for p in posts if isinstance(p, dict))
-    return [m for m in found if m is not None]
-
-
-def to_mention(post: dict[str, Any], users: dict[Any, dict[str, Any]]) -> Mention | None:
-    post_id = _id(post.get("id"))
-    note = post.get("note_tweet")
+def to_mention(post: Obj, users: dict[Any, dict[str, Any]]) -> Mention | None:
+    post_id = post.need("id")
+    if not post_id.isdigit():
+        raise Malformed(f'{post.where} has "id": {post_id[:30]!r}, not a post id')
     # Posts over 280 characters carry a truncated `text`; the full one is in note_tweet.
-    full = note.get("text") if isinstance(note, dict) else None
-    text = full if isinstance(full, str) and full else post.get("text")
-    if not post_id or not isinstance(text, str):
-        return None
-    try:
-        created = parse_iso(post["created_at"])
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-    user = users.get(post.get("author_id")) or {}
-    username = user.get("username") if isinstance(user.get("username"), str) else None
-    metrics = post.get("public_metrics") if isinstance(post.get("public_metrics"), dict) else {}
+    note = post.obj("note_tweet", required=False)
+    full = note.string("text", required=False) if note else None
+    text = full or post.string("text")
+    created = post.time("created_at")
+    assert created is not None
+    user = users.get(post.string("author_id", required=False)) or {}
+    username = string(user.get("username"))
+    metrics = post.obj("public_metrics", required=False)
     return Mention(
         source="x",
         native_id=post_id,
@@ -391,16 +370,16 @@ def to_mention(post: dict[str, Any], users: dict[Any, dict[str, Any]]) -> Mentio
         created_at=created,
         url=post_url(post_id, username),
         author=username,
-        author_name=unescape(user.get("name")) if isinstance(user.get("name"), str) else None,
+        author_name=unescape(string(user.get("name"))),
         # Reach: likes plus reposts, the two public signals of how far a post travels.
-        reach=_count(metrics, "like_count") + _count(metrics, "retweet_count"),
+        reach=(metrics.count("like_count") + metrics.count("retweet_count")) if metrics else 0,
         reply_url=f"https://x.com/intent/post?in_reply_to={post_id}",
         extra={
             "id": post_id,
-            "author_id": post.get("author_id"),
-            "conversation_id": post.get("conversation_id"),
-            "in_reply_to_id": _replied_to(post),
-            "lang": post.get("lang"),
+            "author_id": post.string("author_id", required=False),
+            "conversation_id": post.string("conversation_id", required=False),
+            "in_reply_to_id": _replied_to(post.data),
+            "lang": post.string("lang", required=False),
         },
     )
 
@@ -414,21 +393,6 @@ def post_url(post_id: str, username: str | None = None) -> str:
 def _id(value: Any) -> str | None:
     value = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
     return value if value.isdigit() else None
-
-
-def _max_id(posts: list[Any]) -> str | None:
-    ids = [i for i in (_id(p.get("id")) for p in posts if isinstance(p, dict)) if i]
-    return max(ids, key=int) if ids else None
-
-
-def _min_id(posts: list[Any]) -> str | None:
-    ids = [i for i in (_id(p.get("id")) for p in posts if isinstance(p, dict)) if i]
-    return min(ids, key=int) if ids else None
-
-
-def _count(metrics: dict[str, Any], key: str) -> int:
-    value = metrics.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _replied_to(post: dict[str, Any]) -> str | None:
@@ -483,20 +447,6 @@ def _json_or_none(response: Any) -> Any:
         return response.json()
     except ValueError:
         return None
-
-
-def _problem(data: Any) -> str | None:
-    """The reason from an X error body: a problem (`detail`, `title`) or an `errors` list."""
-    if not isinstance(data, dict):
-        return None
-    errors = data.get("errors")
-    first = errors[0] if isinstance(errors, list) and errors else data
-    if not isinstance(first, dict):
-        return None
-    for key in ("detail", "message", "title"):
-        if isinstance(first.get(key), str) and first[key]:
-            return first[key]
-    return None
 
 
 SOURCE = X

@@ -7,7 +7,24 @@ and `{{ago_epoch:3h}}` (the same as epoch seconds), filled in when served, so a 
 looks like today.
 
 Switches for tests: `latency` (seconds per request), and `fail()` to answer the next requests
-under a path with a status, headers, an HTML page or a truncated body.
+under a path with a fault. Every fault works on every platform:
+
+- `status`, `body`, `headers`, `content_type`: an error answer (an HTML page, a rate limit…);
+- `truncate`: the platform's answer cut in half (a consistent Content-Length); `cut`: the
+  full length announced, then the connection closed half way;
+- `shape=("null" | "drop", "hits.0.objectID")`: the platform's JSON answer with the value at
+  a dotted path set to null or removed (`Platform.items_path` says where items are);
+- `huge=N`: a streamed body of N bytes; with `gzip=True`, N bytes once decompressed (a
+  gzip bomb, a few hundred KB on the wire); `gzip=True` alone compresses the real answer;
+- `redirect="loop" | "chain" | "elsewhere"`: redirect back and forth, ten times onwards, or
+  (with status 307 or 308) to another origin, `web.other_url`, whose requests are kept apart
+  in `web.elsewhere`;
+- `echo=True`: an error body that repeats the request's credentials, query and body back,
+  as some gateways and proxies do;
+- `delay`, `accept`: answer late (after handling the request, with `accept`).
+
+Late indexing and backlogs need no switch: `Platform.add_item(text, created)` makes a new
+item appear in searches now, with any creation time (behind the cursor, or 250 of them).
 """
 
 from __future__ import annotations
@@ -18,6 +35,8 @@ import pkgutil
 import re
 import threading
 import time
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -73,6 +92,8 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json; charset=utf-8"
     truncate: bool = False  # send only the first half of the body (a cut-off transfer)
+    cut: bool = False  # announce the whole body, send half, close the connection
+    stream: Iterable[bytes] | None = None  # sent chunked instead of `body`
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -95,16 +116,35 @@ class Fault:
     body: str | None = None
     content_type: str = "application/json"
     truncate: bool = False  # answer normally, but cut the body in half
+    cut: bool = False  # answer normally, but close the connection half way through the body
     delay: float = 0.0  # seconds to wait before answering
     # Let the platform handle the request (a post is accepted and stored), then wait `delay`
     # before answering: a client that times out meanwhile cannot know it succeeded.
     accept: bool = False
+    shape: tuple[str, str] | None = None  # ("null" | "drop", dotted path in the JSON answer)
+    huge: int = 0  # bytes of body (decompressed, with gzip)
+    gzip: bool = False
+    redirect: str | None = None  # "loop", "chain" or "elsewhere"
+    echo: bool = False  # the error body repeats the request's credentials back
+
+    @property
+    def transforms(self) -> bool:
+        """The platform answers, and the fault changes that answer."""
+        return (
+            self.truncate or self.cut or self.accept or self.shape is not None
+            or (self.gzip and not self.huge)
+        )  # fmt: skip
 
 
 class PlatformBase:
     """Shared helpers for platform emulators; each reads fixtures from its own folder."""
 
     name = ""
+    # Where the answers that list mentions are (below /<name>), and where in their JSON the
+    # items are ("" for an answer that is the list), for faults aimed at them.
+    search_path = ""
+    items_path = ""
+    required_key = ""  # a key (dotted, inside an item) the platform always sends
 
     def __init__(self, web: LoopbackWeb) -> None:
         self.web = web
@@ -123,6 +163,15 @@ class PlatformBase:
         """The [sources.NAME] keys that point the real source at this emulator."""
         return {"base_url": self.web.base_url(self.name)}
 
+    def add_item(self, text: str, created: float) -> str:
+        """A new item, found by searches from now on, created at `created` (epoch seconds);
+        returns the key the stored mention will have."""
+        raise NotImplementedError
+
+    def item_path(self, *more: str) -> str:
+        """The dotted path of the first item of a search answer, plus `more`."""
+        return ".".join(p for p in (self.items_path, "0", *more) if p)
+
 
 HTML_BLOCKED = (
     "<!DOCTYPE html><html><head><title>Blocked</title></head><body><h1>You've been blocked by "
@@ -138,6 +187,7 @@ class LoopbackWeb:
         self.latency = latency
         self.port = port  # 0: any free port; `demo --serve` asks for a fixed one
         self.requests: list[Request] = []
+        self.elsewhere: list[Request] = []  # requests that reached the other origin
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
         self.platforms: dict[str, PlatformBase] = {}
@@ -147,23 +197,32 @@ class LoopbackWeb:
             mod = importlib.import_module(f"{platforms.__name__}.{module.name}")
             self.platforms[module.name] = mod.Platform(self)
         self._server: ThreadingHTTPServer | None = None
+        self._other: ThreadingHTTPServer | None = None
 
     # Lifecycle
 
     def start(self) -> LoopbackWeb:
         handler = type("Handler", (_Handler,), {"web": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self._server.daemon_threads = True
-        # A short poll interval makes stop() quick: tests start and stop a web each.
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server = self._serve(handler, self.port)
+        # Another origin (another port), for redirects that must not carry credentials.
+        self._other = self._serve(type("Elsewhere", (_Handler,), {"web": self, "other": True}))
         return self
 
+    @staticmethod
+    def _serve(handler: type[_Handler], port: int = 0) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        server.daemon_threads = True
+        # A short poll interval makes stop() quick: tests start and stop a web each.
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return server
+
     def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+        for server in (self._server, self._other):
+            if server:
+                server.shutdown()
+                server.server_close()
 
     def __enter__(self) -> LoopbackWeb:
         return self.start()
@@ -175,6 +234,11 @@ class LoopbackWeb:
     def url(self) -> str:
         assert self._server, "start() the loopback web first"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def other_url(self) -> str:
+        assert self._other, "start() the loopback web first"
+        return f"http://127.0.0.1:{self._other.server_address[1]}"
 
     def base_url(self, platform: str) -> str:
         return f"{self.url}/{platform}"
@@ -204,14 +268,14 @@ class LoopbackWeb:
                     return fault
         return None
 
-    def dispatch(self, request: Request) -> Response:
+    def dispatch(self, request: Request, elsewhere: bool = False) -> Response:
         with self._lock:
-            self.requests.append(request)
+            (self.elsewhere if elsewhere else self.requests).append(request)
         if self.latency:
             time.sleep(self.latency)
-        fault = self._take_fault(request.path)
-        if fault and not (fault.truncate or fault.accept):
-            return self._fault_response(fault)
+        fault = None if elsewhere else self._take_fault(request.path)
+        if fault and not fault.transforms:
+            return self._fault_response(fault, request)
         name, _, rest = request.path.lstrip("/").partition("/")
         platform = self.platforms.get(name)
         if platform is None:
@@ -219,21 +283,116 @@ class LoopbackWeb:
         inner = Request(request.method, "/" + rest, request.query, request.headers, request.body)
         response = platform.handle(inner) or json_response({"error": "Record not found"}, 404)
         if fault:
-            response.truncate = fault.truncate
+            response.truncate, response.cut = fault.truncate, fault.cut
+            if fault.shape:
+                response.body = _reshaped(response.payload(), *fault.shape)
+            if fault.gzip:  # the platform's own answer, compressed (Stack Exchange always is)
+                response.body = b"".join(_gzipped(iter([response.payload()])))
+                response.headers["Content-Encoding"] = "gzip"
             time.sleep(fault.delay)
         return response
 
-    def _fault_response(self, fault: Fault) -> Response:
+    def _fault_response(self, fault: Fault, request: Request) -> Response:
         if fault.delay:
             time.sleep(fault.delay)
+        if fault.redirect:
+            return self._redirect(fault, request)
+        if fault.huge:
+            return _huge(fault.huge, fault.gzip, fault.status)
         body = fault.body
+        if fault.echo:
+            # What a careless gateway says: the rejected credentials, back in the error.
+            sent = {k: v for k, v in request.headers.items() if k in ("authorization", "cookie")}
+            echoed = f"{sent} {request.query} {request.body.decode('utf-8', 'replace')}"
+            body = json.dumps({"message": f"rejected: {echoed}", "error": "invalid_request"})
         if body is None:
             body = json.dumps({"message": f"injected HTTP {fault.status}"})
         return Response(fault.status, body, dict(fault.headers), fault.content_type)
 
+    def _redirect(self, fault: Fault, request: Request) -> Response:
+        query = "&".join(f"{k}={v}" for k, values in request.query.items() for v in values)
+        hop = int(request.arg("mw-hop", "0") or 0)
+        kept = "&".join(p for p in query.split("&") if p and not p.startswith("mw-hop="))
+        target = f"{request.path}?{kept}" if kept else request.path
+        if fault.redirect == "elsewhere":
+            target = self.other_url + target
+        elif fault.redirect == "loop":  # there and back again
+            target += f"{'&' if kept else '?'}mw-hop=1" if hop == 0 else ""
+        else:  # a chain that never ends
+            target += f"{'&' if kept else '?'}mw-hop={hop + 1}"
+        status = fault.status if fault.status in (301, 302, 303, 307, 308) else 302
+        return Response(status, b"", {"Location": target, **fault.headers})
+
+
+def _reshaped(payload: bytes, action: str, path: str) -> Any:
+    """The JSON answer with the value at a dotted path set to null ("null") or removed."""
+    data = json.loads(payload)
+    if not path:  # the whole answer
+        return None if action == "null" else {}
+    *parents, last = path.split(".")
+    target = data
+    for step in parents:
+        target = target[int(step)] if isinstance(target, list) else target[step]
+    key: Any = int(last) if isinstance(target, list) else last
+    if action == "null":
+        target[key] = None
+    elif isinstance(target, list):
+        target.pop(key)
+    else:
+        target.pop(key, None)
+    return data
+
+
+def _huge(size: int, gzip: bool, status: int) -> Response:
+    """A JSON-looking body of `size` bytes, streamed; gzip-compressed when asked."""
+    if gzip:
+        return Response(status, b"", {"Content-Encoding": "gzip"}, stream=_bomb(size))
+    return Response(status, b"", stream=_padding(size))
+
+
+def _bomb(size: int) -> Iterator[bytes]:
+    """`size` bytes of spaces, gzip-compressed, without compressing them all: after a full
+    flush deflate starts afresh, so one compressed megabyte can be sent again and again."""
+    chunk = b" " * 2**20
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    yield packer.compress(chunk) + packer.flush(zlib.Z_FULL_FLUSH)
+    block = packer.compress(chunk) + packer.flush(zlib.Z_FULL_FLUSH)
+    count = max(2, size // len(chunk))
+    for _ in range(count - 2):
+        yield block
+    # The trailer: the CRC-32 and length of everything the client unpacked.
+    crc = 0
+    for _ in range(count):
+        crc = zlib.crc32(chunk, crc)
+    yield packer.compress(chunk) + packer.flush(zlib.Z_SYNC_FLUSH)
+    yield (
+        b"\x03\x00" + crc.to_bytes(4, "little") + (count * len(chunk) % 2**32).to_bytes(4, "little")
+    )
+
+
+def _padding(size: int) -> Iterator[bytes]:
+    head, chunk = b'{"items": [], "padding": "', b" " * 2**20
+    yield head
+    sent = len(head)
+    while sent < size:
+        piece = chunk[: size - sent]
+        sent += len(piece)
+        yield piece
+    yield b'"}'
+
+
+def _gzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    for chunk in chunks:
+        packed = packer.compress(chunk)
+        if packed:
+            yield packed
+    yield packer.flush()
+
 
 class _Handler(BaseHTTPRequestHandler):
     web: LoopbackWeb
+    other = False  # the other origin
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -250,24 +409,41 @@ class _Handler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
         )
-        response = self.web.dispatch(request)
-        payload = response.payload()
-        if response.truncate:
-            payload = payload[: max(1, len(payload) // 2)]
+        response = self.web.dispatch(request, elsewhere=self.other)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         for key, value in response.headers.items():
             self.send_header(key, value)
+        if response.stream is not None:
+            self._send_chunked(response.stream)
+            return
+        payload = response.payload()
+        if response.truncate:
+            payload = payload[: max(1, len(payload) // 2)]
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+        if self.command == "HEAD":
+            return
+        if response.cut:  # the whole length announced, half of it sent, then nothing
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(payload)
+
+    def _send_chunked(self, chunks: Iterable[bytes]) -> None:
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for chunk in chunks:
+            if chunk:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.write(b"0\r\n\r\n")
 
     def handle_one_request(self) -> None:
         try:
             super().handle_one_request()
         except (BrokenPipeError, ConnectionResetError):
-            # The client gave up (a timeout test): nothing to answer, nothing to report.
+            # The client gave up (a timeout test, a body over its limit): nothing to answer.
             self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve

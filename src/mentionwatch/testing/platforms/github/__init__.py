@@ -25,6 +25,9 @@ _COMMENTS = re.compile(r"/repos/([^/]+)/([^/]+)/issues/(\d+)/comments")
 
 class Platform(PlatformBase):
     name = "github"
+    search_path = "/github/search/issues"
+    items_path = "items"
+    required_key = "html_url"
 
     def __init__(self, web: Any) -> None:
         super().__init__(web)
@@ -37,6 +40,19 @@ class Platform(PlatformBase):
 
     def source_settings(self) -> dict[str, Any]:
         return {"base_url": self.web.base_url(self.name), "token": TOKEN}
+
+    def add_item(self, text: str, created: float) -> str:
+        number = 1000 + len(self.extra_items)
+        url = f"https://github.com/backlog-org/backlog/issues/{number}"
+        self.extra_items.append({
+            "url": f"https://api.github.com/repos/backlog-org/backlog/issues/{number}",
+            "repository_url": "https://api.github.com/repos/backlog-org/backlog",
+            "html_url": url, "id": 3_900_000_000 + number, "number": number, "title": text,
+            "user": {"login": "backlog-reader", "id": 7, "type": "User"}, "state": "open",
+            "comments": 0, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+            "body": "", "reactions": {"total_count": 0}, "score": 1.0,
+        })  # fmt: skip
+        return f"github:{url}"
 
     def handle(self, request: Request) -> Response | None:
         problem = self._auth_problem(request)
@@ -166,12 +182,25 @@ def _time(value: Any) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
+def _in_range(moment: datetime, spec: str) -> bool:
+    """GitHub's range qualifiers: >X, >=X, <X, <=X and X..Y (inclusive)."""
+    if not spec:
+        return True
+    if ".." in spec:
+        low, _, high = spec.partition("..")
+        return (low == "*" or moment >= _time(low)) and (high == "*" or moment <= _time(high))
+    for op, test in ((">=", moment.__ge__), ("<=", moment.__le__), (">", moment.__gt__),
+                     ("<", moment.__lt__)):  # fmt: skip
+        if spec.startswith(op):
+            return bool(test(_time(spec[len(op) :])))
+    return True
+
+
 def _matches(item: dict[str, Any], query: str) -> bool:
     qualifiers = {k: v for negated, k, v in _QUALIFIER.findall(query) if not negated}
     if (qualifiers.get("is") == "pr") != bool(item.get("pull_request")):
         return False
-    created = qualifiers.get("created", "")
-    if created.startswith(">") and not _time(item.get("created_at")) > _time(created[1:]):
+    if not _in_range(_time(item.get("created_at")), qualifiers.get("created", "")):
         return False
     words = _QUALIFIER.sub(" ", query)
     alternatives = [a for a in re.split(r"\bOR\b", words) if a.strip()]

@@ -6,7 +6,9 @@ search for `pebblebase` also returns `pebblebased`: the client must verify match
 
 from __future__ import annotations
 
+import html
 import re
+import time
 from typing import Any
 
 from mentionwatch.testing.server import PlatformBase, Request, Response, json_response
@@ -17,10 +19,25 @@ _SEARCHABLE = ("title", "story_text", "comment_text", "url", "author")
 
 class Platform(PlatformBase):
     name = "hackernews"
+    search_path = "/hackernews/api/v1/search_by_date"
+    items_path = "hits"
+    required_key = "objectID"
 
     def __init__(self, web: Any) -> None:
         super().__init__(web)
         self.extra_hits: list[dict[str, Any]] = []  # tests add hostile or edge-case hits here
+
+    def add_item(self, text: str, created: float) -> str:
+        object_id = str(70_000_000 + len(self.extra_hits))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(created))
+        self.extra_hits.append({
+            "objectID": object_id, "created_at_i": int(created), "created_at": stamp,
+            "author": "backlog_reader", "title": None, "url": None, "story_text": None,
+            "comment_text": f"<p>{html.escape(text)}</p>", "points": None, "num_comments": None,
+            "story_id": 41230000, "story_title": "Ask HN: what are you using?",
+            "parent_id": 41230000, "_tags": ["comment", "author_backlog_reader", "story_41230000"],
+        })  # fmt: skip
+        return f"hackernews:{object_id}"
 
     def hits(self) -> list[dict[str, Any]]:
         return self.fixture_json("hits.json")["hits"] + self.extra_hits

@@ -30,6 +30,9 @@ _CONTEXT = re.compile(r"^/api/v1/statuses/(\d+)/context$")
 
 class Platform(PlatformBase):
     name = "mastodon"
+    search_path = "/mastodon/api/v1/timelines/tag/pebblebase"
+    items_path = ""  # a timeline answer is the list of statuses
+    required_key = "uri"
 
     def __init__(self, web: Any) -> None:
         super().__init__(web)
@@ -40,6 +43,23 @@ class Platform(PlatformBase):
         self.max_characters = 500
         self._ids = itertools.count(113600000000000001)
         self._idempotent: dict[str, dict[str, Any]] = {}
+
+    def add_item(self, text: str, created: float) -> str:
+        """A #pebblebase status on the home instance; its id is made from its creation time
+        (milliseconds above 16 bits), as Mastodon makes the ids of federated posts."""
+        status_id = str((int(created * 1000) << 16) + len(self.extra_statuses))
+        uri = f"https://mastodon.social/users/backlog/statuses/{status_id}"
+        self.extra_statuses.append({
+            "id": status_id, "created_at": datetime.fromtimestamp(created, UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S.000Z"), "in_reply_to_id": None, "visibility": "public",
+            "uri": uri, "url": f"https://mastodon.social/@backlog/{status_id}",
+            "content": f"<p>{html.escape(text)} #pebblebase</p>", "spoiler_text": "",
+            "reblog": None, "tags": [{"name": "pebblebase"}], "replies_count": 0,
+            "reblogs_count": 0, "favourites_count": 1,
+            "account": {"id": "990001", "username": "backlog", "acct": "backlog",
+                        "display_name": "Backlog", "url": "https://mastodon.social/@backlog"},
+        })  # fmt: skip
+        return f"mastodon:{uri}"
 
     def source_settings(self) -> dict[str, Any]:
         base = self.web.base_url(self.name)
@@ -91,7 +111,8 @@ class Platform(PlatformBase):
         by_id = {s["id"]: s for s in statuses}
         if status_id not in by_id:
             return _limited(NOT_FOUND, 404)
-        ancestors, parent = [], by_id[status_id].get("in_reply_to_id")
+        ancestors: list[dict[str, Any]] = []
+        parent = by_id[status_id].get("in_reply_to_id")
         while parent in by_id and len(ancestors) < 40:
             ancestors.insert(0, by_id[parent])
             parent = by_id[parent].get("in_reply_to_id")

@@ -35,16 +35,42 @@ HTML_TOO_MANY = "<!doctype html><html><head><title>Too Many Requests</title></he
 
 class Platform(PlatformBase):
     name = "reddit"
+    search_path = "/reddit/oauth/search"
+    items_path = "data.children"
+    required_key = "data.name"
 
     def __init__(self, web: Any) -> None:
         super().__init__(web)
         self.tokens: dict[str, str | None] = {}  # valid access token -> username (None: app-only)
         self.logins = 0
         self.extra_posts: list[dict[str, Any]] = []  # tests add new or edge-case things here
+        self.extra_comments: list[dict[str, Any]] = []  # new comments in subreddit streams
         self.replies: list[dict[str, Any]] = []
         self.reply_errors: list[list[Any]] = []  # the next reply is refused with these
         self.remaining = 600.0
         self.reset_seconds = 412
+
+    def add_item(self, text: str, created: float) -> str:
+        post_id = f"1zz{len(self.extra_posts):05d}"
+        self.extra_posts.append({"kind": "t3", "data": {
+            "id": post_id, "name": f"t3_{post_id}", "title": text, "selftext": "",
+            "permalink": f"/r/SideProject/comments/{post_id}/backlog/",
+            "url": f"https://www.reddit.com/r/SideProject/comments/{post_id}/backlog/",
+            "author": "backlog_reader", "subreddit": "SideProject", "created_utc": float(created),
+            "score": 1, "num_comments": 0, "is_self": True, "locked": False,
+        }})  # fmt: skip
+        return f"reddit:t3_{post_id}"
+
+    def add_comment(self, subreddit: str, text: str, created: float) -> str:
+        """A new comment at the top of r/<subreddit>/comments."""
+        comment_id = f"zc{len(self.extra_comments):05d}"
+        self.extra_comments.append({"kind": "t1", "data": {
+            "id": comment_id, "name": f"t1_{comment_id}", "body": text,
+            "author": "backlog_reader", "subreddit": subreddit, "created_utc": float(created),
+            "link_id": "t3_1gq7k2a", "parent_id": "t3_1gq7k2a", "link_title": "A thread",
+            "permalink": f"/r/{subreddit}/comments/1gq7k2a/_/{comment_id}/", "score": 1,
+        }})  # fmt: skip
+        return f"reddit:t1_{comment_id}"
 
     def expire_tokens(self) -> None:
         self.tokens.clear()
@@ -144,8 +170,9 @@ class Platform(PlatformBase):
         return self.things("posts.json") + self.extra_posts
 
     def comments(self, subreddit: str) -> list[dict[str, Any]]:
-        found = self.things("comments.json")
-        return [c for c in found if c["data"]["subreddit"].lower() == subreddit.lower()]
+        found = self.things("comments.json") + self.extra_comments
+        found = [c for c in found if c["data"]["subreddit"].lower() == subreddit.lower()]
+        return sorted(found, key=lambda c: c["data"].get("created_utc") or 0, reverse=True)
 
     def info(self, request: Request) -> Response:
         """Things by fullname (id=t1_…,t3_…), as a Listing in the order asked; unknown ones

@@ -23,12 +23,26 @@ _EXCERPT_ONLY = ("item_type", "excerpt", "question_score", "is_accepted", "has_a
 
 class Platform(PlatformBase):
     name = "stackexchange"
+    search_path = "/stackexchange/2.3/search/excerpts"
+    items_path = "items"
+    required_key = "question_id"
 
     def __init__(self, web: Any) -> None:
         super().__init__(web)
         self.extra_items: list[dict[str, Any]] = []  # tests add hostile or edge-case items
         self.backoff_next: int | None = None  # seconds to ask for in the next answer
         self.used = 0
+
+    def add_item(self, text: str, created: float) -> str:
+        question_id = 90_000_000 + len(self.extra_items)
+        self.extra_items.append({
+            "item_type": "question", "question_id": question_id, "title": text,
+            "body": f"<p>{text}</p>", "excerpt": text, "creation_date": int(created),
+            "last_activity_date": int(created), "score": 0, "answer_count": 0,
+            "is_answered": False, "tags": ["databases"],
+            "owner": {"user_id": 4242, "display_name": "backlog reader", "reputation": 1},
+        })  # fmt: skip
+        return f"stackexchange:stackoverflow:{question_id}"
 
     def source_settings(self) -> dict[str, Any]:
         return {"base_url": f"{self.web.base_url(self.name)}/2.3", "key": KEY}
@@ -77,8 +91,11 @@ class Platform(PlatformBase):
         items = self.fixture_json(f"sites/{site}.json")["items"] + self.extra_items
         words = re.findall(r"\w+", (request.arg("q") or "").lower())
         since = int(request.arg("fromdate") or 0)
+        until = int(request.arg("todate") or 2**62)
         found = [
-            i for i in items if _created(i) >= since and all(w in _searchable(i) for w in words)
+            i
+            for i in items
+            if since <= _created(i) <= until and all(w in _searchable(i) for w in words)
         ]
         found.sort(key=_created, reverse=True)
         size = min(int(request.arg("pagesize") or 30), 100)

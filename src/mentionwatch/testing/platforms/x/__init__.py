@@ -41,10 +41,14 @@ NOT_SUMMONED = {
 _USER_POSTS = re.compile(r"^/2/users/(\d+)/tweets$")
 _POST = re.compile(r"^/2/tweets/(\d+)$")
 _DEFAULT_FIELDS = ("id", "text", "edit_history_tweet_ids")
+TWEPOCH_MS = 1288834974657
 
 
 class Platform(PlatformBase):
     name = "x"
+    search_path = "/x/2/tweets/search/recent"
+    items_path = "data"
+    required_key = "id"
 
     def __init__(self, web: Any) -> None:
         super().__init__(web)
@@ -56,6 +60,18 @@ class Platform(PlatformBase):
         # play "a cursor older than the 7-day window"): X answers a smaller one with 400.
         self.oldest_bound_id: int | None = None
         self._ids = itertools.count(1859900000000000001)
+
+    def add_item(self, text: str, created: float) -> str:
+        """A post whose id is a snowflake of its creation time, as X makes them."""
+        post_id = str(((int(created * 1000) - TWEPOCH_MS) << 22) + len(self.extra_posts))
+        self.extra_posts.append({
+            "id": post_id, "text": text, "author_id": "2244994945", "lang": "en",
+            "created_at": datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "conversation_id": post_id, "edit_history_tweet_ids": [post_id],
+            "public_metrics": {"retweet_count": 0, "reply_count": 0, "like_count": 1,
+                               "quote_count": 0},
+        })  # fmt: skip
+        return f"x:{post_id}"
 
     def source_settings(self) -> dict[str, Any]:
         return {"base_url": self.web.base_url(self.name), "bearer_token": BEARER,
@@ -174,9 +190,9 @@ class Platform(PlatformBase):
             return _limited(_invalid("The Post you are replying to has been deleted."), 400)
         if parent is not None and f"@{ME['username']}" not in parent["text"].lower():
             return _limited(NOT_SUMMONED, 403)
-        post = {"id": str(next(self._ids)), "text": text,
-                "edit_history_tweet_ids": [], "created_at": _now()}  # fmt: skip
-        post["edit_history_tweet_ids"].append(post["id"])
+        post_id = str(next(self._ids))
+        post: dict[str, Any] = {"id": post_id, "text": text, "edit_history_tweet_ids": [post_id],
+                                "created_at": _now()}  # fmt: skip
         if parent_id:
             post["referenced_tweets"] = [{"type": "replied_to", "id": parent_id}]
         self.posted.append(post)

@@ -1,0 +1,225 @@
+"""Echoes: retweets, quote posts, reposts and cross-posts of one text, recognised as one.
+
+A post is an echo of another when their words are the same once links, @handles, "RT"/"via"
+markers, hashtag signs, emoji, punctuation and case are set aside (exact), or nearly the same
+(near-duplicate: a few words added or changed, or a truncated retweet). The store groups them
+at save time: each mention's MinHash band keys (Broder's shingle resemblance, banded for
+locality-sensitive lookup) go into an indexed table, so finding candidates is one indexed
+query per new mention, and only those few candidates are compared word by word here.
+
+Short texts ("acme is down") are said independently by many people: they group only when
+the post itself says it repeats someone ("RT @alice: acme is down") and the candidate is
+that someone's post.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from itertools import pairwise
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mentionwatch.models import Filters, Mention
+    from mentionwatch.store import Store
+
+MIN_WORDS = 6  # fewer words than this group only when marked as a repeat ("RT @x:")
+NEAR_LENGTH_RATIO = 0.6  # the shorter text has at least this share of the longer's words
+WINDOW_DAYS = 30  # echoes come within this many days of what they repeat
+_HASHES, _ROWS = 20, 2  # 20 MinHash values in 10 bands of 2: pairs at resemblance 0.5 meet
+# in some band with probability 1 - (1 - 0.5**2)**10 = 0.94; at 0.7, 0.999.
+_PRIME = (1 << 61) - 1
+
+
+class _Rules:
+    """The compiled patterns and hash coefficients, built on first use: the feed imports this
+    module for `Folded` only, and compiling these costs it tens of milliseconds."""
+
+    def __init__(self) -> None:
+        import hashlib
+
+        def seed(label: str) -> int:
+            return int.from_bytes(hashlib.blake2b(label.encode(), digest_size=8).digest())
+
+        self.coeffs = [(seed(f"a{i}") % _PRIME or 1, seed(f"b{i}") % _PRIME)
+                       for i in range(_HASHES)]  # fmt: skip
+        self.url = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}/\S*", re.I)
+        self.handle = re.compile(r"(?<![\w@])@[\w.-]+(?:@[\w.-]+)?")  # @a, @a@mastodon.social
+        # "RT @alice:" at the start (a manual retweet) or after a comment (a quote in text).
+        self.repeat = re.compile(r"(?<!\w)(?:rt|mt|qt)\s*@([\w.-]+(?:@[\w.-]+)?)\s*:?", re.I)
+        # "(via @alice)", "h/t @alice": a copy that credits whom it repeats.
+        self.credit = re.compile(r"\(?\b(?:via|h/t|ht)\s*@([\w.-]+(?:@[\w.-]+)?)\)?", re.I)
+        self.trailing = re.compile(r"(?:\s+(?:via|h/t|ht|cc|by|rt|mt|qt)\W*)+\s*$", re.I)
+        self.truncated = re.compile(r"(?:…|\.\.\.)\s*$")
+        # Scripts written without spaces: each character is a word, so shingles still work.
+        self.unspaced = re.compile(
+            "[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+        )
+        self.word = re.compile(r"\w+")
+
+
+@cache
+def _rules() -> _Rules:
+    return _Rules()
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """What grouping needs to know about one text."""
+
+    words: tuple[str, ...]
+    repeats: str | None  # the handle after "RT @", lowercased, when the post says it repeats
+    truncated: bool  # ends in "…" (an old-style retweet cut to fit)
+    credits: str | None = None  # the handle after "via @" or "h/t @": a copy that credits
+
+    def band_keys(self) -> list[int]:
+        """The LSH keys under which this text is filed (none for a text without words)."""
+        if not self.words:
+            return []
+        import hashlib
+
+        shingles = _shingles(self.words)
+        bases = [
+            int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest()) for s in shingles
+        ]
+        mins = [min((a * x + b) % _PRIME for x in bases) for a, b in _rules().coeffs]
+        keys = []
+        for band in range(_HASHES // _ROWS):
+            rows = mins[band * _ROWS : (band + 1) * _ROWS]
+            digest = hashlib.blake2b(repr((band, rows)).encode(), digest_size=8).digest()
+            keys.append(int.from_bytes(digest, signed=True))
+        return keys
+
+
+def signature(text: str | None) -> Signature:
+    """Normalise a post's text into the words that say what it says."""
+    import unicodedata
+
+    r = _rules()
+    text = unicodedata.normalize("NFKC", text or "").strip()
+    truncated = bool(r.truncated.search(text))
+    if truncated:  # the last word may be cut in the middle: leave it out
+        text = r.truncated.sub("", text).rstrip()
+        text = text.rsplit(None, 1)[0] if len(text.split()) > 1 else text
+    marks: list[str | None] = []
+    for pattern in (r.repeat, r.credit):
+        mark = pattern.search(text)
+        marks.append(mark.group(1).lower() if mark else None)
+        if mark and pattern is r.repeat and r.word.search(text[mark.end() :]):
+            text = text[mark.end() :]  # "Same here! RT @alice: …": the echo is alice's part
+        elif mark:
+            text = text[: mark.start()] + " " + text[mark.end() :]
+    repeats, credits = marks
+    text = r.url.sub(" ", text)
+    text = r.handle.sub(" ", text)
+    text = r.trailing.sub(" ", text)
+    text = r.unspaced.sub(lambda m: f" {m.group()} ", text.casefold())
+    words = tuple(w for w in r.word.findall(text) if w != "_")
+    return Signature(words, repeats, truncated, credits)
+
+
+def _shingles(words: Sequence[str]) -> set[str]:
+    if len(words) < 2:
+        return {w for w in words}
+    return {f"{a} {b}" for a, b in pairwise(words)}
+
+
+def _numbers(words: Sequence[str]) -> set[str]:
+    return {w for w in words if any(c.isdigit() for c in w)}
+
+
+def resemblance(new: Signature, old: Signature) -> float:
+    """How sure we are that two texts are one repeated, 0 (not an echo) to 1 (the same words)."""
+    if not (new.words and old.words):
+        return 0.0
+    short = min(len(new.words), len(old.words)) < MIN_WORDS
+    if short and not (new.repeats or old.repeats or new.credits or old.credits):
+        return 0.0
+    if new.words == old.words:
+        return 1.0
+    if short:
+        return 0.0  # a short text is an echo only word for word
+    for cut, whole in ((new, old), (old, new)):
+        # A truncated retweet is the start of the original.
+        if cut.truncated and whole.words[: len(cut.words)] == cut.words:
+            return 0.95
+    # Versions, prices and dates tell similar-looking posts apart ("v1.2 is out" / "v1.3").
+    if _numbers(new.words) != _numbers(old.words):
+        return 0.0
+    shorter, longer = sorted((new.words, old.words), key=len)
+    if len(shorter) / len(longer) < NEAR_LENGTH_RATIO:
+        return 0.0
+    from difflib import SequenceMatcher  # here: the feed imports this module, saving does this
+
+    blocks = [b for b in SequenceMatcher(None, shorter, longer, autojunk=False)
+              .get_matching_blocks() if b.size]  # fmt: skip
+    if not blocks:
+        return 0.0
+    matched = sum(b.size for b in blocks)
+    # A comment before or after the text is how people quote; words inserted or changed
+    # inside it ("Pebblebase *rival Stonebase* raises...") make another statement.
+    inside = (blocks[-1].a + blocks[-1].size - blocks[0].a - matched) + (
+        blocks[-1].b + blocks[-1].size - blocks[0].b - matched
+    )
+    # An echo carries (nearly) every word of what it repeats: one word may be lost.
+    if inside > 1 or len(shorter) - matched > 1:
+        return 0.0
+    return matched / len(shorter)
+
+
+def is_echo(
+    a: Signature, b: Signature, a_author: str | None = None, b_author: str | None = None
+) -> float:
+    """resemblance(), but a post that says whom it repeats ("RT @alice:") only echoes that
+    person's post, or another copy of it ("RT @alice", "via @alice")."""
+    for this, other, other_author in ((a, b, b_author), (b, a, a_author)):
+        if this.repeats is None:
+            continue
+        named = _bare(this.repeats)
+        also = other.repeats or other.credits  # another copy of the same person's post
+        if also is not None:
+            if _bare(also) != named:
+                return 0.0
+        elif other_author is not None and _bare(other_author) != named:
+            return 0.0
+    return resemblance(a, b)
+
+
+def _bare(author: str) -> str:
+    """alice@mastodon.social and @alice and alice.bsky.social compare as 'alice'."""
+    name = author.lower().lstrip("@").split("@")[0]
+    return name.split(".")[0] if "." in name else name
+
+
+def text_of(text: str | None, title: str | None) -> str:
+    """The words a mention's echo grouping reads: its text, or its title when it has none."""
+    return text if text and text.strip() else (title or "")
+
+
+class Folded:
+    """Feed entries: each group of echoes once, as its original (or, when the original does
+    not pass the filters, its earliest member that does), placed where its newest member
+    comes in the stream. `echoes[entry.id]` lists the group's other members."""
+
+    def __init__(self, store: Store, filters: Filters, mentions: Iterable[Mention]) -> None:
+        self.store, self.filters, self.mentions = store, filters, mentions
+        self.echoes: dict[int, list[Mention]] = {}
+
+    def __iter__(self) -> Iterator[Mention]:
+        seen: set[int] = set()
+        for m in self.mentions:
+            assert m.id is not None
+            root = m.echo_of or m.id
+            if root in seen:
+                continue
+            seen.add(root)
+            group = self.store.echo_group(root, self.filters)
+            if len(group) <= 1:
+                yield m
+                continue
+            entry = next((g for g in group if g.id == root), group[0])
+            assert entry.id is not None
+            self.echoes[entry.id] = [g for g in group if g.id != entry.id]
+            yield entry
