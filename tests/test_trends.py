@@ -27,7 +27,12 @@ query = "pebblebase"
 name = "quillpad"
 query = "quillpad"
 """
-NOW = utcnow().replace(minute=30, second=0, microsecond=0)
+
+
+def half_past() -> datetime:
+    """Half past the current hour, read when used: a constant read at import went stale when
+    the suite crossed an hour boundary before these tests ran."""
+    return utcnow().replace(minute=30, second=0, microsecond=0)
 
 
 def seed(project, rows) -> list[int]:
@@ -41,7 +46,7 @@ def seed(project, rows) -> list[int]:
                 source=source,
                 native_id=f"n{i}",
                 text=text,
-                created_at=NOW - timedelta(hours=hours),
+                created_at=half_past() - timedelta(hours=hours),
                 author=author,
                 reach=reach,
                 terms=list(terms),
@@ -80,7 +85,7 @@ def varied(n: int = 40) -> list[tuple]:
         ["--term", "quillpad"],
         ["--sentiment", "negative", "--since", "2d"],
         ["--status", "open", "--search", "number"],
-        ["--since", iso(NOW - timedelta(hours=30)) or ""],
+        ["--since", iso(half_past() - timedelta(hours=30)) or ""],
     ],
 )
 def test_stats_json_agrees_with_export_for_the_same_filters(project, filters):
@@ -199,7 +204,7 @@ def test_response_figures_against_known_reply_and_handle_times(project):
             for i in range(3)
         ],
     )
-    created = NOW - timedelta(hours=10)
+    created = half_past() - timedelta(hours=10)
     reply_minutes = {ids[0]: 5, ids[1]: 20, ids[2]: 60, ids[3]: 240, ids[6]: 30}
     handle_minutes = {ids[0]: 6, ids[1]: 25, ids[2]: 90, ids[6]: 600, ids[7]: 45}
     store = Store(project.db)
