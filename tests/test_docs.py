@@ -1,7 +1,7 @@
 """Docs that cannot drift, types that are checked: README's command reference is what
---help prints (cog), and mypy passes on the files [tool.mypy] lists.
+--help prints (cog), and mypy passes on src/ ([tool.mypy]).
 
-These stand in for CI steps until .ci/run runs `cog --check README.md` and `mypy` itself.
+As tests, they run wherever the suite runs: in CI (.ci/run) and on every developer's pytest.
 """
 
 from __future__ import annotations
