@@ -255,3 +255,27 @@ def test_poll_says_when_stored_mentions_need_a_rescore(project):
     assert "tagged by mentionwatch:old" in err and "mentionwatch rescore" in err
     assert project.run("rescore").code == 0
     assert "rescore" not in project.run("poll").err
+
+
+def test_alert_rules_push_only_relevant_mentions_with_min_relevance(project):
+    from mentionwatch.testing.receivers import Receivers
+
+    with Receivers() as rx:
+        project.write_config(
+            RELEVANCE + f'\n[[alerts]]\nname = "on-topic"\nmin_relevance = 0.5\n'
+            f'max_age = "30d"\ngroup = false\nto = ["{rx.url("/hooks/r")}"]\n'
+        )
+        assert project.run("poll").code == 0
+        pushed = {r.json()["mention"]["key"] for r in rx.seen("/hooks/r")}
+    rows = project.run("export").jsonl()
+    assert pushed and pushed == {r["key"] for r in rows if r["relevance"] >= 0.5}
+    assert any(r["relevance"] < 0.5 for r in rows)
+
+
+def test_min_relevance_is_a_share(project):
+    project.write_config(
+        RELEVANCE + '\n[[alerts]]\nname = "x"\nmin_relevance = 5\nto = ["https://h.example/x"]\n'
+    )
+    result = project.run("feed")
+    assert result.code == 2
+    assert "alerts[0].min_relevance: expected a number from 0 to 1 (relevance), got 5" in result.err
