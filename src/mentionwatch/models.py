@@ -11,6 +11,9 @@ from typing import Any
 STATUSES = ("open", "handled", "ignored")
 SENTIMENTS = ("positive", "neutral", "negative")
 INTENTS = ("question", "complaint", "praise", "request")
+# Analyzers `[sentiment] analyzer` may name (sentiment.py builds them; "llm" is configured in
+# [sentiment.llm] and built by tagging.py).
+ANALYZER_NAMES = ("mentionwatch", "textblob", "vader", "llm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +23,8 @@ class Term:
     name: str
     query: str
     sources: tuple[str, ...] | None = None  # None: every enabled source
+    about: str | None = None  # what the product is, in words (relevance, LLM prompt)
+    not_about: tuple[str, ...] = ()  # words that mean another thing of the same name
 
     def applies_to(self, source: str) -> bool:
         return self.sources is None or source in self.sources
@@ -77,6 +82,9 @@ class Mention:
     sentiment: str | None = column()
     polarity: float | None = column()
     intents: tuple[str, ...] = column((), kind="json")
+    relevance: float | None = column()  # 0..1: about the term's product (relevance.py)
+    # the LLM analyzer's own judgement, when it gave one
+    llm_relevance: float | None = column(record=False)
     # What the local matcher reads; None means title, text and url.
     searchable: str | None = derived()
     # Set once stored:
@@ -161,6 +169,7 @@ class Filters:
     statuses: tuple[str, ...] = ("open",)  # (): every status
     search: str | None = None  # the --search language (store.fts_query)
     intents: tuple[str, ...] = ()
+    min_relevance: float | None = None  # relevance at least this (unscored ones pass)
 
 
 @dataclass(slots=True)

@@ -27,6 +27,7 @@ from mentionwatch.models import (
     parse_iso,
     utcnow,
 )
+from mentionwatch.relevance import THRESHOLD as RELEVANT
 from mentionwatch.text import inert
 from mentionwatch.triage import freshness, mention_priority
 
@@ -162,6 +163,9 @@ def _header(m: Mention, now: datetime, tighter: int) -> Text:
         header.append(f"  ▲{m.reach}")
     if m.intents:
         header.append("  " + " ".join(INTENT_TAG.get(i, i) for i in m.intents), style="yellow")
+    if m.relevance is not None and m.relevance < RELEVANT:
+        # Likely another thing of the same name: said in the header, as it changes what to do.
+        header.append(f"  ~off-topic {m.relevance:.2f}", style="dim")
     header.append(f"  {m.status}", style=STATUS_STYLE.get(m.status))
     if m.terms:
         terms = [safe(t) for t in m.terms]
@@ -397,6 +401,9 @@ def print_detail(
     field("fetched", iso(m.fetched_at))
     field("polarity", f"{m.polarity:+.3f}" if m.polarity is not None else None)
     field("intents", ", ".join(m.intents))
+    if m.relevance is not None:
+        verdict = "about your product" if m.relevance >= RELEVANT else "probably another thing"
+        field("relevance", f"{m.relevance:.2f} ({verdict})")
     field("in thread" if m.in_thread else "title", m.title)
     for key, label in _CONTEXT_KEYS:
         value = m.extra.get(key)
