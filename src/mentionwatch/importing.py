@@ -203,7 +203,7 @@ def run(
     fmt = fmt or sniff(name, first)
     report = ImportReport()
     matcher = Matcher(list(config.terms))
-    tag = _tagger(config)
+    tag = _tagger(config, store)
 
     def lines() -> Iterator[str]:
         if first:
@@ -244,22 +244,19 @@ def _save(store: Store, page: list[Mention], tag: Callable[[list[Mention]], None
     return store.save_page("import", "import", page, None)
 
 
-def _tagger(config: Config) -> Callable[[list[Mention]], None]:
-    """Tags mentions as a poll does (terms masked, the configured analyzer), loading the
-    analyzer only when a mention needs it."""
-    from mentionwatch.poller import _scored_text
-    from mentionwatch.query import parse
-    from mentionwatch.sentiment import get_analyzer, mask_terms
-
-    atoms = {t.name: parse(t.query).atoms() for t in config.terms}
+def _tagger(config: Config, store: Store) -> Callable[[list[Mention]], None]:
+    """Tags mentions as a poll does (tagging.Tagger: terms masked, the configured analyzer,
+    relevance), loading the analyzer only when a mention needs it."""
+    tagger = None
 
     def tag(mentions: list[Mention]) -> None:
+        nonlocal tagger
         if not mentions:
             return
-        analyzer = get_analyzer(config.analyzer)
-        for m in mentions:
-            words = [a for t in m.terms for a in atoms.get(t, ())]
-            score = analyzer.score(mask_terms(_scored_text(m), words))
-            m.sentiment, m.polarity, m.intents = score.label, score.polarity, score.intents
+        if tagger is None:
+            from mentionwatch.tagging import Tagger, analyzer_for
+
+            tagger = Tagger(config, store, analyzer_for(config, store))
+        tagger.tag(mentions)
 
     return tag
