@@ -91,6 +91,13 @@ class Config:
     llm: LLMSettings = LLMSettings()
     alerts: tuple[AlertRule, ...] = ()
     warnings: tuple[str, ...] = ()  # for the user, once (e.g. a readable config with secrets)
+    db_url: str | None = None  # a PostgreSQL database shared by a team, instead of db_path
+    me: str | None = None  # [me] name: who acts in this config's commands (see team.py)
+
+    @property
+    def database(self) -> Path | str:
+        """Where the mentions are: a PostgreSQL URL, or the SQLite file."""
+        return self.db_url or self.db_path
 
     def enabled_sources(self) -> list[SourceSettings]:
         return [s for s in self.sources.values() if s.enabled]
@@ -117,6 +124,8 @@ class Config:
             for rule in self.alerts:
                 found += [rule.secret] if rule.secret else []
                 found += [s for url in rule.to for s in url_secrets(url)]
+        if self.db_url:
+            found += _url_password(self.db_url)
         return found
 
 
@@ -174,7 +183,7 @@ def _url_password(url: str) -> list[str]:
 
 def load(
     config_path: Path | None = None,
-    db_override: Path | None = None,
+    db_override: Path | str | None = None,
     *,
     required: bool = False,
 ) -> Config:
@@ -187,7 +196,7 @@ def load(
                 f"{path}: config file not found; run 'mentionwatch init' to write one"
                 " or pass --config PATH"
             )
-        return Config(path=None, db_path=_db_path(db_override, None, None))
+        return _with_database(Config(path=None, db_path=default_db_path()), db_override, None)
     try:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)
@@ -213,20 +222,29 @@ def load(
     return config
 
 
-def _db_path(cli_value: Path | None, configured: str | None, config_dir: Path | None) -> Path:
-    if cli_value is not None:
-        return cli_value
-    env = os.environ.get("MENTIONWATCH_DB")
-    if env:
-        return Path(env).expanduser()
+def _file_path(configured: str | None, config_dir: Path | None) -> Path:
     if configured:
         db = Path(configured).expanduser()
         return db if db.is_absolute() or config_dir is None else config_dir / db
     return default_db_path()
 
 
+def _with_database(config: Config, cli_value: Path | str | None, url: str | None) -> Config:
+    """The database: --db, else MENTIONWATCH_DB, else [storage] url, else [storage] db (as
+    read into `config.db_path`). --db and the variable take a file path or a URL."""
+    from mentionwatch.engines import is_url
+
+    chosen = str(cli_value) if cli_value is not None else os.environ.get("MENTIONWATCH_DB")
+    if chosen:
+        if is_url(chosen):
+            return replace(config, db_url=chosen)
+        return replace(config, db_path=Path(chosen).expanduser(), db_url=None)
+    return replace(config, db_url=url) if url else config
+
+
 _TOP_KEYS = {
-    "storage": "table with 'db'",
+    "storage": "table with 'db' or 'url'",
+    "me": "table with 'name'",
     "terms": "array of [[terms]] tables",
     "sources": "table of [sources.NAME] tables",
     "poll": "table",
@@ -322,15 +340,32 @@ class _Parser:
             raise self.fail(key, f"expected {what}, got {type(value).__name__}{shown}")
         return value
 
-    def config(self, data: dict[str, Any], db_override: Path | None) -> Config:
+    def config(self, data: dict[str, Any], db_override: Path | str | None) -> Config:
+        from mentionwatch.engines import is_url
+
         for key in data:
             if key not in _TOP_KEYS:
                 raise self.fail(key, f"unknown key (expected one of: {', '.join(_TOP_KEYS)})")
         storage = self.table("storage", data.get("storage", {}))
-        self.only("storage", storage, {"db"})
+        self.only("storage", storage, {"db", "url"})
         db = self.expand("storage.db", storage.get("db"))
         if db is not None:
             self.check_type("storage.db", db, str, "a file path string")
+        url = self.expand("storage.url", storage.get("url"))
+        if url is not None:
+            self.check_type("storage.url", url, str, "a postgresql:// URL", secret=True)
+            if not is_url(url):
+                raise self.fail("storage.url", "expected a postgresql://USER@HOST/DATABASE URL "
+                                "(for a SQLite file, use db = PATH)")  # fmt: skip
+            if _url_password(url) and "${" not in str(storage.get("url")):
+                self.literal_secrets.append("storage.url")  # a password written in the file
+        me = self.table("me", data.get("me", {}))
+        self.only("me", me, {"name"})
+        name = self.expand("me.name", me.get("name"))
+        if name is not None:
+            self.check_type("me.name", name, str, "your name, as teammates know you")
+            if not name.strip():
+                raise self.fail("me.name", "is empty: give your name, or remove the key")
         sources = self.sources(data.get("sources", {}))
         terms = self.terms(data.get("terms", []), set(sources))
         sentiment = self.table("sentiment", data.get("sentiment", {}))
@@ -345,9 +380,9 @@ class _Parser:
         for name, text in templates.items():
             self.check_type(f"templates.{name}", text, str, "the reply text")
         alerts = self.alerts(data["alerts"], [t.name for t in terms]) if "alerts" in data else ()
-        return Config(
+        config = Config(
             path=self.path,
-            db_path=_db_path(db_override, db, self.path.parent),
+            db_path=_file_path(db, self.path.parent),
             terms=terms,
             sources=sources,
             poll=self.poll(data.get("poll", {})),
@@ -355,7 +390,9 @@ class _Parser:
             analyzer=analyzer,
             llm=self.llm(sentiment.get("llm", {})),
             alerts=alerts,
+            me=name.strip() if name else None,
         )
+        return _with_database(config, db_override, url)
 
     def llm(self, value: Any) -> LLMSettings:
         table = self.table("sentiment.llm", value)

@@ -1,26 +1,27 @@
-"""The SQLite file: schema and migrations, saving with dedup, cursors, and every read.
+"""The database: schema and migrations, saving with dedup, cursors, and every read.
 
-Reads use the standard library's sqlite3 directly so that `feed`, `export` and `handle` start
-fast; sqlite-utils (which pulls in numpy when present) is loaded only to migrate the schema.
+One store for both engines: every query is written here once, with `?` placeholders, in
+the SQL that SQLite and PostgreSQL share; `engines/sqlite.py` and `engines/postgres.py`
+hold only what differs (connecting, transactions and locks, full-text search, a few
+functions). `feed`, `export` and `handle` on SQLite use the standard library's sqlite3 and
+nothing else; psycopg is imported only for a PostgreSQL URL.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import fields, replace
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from mentionwatch import engines
 from mentionwatch.errors import EXIT_USAGE, StoreError, UsageError
-from mentionwatch.files import create_private, writable
 from mentionwatch.models import (
     MENTION_COLUMNS,
     STATUSES,
@@ -38,173 +39,141 @@ MIGRATIONS: list[Callable[[Any], None]] = []
 
 
 def migration(fn: Callable[[Any], None]) -> Callable[[Any], None]:
-    """Register a schema change; it runs once, in order, and is recorded in _migrations."""
+    """Register a schema change; it runs once, in order, and is recorded in _migrations.
+
+    A migration gets a `Schema`: `db.execute(sql)` takes SQLite's words (INTEGER, REAL,
+    TEXT, INTEGER PRIMARY KEY), which it turns into the engine's own in CREATE and ALTER
+    statements, so one migration serves both engines."""
     MIGRATIONS.append(fn)
     return fn
 
 
-@migration
-def m001_initial(db: Any) -> None:
-    db["mentions"].create(
-        {
-            "id": int,
-            "key": str,
-            "source": str,
-            "native_id": str,
-            "url": str,
-            "author": str,
-            "author_name": str,
-            "title": str,
-            "text": str,
-            "created_at": str,
-            "fetched_at": str,
-            "sentiment": str,
-            "polarity": float,
-            "intents": str,
-            "status": str,
-            "status_at": str,
-            "reach": int,
-            "reply_url": str,
-            "extra": str,
-        },
-        pk="id",
-        not_null={"key", "source", "native_id", "text", "created_at", "status"},
-        defaults={"status": "open", "text": ""},
-    )
-    db["mentions"].create_index(["key"], unique=True)
-    db["mentions"].create_index(["created_at"])
-    db["mentions"].create_index(["status", "created_at"])
-    db["mention_terms"].create(
-        {"mention_id": int, "term": str},
-        pk=("mention_id", "term"),
-        foreign_keys=[("mention_id", "mentions", "id")],
-    )
-    db["mention_terms"].create_index(["term"])
-    db["cursors"].create(
-        {"source": str, "scope": str, "value": str, "updated_at": str}, pk=("source", "scope")
-    )
-    db["polls"].create(
-        {
-            "id": int,
-            "run": str,
-            "source": str,
-            "scope": str,
-            "finished_at": str,
-            "fetched": int,
-            "new": int,
-            "error": str,
-        },
-        pk="id",
-    )
-    db["polls"].create_index(["source", "id"])
-    db["status_log"].create(
-        {"id": int, "mention_id": int, "status": str, "note": str, "at": str},
-        pk="id",
-        foreign_keys=[("mention_id", "mentions", "id")],
-    )
-    db["status_log"].create_index(["mention_id"])
-    db["source_state"].create(
-        {"source": str, "key": str, "value": str, "updated_at": str}, pk=("source", "key")
-    )
-    db["mentions"].enable_fts(["text", "title", "author"], create_triggers=True)
+class Schema:
+    """What a migration works with (see `migration`)."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.conn = self  # migrations written as `db.conn.execute(...)` work as they are
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if sql.lstrip()[:6].upper() in ("CREATE", "ALTER "):
+            sql = self.db.ddl(sql)
+        return self.db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        self.db.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:  # full_text, trigger, distinct…
+        return getattr(self.db, name)
 
 
 @migration
-def m002_replies(db: Any) -> None:
-    db["replies"].create(
-        {
-            "id": int,
-            "mention_id": int,
-            "text": str,
-            "attempted_at": str,
-            "outcome": str,  # posted, failed, unknown (no answer), link (reply by hand)
-            "remote_id": str,
-            "url": str,
-            "error": str,
-            "idempotency_key": str,
-        },
-        pk="id",
-        foreign_keys=[("mention_id", "mentions", "id")],
+def m001_initial(db: Schema) -> None:
+    db.execute(
+        "CREATE TABLE mentions (id INTEGER PRIMARY KEY, key TEXT NOT NULL, "
+        "source TEXT NOT NULL, native_id TEXT NOT NULL, url TEXT, author TEXT, "
+        "author_name TEXT, title TEXT, text TEXT NOT NULL DEFAULT '', "
+        "created_at TEXT NOT NULL, fetched_at TEXT, sentiment TEXT, polarity REAL, "
+        "intents TEXT, status TEXT NOT NULL DEFAULT 'open', status_at TEXT, reach INTEGER, "
+        "reply_url TEXT, extra TEXT)"
     )
-    db["replies"].create_index(["mention_id"])
+    db.execute("CREATE UNIQUE INDEX idx_mentions_key ON mentions (key)")
+    db.execute("CREATE INDEX idx_mentions_created_at ON mentions (created_at)")
+    db.execute("CREATE INDEX idx_mentions_status_created_at ON mentions (status, created_at)")
+    db.execute(
+        "CREATE TABLE mention_terms (mention_id INTEGER REFERENCES mentions (id), term TEXT, "
+        "PRIMARY KEY (mention_id, term))"
+    )
+    db.execute("CREATE INDEX idx_mention_terms_term ON mention_terms (term)")
+    db.execute(
+        "CREATE TABLE cursors (source TEXT, scope TEXT, value TEXT, updated_at TEXT, "
+        "PRIMARY KEY (source, scope))"
+    )
+    db.execute(
+        "CREATE TABLE polls (id INTEGER PRIMARY KEY, run TEXT, source TEXT, scope TEXT, "
+        "finished_at TEXT, fetched INTEGER, new INTEGER, error TEXT)"
+    )
+    db.execute("CREATE INDEX idx_polls_source_id ON polls (source, id)")
+    db.execute(
+        "CREATE TABLE status_log (id INTEGER PRIMARY KEY, "
+        "mention_id INTEGER REFERENCES mentions (id), status TEXT, note TEXT, at TEXT)"
+    )
+    db.execute("CREATE INDEX idx_status_log_mention_id ON status_log (mention_id)")
+    db.execute(
+        "CREATE TABLE source_state (source TEXT, key TEXT, value TEXT, updated_at TEXT, "
+        "PRIMARY KEY (source, key))"
+    )
+    db.full_text()
 
 
 @migration
-def m003_outbox(db: Any) -> None:
+def m002_replies(db: Schema) -> None:
+    # outcome: posted, failed, unknown (no answer), link (reply by hand)
+    db.execute(
+        "CREATE TABLE replies (id INTEGER PRIMARY KEY, "
+        "mention_id INTEGER REFERENCES mentions (id), text TEXT, attempted_at TEXT, "
+        "outcome TEXT, remote_id TEXT, url TEXT, error TEXT, idempotency_key TEXT)"
+    )
+    db.execute("CREATE INDEX idx_replies_mention_id ON replies (mention_id)")
+
+
+@migration
+def m003_outbox(db: Schema) -> None:
     # One row per event and channel, written in the transaction that saves the mention, so
     # a crash between saving and sending loses nothing; `delivery` is the ID every attempt
     # carries. The unique subject index makes "at most once per rule and channel" hold even
-    # when two polls save the same mention.
-    db["outbox"].create(
-        {
-            "id": int,
-            "delivery": str,
-            "alert": str,
-            "channel": str,
-            "event": str,
-            "subject": str,
-            "mention_id": int,
-            "payload": str,
-            "state": str,  # pending, sent, dropped
-            "attempts": int,
-            "created_at": str,
-            "next_at": str,  # not before this time (backoff after a failure)
-            "last_at": str,
-            "sent_at": str,
-            "outcome": str,  # the last attempt's answer, one line
-        },
-        pk="id",
-        not_null={"delivery", "alert", "channel", "event", "subject", "payload", "state"},
-        defaults={"state": "pending", "attempts": 0},
+    # when two polls save the same mention. state: pending, sent, dropped; next_at: not
+    # before this time (backoff after a failure); outcome: the last attempt's answer.
+    db.execute(
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY, delivery TEXT NOT NULL, "
+        "alert TEXT NOT NULL, channel TEXT NOT NULL, event TEXT NOT NULL, "
+        "subject TEXT NOT NULL, mention_id INTEGER, payload TEXT NOT NULL, "
+        "state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER DEFAULT 0, "
+        "created_at TEXT, next_at TEXT, last_at TEXT, sent_at TEXT, outcome TEXT)"
     )
-    db["outbox"].create_index(["delivery"], unique=True)
-    db["outbox"].create_index(["alert", "channel", "event", "subject"], unique=True)
-    db["outbox"].create_index(["state", "next_at"])
+    db.execute("CREATE UNIQUE INDEX idx_outbox_delivery ON outbox (delivery)")
+    db.execute(
+        "CREATE UNIQUE INDEX idx_outbox_alert_channel_event_subject "
+        "ON outbox (alert, channel, event, subject)"
+    )
+    db.execute("CREATE INDEX idx_outbox_state_next_at ON outbox (state, next_at)")
     # What each channel answered, one row per message sent (a grouped message covers several
-    # deliveries): `alerts` and `alerts log` read it, hourly caps count it.
-    db["alert_log"].create(
-        {
-            "id": int,
-            "at": str,
-            "alert": str,
-            "channel": str,
-            "label": str,  # the channel with its secrets masked
-            "deliveries": int,
-            "ok": int,
-            "outcome": str,
-            "test": int,
-        },
-        pk="id",
+    # deliveries): `alerts` and `alerts log` read it, hourly caps count it. label: the
+    # channel with its secrets masked.
+    db.execute(
+        "CREATE TABLE alert_log (id INTEGER PRIMARY KEY, at TEXT, alert TEXT, channel TEXT, "
+        "label TEXT, deliveries INTEGER, ok INTEGER, outcome TEXT, test INTEGER)"
     )
-    db["alert_log"].create_index(["alert", "channel", "id"])
+    db.execute("CREATE INDEX idx_alert_log_alert_channel_id ON alert_log (alert, channel, id)")
 
 
 @migration
-def m004_relevance(db: Any) -> None:
+def m004_relevance(db: Schema) -> None:
     """Relevance scores, and what the founder's decisions taught each term (relevance.py)."""
-    db["mentions"].add_column("relevance", float)
-    db["mentions"].add_column("llm_relevance", float)
+    db.execute("ALTER TABLE mentions ADD COLUMN relevance REAL")
+    db.execute("ALTER TABLE mentions ADD COLUMN llm_relevance REAL")
     # Every status change and posted reply is queued here by a trigger, so a decision made
     # through any command (or another program) is learned from exactly once.
-    db["relevance_events"].create({"id": int, "mention_id": int, "status": str}, pk="id")
-    db["relevance_lessons"].create(
-        {"mention_id": int, "term": str, "relevant": int, "features": str},
-        pk=("mention_id", "term"),
-    )
-    db["relevance_counts"].create(
-        {"term": str, "feature": str, "relevant": int, "irrelevant": int},
-        pk=("term", "feature"),
+    db.execute(
+        "CREATE TABLE relevance_events (id INTEGER PRIMARY KEY, mention_id INTEGER, status TEXT)"
     )
     db.execute(
-        "CREATE TRIGGER mentions_status_relevance AFTER UPDATE OF status ON mentions "
-        "WHEN NEW.status IS NOT OLD.status BEGIN "
-        "INSERT INTO relevance_events (mention_id, status) VALUES (NEW.id, NEW.status); END"
+        "CREATE TABLE relevance_lessons (mention_id INTEGER, term TEXT, relevant INTEGER, "
+        "features TEXT, PRIMARY KEY (mention_id, term))"
     )
     db.execute(
-        "CREATE TRIGGER replies_relevance AFTER INSERT ON replies "
-        "WHEN NEW.outcome = 'posted' BEGIN "
-        "INSERT INTO relevance_events (mention_id, status) VALUES (NEW.mention_id, 'replied'); END"
+        "CREATE TABLE relevance_counts (term TEXT, feature TEXT, relevant INTEGER, "
+        "irrelevant INTEGER, PRIMARY KEY (term, feature))"
     )
+    db.trigger(
+        "mentions_status_relevance", "UPDATE OF status ON mentions",
+        db.distinct("NEW.status", "OLD.status"),
+        "INSERT INTO relevance_events (mention_id, status) VALUES (NEW.id, NEW.status)",
+    )  # fmt: skip
+    db.trigger(
+        "replies_relevance", "INSERT ON replies", "NEW.outcome = 'posted'",
+        "INSERT INTO relevance_events (mention_id, status) VALUES (NEW.mention_id, 'replied')",
+    )  # fmt: skip
     # Mentions decided before this migration teach their terms too.
     db.execute(
         "INSERT INTO relevance_events (mention_id, status) SELECT id, status FROM mentions "
@@ -213,22 +182,21 @@ def m004_relevance(db: Any) -> None:
 
 
 @migration
-def m005_trends(db: Any) -> None:
+def m005_trends(db: Schema) -> None:
     # echo_of: the id of the original a retweet, quote or cross-post repeats (echoes.py);
     # groups are flat (echo_of always names a mention whose own echo_of is NULL).
-    db["mentions"].add_column("echo_of", int)
-    db["mentions"].create_index(["echo_of"])
-    # Each groupable mention's MinHash band keys, for finding its echoes with one lookup.
-    db["echo_keys"].create(
-        {"key": int, "mention_id": int, "created_at": str},
-        pk=("key", "mention_id"),
-        foreign_keys=[("mention_id", "mentions", "id")],
+    db.execute("ALTER TABLE mentions ADD COLUMN echo_of INTEGER")
+    db.execute("CREATE INDEX idx_mentions_echo_of ON mentions (echo_of)")
+    # Each groupable mention's MinHash band keys, for finding its echoes with one lookup
+    # (re-made by m007_scale).
+    db.execute(
+        "CREATE TABLE echo_keys (key INTEGER, mention_id INTEGER REFERENCES mentions (id), "
+        "created_at TEXT, PRIMARY KEY (key, mention_id))"
     )
-    db["echo_keys"].create_index(["mention_id"])
     # Where each spike rule stands per term and sentiment ("once per episode" survives restarts).
-    db["spike_state"].create(
-        {"rule": str, "term": str, "sentiment": str, "state": str, "updated_at": str},
-        pk=("rule", "term", "sentiment"),
+    db.execute(
+        "CREATE TABLE spike_state (rule TEXT, term TEXT, sentiment TEXT, state TEXT, "
+        "updated_at TEXT, PRIMARY KEY (rule, term, sentiment))"
     )
     # Existing mentions are filed and grouped by m007_scale (which re-files every mention
     # under its faster keys).
@@ -344,7 +312,7 @@ def _json_list(value: str | None) -> list[Any]:
 
 
 def _group_echoes(
-    conn: sqlite3.Connection, rows: Sequence[tuple[int, str | None, str | None, str | None, str]]
+    conn: Any, rows: Sequence[tuple[int, str | None, str | None, str | None, str]]
 ) -> None:
     """File new mentions' echo keys and signatures, and link each to the group it repeats.
 
@@ -393,7 +361,7 @@ def _group_echoes(
             conn.execute("UPDATE mentions SET echo_of = ? WHERE id = ?", (root, mention_id))
 
 
-def _sharing_keys(conn: sqlite3.Connection, filed: dict[int, Any]) -> list[int]:
+def _sharing_keys(conn: Any, filed: dict[int, Any]) -> list[int]:
     """The ids (ascending) whose keys an earlier mention in their window also has."""
     wanted = [(i, k, f[2], f[3]) for i, f in sorted(filed.items()) for k in set(f[1])]
     found: set[int] = set()
@@ -415,7 +383,7 @@ def _candidate_query(mention_id: int, keys: list[int], lo: str, hi: str) -> tupl
     (at most _ECHO_PER_KEY rows read per key), with their signatures, oldest first."""
     per_key = " UNION ALL ".join(
         "SELECT * FROM (SELECT mention_id FROM echo_keys WHERE key = ? AND created_at "
-        f"BETWEEN ? AND ? AND mention_id < ? ORDER BY created_at DESC LIMIT {_ECHO_PER_KEY})"
+        f"BETWEEN ? AND ? AND mention_id < ? ORDER BY created_at DESC LIMIT {_ECHO_PER_KEY}) k"
         for _ in keys
     )
     sql = (
@@ -429,7 +397,7 @@ def _candidate_query(mention_id: int, keys: list[int], lo: str, hi: str) -> tupl
 
 
 def _best_echo(
-    conn: sqlite3.Connection, mention_id: int, sig: Any, keys: list[int], lo: str, hi: str,
+    conn: Any, mention_id: int, sig: Any, keys: list[int], lo: str, hi: str,
     author: str | None,
 ) -> tuple[int, str] | None:  # fmt: skip
     """(root id, root created_at) of the group this mention repeats, if any."""
@@ -451,11 +419,11 @@ def _best_echo(
 
 
 @migration
-def m007_llm_cache(db: Any) -> None:
+def m007_llm_cache(db: Schema) -> None:
     """The LLM analyzer's answers, per mention, valid while the digest (texts, model,
     prompt) matches."""
-    db["llm_cache"].create(
-        {"mention_key": str, "digest": str, "answer": str, "at": str}, pk="mention_key"
+    db.execute(
+        "CREATE TABLE llm_cache (mention_key TEXT PRIMARY KEY, digest TEXT, answer TEXT, at TEXT)"
     )
 
 
@@ -463,11 +431,20 @@ def m007_llm_cache(db: Any) -> None:
 _DECISIONS = ""
 
 
-def read_only_message(path: Path) -> str:
-    return (
-        f"cannot write the database {path}: it is read-only (file permissions or a read-only "
-        "mount); feed, show, export and sources can still read it"
-    )
+def read_only_message(path: object) -> str:
+    from mentionwatch.engines.sqlite import read_only_message as message
+
+    return message(path)
+
+
+def database_exists(location: Path | str) -> bool:
+    """True when there is a database there to read (a server's always is)."""
+    return bool(engines.module(location).exists(location))
+
+
+def can_write(location: Path | str) -> bool:
+    """True when the database there can be written (a server decides per statement)."""
+    return bool(engines.module(location).can_write(location))
 
 
 class UnknownMention(UsageError, LookupError):
@@ -477,11 +454,10 @@ class UnknownMention(UsageError, LookupError):
 # The columns a save writes: the key, every Mention field declared as a column
 # (models.MENTION_COLUMNS), and the stored part of priority.
 _INSERT_COLUMNS = ("key", *(name for name, _ in MENTION_COLUMNS), "priority_base", "priority_key")
-_SELECT = (
-    "SELECT m.*, (SELECT json_group_array(term) FROM "
-    "(SELECT term FROM mention_terms WHERE mention_id = m.id ORDER BY term)) AS terms "
-    "FROM mentions m"
-)
+_NEGATIVES = "sum(CASE WHEN m.sentiment = 'negative' THEN 1 ELSE 0 END)"
+Row = Any  # a result row, read by column name or position (sqlite3.Row or its like)
+# What reads select of a mention: its id, those columns and its terms (a JSON list).
+_READ_COLUMNS = ", ".join(f"m.{c}" for c in ("id", *_INSERT_COLUMNS))
 
 
 def _encode(value: Any, kind: str) -> Any:
@@ -535,118 +511,107 @@ _DECODERS = _decoders()
 
 
 class Store:
-    """The database. `readonly=True` is for commands that only read: the file is opened
-    with mode=ro (immutable on a read-only mount, where SQLite cannot create its -shm file),
-    so a read-only file or mount can still be read. A missing or outdated database is first
-    created or migrated, when it can be written."""
+    """The database: a SQLite file (the default) or a PostgreSQL URL (see engines/).
 
-    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
-        self.path = Path(path)
+    `readonly=True` is for commands that only read: a SQLite file is opened with mode=ro
+    (immutable on a read-only mount), so a read-only file or mount can still be read. A
+    missing or outdated database is first created or migrated, when it can be written."""
+
+    def __init__(self, location: Path | str, *, readonly: bool = False) -> None:
+        self.location = location if engines.is_url(location) else Path(location)
+        self.path = self.location  # where the database is (a file's Path, or the URL)
         self.readonly = readonly
-        memory = str(path) == ":memory:"
-        if readonly and not memory:
-            self.conn = self._open_readonly()
-            return
-        if not memory:
-            if not writable(self.path):
-                raise StoreError(read_only_message(self.path), EXIT_USAGE)
-            create_private(self.path)  # 0600 from the start; SQLite gives -wal/-shm its mode
-        # isolation_level=None: transactions are explicit (see transaction()).
-        self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
-
-    def _open_readonly(self) -> sqlite3.Connection:
-        if not self.path.exists():
-            if not writable(self.path):
+        kind = engines.module(self.location)
+        if readonly and not kind.exists(self.location):
+            if not kind.can_write(self.location):
                 raise StoreError(
-                    f"there is no database at {self.path}, and its folder is read-only: "
+                    f"there is no database at {self.location}, and its folder is read-only: "
                     "pass --db PATH", EXIT_USAGE)  # fmt: skip
-            Store(self.path).close()
-        for attempt in range(2):
-            self.conn = self._connect_readonly()
-            if not self._pending():
-                return self.conn
-            self.conn.close()
-            if attempt or not writable(self.path):
+            Store(self.location).close()
+        self.db = engines.connect(self.location, readonly=readonly)
+        self.conn = self.db  # every query below goes through the engine
+        self.label = self.db.label
+        if not self._pending():
+            pass
+        elif not readonly:
+            self._migrate()
+        else:
+            self.db.close()
+            if not kind.can_write(self.location):
                 raise StoreError(
-                    f"the database {self.path} was made by an older mentionwatch and is "
+                    f"the database {self.label} was made by an older mentionwatch and is "
                     "read-only, so it cannot be upgraded: run any command once where it is "
                     "writable, or copy it somewhere writable",
                     EXIT_USAGE,
                 )
-            Store(self.path).close()  # migrate it, then read
-        raise AssertionError("unreachable")
+            Store(self.location).close()  # migrate it, then read
+            self.db = self.conn = engines.connect(self.location, readonly=True)
+        self._select = (f"SELECT {_READ_COLUMNS}, {self.db.terms_json('m.id')} AS terms "
+                        "FROM mentions m")  # fmt: skip
 
-    def _connect_readonly(self) -> sqlite3.Connection:
-        uri = self.path.resolve().as_uri()
-        for params in ("?mode=ro", "?mode=ro&immutable=1"):
-            conn = sqlite3.connect(uri + params, uri=True, isolation_level=None, timeout=30)
-            conn.row_factory = sqlite3.Row
-            try:
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            except sqlite3.OperationalError:
-                # A WAL database on a read-only mount: no -shm can be made, so read it as an
-                # immutable file (nothing can change it there anyway).
-                conn.close()
-                if params.endswith("immutable=1"):
-                    raise
-                continue
-            return conn
-        raise AssertionError("unreachable")
+    @property
+    def engine(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return str(self.db.name)
+
+    @property
+    def shared(self) -> bool:
+        """True when several machines may use this database at once (PostgreSQL): several
+        `watch` processes then share the polling instead of refusing each other."""
+        return self.engine != "sqlite"
 
     def _pending(self) -> list[Callable[[Any], None]]:
         applied = self._applied()
         return [m for m in MIGRATIONS if m.__name__ not in applied]
 
     def close(self) -> None:
-        self.conn.close()
+        self.db.close()
 
     # Schema
 
     def _applied(self) -> set[str]:
-        exists = self.conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='_migrations'"
-        ).fetchone()
-        if not exists:
+        if "_migrations" not in self.db.tables():
             return set()
-        return {row[0] for row in self.conn.execute("SELECT name FROM _migrations")}
+        return {row[0] for row in self.db.execute("SELECT name FROM _migrations")}
 
     def _migrate(self) -> None:
-        pending = self._pending()
-        if not pending:
-            return
-        import sqlite_utils
-
-        db = sqlite_utils.Database(self.conn)
-        for fn in pending:
+        schema = Schema(self.db)
+        for fn in self._pending():
             with self.transaction():
+                self.db.lock("migrate")  # one process migrates; the others wait, then skip
                 if fn.__name__ in self._applied():  # another process got there first
                     continue
-                self.conn.execute(
+                schema.execute(
                     "CREATE TABLE IF NOT EXISTS _migrations "
                     "(name TEXT PRIMARY KEY, applied_at TEXT)"
                 )
-                fn(db)
-                self.conn.execute(
+                fn(schema)
+                self.db.execute(
                     "INSERT INTO _migrations VALUES (?, ?)", (fn.__name__, iso(utcnow()))
                 )
 
     def transaction(self) -> _Transaction:
-        return _Transaction(self.conn)
+        return _Transaction(self.db)
+
+    def lock(self, name: str) -> None:
+        """Inside a transaction: run the rest of it alone among every process using this
+        database (SQLite's write transactions already are)."""
+        self.db.lock(name)
+
+    def exclusive(self, job: str) -> AbstractContextManager[None]:
+        """Hold `job` (e.g. "watch") on this database while a block runs, or raise Held
+        naming the process that has it; released however the holder dies."""
+        return self.db.exclusive(job)
 
     # Writes
 
     def unknown_keys(self, keys: Sequence[str]) -> set[str]:
         return set(keys) - set(self._known(keys))
 
-    def _known(self, keys: Iterable[str]) -> dict[str, sqlite3.Row]:
+    def _known(self, keys: Iterable[str]) -> dict[str, Row]:
         """The stored rows (id, key, reach and what priority reads) of these keys."""
         wanted = list(dict.fromkeys(keys))
-        found: dict[str, sqlite3.Row] = {}
+        found: dict[str, Row] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             rows = self.conn.execute(
@@ -681,6 +646,9 @@ class Store:
                 first.terms = list(dict.fromkeys([*first.terms, *m.terms]))
                 first.reach = m.reach if m.reach is not None else first.reach
         with self.transaction():
+            # Pollers on other machines save too (PostgreSQL): one page at a time, so
+            # deduplication, echo grouping and alert queueing see each other's work.
+            self.db.lock("save")
             known = self._known(page)
             fresh = [m for k, m in page.items() if k not in known]
             for m in fresh:
@@ -704,21 +672,35 @@ class Store:
 
     def _insert(self, mentions: Sequence[Mention]) -> None:
         """Insert new mentions (in order: ids ascend with it) and set their ids."""
-        per_row = len(_INSERT_COLUMNS)
-        step = max(1, 900 // per_row)  # stay under any SQLite's 999 parameters
+        columns, marks, values = self._insert_plan()
+        step = max(1, 900 // len(columns))  # stay under any SQLite's 999 parameters
         for start in range(0, len(mentions), step):
             chunk = mentions[start : start + step]
-            values = ",".join([f"({','.join('?' * per_row)})"] * len(chunk))
             rows = self.conn.execute(
-                f"INSERT INTO mentions ({', '.join(_INSERT_COLUMNS)}) VALUES {values} "
-                "RETURNING id, key",
-                [v for m in chunk for v in _row(m)],
+                f"INSERT INTO mentions ({', '.join(columns)}) VALUES "
+                f"{','.join([marks] * len(chunk))} RETURNING id, key",
+                [v for m in chunk for v in values(m)],
             ).fetchall()
             by_key = dict((key, i) for i, key in rows)
             for m in chunk:
                 m.id = by_key[m.key]
 
-    def _update_reach(self, changes: Sequence[tuple[sqlite3.Row, int]]) -> None:
+    def _insert_plan(self) -> tuple[tuple[str, ...], str, Callable[[Mention], list[Any]]]:
+        """The columns a new mention's row fills, their placeholders and its values: those
+        of _INSERT_COLUMNS, and the search document where the engine keeps one itself
+        (PostgreSQL's tsvector; SQLite's FTS5 triggers read the row)."""
+        marks = ",".join("?" * len(_INSERT_COLUMNS))
+        if self.db.document is None:
+            return _INSERT_COLUMNS, f"({marks})", _row
+        document = self.db.document
+        name, mark = self.db.DOCUMENT
+        return (
+            (*_INSERT_COLUMNS, name),
+            f"({marks}, {mark})",
+            (lambda m: [*_row(m), document(m.text, m.title, m.author)]),
+        )
+
+    def _update_reach(self, changes: Sequence[tuple[Row, int]]) -> None:
         """New reach of stored mentions, with the priority it moves."""
         self.conn.executemany(
             "UPDATE mentions SET reach = ?, priority_base = ?, priority_key = ? WHERE id = ?",
@@ -820,14 +802,14 @@ class Store:
         ).fetchone()
         return int(row[0])
 
-    def alert_log(self, limit: int = 50, alert: str | None = None) -> list[sqlite3.Row]:
+    def alert_log(self, limit: int = 50, alert: str | None = None) -> list[Row]:
         """The most recent messages sent (or tried), newest first."""
         where, params = ("WHERE alert = ?", [alert]) if alert else ("", [])
         return self.conn.execute(
             f"SELECT * FROM alert_log {where} ORDER BY id DESC LIMIT ?", [*params, limit]
         ).fetchall()
 
-    def last_sends(self) -> dict[tuple[str, str], sqlite3.Row]:
+    def last_sends(self) -> dict[tuple[str, str], Row]:
         """Each (alert, channel)'s most recent message and what it answered."""
         rows = self.conn.execute(
             "SELECT * FROM alert_log WHERE id IN "
@@ -864,13 +846,13 @@ class Store:
                  result.error or ("interrupted" if result.interrupted else None)),
             )  # fmt: skip
 
-    def last_polls(self) -> dict[str, list[sqlite3.Row]]:
+    def last_polls(self) -> dict[str, list[Row]]:
         """The jobs of each source's most recent poll run."""
         rows = self.conn.execute(
             "SELECT * FROM polls p WHERE run = (SELECT run FROM polls WHERE source = p.source "
             "ORDER BY id DESC LIMIT 1) ORDER BY source, scope"
         ).fetchall()
-        result: dict[str, list[sqlite3.Row]] = {}
+        result: dict[str, list[Row]] = {}
         for row in rows:
             result.setdefault(row["source"], []).append(row)
         return result
@@ -919,7 +901,7 @@ class Store:
         priority they move."""
         rows = list(rows)
         with self.transaction():
-            stored: dict[int, sqlite3.Row] = {}
+            stored: dict[int, Row] = {}
             for start in range(0, len(rows), 500):
                 chunk = [r[0] for r in rows[start : start + 500]]
                 stored.update((r[0], r) for r in self.conn.execute(
@@ -975,7 +957,9 @@ class Store:
                 )
             else:
                 self.conn.execute(
-                    "INSERT OR REPLACE INTO relevance_lessons VALUES (?, ?, ?, ?)",
+                    "INSERT INTO relevance_lessons VALUES (?, ?, ?, ?) ON CONFLICT "
+                    "(mention_id, term) DO UPDATE SET relevant = excluded.relevant, "
+                    "features = excluded.features",
                     (mention_id, term, int(relevant), json.dumps(list(features))),
                 )
 
@@ -1010,10 +994,10 @@ class Store:
         values = [mention_id, text, iso(utcnow()), outcome, *fields.values()]
         with self.transaction():
             marks = ",".join("?" * len(values))
-            cur = self.conn.execute(
-                f"INSERT INTO replies ({', '.join(columns)}) VALUES ({marks})", values
-            )
-        return int(cur.lastrowid or 0)
+            row = self.conn.execute(
+                f"INSERT INTO replies ({', '.join(columns)}) VALUES ({marks}) RETURNING id", values
+            ).fetchone()
+        return int(row[0])
 
     def update_reply(self, reply_id: int, outcome: str, **fields: str | None) -> None:
         sets = ", ".join(f"{k} = ?" for k in ["outcome", *fields])
@@ -1025,13 +1009,19 @@ class Store:
     def set_extra(self, mention_id: int, key: str, value: Any) -> None:
         """Set one key of a mention's platform details (e.g. the thread fetched for `show`)."""
         with self.transaction():
+            row = self.conn.execute(
+                f"SELECT extra FROM mentions WHERE id = ?{self.db.FOR_UPDATE}", (mention_id,)
+            ).fetchone()
+            if row is None:
+                return
+            extra = json.loads(row[0]) if row[0] else {}
+            extra[key] = value
             self.conn.execute(
-                "UPDATE mentions SET extra = json_set(coalesce(extra, '{}'), ?, json(?)) "
-                "WHERE id = ?",
-                (f"$.{key}", json.dumps(value, ensure_ascii=False), mention_id),
+                "UPDATE mentions SET extra = ? WHERE id = ?",
+                (json.dumps(extra, ensure_ascii=False, sort_keys=True), mention_id),
             )
 
-    def replies(self, mention_id: int) -> list[sqlite3.Row]:
+    def replies(self, mention_id: int) -> list[Row]:
         return self.conn.execute(
             "SELECT * FROM replies WHERE mention_id = ? ORDER BY id", (mention_id,)
         ).fetchall()
@@ -1060,12 +1050,12 @@ class Store:
         return list(dict.fromkeys(ids))
 
     def get(self, mention_id: int) -> Mention:
-        row = self.conn.execute(_SELECT + " WHERE m.id = ?", (mention_id,)).fetchone()
+        row = self.conn.execute(self._select + " WHERE m.id = ?", (mention_id,)).fetchone()
         if row is None:
             raise UnknownMention(str(mention_id))
         return _mention(row)
 
-    def status_history(self, mention_id: int) -> list[sqlite3.Row]:
+    def status_history(self, mention_id: int) -> list[Row]:
         return self.conn.execute(
             "SELECT status, note, at FROM status_log WHERE mention_id = ? ORDER BY id",
             (mention_id,),
@@ -1076,48 +1066,40 @@ class Store:
     ) -> Iterator[Mention]:
         """Stream the mentions that pass the filters: newest first, oldest first, by
         priority (what to answer first, ties to the newer), or by relevance to --search
-        (FTS5's bm25 rank). Each order is read from an index, as far as it is consumed."""
+        (FTS5's bm25 rank; PostgreSQL's ts_rank). Each order is read from an index, as
+        far as it is consumed."""
         if order == "priority":
             for mention_id in self._by_priority(filters, limit):
                 yield self.get(mention_id)
             return
-        where, params = _where(filters)
         if order == "relevance" and filters.search:
-            sql = (f"{_SELECT} JOIN (SELECT rowid AS hit, rank FROM mentions_fts WHERE "
-                   f"mentions_fts MATCH ? ORDER BY rank{' LIMIT ?' if limit else ''}) f "
-                   f"ON f.hit = m.id{where} ORDER BY f.rank, m.created_at DESC")  # fmt: skip
-            params = [fts_query(filters.search), *([limit] if limit else []), *params]
-            if limit is None:
-                yield from map(_mention, self._execute(sql, params, filters))
-                return
-            # The rank is limited inside FTS5; the other filters may drop some of those
-            # hits, so ask for more until enough pass or there are no more.
-            wanted = limit
-            while True:
-                rows = self._execute(sql, params, filters).fetchall()
-                if len(rows) >= limit or wanted >= self._hits(filters):
-                    yield from map(_mention, rows[:limit])
-                    return
-                wanted *= 4
-                params[1] = wanted
+            where, params = self._where(filters)
+            ranked = self.db.ranked(self._select, where, params, filters.search, limit)
+            yield from map(_mention, self._guarded(ranked, filters))
+            return
         yield from map(_mention, self.rows(filters, limit, order))
 
     def rows(
         self, filters: Filters, limit: int | None = None, order: str = "newest"
-    ) -> Iterator[sqlite3.Row]:
+    ) -> Iterator[Row]:
         """The stored rows (every column and `terms`, a JSON list) of the mentions that pass
         the filters, newest or oldest first: what export streams, with no Mention built."""
-        where, params = _where(filters)
+        where, params = self._where(filters)
         direction = "ASC" if order == "oldest" else "DESC"
-        sql = f"{_SELECT}{where} ORDER BY m.created_at {direction}, m.id {direction}"
+        sql = f"{self._select}{where} ORDER BY m.created_at {direction}, m.id {direction}"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        yield from self._execute(sql, params, filters)
+        yield from self._guarded(self.db.stream(sql, params), filters)
 
-    def _hits(self, filters: Filters) -> int:
-        sql = "SELECT count(*) FROM mentions_fts WHERE mentions_fts MATCH ?"
-        return int(self._execute(sql, [fts_query(filters.search or "")], filters).fetchone()[0])
+    def _guarded(self, rows: Iterator[Row], filters: Filters) -> Iterator[Row]:
+        """Rows, with what the search engine refused said as a SearchError."""
+        try:
+            yield from rows
+        except Exception as exc:
+            if filters.search and self.db.search_failed(exc):
+                raise SearchError(f"--search: cannot read {filters.search!r}: {exc}") from None
+            raise
 
     def _by_priority(self, filters: Filters, limit: int | None) -> Iterator[int]:
         """Ids in priority order (ties: newer first), from two index-ordered lists.
@@ -1134,7 +1116,7 @@ class Store:
         now = utcnow()
         now_units = now.timestamp() / 3600 / HALF_LIFE_HOURS
         statuses = filters.statuses or STATUSES
-        where, params = _where(replace(filters, statuses=()))
+        where, params = self._where(replace(filters, statuses=()))
         streams = []
         for status in statuses:
             for column in ("priority_base", "priority_key"):
@@ -1192,7 +1174,7 @@ class Store:
     def count_by_status(self, filters: Filters, cap: int | None = None) -> dict[str, int]:
         """How many mentions pass the filters, per status (the status filter ignored); with
         `cap`, counting stops there (a count equal to the cap means at least that many)."""
-        where, params = _where(replace(filters, statuses=()))
+        where, params = self._where(replace(filters, statuses=()))
         counts = {}
         clause = "m.status = ?" + (" AND " + where.removeprefix(" WHERE ") if where else "")
         for status in STATUSES:
@@ -1209,19 +1191,56 @@ class Store:
         rows = self.conn.execute("SELECT DISTINCT term FROM mention_terms ORDER BY term")
         return [row[0] for row in rows]
 
-    def _execute(self, sql: str, params: list[Any], filters: Filters) -> sqlite3.Cursor:
+    def _execute(self, sql: str, params: list[Any], filters: Filters) -> Any:
         try:
-            return self.conn.execute(sql, params)
-        except sqlite3.OperationalError as exc:
-            if filters.search and "fts5" in str(exc):  # what fts_query let through
+            return self.db.execute(sql, params)
+        except Exception as exc:
+            if filters.search and self.db.search_failed(exc):  # what fts_query let through
                 raise SearchError(f"--search: cannot read {filters.search!r}: {exc}") from None
             raise
+
+    def _where(self, f: Filters) -> tuple[str, list[Any]]:
+        """The WHERE clause (on mentions `m`) and its parameters for these filters."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if f.since is not None:
+            clauses.append("m.created_at >= ?")
+            params.append(iso(f.since))
+        if f.sources:
+            clauses.append(f"m.source IN ({','.join('?' * len(f.sources))})")
+            params.extend(f.sources)
+        if f.terms:
+            marks = ",".join("?" * len(f.terms))
+            clauses.append(
+                "EXISTS (SELECT 1 FROM mention_terms t "
+                f"WHERE t.mention_id = m.id AND t.term IN ({marks}))"
+            )
+            params.extend(f.terms)
+        if f.sentiments:
+            clauses.append(f"m.sentiment IN ({','.join('?' * len(f.sentiments))})")
+            params.extend(f.sentiments)
+        if f.statuses:
+            clauses.append(f"m.status IN ({','.join('?' * len(f.statuses))})")
+            params.extend(f.statuses)
+        if f.intents:
+            # intents is a JSON list of plain words (models.INTENTS): a quoted word in the text
+            # is that intent, and LIKE costs far less per row than expanding the JSON.
+            clauses.append("(" + " OR ".join("m.intents LIKE ?" for _ in f.intents) + ")")
+            params.extend(f'%"{i}"%' for i in f.intents)
+        if f.search:
+            clause, args = self.db.search(f.search)
+            clauses.append(clause)
+            params.extend(args)
+        if f.min_relevance is not None:
+            clauses.append("(m.relevance IS NULL OR m.relevance >= ?)")
+            params.append(f.min_relevance)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
     # Reads for trends.py: every aggregate is computed here, in SQL.
 
     def span(self, filters: Filters) -> tuple[str, str] | None:
         """The first and last created_at of the mentions that pass the filters."""
-        where, params = _where(filters)
+        where, params = self._where(filters)
         sql = f"SELECT min(m.created_at), max(m.created_at) FROM mentions m{where}"
         row = self._execute(sql, params, filters).fetchone()
         return (row[0], row[1]) if row and row[0] else None
@@ -1235,23 +1254,22 @@ class Store:
         so any number of periods is one parameter; `group` is None, "term" or "source". A
         mention with two terms counts once in each term's group.
         """
-        where, params = _where(filters)
+        where, params = self._where(filters)
         group_sql = {None: "NULL", "source": "m.source", "term": "t.term"}[group]
         join = "JOIN mention_terms t ON t.mention_id = m.id " if group == "term" else ""
         sql = (
-            f"SELECT json_extract(p.value, '$[0]') AS start, {group_sql} AS grp, m.sentiment, "
-            f"count(*) FROM json_each(?) p JOIN mentions m "
-            "ON m.created_at >= json_extract(p.value, '$[0]') "
-            "AND m.created_at < json_extract(p.value, '$[1]') "
+            f"SELECT p.lo AS start, {group_sql} AS grp, m.sentiment, "
+            f"count(*) FROM {self.db.periods()} JOIN mentions m "
+            "ON m.created_at >= p.lo AND m.created_at < p.hi "
             f"{join}{where} GROUP BY start, grp, m.sentiment"
         )
         periods_json = json.dumps([list(p) for p in periods])
         return [tuple(r) for r in self._execute(sql, [periods_json, *params], filters)]
 
-    def top(self, filters: Filters, by: str, limit: int = 10) -> list[sqlite3.Row]:
+    def top(self, filters: Filters, by: str, limit: int = 10) -> list[Row]:
         """The sources or terms with the most mentions (`by="source"|"term"`), or the authors
         with the most reach (`by="author"`): count, negatives, reach summed and at most."""
-        where, params = _where(filters)
+        where, params = self._where(filters)
         join, extra = "", ""
         order = "mentions DESC, negative DESC"
         if by == "source":
@@ -1263,52 +1281,56 @@ class Store:
             where += (" AND " if where else " WHERE ") + "m.author IS NOT NULL"
             extra = ", max(m.author_name) AS author_name"
         sql = (
-            f"SELECT {key}, count(*) AS mentions, sum(m.sentiment = 'negative') AS negative, "
-            f"coalesce(sum(m.reach), 0) AS reach, max(m.reach) AS top_reach{extra} "
+            f"SELECT {key}, count(*) AS mentions, {_NEGATIVES} AS negative, "
+            "CAST(coalesce(sum(m.reach), 0) AS BIGINT) AS reach, "
+            f"max(m.reach) AS top_reach{extra} "
             f"FROM mentions m{join}{where} GROUP BY {key} ORDER BY {order}, {key} LIMIT ?"
         )
         return self._execute(sql, [*params, limit], filters).fetchall()
 
-    def response_counts(self, filters: Filters) -> list[sqlite3.Row]:
+    def response_counts(self, filters: Filters) -> list[Row]:
         """Per source: mentions, answered (a reply posted or written by hand), handled,
         ignored, and answered-or-handled."""
         sql = (
             f"WITH r AS ({self._responses_sql(filters)}) SELECT source, count(*) AS mentions, "
-            "count(replied_at) AS answered, sum(status = 'handled') AS handled, "
-            "sum(status = 'ignored') AS ignored, "
-            "sum(replied_at IS NOT NULL OR status = 'handled') AS dealt FROM r "
+            "count(replied_at) AS answered, "
+            "sum(CASE WHEN status = 'handled' THEN 1 ELSE 0 END) AS handled, "
+            "sum(CASE WHEN status = 'ignored' THEN 1 ELSE 0 END) AS ignored, "
+            "sum(CASE WHEN replied_at IS NOT NULL OR status = 'handled' THEN 1 ELSE 0 END) "
+            "AS dealt FROM r "
             "GROUP BY source ORDER BY source"
         )
-        return self._execute(sql, _where(filters)[1], filters).fetchall()
+        return self._execute(sql, self._where(filters)[1], filters).fetchall()
 
     def delay_quantiles(
         self, filters: Filters, until: str, quantiles: Sequence[float], per_source: bool
-    ) -> list[sqlite3.Row]:
+    ) -> list[Row]:
         """Seconds from creation to the first reply (`until="reply"`) or to the first time
         marked handled (`until="handled"`): for each quantile q, the values at the two ranks
         that straddle position (n - 1) * q (linear interpolation, numpy's default), per
         source or overall ("*")."""
         column = {"reply": "replied_at", "handled": "handled_at"}[until]
         partition = "source" if per_source else "'*'"
-        wanted = " OR ".join(
-            f"rn = CAST((n - 1) * {q!r} AS INTEGER) + 1 OR rn = CAST((n - 1) * {q!r} AS INTEGER) "
-            f"+ 1 + ((n - 1) * {q!r} > CAST((n - 1) * {q!r} AS INTEGER))"
-            for q in (float(x) for x in quantiles)
-        )
+        floor = self.db.floor_int
+        parts = []
+        for q in (float(x) for x in quantiles):
+            low = floor(f"(n - 1) * {q!r}")
+            parts.append(f"rn = {low} + 1 OR rn = {low} + 1 + "
+                         f"CASE WHEN (n - 1) * {q!r} > {low} THEN 1 ELSE 0 END")  # fmt: skip
+        wanted = " OR ".join(parts)
+        delay = f"{self.db.epoch(column)} - {self.db.epoch('created_at')}"
         sql = (
             f"WITH r AS ({self._responses_sql(filters)}), "
-            f"d AS (SELECT {partition} AS source, max(0, strftime('%s', {column}) - "
-            "strftime('%s', created_at)) AS seconds FROM r "
-            f"WHERE {column} IS NOT NULL), "
+            f"d AS (SELECT {partition} AS source, CASE WHEN {delay} > 0 THEN {delay} ELSE 0 "
+            f"END AS seconds FROM r WHERE {column} IS NOT NULL), "
             "o AS (SELECT source, seconds, row_number() OVER (PARTITION BY source "
             "ORDER BY seconds) AS rn, count(*) OVER (PARTITION BY source) AS n FROM d) "
             f"SELECT source, rn, n, seconds FROM o WHERE {wanted} ORDER BY source, rn"
         )
-        return self._execute(sql, _where(filters)[1], filters).fetchall()
+        return self._execute(sql, self._where(filters)[1], filters).fetchall()
 
-    @staticmethod
-    def _responses_sql(filters: Filters) -> str:
-        where, _ = _where(filters)
+    def _responses_sql(self, filters: Filters) -> str:
+        where, _ = self._where(filters)
         return (
             "SELECT m.id, m.source, m.status, m.created_at, "
             "(SELECT min(attempted_at) FROM replies WHERE mention_id = m.id "
@@ -1320,13 +1342,13 @@ class Store:
     def unanswered(self, filters: Filters, limit: int) -> list[Mention]:
         """Mentions that pass the filters and have no reply posted or written by hand,
         highest reach first."""
-        where, params = _where(filters)
+        where, params = self._where(filters)
         clause = (
             "NOT EXISTS (SELECT 1 FROM replies r WHERE r.mention_id = m.id "
             "AND r.outcome IN ('posted', 'link'))"
         )
         where += (" AND " if where else " WHERE ") + clause
-        sql = f"{_SELECT}{where} ORDER BY coalesce(m.reach, 0) DESC, m.created_at DESC LIMIT ?"
+        sql = f"{self._select}{where} ORDER BY coalesce(m.reach, 0) DESC, m.created_at DESC LIMIT ?"
         return [_mention(row) for row in self._execute(sql, [*params, limit], filters)]
 
     def bin_counts(
@@ -1334,21 +1356,21 @@ class Store:
     ) -> list[tuple[int, int]]:
         """(bin number, count) of mentions created in [start, end), in bins of `seconds`
         counted from the Unix epoch; empty bins are absent."""
-        where, params = _where(filters)
+        where, params = self._where(filters)
         clause = "m.created_at >= ? AND m.created_at < ?"
         where += (" AND " if where else " WHERE ") + clause
         sql = (
-            f"SELECT CAST(strftime('%s', m.created_at) AS INTEGER) / {int(seconds)} AS bin, "
+            f"SELECT {self.db.epoch('m.created_at')} / {int(seconds)} AS bin, "
             f"count(*) FROM mentions m{where} GROUP BY bin ORDER BY bin"
         )
         return [(r[0], r[1]) for r in self._execute(sql, [*params, start, end], filters)]
 
     def echo_group(self, root: int, filters: Filters) -> list[Mention]:
         """The original `root` and its echoes that pass the filters, oldest first."""
-        where, params = _where(filters)
+        where, params = self._where(filters)
         clause = "(m.id = ? OR m.echo_of = ?)"
         where += (" AND " if where else " WHERE ") + clause
-        sql = f"{_SELECT}{where} ORDER BY m.created_at, m.id"
+        sql = f"{self._select}{where} ORDER BY m.created_at, m.id"
         return [_mention(row) for row in self._execute(sql, [*params, root, root], filters)]
 
     def echoes_of(self, ids: Sequence[int]) -> list[int]:
@@ -1383,49 +1405,6 @@ class Held(UsageError):
     """Another process holds the database for a job only one may do at a time (watch)."""
 
 
-@contextmanager
-def exclusive(db_path: Path, job: str) -> Iterator[None]:
-    """Hold `job` on this database for as long as the block runs, or raise Held naming the
-    process that has it. An OS file lock next to the database: the OS releases it when the
-    process dies, however it dies, so a crash never leaves a stale lock behind."""
-    lock_path = Path(f"{db_path}.{job}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (held until the end)
-    try:
-        if not _try_lock(handle):
-            handle.seek(0)
-            pid = handle.read().strip() or "unknown"
-            raise Held(
-                f"another 'mentionwatch {job}' (PID {pid}) is already running on {db_path}; "
-                f"stop it first, or pass --db PATH for another database"
-            )
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        handle.close()  # closing releases the lock
-
-
-def _try_lock(handle: IO[str]) -> bool:
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        import msvcrt
-
-        try:
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-        except OSError:
-            return False
-        return True
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
-
-
 def _negated(when: str) -> str:
     """A stored time that sorts the other way round (newer first in a min-heap)."""
     return when.translate(_NEGATE)
@@ -1457,46 +1436,11 @@ class LLMCache:
         now = iso(utcnow())
         with self.store.transaction():
             self.store.conn.executemany(
-                "INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?)",
+                "INSERT INTO llm_cache VALUES (?, ?, ?, ?) ON CONFLICT (mention_key) DO UPDATE "
+                "SET digest = excluded.digest, answer = excluded.answer, at = excluded.at",
                 [(key, dig, json.dumps(answer, ensure_ascii=False), now)
                  for key, dig, answer in rows],
             )  # fmt: skip
-
-
-def _where(f: Filters) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if f.since is not None:
-        clauses.append("m.created_at >= ?")
-        params.append(iso(f.since))
-    if f.sources:
-        clauses.append(f"m.source IN ({','.join('?' * len(f.sources))})")
-        params.extend(f.sources)
-    if f.terms:
-        marks = ",".join("?" * len(f.terms))
-        clauses.append(
-            "EXISTS (SELECT 1 FROM mention_terms t "
-            f"WHERE t.mention_id = m.id AND t.term IN ({marks}))"
-        )
-        params.extend(f.terms)
-    if f.sentiments:
-        clauses.append(f"m.sentiment IN ({','.join('?' * len(f.sentiments))})")
-        params.extend(f.sentiments)
-    if f.statuses:
-        clauses.append(f"m.status IN ({','.join('?' * len(f.statuses))})")
-        params.extend(f.statuses)
-    if f.intents:
-        # intents is a JSON list of plain words (models.INTENTS): a quoted word in the text
-        # is that intent, and LIKE costs far less per row than expanding the JSON.
-        clauses.append("(" + " OR ".join("m.intents LIKE ?" for _ in f.intents) + ")")
-        params.extend(f'%"{i}"%' for i in f.intents)
-    if f.search:
-        clauses.append("m.id IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)")
-        params.append(fts_query(f.search))
-    if f.min_relevance is not None:
-        clauses.append("(m.relevance IS NULL OR m.relevance >= ?)")
-        params.append(f.min_relevance)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 class SearchError(UsageError):
@@ -1509,7 +1453,12 @@ _BAREWORD = re.compile(r"[\w\x80-\U0010ffff]+\*?")
 
 
 def fts_query(text: str) -> str:
-    """The --search language as an FTS5 expression.
+    """The --search language as an FTS5 expression (SQLite's engine runs it as it is)."""
+    return " ".join(_search_items(text))
+
+
+def _search_items(text: str) -> list[str]:
+    """The --search language read into FTS5's pieces: operands, operators, parentheses.
 
     Users write FTS5's own syntax, made forgiving: words (implicit AND), "phrases", prefix*,
     OR / AND / NOT in capitals, parentheses, `-word` to exclude (as in the term language),
@@ -1557,7 +1506,7 @@ def fts_query(text: str) -> str:
         raise SearchError("--search: empty query; give a word to find")
     if items[-1] in ("OR", "AND", "NOT"):
         raise SearchError(f"--search: {items[-1]} needs a word after it in {text!r}")
-    return " ".join(items)
+    return items
 
 
 def _fts_operand(token: str, text: str) -> str:
@@ -1586,12 +1535,90 @@ def _fts_operand(token: str, text: str) -> str:
     return '"' + word.replace('"', '""') + '"' + star
 
 
+@dataclass(frozen=True)
+class SearchWords:
+    """An operand of --search: words to find in a row (as a phrase when there are several),
+    in one column or any, the last one a prefix with `prefix`."""
+
+    words: str
+    column: str | None = None
+    prefix: bool = False
+
+
+@dataclass(frozen=True)
+class SearchNode:
+    """ "AND" / "OR" of its args, or "NOT": args[0] without args[1]."""
+
+    op: str
+    args: tuple[SearchWords | SearchNode, ...]
+
+
+def search_tree(text: str) -> SearchWords | SearchNode:
+    """The --search language parsed as FTS5 reads it, for engines without FTS5 (PostgreSQL).
+
+    FTS5's precedence, tightest first: words side by side (an implicit AND), then NOT, then
+    AND, then OR; so `a NOT b c` is `a NOT (b c)` and `a NOT b AND c` is `(a NOT b) AND c`."""
+    items = _search_items(text)
+    pos = 0
+
+    def peek() -> str | None:
+        return items[pos] if pos < len(items) else None
+
+    def take() -> str:
+        nonlocal pos
+        pos += 1
+        return items[pos - 1]
+
+    def binary(op: str, operand: Callable[[], SearchWords | SearchNode]) -> Any:
+        node = operand()
+        while peek() == op:
+            take()
+            right = operand()
+            node = SearchNode(op, (node, right)) if op == "NOT" else _joined(op, node, right)
+        return node
+
+    def primary() -> SearchWords | SearchNode:
+        token = take()
+        if token == "(":
+            node = binary("OR", lambda: binary("AND", lambda: binary("NOT", side_by_side)))
+            take()  # ")": _search_items checked the balance
+            return node
+        return _search_operand(token)
+
+    def side_by_side() -> SearchWords | SearchNode:
+        node = primary()
+        while peek() not in (None, ")", "OR", "AND", "NOT"):
+            node = _joined("AND", node, primary())
+        return node
+
+    return binary("OR", lambda: binary("AND", lambda: binary("NOT", side_by_side)))
+
+
+def _joined(op: str, left: SearchWords | SearchNode, right: SearchWords | SearchNode) -> SearchNode:
+    args = left.args if isinstance(left, SearchNode) and left.op == op else (left,)
+    return SearchNode(op, (*args, right))
+
+
+def _search_operand(token: str) -> SearchWords:
+    """An FTS5 operand as _fts_operand wrote it: [column:]word[*] or [column:]"phrase"[*]."""
+    column, sep, rest = token.partition(":")
+    if sep and column in FTS_COLUMNS and rest:
+        token = rest
+    else:
+        column = None  # type: ignore[assignment]
+    prefix = token.endswith("*")
+    token = token.removesuffix("*")
+    if token.startswith('"'):
+        token = token[1:-1].replace('""', '"')
+    return SearchWords(token, column, prefix)
+
+
 def check_search(text: str) -> None:
     """Raise SearchError now, before any output, when a --search query is malformed."""
     fts_query(text)
 
 
-def _mention(row: sqlite3.Row) -> Mention:
+def _mention(row: Row) -> Mention:
     m = Mention(**{name: decode(row[name]) for name, decode in _DECODERS})
     m.id = row["id"]
     m.terms = json.loads(row["terms"]) if row["terms"] else []
@@ -1599,22 +1626,23 @@ def _mention(row: sqlite3.Row) -> Mention:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error; nested use joins the outer one."""
+    """BEGIN … COMMIT, or ROLLBACK on error; nested use joins the outer one. On SQLite the
+    BEGIN is IMMEDIATE: the write lock is taken at once, so writers never deadlock."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, db: Any) -> None:
+        self.db = db
         self.outer = False
 
-    def __enter__(self) -> sqlite3.Connection:
-        if not self.conn.in_transaction:
-            self.conn.execute("BEGIN IMMEDIATE")
+    def __enter__(self) -> Any:
+        if not self.db.in_transaction:
+            self.db.begin()
             self.outer = True
-        return self.conn
+        return self.db
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         if not self.outer:
             return
         if exc_type is None:
-            self.conn.execute("COMMIT")
+            self.db.commit()
         else:
-            self.conn.execute("ROLLBACK")
+            self.db.rollback()

@@ -222,7 +222,7 @@ class _DeliveryThread(threading.Thread):
 
     def run(self) -> None:
         try:
-            store = Store(self.config.db_path)
+            store = Store(self.config.database)
         finally:
             self._ready.set()  # kick() and finish() never wait for a thread that failed
         try:

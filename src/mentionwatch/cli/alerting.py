@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -42,9 +43,10 @@ RULE = Choice(rule_names, "alert rule", "your rules")
 def _store(cfg: Config) -> Store:
     """The database, or an empty one in memory when nothing was polled yet (and so nothing
     sent either): reading commands leave no database file behind."""
-    if cfg.db_path.exists():
+    from mentionwatch.store import Store, database_exists
+
+    if database_exists(cfg.database):
         return open_store(cfg)
-    from mentionwatch.store import Store
 
     return Store(":memory:")
 
@@ -88,7 +90,6 @@ def watch(
     """
     from mentionwatch import alerts, render
     from mentionwatch.models import parse_duration
-    from mentionwatch.store import exclusive
     from mentionwatch.watch import Watcher
 
     try:
@@ -99,7 +100,8 @@ def watch(
     store = open_store(cfg, create=True)
     if cfg.alerts and not no_alerts:
         alerts.check_channels(cfg)
-    with exclusive(cfg.db_path, "watch"):
+    # One watch per SQLite file; on a shared database, several share the polling (leases).
+    with contextlib.nullcontext() if store.shared else store.exclusive("watch"):
         view = render.WatchView(sys.stderr.isatty() and log_format == "text", log_format, say)
         watcher = Watcher(
             cfg, store, interval=seconds, once=once, alerting=not no_alerts,

@@ -99,7 +99,7 @@ app = App(
 class _State:
     def __init__(self) -> None:
         self.config_path: Path | None = None
-        self.db_path: Path | None = None
+        self.db_path: Path | str | None = None  # --db: a file, or a postgresql:// URL
         self.debug = False
         self.pager = True
         self.config: Config | None = None
@@ -139,19 +139,19 @@ def open_store(cfg: Config, create: bool = False, readonly: bool = False) -> Sto
     """The database; only `init` and `poll` create it, so reading a database that is not
     there says so instead of leaving an empty file (and folders) behind. `readonly` is for
     commands that only read: a read-only file or mount works."""
-    from mentionwatch.store import Store
+    from mentionwatch.store import Store, database_exists
 
     cached = state.store
-    if cached is not None and cached.path == cfg.db_path and (readonly or not cached.readonly):
+    if cached is not None and cached.location == cfg.database and (readonly or not cached.readonly):
         return cached
-    if not create and not cfg.db_path.exists():
+    if not create and not database_exists(cfg.database):
         raise StoreError(
             f"no database at {cfg.db_path} yet: run 'mentionwatch poll' to fetch mentions"
             " (or 'mentionwatch demo --serve' to try one), or pass --db PATH",
             EXIT_USAGE,
         )
     try:
-        state.store = Store(cfg.db_path, readonly=readonly)
+        state.store = Store(cfg.database, readonly=readonly)
     except (sqlite3.DatabaseError, OSError) as exc:
         raise StoreError(
             f"cannot open the database {cfg.db_path}: {exc}; pass --db PATH for another one",
@@ -213,15 +213,22 @@ def source_names(ctx: click.Context | None = None) -> list[str]:
     return list(registry())
 
 
-def _root_paths(ctx: click.Context | None) -> tuple[Path | None, Path | None]:
+def _root_paths(ctx: click.Context | None) -> tuple[Path | None, Path | str | None]:
     """--config and --db: from the parsed group options (during shell completion the group
     callback does not run) or from the state the callback set."""
     if ctx is not None:
         params = ctx.find_root().params
         config, db = params.get("config"), params.get("db")
         if config or db:
-            return (Path(config) if config else None), (Path(db) if db else None)
+            return (Path(config) if config else None), (_database_option(db) if db else None)
     return state.config_path, state.db_path
+
+
+def _database_option(value: str | Path) -> Path | str:
+    """--db: a PostgreSQL URL as it is (a Path would fold its //), or a file path."""
+    from mentionwatch.engines import is_url
+
+    return str(value) if is_url(str(value)) else Path(value)
 
 
 def term_names(ctx: click.Context | None = None, stored: bool = True) -> list[str]:
@@ -229,9 +236,15 @@ def term_names(ctx: click.Context | None = None, stored: bool = True) -> list[st
     state.config_path, state.db_path = _root_paths(ctx)
     cfg = load_config()
     names = [t.name for t in cfg.terms]
-    if stored and cfg.db_path.exists():
+    if stored and _exists(cfg):
         names += open_store(cfg, readonly=True).term_names()
     return list(dict.fromkeys(names))
+
+
+def _exists(cfg: Config) -> bool:
+    from mentionwatch.store import database_exists
+
+    return database_exists(cfg.database)
 
 
 def configured_term_names(ctx: click.Context | None = None) -> list[str]:
@@ -330,7 +343,12 @@ def _main(
         typer.Option("--config", metavar="PATH", help="Config file [env: MENTIONWATCH_CONFIG]."),
     ] = None,
     db: Annotated[
-        Path | None, typer.Option("--db", metavar="PATH", help="Database [env: MENTIONWATCH_DB].")
+        str | None,
+        typer.Option(
+            "--db",
+            metavar="PATH|URL",
+            help="Database: a SQLite file, or postgresql://USER@HOST/DB [env: MENTIONWATCH_DB].",
+        ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     no_pager: NoPagerOpt = False,
@@ -341,7 +359,8 @@ def _main(
     if state.store is not None:  # a run inside a run (the demo) starts afresh
         state.store.close()
     state.__init__()  # type: ignore[misc]
-    state.config_path, state.db_path, state.debug = config, db, debug
+    state.config_path, state.debug = config, debug
+    state.db_path = _database_option(db) if db else None
     state.pager = not no_pager
 
 
@@ -486,7 +505,7 @@ def main() -> None:
         if "readonly" in str(exc):
             from mentionwatch.store import read_only_message
 
-            path = state.store.path if state.store else state.db_path or Path("the database")
+            path = state.store.label if state.store else state.db_path or Path("the database")
             say(f"mentionwatch: {read_only_message(path)}")
             code = EXIT_USAGE
         else:

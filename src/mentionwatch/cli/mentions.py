@@ -187,13 +187,13 @@ def show(
       mentionwatch show hackernews:41234567 --offline
     """
     from mentionwatch import render
-    from mentionwatch.files import writable
     from mentionwatch.models import Filters
+    from mentionwatch.store import can_write
 
     state.pager = state.pager and not no_pager
     cfg = load_config()
     # Reading only, except that a fetched thread is kept with the mention when it can be.
-    store = open_store(cfg, readonly=not writable(cfg.db_path))
+    store = open_store(cfg, readonly=not can_write(cfg.database))
     (mention_id,) = resolve(store, [mention])
     m = store.get(mention_id)
     thread, problem = _thread(cfg, store, m, offline)
@@ -376,6 +376,9 @@ def browse(
     from mentionwatch import browse as browse_module
 
     cfg = load_config()
+    if cfg.db_url:
+        fail("browse opens a SQLite file in Datasette; for a PostgreSQL database use its own "
+             "tools, or copy it into a file first: mentionwatch migrate-to FILE.db")  # fmt: skip
     open_store(cfg).close()  # exists and is migrated (full-text index included)
     state.store = None
     code = browse_module.serve(cfg.db_path, port, open_browser)

@@ -40,6 +40,7 @@ def init(
       mentionwatch --config ./acme.toml init --force
     """
     from mentionwatch import config as config_module
+    from mentionwatch.engines import label
 
     path = config_module.resolve_config_path(state.config_path)
     if path.exists() and not force:
@@ -49,7 +50,7 @@ def init(
     open_store(cfg, create=True).close()
     state.store = None
     print(f"Wrote {path}")
-    print(f"Database: {cfg.db_path}")
+    print(f"Database: {label(cfg.database)}")
     print("Next: edit the [[terms]] in the config, then run 'mentionwatch poll'.")
 
 
@@ -124,9 +125,10 @@ def sources(
       mentionwatch sources --check
     """
     from mentionwatch import poller, render
+    from mentionwatch.store import database_exists
 
     cfg = load_config()
-    if cfg.db_path.exists():
+    if database_exists(cfg.database):
         store = open_store(cfg, readonly=not check)  # a check may renew a session
     else:  # nothing polled yet: list the sources without leaving a database behind
         from mentionwatch.store import Store
