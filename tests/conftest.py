@@ -28,6 +28,87 @@ from mentionwatch.testing.server import LoopbackWeb
 # Fast retries: the tests exercise the retry logic, not the waiting.
 POLL_SETTINGS = "[poll]\nbackoff = 0.01\nretries = 2\ntimeout = 5\n"
 
+# PostgreSQL: a server URL to use (.ci/run starts one and sets it); without it, the tests
+# start a throwaway cluster themselves when PostgreSQL's programs are installed. With
+# MENTIONWATCH_REQUIRE_PG=1 (CI) a PostgreSQL test that cannot run fails instead of
+# skipping. MENTIONWATCH_TEST_ENGINE=postgresql runs every project test on PostgreSQL.
+PG_URL_ENV, PG_REQUIRED_ENV, ENGINE_ENV = (
+    "MENTIONWATCH_TEST_PG", "MENTIONWATCH_REQUIRE_PG", "MENTIONWATCH_TEST_ENGINE")  # fmt: skip
+ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_engines: run each test using `project` on SQLite and on PostgreSQL"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_engines"
+    ):
+        metafunc.parametrize("db_engine", ENGINES, indirect=True)
+
+
+@pytest.fixture
+def db_engine(request: pytest.FixtureRequest) -> str:
+    """The engine a test's database uses: both, for tests marked both_engines."""
+    return getattr(request, "param", None) or os.environ.get(ENGINE_ENV) or "sqlite"
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """The URL of a PostgreSQL server for this test run, or None (with the reason kept in
+    PG_UNAVAILABLE) when none can be had."""
+    url = os.environ.get(PG_URL_ENV)
+    if url:
+        yield url
+        return
+    import tempfile
+
+    from mentionwatch.testing.postgres import Cluster
+
+    # Under /tmp, not pytest's private folder: the server's own user must reach it.
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix="mentionwatch-pg-")))
+    try:
+        started = cluster.start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        PG_UNAVAILABLE.append(f"no PostgreSQL server for the tests: {exc}")
+        cluster.stop()
+        yield None
+        return
+    try:
+        yield started
+    finally:
+        cluster.stop()
+
+
+PG_UNAVAILABLE: list[str] = []
+
+
+def require_pg(url: str | None) -> str:
+    """The server's URL, or skip (fail in CI) saying why there is none."""
+    if url:
+        return url
+    reason = PG_UNAVAILABLE[0] if PG_UNAVAILABLE else "no PostgreSQL server"
+    if os.environ.get(PG_REQUIRED_ENV):
+        pytest.fail(f"{reason} ({PG_REQUIRED_ENV} is set: PostgreSQL tests must run)")
+    pytest.skip(f"{reason}; set {PG_URL_ENV}=postgresql://… or install PostgreSQL")
+
+
+@pytest.fixture
+def pg_url(pg_server: str | None) -> Iterator[str]:
+    """A fresh, empty database on the test server: its own schema, dropped afterwards."""
+    url = require_pg(pg_server)
+    import uuid
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    yield f"{url}{'&' if '?' in url else '?'}schema={schema}"
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
 
 @dataclass
 class Result:
@@ -59,13 +140,15 @@ def web() -> Iterator[LoopbackWeb]:
 
 
 class Project:
-    """A config file and a database in a temporary folder, and a way to run the CLI on them."""
+    """A config file and a database (a file in a temporary folder, or a fresh schema on the
+    PostgreSQL test server), and a way to run the CLI on them."""
 
-    def __init__(self, tmp_path: Path, web: LoopbackWeb) -> None:
+    def __init__(self, tmp_path: Path, web: LoopbackWeb, db: Path | str | None = None) -> None:
         self.dir = tmp_path
         self.web = web
         self.config = tmp_path / "config.toml"
-        self.db = tmp_path / "mentions.db"
+        self.db: Any = db or tmp_path / "mentions.db"
+        self.engine = "postgresql" if isinstance(self.db, str) else "sqlite"
 
     def write_config(self, body: str, *, poll_settings: bool = True) -> Path:
         text = body.replace("{web}", self.web.url)
@@ -105,8 +188,17 @@ class Project:
         return subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)
 
     def rows(self, sql: str, *params: object) -> list[tuple]:
-        with sqlite3.connect(self.db) as conn:
-            return conn.execute(sql, params).fetchall()
+        """The rows a query (with ? placeholders) reads from the project's database."""
+        if self.engine == "sqlite":
+            with sqlite3.connect(self.db) as conn:
+                return conn.execute(sql, params).fetchall()
+        from mentionwatch import engines
+
+        db = engines.connect(self.db)
+        try:
+            return [tuple(r) for r in db.execute(sql, params).fetchall()]
+        finally:
+            db.close()
 
     def mention(self, key: str) -> Any:
         """The stored `Mention` with this key (or integer id)."""
@@ -142,7 +234,10 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path, web: LoopbackWeb) -> Project:
+def project(tmp_path: Path, web: LoopbackWeb, db_engine: str, request: pytest.FixtureRequest
+            ) -> Project:  # fmt: skip
+    if db_engine == "postgresql":
+        return Project(tmp_path, web, request.getfixturevalue("pg_url"))
     return Project(tmp_path, web)
 
 
