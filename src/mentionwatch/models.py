@@ -116,6 +116,7 @@ class Filters:
     statuses: tuple[str, ...] = ("open",)  # (): every status
     search: str | None = None  # the --search language (store.fts_query)
     intents: tuple[str, ...] = ()
+    until: datetime | None = None  # created before this (a digest's period ends here)
 
 
 @dataclass(slots=True)
