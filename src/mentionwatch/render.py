@@ -636,12 +636,26 @@ def _rule_summary(rule: Any) -> str:
             parts.append(f"query: {' OR '.join(' '.join(a) for a in value.alternatives)}")
         else:
             parts.append(f"{name} {value:g}")
-    parts.append(f"max_age {_duration(rule.max_age)}")
+    if rule.on == "mention":
+        parts.append(f"max_age {_duration(rule.max_age)}")
+    elif rule.on == "spike":
+        parts += [f"{name} {value:g}" for name, value in rule.spike.items()]
+        parts.append("per term" + (" and sentiment" if "sentiment" in rule.filters else ""))
+        if rule.follow_up:
+            parts.append("says when it is over")
+    else:
+        parts.append(f"every {rule.every} ({_zone_label()})")
     if rule.max_per_hour:
         parts.append(f"at most {rule.max_per_hour} messages/hour")
     if rule.secret:
         parts.append("webhooks signed")
     return "; ".join(parts)
+
+
+def _zone_label() -> str:
+    from mentionwatch.trends import local_zone, zone_name
+
+    return f"{zone_name(local_zone())} time"
 
 
 def print_alert_log(console: Console, rows: Sequence[Any]) -> None:
