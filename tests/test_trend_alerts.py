@@ -58,12 +58,12 @@ def hit(object_id: str, text: str, age: float, author: str) -> dict:
     }
 
 
-def seed(project, *posts: tuple[float, str]) -> None:
-    """Save (hours ago, text) posts about pebblebase, as earlier polls would have."""
+def seed(project, *posts: tuple) -> None:
+    """Save (hours ago, text[, sentiment]) posts about pebblebase, as earlier polls would."""
     store = Store(project.db)
     now = utcnow()
     try:
-        for i, (hours, text) in enumerate(posts):
+        for i, (hours, text, *sentiment) in enumerate(posts):
             m = Mention(
                 source="reddit",
                 native_id=f"seed{i}-{now.timestamp():.0f}",
@@ -71,7 +71,7 @@ def seed(project, *posts: tuple[float, str]) -> None:
                 author=f"user{i}",
                 created_at=now - timedelta(hours=hours),
                 terms=["pebblebase"],
-                sentiment="neutral",
+                sentiment=(sentiment or ["neutral"])[0],
                 polarity=0.0,
                 url=f"https://reddit.example/{i}",
             )
@@ -89,6 +89,7 @@ def quiet_history(project, per_day: int = 3) -> None:
 
 
 PINGS = ("@everyone", "@here", "<!channel>", "<@U123ABC>")
+HOSTILE = "@everyone <!channel> pebblebase [refund](https://evil.example/x) \x1b[2J\u200b"
 
 
 def assert_inert(text: str) -> None:
@@ -207,7 +208,8 @@ def digest_rules(rx, smtp) -> str:
 name = "morning"
 on = "digest"
 every = "daily 09:00"
-to = ["{rx.url("/hooks/digest")}", "{smtp.url()}", "slack://T0AAAAAAA/B0BBBBBBB/cccccccccccccccccccccccc"]
+to = ["{rx.url("/hooks/digest")}", "{smtp.url()}", "{rx.ntfy_url("digest")}",
+      "slack://T0AAAAAAA/B0BBBBBBB/cccccccccccccccccccccccc"]
 """
 
 
@@ -227,7 +229,7 @@ def test_digests_go_out_when_due_late_once_after_sleep_and_never_twice(project, 
     with SmtpReceiver() as smtp, apprise_to(rx):
         project.write_config(HN + digest_rules(rx, smtp))
         with time_machine.travel(at(10, 8, 50), tick=True):
-            seed(project, (30, "pebblebase two days ago"), (20, "pebblebase yesterday"),
+            seed(project, (30, "pebblebase two days ago"), (20, f"{HOSTILE} yesterday", "negative"),
                  (3, "pebblebase this morning, sadly broken again"))  # fmt: skip
             # The first look: yesterday's 09:00 digest is the last one due, so it goes now.
             assert project.run("poll").code == 0
@@ -268,12 +270,17 @@ def test_digests_go_out_when_due_late_once_after_sleep_and_never_twice(project, 
     assert "<h2>mentionwatch digest 2026-03-09 09:00 – 2026-03-10 09:00</h2>" in html
     assert "mentionwatch digest 2026-03-09 09:00" in plain and "<h2>" not in plain
     assert "morning:" in letter["Subject"] and "mentions" in letter["Subject"]
-    slack = rx.seen("/slack")[1].json()
-    chat = str(slack)
+    chat = rx.seen("/slack")[1].json()["attachments"][0]["text"]
     assert "mentionwatch digest 2026-03-09 09:00" in chat and "*Answer first*" in chat
+    defused = "\uff20everyone \u2039!channel\u203a pebblebase refund (https://evil.example/x)"
+    assert defused in chat  # the hostile mention: readable, inert
+    phone = rx.ntfy_messages("digest")[1]["message"]
+    assert "Answer first:" in phone and defused in phone
+    for text in (chat, phone, plain, html):
+        assert_inert(text)
 
     log = project.run("alerts", "log", "--alert", "morning")
-    assert log.code == 0 and log.out.count("morning →") == 9
+    assert log.code == 0 and log.out.count("morning →") == 12 == log.out.count("1 digest: ")
     listing = project.run("alerts", env={"TZ": "Europe/Berlin"})
     assert "on digest; every daily 09:00 (Europe/Berlin time)" in listing.out
     assert "3 sent" in listing.out

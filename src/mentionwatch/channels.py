@@ -198,8 +198,9 @@ def event_message(alert: str, payload: Mapping[str, Any]) -> Message:
         moved = data.get("change")
         title = (f"{inert(alert)}: {data.get('total', 0)} mentions, {data.get('negative', 0)} "
                  f"negative{f' ({moved:+.0%})' if moved is not None else ''}")  # fmt: skip
-        return Message(title, trendview.digest_text(data), trendview.digest_markdown(data),
-                       trendview.digest_html(data))  # fmt: skip
+        text = trendview.digest_text(data, defused=True)
+        page = trendview.digest_html(data, defused=True)
+        return Message(title, text, trendview.digest_markdown(data), page)
     return Message(*single_message(alert, payload.get("mention") or {}))
 
 

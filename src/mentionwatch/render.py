@@ -658,8 +658,15 @@ def _zone_label() -> str:
     return f"{zone_name(local_zone())} time"
 
 
-def print_alert_log(console: Console, rows: Sequence[Any]) -> None:
-    """`alerts log`: recent messages, newest first."""
+# What one delivery of each kind of rule is about, for `alerts log`.
+_DELIVERY_NOUN = {"mention": "mention", "spike": "pile-up", "digest": "digest"}
+
+
+def print_alert_log(
+    console: Console, rows: Sequence[Any], events: Mapping[str, str] | None = None
+) -> None:
+    """`alerts log`: recent messages, newest first; `events` maps rule names to what they
+    fire on."""
     from rich.text import Text
 
     if not rows:
@@ -671,7 +678,8 @@ def print_alert_log(console: Console, rows: Sequence[Any]) -> None:
         line.append("ok    " if ok else "FAIL  ", style="green" if ok else "bold red")
         line.append(f"{safe(row['alert'])} → {safe(row['label'])}")
         count = row["deliveries"]
-        what = "test" if row["test"] else f"{count} mention{'s' if count != 1 else ''}"
+        noun = _DELIVERY_NOUN.get((events or {}).get(row["alert"], ""), "delivery")
+        what = "test" if row["test"] else f"{count} {noun}{'s' if count != 1 else ''}"
         line.append(f"  {what}: {safe(row['outcome'])}", style="dim")
         console.print(line, soft_wrap=True)
 

@@ -434,18 +434,30 @@ def markdown_pieces(item: Sequence[Piece]) -> str:
     return "".join(line)
 
 
-def digest_text(data: Mapping[str, Any]) -> str:
-    """Plain text for mail: no markup at all."""
+def digest_text(data: Mapping[str, Any], defused: bool = False) -> str:
+    """Plain text for mail: no markup at all. `defused` (alerts): untrusted pieces lose
+    pings, disguised links and markup (`channels.inert`), as in every message of an alert."""
+
     parts = _digest_lines(data)
     out = [parts["title"], "", parts["summary"]]
     for heading, items in parts["sections"]:
         out += ["", heading + ":"]
-        out += ["  - " + "".join(_flat(t) for _, t in item) for item in items]
+        out += ["  - " + "".join(_plain(k, t, defused) for k, t in item) for item in items]
     return "\n".join(out) + "\n"
 
 
-def digest_html(data: Mapping[str, Any]) -> str:
-    """A self-contained HTML part for mail; every piece of text escaped."""
+def _plain(kind: str, text: str, defused: bool) -> str:
+    if defused and kind == "user":
+        from mentionwatch.channels import inert
+
+        return inert(text)
+    return _flat(text)
+
+
+def digest_html(data: Mapping[str, Any], defused: bool = False) -> str:
+    """A self-contained HTML part for mail; every piece of text escaped (and with `defused`,
+    untrusted text also loses pings and disguised links, as the plain part made from it
+    would otherwise carry them)."""
     parts = _digest_lines(data)
     esc = html.escape
     out = [
@@ -465,7 +477,7 @@ def digest_html(data: Mapping[str, Any]) -> str:
                     # HTML) keeps it, and nobody clicks a link whose target they cannot see.
                     pieces.append(f'<a href="{esc(text, quote=True)}">{esc(text)}</a>')
                 else:
-                    pieces.append(esc(_flat(text)))
+                    pieces.append(esc(_plain(kind, text, defused)))
             out.append(f"<li>{''.join(pieces)}</li>")
         out.append("</ul>")
     out.append("</body></html>")

@@ -175,4 +175,4 @@ def alerts_log(
 
     cfg = load_config()
     rows = _store(cfg).alert_log(limit, alert)
-    render.print_alert_log(stdout_console(), rows)
+    render.print_alert_log(stdout_console(), rows, {r.name: r.on for r in cfg.alerts})
