@@ -126,6 +126,12 @@ name = "unhappy pile-ups"
 on = "spike"
 sentiment = ["negative"]
 to = ["{rx.url("/hooks/unhappy")}"]
+
+[[alerts]]
+name = "reddit pile-ups"
+on = "spike"
+sources = ["reddit"]
+to = ["{rx.url("/hooks/reddit")}"]
 """
 
 
@@ -151,6 +157,7 @@ def test_a_pile_up_alerts_once_per_episode_and_says_when_it_is_over(project, rx)
         roots = [r["echo_of"] or r["id"] for r in spike["examples"]]
         assert len(set(roots)) == len(roots)  # an original, not three copies of it
         assert unhappy["spike"]["sentiment"] == "negative" and unhappy["spike"]["count"] >= 7
+        assert rx.seen("/hooks/reddit") == []  # the pile-up is on Hacker News
 
         request = rx.seen("/hooks/spikes")[0]
         assert request.header("X-Mentionwatch-Event") == "spike"
