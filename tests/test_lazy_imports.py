@@ -12,6 +12,7 @@ HEAVY = (
     "datasette", "mentionwatch.pager",
     "apprise", "mentionwatch.channels", "mentionwatch.delivery", "mentionwatch.watch",
     "mentionwatch.trendalerts",
+    "llm", "openai", "pydantic", "mentionwatch.llm_analyzer",
 )  # fmt: skip
 ALERTS = """
 [[alerts]]
@@ -64,7 +65,8 @@ def test_reading_commands_import_nothing_heavy(project):
         "a OR b",
     ]
     commands = (["feed"], ["feed", "--sort", "priority"], ["export"], ["handle", "1"],
-                ["feed", *filters], ["export", "-o", str(project.dir / "x.csv")])  # fmt: skip
+                ["feed", *filters], ["export", "-o", str(project.dir / "x.csv")],
+                ["feed", "--relevant"], ["ignore", "2"])  # fmt: skip
     for command in commands:
         assert loaded_modules(project, *command) == set(), command
     assert "mentionwatch.sentiment" in loaded_modules(project, "sentiment", "fine")

@@ -59,11 +59,11 @@ def hit(object_id: str, text: str, age: float, author: str) -> dict:
 
 
 def seed(project, *posts: tuple) -> None:
-    """Save (hours ago, text[, sentiment]) posts about pebblebase, as earlier polls would."""
+    """Save (hours ago, text[, sentiment, reach]) posts about pebblebase, as polls would."""
     store = Store(project.db)
     now = utcnow()
     try:
-        for i, (hours, text, *sentiment) in enumerate(posts):
+        for i, (hours, text, *more) in enumerate(posts):
             m = Mention(
                 source="reddit",
                 native_id=f"seed{i}-{now.timestamp():.0f}",
@@ -71,7 +71,8 @@ def seed(project, *posts: tuple) -> None:
                 author=f"user{i}",
                 created_at=now - timedelta(hours=hours),
                 terms=["pebblebase"],
-                sentiment=(sentiment or ["neutral"])[0],
+                sentiment=more[0] if more else "neutral",
+                reach=more[1] if len(more) > 1 else None,
                 polarity=0.0,
                 url=f"https://reddit.example/{i}",
             )
@@ -236,7 +237,7 @@ def test_digests_go_out_when_due_late_once_after_sleep_and_never_twice(project, 
     with SmtpReceiver() as smtp, apprise_to(rx):
         project.write_config(HN + digest_rules(rx, smtp))
         with time_machine.travel(at(10, 8, 50), tick=True):
-            seed(project, (30, "pebblebase two days ago"), (20, f"{HOSTILE} yesterday", "negative"),
+            seed(project, (30, "pebblebase two days ago"), (20, f"{HOSTILE} yesterday", "negative", 500),
                  (3, "pebblebase this morning, sadly broken again"))  # fmt: skip
             # The first look: yesterday's 09:00 digest is the last one due, so it goes now.
             assert project.run("poll").code == 0
@@ -405,3 +406,28 @@ def test_schedules_in_local_time():
     for bad in ("daily", "hourly 09:00", "daily 09:00 extra", "weekly fr 09:00", "daily 9.00", 9):
         with pytest.raises(ValueError):
             Every.parse(bad)
+
+
+def test_spike_and_digest_rules_count_by_the_filters_the_store_counts(project, rx):
+    from mentionwatch import config
+
+    project.write_config(
+        HN + f"""
+[[alerts]]
+name = "s"
+on = "spike"
+terms = ["pebblebase"]
+sentiment = ["negative", "neutral"]
+sources = ["hackernews", "reddit"]
+intents = ["complaint"]
+min_relevance = 0.5
+min_count = 12
+to = ["{rx.url()}"]
+"""
+    )
+    (rule,) = config.load(project.config, project.db).alerts
+    counted = rule.counted()
+    assert counted.terms == ("pebblebase",) and counted.sentiments == ("negative", "neutral")
+    assert counted.sources == ("hackernews", "reddit") and counted.intents == ("complaint",)
+    assert counted.min_relevance == 0.5 and counted.statuses == ()
+    assert rule.spike == {"min_count": 12} and not rule.follow_up
