@@ -237,7 +237,8 @@ def test_digests_go_out_when_due_late_once_after_sleep_and_never_twice(project, 
     with SmtpReceiver() as smtp, apprise_to(rx):
         project.write_config(HN + digest_rules(rx, smtp))
         with time_machine.travel(at(10, 8, 50), tick=True):
-            seed(project, (30, "pebblebase two days ago"), (20, f"{HOSTILE} yesterday", "negative", 500),
+            seed(project, (30, "pebblebase two days ago"),
+                 (20, f"{HOSTILE} yesterday", "negative", 500),
                  (3, "pebblebase this morning, sadly broken again"))  # fmt: skip
             # The first look: yesterday's 09:00 digest is the last one due, so it goes now.
             assert project.run("poll").code == 0
