@@ -413,7 +413,8 @@ def test_spike_and_digest_rules_count_by_the_filters_the_store_counts(project, r
     from mentionwatch import config
 
     project.write_config(
-        HN + f"""
+        HN
+        + f"""
 [[alerts]]
 name = "s"
 on = "spike"
