@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from test_alerts import hit
 
 from mentionwatch.alerts import Every
 from mentionwatch.models import Mention, parse_iso, utcnow
@@ -40,22 +41,6 @@ BERLIN = ZoneInfo("Europe/Berlin")
 def rx():
     with Receivers() as receivers:
         yield receivers
-
-
-def hit(object_id: str, text: str, age: float, author: str) -> dict:
-    """A Hacker News comment as Algolia returns it, `age` seconds old."""
-    created = int(time.time() - age)
-    return {
-        "objectID": object_id,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
-        "created_at_i": created,
-        "author": author,
-        "title": None,
-        "comment_text": text,
-        "story_id": 1,
-        "story_title": "Ask HN: what database do you use?",
-        "_tags": ["comment", f"author_{author}", "story_1"],
-    }
 
 
 def seed(project, *posts: tuple) -> None:
