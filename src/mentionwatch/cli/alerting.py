@@ -144,9 +144,14 @@ def alerts_test(
 ) -> None:
     """Send a sample through a rule's channels; say what each answered.
 
+    A mention rule sends a sample mention, a spike rule a made-up pile-up, a digest rule
+    its last digest (from the database, as it would go out). Nothing goes through the
+    outbox: real alerts are not affected.
+
     \b
     Examples:
       mentionwatch alerts test complaints
+      mentionwatch alerts test "morning digest"
     """
     from mentionwatch import alerts, delivery, render
 
