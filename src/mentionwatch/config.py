@@ -385,6 +385,7 @@ class _Parser:
         if not isinstance(value, list):
             raise self.fail("terms", "expected an array of [[terms]] tables")
         terms: list[Term] = []
+        names: set[str] = set()
         for i, raw in enumerate(value):
             key = f"terms[{i}]"
             raw = self.table(key, raw)
@@ -405,7 +406,7 @@ class _Parser:
                         known = ", ".join(registry())
                         raise self.fail(f"{key}.sources", f"unknown source {s!r} (known: {known})")
                 sources = tuple(sources)
-            if any(t.name == name for t in terms):
+            if name in names:
                 raise self.fail(f"{key}.name", f"duplicate term name {name!r}")
             about = raw.get("about")
             if about is not None:
@@ -415,6 +416,7 @@ class _Parser:
             self.check_type(f"{key}.not_about", not_about, list, "a list of words or phrases")
             if not all(isinstance(w, str) and w.strip() for w in not_about):
                 raise self.fail(f"{key}.not_about", "expected a list of non-empty strings")
+            names.add(name)
             terms.append(Term(name=name, query=query, sources=sources, about=about,
                               not_about=tuple(w.strip() for w in not_about)))  # fmt: skip
         return tuple(terms)

@@ -40,7 +40,10 @@ if TYPE_CHECKING:
     from mentionwatch.render import FeedSummary
     from mentionwatch.store import Store
 
-SORT_ORDERS = ("newest", "priority")
+SORT_ORDERS = ("newest", "priority", "relevance")
+# The note under the feed counts what it left out up to this many per status ("1000+ more"):
+# counting every row of a large database would cost more than showing the feed.
+COUNT_CAP = 1000
 
 
 def _feed_formats(ctx: object = None) -> tuple[str, ...]:
@@ -70,7 +73,7 @@ def feed(
         choice_option(
             "--sort",
             Choice(SORT_ORDERS, "order"),
-            "newest first, or priority: what to answer first.",
+            "newest first; priority: what to answer first; relevance: best --search match.",
             "ORDER",
         ),
     ] = "newest",
@@ -111,13 +114,10 @@ def feed(
                             relevant=relevant)  # fmt: skip
     cfg = load_config()
     store = open_store(cfg, readonly=True)
-    from mentionwatch.triage import by_priority
-
     cap = limit if limit > 0 else None
-    if sort == "priority":
-        mentions = iter(by_priority(store.mentions(filters), cap))
-    else:
-        mentions = store.mentions(filters, limit=cap)
+    if sort == "relevance" and not filters.search:
+        fail("--sort relevance ranks --search results: give --search TEXT")
+    mentions = store.mentions(filters, limit=cap, order=sort)
     if fmt in render.WRITERS:
         shown = render.WRITERS[fmt](sys.stdout, mentions)
         if sys.stdout.isatty():  # a person is reading: say what the data leaves out
@@ -130,11 +130,7 @@ def feed(
     from mentionwatch.echoes import Folded
 
     # The rich feed shows a retweeted or cross-posted text once, with who repeated it.
-    if sort == "priority":
-        everything = iter(by_priority(store.mentions(filters)))
-    else:
-        everything = store.mentions(filters)
-    entries = Folded(store, filters, everything)
+    entries = Folded(store, filters, store.mentions(filters, order=sort))
     summary = _summary(store, filters, cap)
     patterns = _term_patterns(cfg)
     links = render.supports_hyperlinks(os.environ, sys.stdout.isatty())
@@ -148,13 +144,28 @@ def _summary(store: Store, filters: Filters, limit: int | None) -> FeedSummary:
     from mentionwatch.render import FeedSummary
 
     narrowed = replace(filters, statuses=()) != Filters(statuses=())
-    return FeedSummary(filters.statuses, store.count_by_status(filters), narrowed, limit)
+    counts = store.count_by_status(filters, cap=COUNT_CAP)
+    return FeedSummary(filters.statuses, counts, narrowed, limit, COUNT_CAP)
+
+
+class _TermPatterns(dict):
+    """Highlighting patterns by term name, compiled when a shown mention needs them: a
+    config may hold thousands of terms, and the feed shows a few mentions."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.queries = {t.name: t.query for t in cfg.terms}
+
+    def get(self, name: str, default: object = None) -> object:
+        if name not in self and name in self.queries:
+            from mentionwatch.query import atom_pattern, parse
+
+            self[name] = [atom_pattern(a) for a in parse(self.queries[name]).atoms()]
+        return super().get(name, default)
 
 
 def _term_patterns(cfg: Config) -> dict[str, list]:
-    from mentionwatch.query import atom_pattern, parse
-
-    return {t.name: [atom_pattern(a) for a in parse(t.query).atoms()] for t in cfg.terms}
+    return _TermPatterns(cfg)
 
 
 @app.command()
@@ -315,7 +326,7 @@ def export(
     filters = build_filters(since, source, term, sentiment, status, search, intent, "all",
                             relevant)  # fmt: skip
     store = open_store(load_config(), readonly=True)
-    mentions = store.mentions(filters, order="oldest")
+    mentions = store.rows(filters, order="oldest")  # rows: no Mention built per row
     if output is None:
         count = render.WRITERS[fmt](sys.stdout, mentions)
         if not count and sys.stdout.isatty():
