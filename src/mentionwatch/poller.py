@@ -314,6 +314,8 @@ def _credentials(source: Source) -> str:
     missing = source.missing_credentials()
     if missing:
         return missing.split(": ", 1)[-1]
+    if source.credentials():
+        return source.credentials() or ""
     if source.oauth is not None:  # acting as the user: whether `auth` was run, never a token
         from mentionwatch.oauth import Tokens
 

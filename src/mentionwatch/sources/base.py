@@ -104,6 +104,11 @@ class Source:
         """The time a cursor of an earlier release stood at (a bare time, or JSON)."""
         return common.legacy_mark(cursor)
 
+    def credentials(self) -> str | None:
+        """What `sources` says about this source's credentials, when the generic line (set,
+        missing, optional) would mislead; never a value."""
+        return None
+
     def usage(self) -> str | None:
         """What the platform's quota or budget has left, from what the last polls recorded
         (no request): one line for `sources`, or None when the source keeps no count."""
