@@ -34,6 +34,7 @@ from mentionwatch.sources import registry
 from mentionwatch.sources.base import Source
 from mentionwatch.store import Store
 from mentionwatch.text import inert, inert_fields
+from mentionwatch.triage import rated, star_rating
 
 
 class PollError(UsageError):
@@ -194,7 +195,9 @@ class Poller:
             if m.key in new:
                 atoms = [a for t in m.terms for a in self.atoms.get(t, ())]
                 score = analyzer.score(mask_terms(_scored_text(m), atoms))
-                m.sentiment, m.polarity, m.intents = score.label, score.polarity, score.intents
+                # A review's stars outrank its words (triage.rated): a kind 1-star is a complaint.
+                m.sentiment, m.polarity, m.intents = rated(score.label, score.polarity,
+                                                           score.intents, star_rating(m))  # fmt: skip
 
 
 def build_source(
@@ -347,9 +350,10 @@ def rescore(
     for done, m in enumerate(mentions, 1):
         words = [a for t in m.terms for a in atoms.get(t, ())]
         score = analyzer.score(mask_terms(_scored_text(m), words))
-        changed += score.label != m.sentiment
+        label, polarity, intents = rated(score.label, score.polarity, score.intents, star_rating(m))
+        changed += label != m.sentiment
         assert m.id is not None  # read from the store
-        batch.append((m.id, score.label, score.polarity, score.intents))
+        batch.append((m.id, label, polarity, intents))
         if len(batch) == 1000 or done == len(mentions):
             store.update_sentiment(batch)
             batch = []

@@ -170,6 +170,8 @@ class AppStore(Source):
     async def _asc(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self._token()}"}
         response = await self.http.request(method, url, headers=headers, **kwargs)
+        if response.status_code == 429:  # RATE_LIMIT_EXCEEDED: the rolling hour is spent
+            await self.http.wait(3600, "App Store Connect's hourly request limit is used up")
         limit = _LIMIT.search(response.headers.get("x-rate-limit", ""))
         if limit:
             self.state.set("rate", json.dumps({"limit": int(limit[1]), "left": int(limit[2]), "at": time.time()}))
