@@ -96,7 +96,9 @@ def test_every_platform_broken_at_once(project, baseline, name):
         assert says in errors[platform], errors[platform]
         assert "\x1b" not in errors[platform] and "Traceback" not in result.err
         if keeps_page:  # only the broken item is missing (it may also be a near miss)
-            assert baseline[platform] - 1 <= stored[platform] <= baseline[platform], platform
+            # A YouTube item is a comment thread: its top-level comment and its replies.
+            lost = {"youtube": 2}.get(platform, 1)
+            assert baseline[platform] - lost <= stored[platform] <= baseline[platform], platform
         else:
             assert stored[platform] <= baseline[platform], platform
     if name == "echoing gateway":  # what the gateway repeated back is never shown or kept

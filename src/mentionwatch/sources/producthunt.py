@@ -71,7 +71,7 @@ class ProductHunt(Source):
             assert posts is not None
             edges = posts.array("edges")
             nodes = [dig(e, "node") if isinstance(e, dict) else e for e in edges]
-            mentions, problems = convert(nodes, to_mention, page)
+            mentions, problems = convert(edges, lambda edge: to_mention(edge.obj("node")), page)  # type: ignore[arg-type]
             info = posts.obj("pageInfo", required=False)
             more = bool(info and info.get("hasNextPage") is True and nodes)
             yield Batch(mentions, anchor(nodes, lambda n: n.get("createdAt")), more, problems)
