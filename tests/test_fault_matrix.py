@@ -22,8 +22,23 @@ from conftest import Project, all_platforms
 from mentionwatch.testing.server import HTML_BLOCKED, LoopbackWeb
 
 MB = 2**20
-PLATFORMS = ("appstore", "bluesky", "devto", "github", "googleplay", "hackernews", "lobsters", "mastodon",
-             "producthunt", "reddit", "rss", "stackexchange", "x", "yelp", "youtube")
+PLATFORMS = (
+    "appstore",
+    "bluesky",
+    "devto",
+    "github",
+    "googleplay",
+    "hackernews",
+    "lobsters",
+    "mastodon",
+    "producthunt",
+    "reddit",
+    "rss",
+    "stackexchange",
+    "x",
+    "yelp",
+    "youtube",
+)
 JSON_PLATFORMS = tuple(p for p in PLATFORMS if p != "rss")
 
 
@@ -184,7 +199,13 @@ def _issued_tokens(web: LoopbackWeb) -> list[str]:
     """Tokens the platforms handed out at run time (Reddit access tokens, Bluesky JWTs)."""
     bluesky, reddit = web.platform("bluesky"), web.platform("reddit")
     google = [*web.platform("youtube").auth.issued, *web.platform("googleplay").auth.issued]
-    return [*bluesky.access, *bluesky.refresh, *reddit.tokens, *google, *web.platform("appstore").tokens]
+    return [
+        *bluesky.access,
+        *bluesky.refresh,
+        *reddit.tokens,
+        *google,
+        *web.platform("appstore").tokens,
+    ]
 
 
 def test_credentials_never_follow_a_redirect_to_another_origin(project):

@@ -19,16 +19,24 @@ NEW = ("appstore", "devto", "googleplay", "lobsters", "producthunt", "yelp", "yo
 
 
 def configure(project, *names, **overrides):
-    tables = [toml_table(f"sources.{n}", {**project.web.platform(n).source_settings(), **overrides.get(n, {})})
-              for n in names]  # fmt: skip
+    tables = [
+        toml_table(
+            f"sources.{n}", {**project.web.platform(n).source_settings(), **overrides.get(n, {})}
+        )
+        for n in names
+    ]
     project.write_config(TERM + "\n".join(tables))
 
 
 def stored(project, source):
-    return [json.loads(e) | {"key": k, "sentiment": s, "intents": json.loads(i), "terms": t}
-            for k, e, s, i, t in project.rows(
-                "SELECT key, extra, sentiment, intents, (SELECT group_concat(term) FROM mention_terms "
-                "WHERE mention_id = m.id) FROM mentions m WHERE source = ?", source)]  # fmt: skip
+    return [
+        json.loads(e) | {"key": k, "sentiment": s, "intents": json.loads(i), "terms": t}
+        for k, e, s, i, t in project.rows(
+            "SELECT key, extra, sentiment, intents, (SELECT group_concat(term) FROM mention_terms "
+            "WHERE mention_id = m.id) FROM mentions m WHERE source = ?",
+            source,
+        )
+    ]
 
 
 def test_every_new_source_polls_and_checks(project):
@@ -36,8 +44,15 @@ def test_every_new_source_polls_and_checks(project):
     result = project.run("poll")
     assert result.code == 0, result.err
     counts = dict(project.rows("SELECT source, count(*) FROM mentions GROUP BY 1"))
-    assert counts == {"appstore": 4, "devto": 1, "googleplay": 2, "lobsters": 2, "producthunt": 1,
-                      "yelp": 2, "youtube": 6}  # fmt: skip
+    assert counts == {
+        "appstore": 4,
+        "devto": 1,
+        "googleplay": 2,
+        "lobsters": 2,
+        "producthunt": 1,
+        "yelp": 2,
+        "youtube": 6,
+    }
     check = project.run("sources", "--check")
     assert check.code == 0, check.out + check.err
     for name in NEW:
@@ -59,7 +74,9 @@ def test_owned_reviews_belong_to_the_term_and_stars_outrank_words(project):
         if review["rating"] == 5:
             assert review["sentiment"] == "positive", review
     # The kind one-star ("Love the idea… useless until fixed") ranks before the five-star.
-    ranked = project.run("feed", "--source", "appstore", "--sort", "priority", "--format", "jsonl").jsonl()
+    ranked = project.run(
+        "feed", "--source", "appstore", "--sort", "priority", "--format", "jsonl"
+    ).jsonl()
     assert ranked[0]["title"] in ("Love the idea", "Widgets broke")
 
 
@@ -71,13 +88,17 @@ def test_youtube_channel_search_reply_and_quota(project):
     rows = {r["key"]: r for r in stored(project, "youtube")}
     reply = rows["youtube:UgyPebble001AaABAg.A1b2C3d4E5f"]
     assert reply["thread_id"] == "UgyPebble001AaABAg" and reply["comment_kind"] == "reply"
-    assert "youtube:ytVidSrch01" in rows and "youtube:UgwSearch01AaABAg" in rows  # video + its comment
+    assert (
+        "youtube:ytVidSrch01" in rows and "youtube:UgwSearch01AaABAg" in rows
+    )  # video + its comment
     assert "youtube:ytVidSrch02" not in rows  # pebble base camp: excluded by the term
     searches = youtube.searches
     # The next poll within the pacing interval reads the channel but spends no search.
     assert project.run("poll").code == 0 and youtube.searches == searches
     # A reply to a reply goes to its thread (YouTube threads are one level deep), as the user.
-    posted = project.run("reply", "youtube:UgyPebble001AaABAg.A1b2C3d4E5f", "Fixed in 4.2.2!", "--yes")
+    posted = project.run(
+        "reply", "youtube:UgyPebble001AaABAg.A1b2C3d4E5f", "Fixed in 4.2.2!", "--yes"
+    )
     assert posted.code == 0, posted.err
     assert youtube.posted[-1]["snippet"]["parentId"] == "UgyPebble001AaABAg"
     refused = project.run("reply", "youtube:UgxPebble003AaABAg", "thanks", "--yes")
@@ -87,7 +108,9 @@ def test_youtube_channel_search_reply_and_quota(project):
     # Quota used up: one clear line, the bucket is remembered, and no call is made until reset.
     youtube.units_left = 0
     spent = project.run("poll")
-    assert spent.code == 1 and "youtube: YouTube's daily quota is used up (quotaExceeded)" in spent.err
+    assert (
+        spent.code == 1 and "youtube: YouTube's daily quota is used up (quotaExceeded)" in spent.err
+    )
     calls = len(web.seen("/youtube/youtube/v3/commentThreads"))
     blocked = project.run("poll")
     assert blocked.code == 1 and "quota is used up" in blocked.err
@@ -118,8 +141,20 @@ def test_auth_flow_with_the_test_as_browser(project):
     web = project.web
     youtube = web.platform("youtube")
     configure(project, "youtube", youtube={"refresh_token": ""})
-    argv = [sys.executable, "-m", "mentionwatch", "--config", str(project.config), "--db",
-            str(project.db), "auth", "youtube", "--no-browser", "--timeout", "30s"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "mentionwatch",
+        "--config",
+        str(project.config),
+        "--db",
+        str(project.db),
+        "auth",
+        "youtube",
+        "--no-browser",
+        "--timeout",
+        "30s",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = proc.stdout.readline().strip()
     assert url.startswith(web.base_url("youtube") + "/o/oauth2/v2/auth?"), url
@@ -131,7 +166,9 @@ def test_auth_flow_with_the_test_as_browser(project):
     assert asked["code_challenge_method"] == "S256" and len(asked["state"]) >= 20
     assert asked["access_type"] == "offline" and asked["scope"].endswith("youtube.force-ssl")
     assert "youtube: authorized" in err
-    (record,) = project.rows("SELECT value FROM source_state WHERE source = 'youtube' AND key = 'oauth'")
+    (record,) = project.rows(
+        "SELECT value FROM source_state WHERE source = 'youtube' AND key = 'oauth'"
+    )
     tokens = json.loads(record[0])
     assert tokens["refresh_token"] in youtube.auth.refresh
     for token in youtube.auth.issued:
@@ -140,21 +177,37 @@ def test_auth_flow_with_the_test_as_browser(project):
     assert project.run("poll").code == 0
     youtube.auth.expire_access()
     before = len(youtube.auth.issued)
-    assert project.run("reply", "youtube:UgzPebble002AaABAg", "So sorry! Email us?", "--yes").code == 0
+    assert (
+        project.run("reply", "youtube:UgzPebble002AaABAg", "So sorry! Email us?", "--yes").code == 0
+    )
     assert len(youtube.auth.issued) == before + 1  # a new access token first
     assert "authorized (access token valid" in project.run("sources").out
     forgot = project.run("auth", "youtube", "--forget")
     assert forgot.code == 0 and "stored tokens deleted" in forgot.err
-    assert "run 'mentionwatch auth youtube'" in project.run("reply", "youtube:UgzPebble002AaABAg",
-                                                            "x", "--yes").err  # fmt: skip
+    assert (
+        "run 'mentionwatch auth youtube'"
+        in project.run("reply", "youtube:UgzPebble002AaABAg", "x", "--yes").err
+    )
 
 
 def test_auth_refused_in_the_browser_changes_nothing(project):
     youtube = project.web.platform("youtube")
     youtube.auth.deny = True
     configure(project, "youtube", youtube={"refresh_token": ""})
-    argv = [sys.executable, "-m", "mentionwatch", "--config", str(project.config), "--db",
-            str(project.db), "auth", "youtube", "--no-browser", "--timeout", "30s"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "mentionwatch",
+        "--config",
+        str(project.config),
+        "--db",
+        str(project.db),
+        "auth",
+        "youtube",
+        "--no-browser",
+        "--timeout",
+        "30s",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     httpx.get(proc.stdout.readline().strip(), follow_redirects=True, timeout=10)
     _, err = proc.communicate(timeout=30)
@@ -162,7 +215,9 @@ def test_auth_refused_in_the_browser_changes_nothing(project):
     # A revoked refresh token: one line naming the fix.
     configure(project, "youtube", youtube={"refresh_token": "1//revoked", "api_key": ""})
     revoked = project.run("poll", "--source", "youtube")
-    assert revoked.code == 1 and "invalid_grant): run 'mentionwatch auth youtube' again" in revoked.err
+    assert (
+        revoked.code == 1 and "invalid_grant): run 'mentionwatch auth youtube' again" in revoked.err
+    )
 
 
 def test_googleplay_reviews_reply_and_errors(project):
@@ -196,16 +251,28 @@ def test_appstore_feed_and_connect(project):
     key = "appstore:00000041-9d1d-1c01-0000-00000000a001"
     posted = project.run("reply", key, "Fixed in 4.2.2, sorry!", "--yes")
     assert posted.code == 0, posted.err
-    assert store.responses["00000041-9d1d-1c01-0000-00000000a001"]["attributes"]["state"] == "PENDING_PUBLISH"
+    assert (
+        store.responses["00000041-9d1d-1c01-0000-00000000a001"]["attributes"]["state"]
+        == "PENDING_PUBLISH"
+    )
     for token in store.tokens:  # the JWTs sent are never shown or kept
-        assert token not in posted.out + posted.err and token.encode() not in project.db.read_bytes()
+        assert (
+            token not in posted.out + posted.err and token.encode() not in project.db.read_bytes()
+        )
     store.rate_left = 0
     limited = project.run("poll")
-    assert limited.code == 1 and "appstore: App Store Connect's hourly request limit is used up" in limited.err
+    assert (
+        limited.code == 1
+        and "appstore: App Store Connect's hourly request limit is used up" in limited.err
+    )
     configure(project, "appstore", appstore={"key_id": "WRONGKEY00"})
     store.rate_left = 3500
     bad = project.run("poll")
-    assert bad.code == 1 and "HTTP 401" in bad.err and "key id, issuer or lifetime is not accepted" in bad.err
+    assert (
+        bad.code == 1
+        and "HTTP 401" in bad.err
+        and "key id, issuer or lifetime is not accepted" in bad.err
+    )
 
 
 def test_yelp_reviews_owner_page_and_limits(project):
@@ -231,14 +298,18 @@ def test_communities_page_throttle_and_redaction(project):
     configure(project, "lobsters", "devto", "producthunt")
     assert project.run("poll").code == 0
     assert keys <= {k for (k,) in project.rows("SELECT key FROM mentions")}
-    assert all(r.headers.get("accept") == "application/vnd.forem.api-v1+json" for r in web.seen("/devto"))
+    assert all(
+        r.headers.get("accept") == "application/vnd.forem.api-v1+json" for r in web.seen("/devto")
+    )
     (post,) = stored(project, "producthunt")
     assert post["author_redacted"] is True
     assert project.rows("SELECT author FROM mentions WHERE source = 'producthunt'") == [(None,)]
     lobsters.per_minute = 0
     throttled = project.run("poll", "--source", "lobsters")
     assert throttled.code == 1 and "Throttled" in throttled.err
-    configure(project, "devto", "producthunt", devto={"api_key": "bad"}, producthunt={"token": "bad"})
+    configure(
+        project, "devto", "producthunt", devto={"api_key": "bad"}, producthunt={"token": "bad"}
+    )
     bad = project.run("poll")
     assert bad.code == 1 and "devto: HTTP 401" in bad.err and "unauthorized" in bad.err
     assert "invalid_oauth_token" in bad.err
@@ -250,4 +321,8 @@ def test_sources_without_a_reply_api_open_the_page(project, name):
     assert project.run("poll").code == 0
     (key,) = project.rows("SELECT key FROM mentions WHERE source = ? LIMIT 1", name)[0]
     dry = project.run("reply", key, "hello", "--dry-run")
-    assert dry.code == 0 and "nothing recorded" in dry.err and dry.out.strip().splitlines()[-1].startswith("https://")
+    assert (
+        dry.code == 0
+        and "nothing recorded" in dry.err
+        and dry.out.strip().splitlines()[-1].startswith("https://")
+    )

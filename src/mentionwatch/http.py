@@ -44,7 +44,12 @@ if TYPE_CHECKING:
 
 DEFAULT_USER_AGENT = f"mentionwatch/{__version__} (command-line mention monitor; +https://pypi.org/project/mentionwatch/)"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
-NO_RETRY_MARKERS = ("usage-capped", "throttle_violation", "ACCESS_LIMIT_REACHED", "RATE_LIMIT_EXCEEDED")
+NO_RETRY_MARKERS = (
+    "usage-capped",
+    "throttle_violation",
+    "ACCESS_LIMIT_REACHED",
+    "RATE_LIMIT_EXCEEDED",
+)
 _SECRET_PARAMS = {"key", "token", "access_token", "password", "client_secret", "api_key", "apikey"}
 # Reset headers, in the order they are trusted. Their formats differ by platform (seconds
 # until, epoch seconds, or an ISO datetime); reset_delay() tells them apart.

@@ -59,15 +59,19 @@ class Spec:
 
 
 GOOGLE_AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth"
-GOOGLE_TOKEN = "https://oauth2.googleapis.com/token"  # noqa: S105 (an endpoint, not a secret)
+GOOGLE_TOKEN = "https://oauth2.googleapis.com/token"
 
 
 def google(*scopes: str) -> Spec:
     """Google's endpoints (YouTube, Google Play): a Desktop client, offline access."""
-    return Spec(GOOGLE_AUTHORIZE, GOOGLE_TOKEN, scopes,
-                authorize_params=(("access_type", "offline"), ("prompt", "consent")),
-                console="console.cloud.google.com → APIs & Services → Credentials → "
-                        "OAuth client ID (Desktop app)")  # fmt: skip
+    return Spec(
+        GOOGLE_AUTHORIZE,
+        GOOGLE_TOKEN,
+        scopes,
+        authorize_params=(("access_type", "offline"), ("prompt", "consent")),
+        console="console.cloud.google.com → APIs & Services → Credentials → "
+        "OAuth client ID (Desktop app)",
+    )
 
 
 def options(spec: Spec) -> dict[str, Option]:
@@ -75,11 +79,12 @@ def options(spec: Spec) -> dict[str, Option]:
     return {
         "client_id": Option(str, help="OAuth client id (for 'mentionwatch auth')"),
         "client_secret": Option(str, secret=True, help="OAuth client secret"),
-        "refresh_token": Option(str, secret=True,
-                                help="optional: a refresh token obtained elsewhere"),
+        "refresh_token": Option(
+            str, secret=True, help="optional: a refresh token obtained elsewhere"
+        ),
         "authorize_url": Option(str, default=spec.authorize_url, help="authorization endpoint"),
         "token_url": Option(str, default=spec.token_url, help="token endpoint"),
-    }  # fmt: skip
+    }
 
 
 @dataclass
@@ -123,8 +128,9 @@ class Tokens:
     def missing(self) -> str | None:
         """Why the source cannot act as the user yet, or None."""
         if not self.client():
-            return (f"set sources.{self.name}.client_id and client_secret"
-                    + (f" ({self.spec.console})" if self.spec.console else ""))  # fmt: skip
+            return f"set sources.{self.name}.client_id and client_secret" + (
+                f" ({self.spec.console})" if self.spec.console else ""
+            )
         if not self.authorized():
             return f"run 'mentionwatch auth {self.name}' (or set sources.{self.name}.refresh_token)"
         return None
@@ -183,8 +189,12 @@ class Tokens:
                 f"{self.name}: not authorized: {self.missing() or 'no refresh token'}"
             )
         client_id, secret = self.client() or ("", "")
-        form = {"grant_type": "refresh_token", "refresh_token": refresh,
-                "client_id": client_id, "client_secret": secret}  # fmt: skip
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh,
+            "client_id": client_id,
+            "client_secret": secret,
+        }
         answer = await exchange(self.source, form, "renewing the access token")
         self.source.state.set(STATE_KEY, json.dumps(_record(answer, client_id, refresh)))
         return str(answer["access_token"])
@@ -260,10 +270,14 @@ class _Callback:
     event: Any = None
 
 
-_DONE_PAGE = (b"<!doctype html><meta charset=utf-8><title>mentionwatch</title>"
-              b"<p>mentionwatch is authorized. You can close this tab and go back to the terminal.")  # fmt: skip
-_FAILED_PAGE = (b"<!doctype html><meta charset=utf-8><title>mentionwatch</title>"
-                b"<p>Authorization did not complete; the terminal says why.")  # fmt: skip
+_DONE_PAGE = (
+    b"<!doctype html><meta charset=utf-8><title>mentionwatch</title>"
+    b"<p>mentionwatch is authorized. You can close this tab and go back to the terminal."
+)
+_FAILED_PAGE = (
+    b"<!doctype html><meta charset=utf-8><title>mentionwatch</title>"
+    b"<p>Authorization did not complete; the terminal says why."
+)
 
 
 def _serve_callback(callback: _Callback, port: int) -> Any:
@@ -298,8 +312,10 @@ def _serve_callback(callback: _Callback, port: int) -> Any:
     try:
         server = HTTPServer(("127.0.0.1", port), Handler)
     except OSError as exc:
-        raise UsageError(f"cannot listen on 127.0.0.1:{port} for the browser's answer ({exc.strerror}); "
-                         "pick another --port") from None  # fmt: skip
+        raise UsageError(
+            f"cannot listen on 127.0.0.1:{port} for the browser's answer ({exc.strerror}); "
+            "pick another --port"
+        ) from None
     callback.event = threading.Event()
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -342,23 +358,32 @@ def authorize(
     server = _serve_callback(callback, port)
     try:
         redirect = f"http://127.0.0.1:{server.server_address[1]}{spec.callback_path}"
-        query = {"response_type": "code", "client_id": client[0], "redirect_uri": redirect,
-                 "scope": spec.scope_separator.join(spec.scopes), "state": callback.state,
-                 **dict(spec.authorize_params)}  # fmt: skip
+        query = {
+            "response_type": "code",
+            "client_id": client[0],
+            "redirect_uri": redirect,
+            "scope": spec.scope_separator.join(spec.scopes),
+            "state": callback.state,
+            **dict(spec.authorize_params),
+        }
         if spec.pkce:
             query.update(code_challenge=challenge, code_challenge_method="S256")
         base = settings.get("authorize_url") or spec.authorize_url
         url = f"{base}{'&' if '?' in base else '?'}{urlencode(query)}"
-        say(f"{name}: open this address in a browser and allow access "
-            f"(waiting {round(timeout)} s for it to come back to {redirect}):")  # fmt: skip
+        say(
+            f"{name}: open this address in a browser and allow access "
+            f"(waiting {round(timeout)} s for it to come back to {redirect}):"
+        )
         print(url, flush=True)
         if open_browser:
             import webbrowser
 
             webbrowser.open(url)
         if not callback.event.wait(timeout):
-            raise UsageError(f"{name}: no answer from the browser within {round(timeout)} s; "
-                             "nothing changed (run the command again)")  # fmt: skip
+            raise UsageError(
+                f"{name}: no answer from the browser within {round(timeout)} s; "
+                "nothing changed (run the command again)"
+            )
     finally:
         server.shutdown()
         server.server_close()
@@ -370,8 +395,13 @@ def authorize(
     async def run() -> dict[str, Any]:
         async with open_client(config.poll) as http_client:
             live = build_source(settings, config, store, http_client)
-            form = {"grant_type": "authorization_code", "code": params["code"],
-                    "redirect_uri": redirect, "client_id": client[0], "client_secret": client[1]}  # fmt: skip
+            form = {
+                "grant_type": "authorization_code",
+                "code": params["code"],
+                "redirect_uri": redirect,
+                "client_id": client[0],
+                "client_secret": client[1],
+            }
             if spec.pkce:
                 form["code_verifier"] = verifier
             return await exchange(live, form, "exchanging the authorization code")
@@ -379,13 +409,17 @@ def authorize(
     answer = asyncio.run(run())
     record = _record(answer, client[0], None)
     if spec.refreshable and not record["refresh_token"]:
-        say(f"{name}: warning: no refresh token came back, so this authorization lasts only as "
+        say(
+            f"{name}: warning: no refresh token came back, so this authorization lasts only as "
             "long as the access token; revoke mentionwatch's access in your account and run this "
-            "again")  # fmt: skip
+            "again"
+        )
     store.set_state(name, STATE_KEY, json.dumps(record))
     granted = record.get("scope") or spec.scope_separator.join(spec.scopes)
-    return (f"{name}: authorized (scopes: {granted}); the token is kept in {store.path} and "
-            "renewed automatically")  # fmt: skip
+    return (
+        f"{name}: authorized (scopes: {granted}); the token is kept in {store.path} and "
+        "renewed automatically"
+    )
 
 
 def forget(store: Store, name: str) -> bool:

@@ -196,8 +196,8 @@ class Poller:
                 atoms = [a for t in m.terms for a in self.atoms.get(t, ())]
                 score = analyzer.score(mask_terms(_scored_text(m), atoms))
                 # A review's stars outrank its words (triage.rated): a kind 1-star is a complaint.
-                m.sentiment, m.polarity, m.intents = rated(score.label, score.polarity,
-                                                           score.intents, star_rating(m))  # fmt: skip
+                tagged = rated(score.label, score.polarity, score.intents, star_rating(m))
+                m.sentiment, m.polarity, m.intents = tagged
 
 
 def build_source(

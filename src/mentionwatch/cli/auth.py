@@ -19,14 +19,22 @@ def oauth_sources(ctx: object = None) -> list[str]:
 def auth(
     source: Annotated[
         str,
-        typer.Argument(click_type=Choice(oauth_sources, "source"), metavar="SOURCE",
-                       help="The platform to authorize."),
-    ],  # fmt: skip
+        typer.Argument(
+            click_type=Choice(oauth_sources, "source"),
+            metavar="SOURCE",
+            help="The platform to authorize.",
+        ),
+    ],
     port: Annotated[
         int,
-        typer.Option("--port", metavar="N", min=0, max=65535,
-                     help="Loopback port for the browser's answer (0: any free one)."),
-    ] = 0,  # fmt: skip
+        typer.Option(
+            "--port",
+            metavar="N",
+            min=0,
+            max=65535,
+            help="Loopback port for the browser's answer (0: any free one).",
+        ),
+    ] = 0,
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Print the address instead of opening it.")
     ] = False,
@@ -63,5 +71,8 @@ def auth(
         seconds = parse_duration(timeout)
     except ValueError as exc:
         fail(f"--timeout: {exc}")
-    say(oauth.authorize(cfg, store, source, port=port, open_browser=not no_browser,
-                        timeout=seconds, say=say))  # fmt: skip
+    say(
+        oauth.authorize(
+            cfg, store, source, port=port, open_browser=not no_browser, timeout=seconds, say=say
+        )
+    )

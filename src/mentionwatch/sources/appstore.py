@@ -31,7 +31,18 @@ from mentionwatch.errors import ConfigError
 from mentionwatch.http import SourceError
 from mentionwatch.models import Job, Mention, Option, Page, Term, utcnow
 from mentionwatch.sources.base import Posted, Source
-from mentionwatch.sources.common import Anchor, Batch, Malformed, Obj, Search, anchor, convert, dig, page_of, parse_time
+from mentionwatch.sources.common import (
+    Anchor,
+    Batch,
+    Malformed,
+    Obj,
+    Search,
+    anchor,
+    convert,
+    dig,
+    page_of,
+    parse_time,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -74,7 +85,9 @@ class AppStore(Source):
 
     def missing_credentials(self) -> str | None:
         if not (self.settings.get("apps") or self.settings.get("connect_apps")):
-            return f"{self.name}: no apps: set sources.{self.name}.apps (public feed) or connect_apps"
+            return (
+                f"{self.name}: no apps: set sources.{self.name}.apps (public feed) or connect_apps"
+            )
         if self.settings.get("connect_apps"):
             return self._connect_problem()
         return None
@@ -83,8 +96,10 @@ class AppStore(Source):
         if not self.settings.get("key_id") or not (
             self.settings.get("private_key_file") or self.settings.get("private_key")
         ):
-            return (f"{self.name}: App Store Connect needs sources.{self.name}.key_id, issuer_id and "
-                    "private_key_file (Users and Access → Integrations → App Store Connect API)")  # fmt: skip
+            return (
+                f"{self.name}: App Store Connect needs sources.{self.name}.key_id, issuer_id and "
+                "private_key_file (Users and Access → Integrations → App Store Connect API)"
+            )
         return None
 
     def credentials(self) -> str | None:
@@ -96,9 +111,15 @@ class AppStore(Source):
         if not any(t.applies_to(self.name) for t in terms):
             return []
         countries = [c.lower() for c in self.settings.get("countries") or ["us"]]
-        feeds = [Job(self.name, f"rss:{a}:{c}", owned=True)
-                 for a in self.settings.get("apps") or [] for c in countries]  # fmt: skip
-        return feeds + [Job(self.name, f"connect:{a}", owned=True) for a in self.settings.get("connect_apps") or []]
+        feeds = [
+            Job(self.name, f"rss:{a}:{c}", owned=True)
+            for a in self.settings.get("apps") or []
+            for c in countries
+        ]
+        return feeds + [
+            Job(self.name, f"connect:{a}", owned=True)
+            for a in self.settings.get("connect_apps") or []
+        ]
 
     def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         kind, _, rest = job.scope.partition(":")
@@ -109,20 +130,28 @@ class AppStore(Source):
 
     # The public feed
 
-    async def _feed(self, app: str, country: str, lower: float, upper: Anchor | None) -> AsyncGenerator[Batch, None]:
+    async def _feed(
+        self, app: str, country: str, lower: float, upper: Anchor | None
+    ) -> AsyncGenerator[Batch, None]:
         base = (self.settings.get("rss_url") or RSS).rstrip("/")
         for number in range(1, RSS_PAGES + 1):
-            url = f"{base}/{country}/rss/customerreviews/page={number}/id={app}/sortby=mostrecent/json"
+            url = f"{base}/{country}/rss/customerreviews/page={number}/id={app}/sortby=mostrecent/json"  # noqa: E501
             response = await self.http.request("GET", url)
             if response.status_code >= 400:
                 raise self.http.error(response, f"reading the {country} review feed of app {app}")
             feed = page_of(self.http.json(response), "the review feed").obj("feed")
             assert feed is not None
             raw = feed.get("entry")
-            entries = [raw] if isinstance(raw, dict) else feed.array("entry", required=False, nullable=False)
+            entries = (
+                [raw]
+                if isinstance(raw, dict)
+                else feed.array("entry", required=False, nullable=False)
+            )
             # Older feeds put the app itself first: an entry without a rating is no review.
             reviews = [e for e in entries if not (isinstance(e, dict) and "im:rating" not in e)]
-            mentions, problems = convert(reviews, partial(_feed_review, app=app, country=country), number)
+            mentions, problems = convert(
+                reviews, partial(_feed_review, app=app, country=country), number
+            )
             oldest = anchor(reviews, lambda e: dig(e, "updated", "label"))
             yield Batch(mentions, oldest, bool(entries) and number < RSS_PAGES, problems)
             if not entries:
@@ -137,18 +166,32 @@ class AppStore(Source):
         try:
             import jwt  # PyJWT, with cryptography for ES256: only App Store Connect needs them
         except ImportError:
-            raise SourceError(f"{self.name}: App Store Connect tokens are signed with PyJWT and "
-                              "cryptography: pip install 'mentionwatch[appstore]'") from None  # fmt: skip
+            raise SourceError(
+                f"{self.name}: App Store Connect tokens are signed with PyJWT and "
+                "cryptography: pip install 'mentionwatch[appstore]'"
+            ) from None
         now = int(time.time())
-        claims: dict[str, Any] = {"iat": now, "exp": now + TOKEN_LIFETIME, "aud": "appstoreconnect-v1"}
+        claims: dict[str, Any] = {
+            "iat": now,
+            "exp": now + TOKEN_LIFETIME,
+            "aud": "appstoreconnect-v1",
+        }
         issuer = self.settings.get("issuer_id")
-        claims.update({"iss": issuer} if issuer else {"sub": "user"})  # an individual key has no issuer
+        claims.update(
+            {"iss": issuer} if issuer else {"sub": "user"}
+        )  # an individual key has no issuer
         try:
-            token = jwt.encode(claims, self._key(), algorithm="ES256",
-                               headers={"kid": self.settings.get("key_id"), "typ": "JWT"})  # fmt: skip
+            token = jwt.encode(
+                claims,
+                self._key(),
+                algorithm="ES256",
+                headers={"kid": self.settings.get("key_id"), "typ": "JWT"},
+            )
         except (ValueError, TypeError, jwt.PyJWTError) as exc:
-            raise SourceError(f"{self.name}: cannot sign with the App Store Connect key "
-                              f"({type(exc).__name__}): is it the .p8 file Apple gave you?") from None  # fmt: skip
+            raise SourceError(
+                f"{self.name}: cannot sign with the App Store Connect key "
+                f"({type(exc).__name__}): is it the .p8 file Apple gave you?"
+            ) from None
         scrub.register(token)
         self._jwt = (token, now + TOKEN_LIFETIME)
         return token
@@ -160,8 +203,9 @@ class AppStore(Source):
             try:
                 text = Path(path).expanduser().read_text(encoding="utf-8")
             except OSError as exc:
-                raise ConfigError(f"sources.{self.name}.private_key_file: cannot read {path}: "
-                                  f"{exc.strerror}") from None  # fmt: skip
+                raise ConfigError(
+                    f"sources.{self.name}.private_key_file: cannot read {path}: {exc.strerror}"
+                ) from None
         if not text or "PRIVATE KEY" not in text:
             raise ConfigError(f"sources.{self.name}: the private key is not a .p8 key (PEM)")
         scrub.register(text)
@@ -174,14 +218,25 @@ class AppStore(Source):
             await self.http.wait(3600, "App Store Connect's hourly request limit is used up")
         limit = _LIMIT.search(response.headers.get("x-rate-limit", ""))
         if limit:
-            self.state.set("rate", json.dumps({"limit": int(limit[1]), "left": int(limit[2]), "at": time.time()}))
+            self.state.set(
+                "rate",
+                json.dumps({"limit": int(limit[1]), "left": int(limit[2]), "at": time.time()}),
+            )
             if int(limit[2]) < 1:  # a rolling hour: the next call waits for it
                 await self.http.wait(3600, "App Store Connect's hourly request limit is used up")
         return response
 
-    async def _connect(self, app: str, lower: float, upper: Anchor | None) -> AsyncGenerator[Batch, None]:
-        url: str | None = upper.id if upper and upper.id else f"{self.base_url}/apps/{app}/customerReviews"
-        params: dict[str, Any] | None = {"sort": "-createdDate", "limit": PAGE_SIZE, "include": "response"}
+    async def _connect(
+        self, app: str, lower: float, upper: Anchor | None
+    ) -> AsyncGenerator[Batch, None]:
+        url: str | None = (
+            upper.id if upper and upper.id else f"{self.base_url}/apps/{app}/customerReviews"
+        )
+        params: dict[str, Any] | None = {
+            "sort": "-createdDate",
+            "limit": PAGE_SIZE,
+            "include": "response",
+        }
         if upper and upper.id:
             params = None  # links.next is the whole next URL
         page = 1
@@ -191,9 +246,14 @@ class AppStore(Source):
                 raise self.http.error(response, f"reading the reviews of app {app}")
             data = page_of(self.http.json(response), "the customerReviews answer")
             items = data.array("data")
-            replies = {dig(i, "id"): dig(i, "attributes", "responseBody")
-                       for i in data.array("included", required=False) if isinstance(i, dict)}  # fmt: skip
-            mentions, problems = convert(items, partial(_connect_review, app=app, replies=replies), page)
+            replies = {
+                dig(i, "id"): dig(i, "attributes", "responseBody")
+                for i in data.array("included", required=False)
+                if isinstance(i, dict)
+            }
+            mentions, problems = convert(
+                items, partial(_connect_review, app=app, replies=replies), page
+            )
             links = data.obj("links", required=False)
             url = links.string("next", required=False) if links else None
             oldest = anchor(items, lambda i: dig(i, "attributes", "createdDate"))
@@ -205,16 +265,22 @@ class AppStore(Source):
             rate = json.loads(self.state.get("rate") or "{}")
         except ValueError:
             return None
-        if not isinstance(rate, dict) or "left" not in rate or rate.get("at", 0) < time.time() - 3600:
+        if (
+            not isinstance(rate, dict)
+            or "left" not in rate
+            or rate.get("at", 0) < time.time() - 3600
+        ):
             return None
-        return f"App Store Connect: {rate['left']} of {rate['limit']} requests left this hour (as last reported)"
+        return f"App Store Connect: {rate['left']} of {rate['limit']} requests left this hour (as last reported)"  # noqa: E501
 
     # Checking and replying
 
     async def check(self) -> str:
         lines = []
         for app in self.settings.get("connect_apps") or []:
-            response = await self._asc("GET", f"{self.base_url}/apps/{app}", params={"fields[apps]": "name"})
+            response = await self._asc(
+                "GET", f"{self.base_url}/apps/{app}", params={"fields[apps]": "name"}
+            )
             if response.status_code >= 400:
                 raise self.http.error(response, f"App Store Connect app {app}")
             lines.append(repr(dig(self.http.json(response), "data", "attributes", "name") or app))
@@ -225,23 +291,35 @@ class AppStore(Source):
             countries = self.settings.get("countries") or ["us"]
             async for _ in self._feed(apps[0], countries[0].lower(), time.time(), None):
                 break
-            lines.append(f"public feed readable ({len(apps)} app(s) × {len(countries)} storefront(s))")
+            lines.append(
+                f"public feed readable ({len(apps)} app(s) × {len(countries)} storefront(s))"
+            )
         if self.usage():
             lines.append(self.usage() or "")
         return "; ".join(lines)
 
     def reply_problem(self, mention: Mention) -> str | None:
         if mention.extra.get("via") != "connect":
-            return (f"{self.name}: this review came from the public feed, which takes no replies: "
-                    f"list app {mention.extra.get('app')} in sources.{self.name}.connect_apps "
-                    "(with an App Store Connect key) to answer it")  # fmt: skip
+            return (
+                f"{self.name}: this review came from the public feed, which takes no replies: "
+                f"list app {mention.extra.get('app')} in sources.{self.name}.connect_apps "
+                "(with an App Store Connect key) to answer it"
+            )
         return self._connect_problem()
 
     async def post_reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
-        body = {"data": {"type": "customerReviewResponses", "attributes": {"responseBody": text},
-                         "relationships": {"review": {"data": {"type": "customerReviews",
-                                                                "id": mention.native_id}}}}}  # fmt: skip
-        response = await self._asc("POST", f"{self.base_url}/customerReviewResponses", json=body, retry=False)
+        body = {
+            "data": {
+                "type": "customerReviewResponses",
+                "attributes": {"responseBody": text},
+                "relationships": {
+                    "review": {"data": {"type": "customerReviews", "id": mention.native_id}}
+                },
+            }
+        }
+        response = await self._asc(
+            "POST", f"{self.base_url}/customerReviewResponses", json=body, retry=False
+        )
         if response.status_code >= 400:
             raise self.http.refused(response)
         data = dig(self.http.json(response), "data")
@@ -253,7 +331,9 @@ class AppStore(Source):
     async def find_reply(self, mention: Mention, text: str) -> Posted | None:
         if self.reply_problem(mention):
             return None
-        response = await self._asc("GET", f"{self.base_url}/customerReviews/{mention.native_id}/response")
+        response = await self._asc(
+            "GET", f"{self.base_url}/customerReviews/{mention.native_id}/response"
+        )
         if response.status_code == 404:
             return None
         data = dig(self.http.json(response), "data")
@@ -281,15 +361,28 @@ def _feed_review(entry: Obj, app: str, country: str) -> Mention:
     link = dig(entry.data, "link", "attributes", "href")
     url = f"https://apps.apple.com/{country}/app/id{app}?see-all=reviews"
     return Mention(
-        source="appstore", native_id=review_id, text=_label(entry, "content") or "",
+        source="appstore",
+        native_id=review_id,
+        text=_label(entry, "content") or "",
         created_at=updated or utcnow(),  # some feeds carry no dates: when it was first seen
-        url=url, author=author if isinstance(author, str) else None, title=_label(entry, "title"),
-        reach=max(0, int(_label(entry, "im:voteSum") or 0)) if (_label(entry, "im:voteSum") or "").lstrip("-").isdigit() else 0,
+        url=url,
+        author=author if isinstance(author, str) else None,
+        title=_label(entry, "title"),
+        reach=max(0, int(_label(entry, "im:voteSum") or 0))
+        if (_label(entry, "im:voteSum") or "").lstrip("-").isdigit()
+        else 0,
         reply_url=url,
-        extra={"kind": "review", "via": "rss", "rating": _rating(_label(entry, "im:rating"), entry.where),
-               "app": app, "country": country, "version": _label(entry, "im:version"),
-               "review_link": link if isinstance(link, str) else None, "dated": updated is not None},
-    )  # fmt: skip
+        extra={
+            "kind": "review",
+            "via": "rss",
+            "rating": _rating(_label(entry, "im:rating"), entry.where),
+            "app": app,
+            "country": country,
+            "version": _label(entry, "im:version"),
+            "review_link": link if isinstance(link, str) else None,
+            "dated": updated is not None,
+        },
+    )
 
 
 def _connect_review(item: Obj, app: str, replies: dict[Any, Any]) -> Mention:
@@ -299,15 +392,23 @@ def _connect_review(item: Obj, app: str, replies: dict[Any, Any]) -> Mention:
     response_id = dig(item.data, "relationships", "response", "data", "id")
     url = f"https://appstoreconnect.apple.com/apps/{app}/distribution/activity/ios/ratingsResponses"
     return Mention(
-        source="appstore", native_id=review_id, text=attributes.string("body", required=False) or "",
+        source="appstore",
+        native_id=review_id,
+        text=attributes.string("body", required=False) or "",
         created_at=attributes.time("createdDate"),  # type: ignore[arg-type]
-        url=url, author=attributes.string("reviewerNickname", required=False),
-        title=attributes.string("title", required=False), reply_url=url,
-        extra={"kind": "review", "via": "connect", "app": app,
-               "rating": _rating(attributes.get("rating"), attributes.where),
-               "territory": attributes.string("territory", required=False),
-               "developer_reply": replies.get(response_id) if response_id else None},
-    )  # fmt: skip
+        url=url,
+        author=attributes.string("reviewerNickname", required=False),
+        title=attributes.string("title", required=False),
+        reply_url=url,
+        extra={
+            "kind": "review",
+            "via": "connect",
+            "app": app,
+            "rating": _rating(attributes.get("rating"), attributes.where),
+            "territory": attributes.string("territory", required=False),
+            "developer_reply": replies.get(response_id) if response_id else None,
+        },
+    )
 
 
 SOURCE = AppStore

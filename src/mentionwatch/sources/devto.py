@@ -14,7 +14,16 @@ from typing import ClassVar
 
 from mentionwatch.models import Job, Mention, Option, Page, Term
 from mentionwatch.sources.base import Source
-from mentionwatch.sources.common import Anchor, Batch, Malformed, Obj, Search, anchor, convert, describe
+from mentionwatch.sources.common import (
+    Anchor,
+    Batch,
+    Malformed,
+    Obj,
+    Search,
+    anchor,
+    convert,
+    describe,
+)
 from mentionwatch.text import clean
 
 ACCEPT = "application/vnd.forem.api-v1+json"
@@ -45,22 +54,38 @@ class DevTo(Source):
         start = int(upper.id) if upper and upper.id and upper.id.isdigit() else 1
         for page in range(start, start + PAGES):
             params = {"page": page, "per_page": PER_PAGE}
-            response = await self.http.request("GET", f"{self.base_url}/articles/latest", params=params,
-                                               headers=self._headers())  # fmt: skip
+            response = await self.http.request(
+                "GET", f"{self.base_url}/articles/latest", params=params, headers=self._headers()
+            )
             articles = self.http.json(response)
             if not isinstance(articles, list):
-                raise Malformed(f"the /articles/latest answer is {describe(articles)} where a list of articles belongs")
+                raise Malformed(
+                    f"the /articles/latest answer is {describe(articles)} where a list of articles belongs"  # noqa: E501
+                )
             mentions, problems = convert(articles, to_mention, page)
-            oldest = anchor(articles, lambda a: a.get("published_timestamp") or a.get("published_at"))
-            yield Batch(mentions, oldest and Anchor(oldest.at, str(page + 1)), len(articles) >= PER_PAGE, problems)
+            oldest = anchor(
+                articles, lambda a: a.get("published_timestamp") or a.get("published_at")
+            )
+            yield Batch(
+                mentions,
+                oldest and Anchor(oldest.at, str(page + 1)),
+                len(articles) >= PER_PAGE,
+                problems,
+            )
             if len(articles) < PER_PAGE:
                 return
 
     async def check(self) -> str:
-        response = await self.http.request("GET", f"{self.base_url}/articles/latest",
-                                           params={"per_page": 1}, headers=self._headers())  # fmt: skip
+        response = await self.http.request(
+            "GET",
+            f"{self.base_url}/articles/latest",
+            params={"per_page": 1},
+            headers=self._headers(),
+        )
         self.http.json(response)
-        return "newest articles readable" + (" (with an api key)" if self.settings.get("api_key") else "")
+        return "newest articles readable" + (
+            " (with an api key)" if self.settings.get("api_key") else ""
+        )
 
 
 def to_mention(article: Obj) -> Mention:
@@ -73,13 +98,19 @@ def to_mention(article: Obj) -> Mention:
     text = clean(article.string("description", required=False))
     published = article.time("published_timestamp", required=False) or article.time("published_at")
     return Mention(
-        source="devto", native_id=str(article_id), text=text, created_at=published,  # type: ignore[arg-type]
-        url=url, author=user.string("username", required=False) if user else None,
-        author_name=user.string("name", required=False) if user else None, title=title,
-        reach=article.count("public_reactions_count") + article.count("comments_count"), reply_url=url,
+        source="devto",
+        native_id=str(article_id),
+        text=text,
+        created_at=published,  # type: ignore[arg-type]
+        url=url,
+        author=user.string("username", required=False) if user else None,
+        author_name=user.string("name", required=False) if user else None,
+        title=title,
+        reach=article.count("public_reactions_count") + article.count("comments_count"),
+        reply_url=url,
         extra={"kind": "article", "tags": tags, "comments_count": article.count("comments_count")},
         searchable="\n".join(x for x in (title, text, " ".join(f"#{t}" for t in tags)) if x),
-    )  # fmt: skip
+    )
 
 
 SOURCE = DevTo

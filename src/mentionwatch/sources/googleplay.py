@@ -22,7 +22,17 @@ from mentionwatch.models import Job, Mention, Option, Page, Term, from_epoch
 from mentionwatch.oauth import Tokens, google
 from mentionwatch.oauth import options as oauth_options
 from mentionwatch.sources.base import Posted, Source
-from mentionwatch.sources.common import Anchor, Batch, Malformed, Obj, Search, anchor, convert, dig, page_of
+from mentionwatch.sources.common import (
+    Anchor,
+    Batch,
+    Malformed,
+    Obj,
+    Search,
+    anchor,
+    convert,
+    dig,
+    page_of,
+)
 from mentionwatch.text import clean
 
 SCOPE = "https://www.googleapis.com/auth/androidpublisher"
@@ -72,28 +82,39 @@ class GooglePlay(Source):
         except ValueError:
             return {}
         hour = time.time() - 3600
-        return {k: [t for t in v if t > hour] for k, v in reads.items() if isinstance(v, list)} if isinstance(reads, dict) else {}
+        return (
+            {k: [t for t in v if t > hour] for k, v in reads.items() if isinstance(v, list)}
+            if isinstance(reads, dict)
+            else {}
+        )
 
     async def _get(self, package: str, path: str, params: dict[str, Any] | None = None) -> Any:
         reads = self._reads()
         mine = reads.setdefault(package, [])
         if len(mine) >= READS_PER_HOUR:
-            await self.http.wait(mine[0] + 3600 - time.time(),
-                                 f"{READS_PER_HOUR} review reads an hour for {package} used")  # fmt: skip
+            await self.http.wait(
+                mine[0] + 3600 - time.time(),
+                f"{READS_PER_HOUR} review reads an hour for {package} used",
+            )
         mine.append(time.time())
         self.state.set("reads", json.dumps(reads))
         url = f"{self.base_url}/applications/{package}{path}"
         response = await self.tokens.request("GET", url, params=params)
         if response.status_code >= 400:
-            raise self.http.error(response, f"reading reviews of {package}",
-                                  "the account needs the 'Reply to reviews' permission for the app")  # fmt: skip
+            raise self.http.error(
+                response,
+                f"reading reviews of {package}",
+                "the account needs the 'Reply to reviews' permission for the app",
+            )
         return self.http.json(response)
 
     def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         package = job.scope.removeprefix("app:")
         return self.walk([Search("reviews", partial(self._reviews, package))], cursor)
 
-    async def _reviews(self, package: str, lower: float, upper: Anchor | None) -> AsyncGenerator[Batch, None]:
+    async def _reviews(
+        self, package: str, lower: float, upper: Anchor | None
+    ) -> AsyncGenerator[Batch, None]:
         token = upper.id if upper else None
         page = 1
         while True:
@@ -124,12 +145,13 @@ class GooglePlay(Source):
         return None
 
     def _review_url(self, mention: Mention) -> str:
-        return f"{self.base_url}/applications/{mention.extra['package']}/reviews/{mention.extra['review_id']}"
+        return f"{self.base_url}/applications/{mention.extra['package']}/reviews/{mention.extra['review_id']}"  # noqa: E501
 
     async def post_reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
         # Setting a reply replaces the previous one: safe to send again.
-        response = await self.tokens.request("POST", f"{self._review_url(mention)}:reply",
-                                             json={"replyText": text})  # fmt: skip
+        response = await self.tokens.request(
+            "POST", f"{self._review_url(mention)}:reply", json={"replyText": text}
+        )
         if response.status_code >= 400:
             raise self.http.refused(response)
         result = dig(self.http.json(response), "result")
@@ -158,8 +180,14 @@ def _modified(item: Any) -> float | None:
 def to_mention(item: Obj, package: str) -> Mention:
     review_id = item.need("reviewId")
     comments = item.array("comments")
-    user = next((Obj(c, f"{item.where} comment").obj("userComment", required=False)
-                 for c in comments if isinstance(c, dict) and "userComment" in c), None)  # fmt: skip
+    user = next(
+        (
+            Obj(c, f"{item.where} comment").obj("userComment", required=False)
+            for c in comments
+            if isinstance(c, dict) and "userComment" in c
+        ),
+        None,
+    )
     if user is None:
         raise Malformed(f"{item.where} has no userComment")
     seconds = _modified(item.data)
@@ -168,17 +196,31 @@ def to_mention(item: Obj, package: str) -> Mention:
     rating = user.integer("starRating", required=True)
     text = clean(user.string("text", required=False))
     title, _, body = text.partition("\t") if "\t" in text else ("", "", text)
-    replied = next((dig(c, "developerComment", "text") for c in comments if dig(c, "developerComment")), None)
+    replied = next(
+        (dig(c, "developerComment", "text") for c in comments if dig(c, "developerComment")), None
+    )
     url = f"{STORE}{package}&reviewId={review_id}"
     return Mention(
-        source="googleplay", native_id=f"{review_id}@{int(seconds)}", text=body.strip(),
-        created_at=from_epoch(seconds), url=url, author=item.string("authorName", required=False) or None,
-        title=title.strip() or None, reach=user.count("thumbsUpCount"), reply_url=url,
-        extra={"kind": "review", "rating": rating, "review_id": review_id, "package": package,
-               "app_version": user.string("appVersionName", required=False),
-               "language": user.string("reviewerLanguage", required=False),
-               "device": user.string("device", required=False), "developer_reply": replied},
-    )  # fmt: skip
+        source="googleplay",
+        native_id=f"{review_id}@{int(seconds)}",
+        text=body.strip(),
+        created_at=from_epoch(seconds),
+        url=url,
+        author=item.string("authorName", required=False) or None,
+        title=title.strip() or None,
+        reach=user.count("thumbsUpCount"),
+        reply_url=url,
+        extra={
+            "kind": "review",
+            "rating": rating,
+            "review_id": review_id,
+            "package": package,
+            "app_version": user.string("appVersionName", required=False),
+            "language": user.string("reviewerLanguage", required=False),
+            "device": user.string("device", required=False),
+            "developer_reply": replied,
+        },
+    )
 
 
 SOURCE = GooglePlay

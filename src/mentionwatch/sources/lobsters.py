@@ -16,7 +16,17 @@ from typing import Any, ClassVar
 
 from mentionwatch.models import Job, Mention, Option, Page, Term
 from mentionwatch.sources.base import Source
-from mentionwatch.sources.common import Anchor, Batch, Malformed, Obj, Search, anchor, convert, describe, dig
+from mentionwatch.sources.common import (
+    Anchor,
+    Batch,
+    Malformed,
+    Obj,
+    Search,
+    anchor,
+    convert,
+    describe,
+    dig,
+)
 from mentionwatch.text import clean, html_to_text
 
 PAGES = 10  # 250 stories: a few days of Lobsters
@@ -42,16 +52,20 @@ class Lobsters(Source):
             path = "/newest.json" if number == 1 else f"/newest/page/{number}.json"
             stories = self.http.json(await self.http.request("GET", f"{self.base_url}{path}"))
             if not isinstance(stories, list):
-                raise Malformed(f"the {path} answer is {describe(stories)} where a list of stories belongs")
+                raise Malformed(
+                    f"the {path} answer is {describe(stories)} where a list of stories belongs"
+                )
             mentions, problems = convert(stories, to_mention, number)
             oldest = anchor(stories, lambda s: s.get("created_at"))
-            yield Batch(mentions, oldest and Anchor(oldest.at, str(number + 1)), bool(stories), problems)
+            yield Batch(
+                mentions, oldest and Anchor(oldest.at, str(number + 1)), bool(stories), problems
+            )
             if not stories:
                 return
 
     async def check(self) -> str:
         stories = self.http.json(await self.http.request("GET", f"{self.base_url}/newest.json"))
-        return f"newest stories readable ({len(stories) if isinstance(stories, list) else 0} on the first page)"
+        return f"newest stories readable ({len(stories) if isinstance(stories, list) else 0} on the first page)"  # noqa: E501
 
 
 def _submitter(value: Any) -> str | None:
@@ -63,19 +77,35 @@ def _submitter(value: Any) -> str | None:
 
 def to_mention(story: Obj) -> Mention:
     short_id = story.need("short_id")
-    comments = story.string("comments_url", required=False) or story.string("short_id_url", required=False)
+    comments = story.string("comments_url", required=False) or story.string(
+        "short_id_url", required=False
+    )
     link = story.string("url", required=False) or None
     title = clean(story.string("title")) or None
     text = story.string("description_plain", required=False)
-    text = clean(text) if text is not None else html_to_text(story.string("description", required=False))
+    text = (
+        clean(text)
+        if text is not None
+        else html_to_text(story.string("description", required=False))
+    )
     return Mention(
-        source="lobsters", native_id=short_id, text=text, created_at=story.time("created_at"),  # type: ignore[arg-type]
-        url=comments or link, author=_submitter(story.get("submitter_user")), title=title,
-        reach=story.integer("score"), reply_url=comments,
-        extra={"kind": "story", "link": link, "tags": [t for t in story.array("tags", required=False) if isinstance(t, str)],
-               "comment_count": story.count("comment_count")},
+        source="lobsters",
+        native_id=short_id,
+        text=text,
+        created_at=story.time("created_at"),  # type: ignore[arg-type]
+        url=comments or link,
+        author=_submitter(story.get("submitter_user")),
+        title=title,
+        reach=story.integer("score"),
+        reply_url=comments,
+        extra={
+            "kind": "story",
+            "link": link,
+            "tags": [t for t in story.array("tags", required=False) if isinstance(t, str)],
+            "comment_count": story.count("comment_count"),
+        },
         searchable="\n".join(x for x in (title, text, link) if x),
-    )  # fmt: skip
+    )
 
 
 SOURCE = Lobsters

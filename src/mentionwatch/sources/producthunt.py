@@ -21,20 +21,25 @@ from mentionwatch.text import clean
 
 REDACTED = "[REDACTED]"
 PAGE = 20
-QUERY = """query Newest($after: String, $postedAfter: DateTime, $postedBefore: DateTime) {
-  posts(first: %d, order: NEWEST, after: $after, postedAfter: $postedAfter, postedBefore: $postedBefore) {
-    edges { cursor node { id name tagline description url slug votesCount commentsCount createdAt
-      website user { id username name } topics(first: 5) { edges { node { name } } } } }
-    pageInfo { endCursor hasNextPage }
-  }
-}""" % PAGE
+QUERY = (
+    "query Newest($after: String, $postedAfter: DateTime, $postedBefore: DateTime) {\n"
+    f"  posts(first: {PAGE}, order: NEWEST, after: $after, postedAfter: $postedAfter,\n"
+    "        postedBefore: $postedBefore) {\n"
+    "    edges { cursor node { id name tagline description url slug votesCount commentsCount\n"
+    "      createdAt website user { id username name } topics(first: 5) { edges { node { name } } } } }\n"  # noqa: E501
+    "    pageInfo { endCursor hasNextPage }\n"
+    "  }\n"
+    "}"
+)
 
 
 class ProductHunt(Source):
     name = "producthunt"
     default_base_url = "https://api.producthunt.com/v2"
     options: ClassVar[dict[str, Option]] = {
-        "token": Option(str, secret=True, help="a developer token (api.producthunt.com/v2/oauth/applications)"),
+        "token": Option(
+            str, secret=True, help="a developer token (api.producthunt.com/v2/oauth/applications)"
+        ),
     }
     required = (("token",),)
     overlap = 600.0
@@ -46,9 +51,14 @@ class ProductHunt(Source):
 
     async def _query(self, variables: dict[str, Any], query: str = QUERY) -> Obj:
         response = await self.http.request(
-            "POST", f"{self.base_url}/api/graphql", json={"query": query, "variables": variables},
-            headers={"Authorization": f"Bearer {self.settings.get('token')}", "Accept": "application/json"},
-        )  # fmt: skip
+            "POST",
+            f"{self.base_url}/api/graphql",
+            json={"query": query, "variables": variables},
+            headers={
+                "Authorization": f"Bearer {self.settings.get('token')}",
+                "Accept": "application/json",
+            },
+        )
         data = page_of(self.http.json(response), "the GraphQL answer")
         if data.get("data") is None and data.get("errors"):  # a 200 that carries only errors
             raise SourceError(f"{self.name}: the query failed: {message_in(data.get('errors'))}")
@@ -84,7 +94,7 @@ class ProductHunt(Source):
         viewer = await self._query({}, "query { viewer { user { username } } }")
         name = dig(viewer.data, "viewer", "user", "username")
         who = f" as {name}" if isinstance(name, str) and name != REDACTED else ""
-        return f"token works{who}; the newest launches are read (other people's names are redacted by Product Hunt)"
+        return f"token works{who}; the newest launches are read (other people's names are redacted by Product Hunt)"  # noqa: E501
 
 
 def to_mention(post: Obj) -> Mention:
@@ -97,15 +107,30 @@ def to_mention(post: Obj) -> Mention:
     tagline = clean(post.string("tagline", required=False))
     description = clean(post.string("description", required=False))
     text = "\n".join(x for x in (tagline, description) if x)
-    topics = [dig(e, "node", "name") for e in dig(post.data, "topics", "edges") or [] if isinstance(e, dict)]
+    topics = [
+        dig(e, "node", "name")
+        for e in dig(post.data, "topics", "edges") or []
+        if isinstance(e, dict)
+    ]
     return Mention(
-        source="producthunt", native_id=post_id, text=text, created_at=post.time("createdAt"),  # type: ignore[arg-type]
-        url=url, author=None if redacted else username,
+        source="producthunt",
+        native_id=post_id,
+        text=text,
+        created_at=post.time("createdAt"),  # type: ignore[arg-type]
+        url=url,
+        author=None if redacted else username,
         author_name=None if redacted else (user.string("name", required=False) if user else None),
-        title=name, reach=post.count("votesCount") + post.count("commentsCount"), reply_url=url,
-        extra={"kind": "post", "author_redacted": redacted, "website": post.string("website", required=False),
-               "topics": [t for t in topics if isinstance(t, str)], "comments_count": post.count("commentsCount")},
-    )  # fmt: skip
+        title=name,
+        reach=post.count("votesCount") + post.count("commentsCount"),
+        reply_url=url,
+        extra={
+            "kind": "post",
+            "author_redacted": redacted,
+            "website": post.string("website", required=False),
+            "topics": [t for t in topics if isinstance(t, str)],
+            "comments_count": post.count("commentsCount"),
+        },
+    )
 
 
 SOURCE = ProductHunt

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from mentionwatch.http import SourceError, reset_delay
+from mentionwatch.http import reset_delay
 from mentionwatch.models import Job, Mention, Option, Page, Term
 from mentionwatch.sources.base import Source
 from mentionwatch.sources.common import Malformed, Obj, convert, page_of
@@ -34,42 +34,64 @@ class Yelp(Source):
         "api_key": Option(str, secret=True, help="Places API key (Bearer)"),
         "businesses": Option(list, default=[], help="your businesses' Yelp ids or aliases"),
         "locale": Option(str, help="reviews in this locale, e.g. en_US"),
-        "owner_url": Option(str, default=OWNER_PAGE, help="where you answer reviews (Yelp for Business)"),
+        "owner_url": Option(
+            str, default=OWNER_PAGE, help="where you answer reviews (Yelp for Business)"
+        ),
     }
     required = (("api_key",),)
 
     def missing_credentials(self) -> str | None:
         if not self.settings.get("businesses"):
-            return f"{self.name}: no businesses: set sources.{self.name}.businesses to your Yelp ids"
+            return (
+                f"{self.name}: no businesses: set sources.{self.name}.businesses to your Yelp ids"
+            )
         return super().missing_credentials()
 
     def jobs(self, terms: Sequence[Term]) -> list[Job]:
         if not any(t.applies_to(self.name) for t in terms):
             return []
-        return [Job(self.name, f"biz:{b}", owned=True) for b in self.settings.get("businesses") or []]
+        return [
+            Job(self.name, f"biz:{b}", owned=True) for b in self.settings.get("businesses") or []
+        ]
 
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> Obj:
-        headers = {"Authorization": f"Bearer {self.settings.get('api_key')}", "Accept": "application/json"}
-        response = await self.http.request("GET", f"{self.base_url}{path}", params=params, headers=headers)
-        limits = {k: response.headers.get(f"ratelimit-{k}") for k in ("dailylimit", "remaining", "resettime")}
+        headers = {
+            "Authorization": f"Bearer {self.settings.get('api_key')}",
+            "Accept": "application/json",
+        }
+        response = await self.http.request(
+            "GET", f"{self.base_url}{path}", params=params, headers=headers
+        )
+        limits = {
+            k: response.headers.get(f"ratelimit-{k}")
+            for k in ("dailylimit", "remaining", "resettime")
+        }
         if limits["remaining"] is not None:
             self.state.set("rate", json.dumps(limits))
         if response.status_code == 429 and b"ACCESS_LIMIT_REACHED" in response.content[:2000]:
             wait = reset_delay({"ratelimit-reset": limits["resettime"]}) or 3600.0
             await self.http.wait(wait, "Yelp's daily API limit is used up (ACCESS_LIMIT_REACHED)")
         if response.status_code >= 400:
-            raise self.http.error(response, f"GET {path}", f"check sources.{self.name}.api_key and businesses")
+            raise self.http.error(
+                response, f"GET {path}", f"check sources.{self.name}.api_key and businesses"
+            )
         return page_of(self.http.json(response), f"the {path} answer")
 
     async def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         business = job.scope.removeprefix("biz:")
         locale = self.settings.get("locale")
-        data = await self._get(f"/businesses/{business}/reviews", {"locale": locale} if locale else None)
+        data = await self._get(
+            f"/businesses/{business}/reviews", {"locale": locale} if locale else None
+        )
         reviews = data.array("reviews")
         owner = self.settings.get("owner_url") or OWNER_PAGE
         mentions, problems = convert(reviews, lambda r: to_mention(r, business, owner))
         total = data.integer("total")
-        note = f"Yelp shows 3 of the {total} reviews" if total and total > len(reviews) and cursor is None else None
+        note = (
+            f"Yelp shows 3 of the {total} reviews"
+            if total and total > len(reviews) and cursor is None
+            else None
+        )
         yield Page(mentions, "seen", note, problems=problems)
 
     def usage(self) -> str | None:
@@ -114,12 +136,22 @@ def to_mention(review: Obj, business: str, owner: str) -> Mention:
     name = user.string("name", required=False) if user else None
     url = review.string("url", required=False)
     return Mention(
-        source="yelp", native_id=review_id, text=clean(review.string("text")),
-        created_at=_time(review.need("time_created"), review.where), url=url, author=name,
-        author_name=name, reply_url=owner,
-        extra={"kind": "review", "rating": int(rating), "business": business, "excerpt": True,
-               "user_id": user.string("id", required=False) if user else None},
-    )  # fmt: skip
+        source="yelp",
+        native_id=review_id,
+        text=clean(review.string("text")),
+        created_at=_time(review.need("time_created"), review.where),
+        url=url,
+        author=name,
+        author_name=name,
+        reply_url=owner,
+        extra={
+            "kind": "review",
+            "rating": int(rating),
+            "business": business,
+            "excerpt": True,
+            "user_id": user.string("id", required=False) if user else None,
+        },
+    )
 
 
 SOURCE = Yelp

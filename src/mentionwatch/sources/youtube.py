@@ -23,9 +23,10 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mentionwatch.oauth import Tokens, google, options as oauth_options
 from mentionwatch.http import SourceError
 from mentionwatch.models import Job, Mention, Option, Page, Term, iso
+from mentionwatch.oauth import Tokens, google
+from mentionwatch.oauth import options as oauth_options
 from mentionwatch.query import Query, parse
 from mentionwatch.sources.base import Posted, Source
 from mentionwatch.sources.common import (
@@ -92,8 +93,10 @@ class YouTube(Source):
 
     def missing_credentials(self) -> str | None:
         if not self.settings.get("api_key") and self.tokens.missing():
-            return (f"{self.name}: missing credentials: set sources.{self.name}.api_key, or "
-                    f"client_id and client_secret and {self.tokens.missing()}")  # fmt: skip
+            return (
+                f"{self.name}: missing credentials: set sources.{self.name}.api_key, or "
+                f"client_id and client_secret and {self.tokens.missing()}"
+            )
         return None
 
     def jobs(self, terms: Sequence[Term]) -> list[Job]:
@@ -124,16 +127,22 @@ class YouTube(Source):
     async def _spend(self, kind: str, cost: int = 1) -> None:
         """Count one call against its bucket, or raise RateLimited until midnight Pacific."""
         quota = self._quota()
-        bucket, limit = ("searches", self._setting("searches_per_day", 100)) if kind == "search" else (
-            "units", self._setting("units_per_day", 10_000))  # fmt: skip
+        bucket, limit = (
+            ("searches", self._setting("searches_per_day", 100))
+            if kind == "search"
+            else ("units", self._setting("units_per_day", 10_000))
+        )
         _, reset = pacific_day()
         if bucket in quota["blocked"]:
             await self.http.wait(
                 reset + 60, f"YouTube's daily {bucket} quota is used up (quotaExceeded)"
             )
         if quota[bucket] + cost > limit:
-            await self.http.wait(reset + 60, f"{quota[bucket]} of {limit} {bucket} spent today "
-                                 f"(sources.{self.name}.{bucket}_per_day)")  # fmt: skip
+            await self.http.wait(
+                reset + 60,
+                f"{quota[bucket]} of {limit} {bucket} spent today "
+                f"(sources.{self.name}.{bucket}_per_day)",
+            )
         quota[bucket] += cost
         self.state.set(QUOTA_KEY, json.dumps(quota))
 
@@ -151,21 +160,32 @@ class YouTube(Source):
             if quota["blocked"]
             else ""
         )
-        return (f"{quota['searches']} of {self._setting('searches_per_day', 100)} searches and "
-                f"{quota['units']} of {self._setting('units_per_day', 10_000)} units used today"
-                f"{blocked}; resets at midnight Pacific (in {round(reset / 3600, 1)} h)")  # fmt: skip
+        return (
+            f"{quota['searches']} of {self._setting('searches_per_day', 100)} searches and "
+            f"{quota['units']} of {self._setting('units_per_day', 10_000)} units used today"
+            f"{blocked}; resets at midnight Pacific (in {round(reset / 3600, 1)} h)"
+        )
 
     # Requests
 
-    async def _call(self, kind: str, path: str, params: dict[str, Any], *, user: bool = False,
-                    method: str = "GET", json_body: Any = None) -> httpx.Response:  # fmt: skip
+    async def _call(
+        self,
+        kind: str,
+        path: str,
+        params: dict[str, Any],
+        *,
+        user: bool = False,
+        method: str = "GET",
+        json_body: Any = None,
+    ) -> httpx.Response:
         """One API call, counted; the key for reads when there is one, else the user's token."""
         await self._spend(kind, COSTS.get(kind, 1))
         url = f"{self.base_url}{path}"
         retry = method == "GET"
         if self.settings.get("api_key") and not user:
-            response = await self.http.request(method, url, params={**params, "key": self.settings.get("api_key")},
-                                               retry=retry)  # fmt: skip
+            response = await self.http.request(
+                method, url, params={**params, "key": self.settings.get("api_key")}, retry=retry
+            )
         else:
             body = {} if json_body is None else {"json": json_body}
             response = await self.tokens.request(method, url, params=params, retry=retry, **body)
@@ -180,15 +200,18 @@ class YouTube(Source):
             )
         return response
 
-    async def _get(self, kind: str, path: str, params: dict[str, Any], doing: str,
-                   skip: tuple[str, ...] = ()) -> Obj | None:  # fmt: skip
+    async def _get(
+        self, kind: str, path: str, params: dict[str, Any], doing: str, skip: tuple[str, ...] = ()
+    ) -> Obj | None:
         """The answer, read strictly; None for an error whose reason is in `skip`."""
         response = await self._call(kind, path, params)
         if response.status_code >= 400 and google_reason(response) in skip:
             return None
         if response.status_code == 400 and google_reason(response) == "invalidPageToken":
-            raise OutOfReach(f"{doing}: the rest of an earlier backlog could not be resumed "
-                             "(YouTube no longer accepts its page token)")  # fmt: skip
+            raise OutOfReach(
+                f"{doing}: the rest of an earlier backlog could not be resumed "
+                "(YouTube no longer accepts its page token)"
+            )
         if response.status_code >= 400:
             raise self.http.error(response, doing)
         return page_of(self.http.json(response), f"the {path.lstrip('/')} answer")
@@ -231,15 +254,27 @@ class YouTube(Source):
             last = 0.0
         return time.time() - last >= 86_400 / share - 30
 
-    async def _threads(self, filters: dict[str, str], lower: float, upper: Anchor | None,
-                       title: str | None = None) -> AsyncGenerator[Batch, None]:  # fmt: skip
+    async def _threads(
+        self, filters: dict[str, str], lower: float, upper: Anchor | None, title: str | None = None
+    ) -> AsyncGenerator[Batch, None]:
         token = upper.id if upper else None
         page = 1
         while True:
-            params = {"part": "snippet,replies", "order": "time", "maxResults": 100,
-                      "textFormat": "plainText", **filters, **({"pageToken": token} if token else {})}  # fmt: skip
-            data = await self._get("list", "/commentThreads", params, "reading comment threads",
-                                   skip=("commentsDisabled", "videoNotFound"))  # fmt: skip
+            params = {
+                "part": "snippet,replies",
+                "order": "time",
+                "maxResults": 100,
+                "textFormat": "plainText",
+                **filters,
+                **({"pageToken": token} if token else {}),
+            }
+            data = await self._get(
+                "list",
+                "/commentThreads",
+                params,
+                "reading comment threads",
+                skip=("commentsDisabled", "videoNotFound"),
+            )
             if data is None:  # comments turned off, or the video is gone
                 return
             items = data.array("items")
@@ -257,8 +292,14 @@ class YouTube(Source):
     async def _videos(
         self, query: str, lower: float, upper: Anchor | None
     ) -> AsyncGenerator[Batch, None]:
-        params: dict[str, Any] = {"part": "snippet", "q": query, "type": "video", "order": "date",
-                                  "maxResults": 50, "publishedAfter": _rfc3339(lower)}  # fmt: skip
+        params: dict[str, Any] = {
+            "part": "snippet",
+            "q": query,
+            "type": "video",
+            "order": "date",
+            "maxResults": 50,
+            "publishedAfter": _rfc3339(lower),
+        }
         if upper is not None:
             params["publishedBefore"] = _rfc3339(upper.at + 1)
         page = 1
@@ -349,8 +390,12 @@ class YouTube(Source):
     async def post_reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
         if mention.extra.get("kind") == "video":  # a new top-level comment under the video
             path = "/commentThreads"
-            body: dict[str, Any] = {"snippet": {"videoId": mention.native_id,
-                                                "topLevelComment": {"snippet": {"textOriginal": text}}}}  # fmt: skip
+            body: dict[str, Any] = {
+                "snippet": {
+                    "videoId": mention.native_id,
+                    "topLevelComment": {"snippet": {"textOriginal": text}},
+                }
+            }
         else:  # YouTube threads are one level deep: a reply to a reply answers its thread
             path = "/comments"
             body = {"snippet": {"parentId": mention.extra["thread_id"], "textOriginal": text}}
@@ -374,11 +419,26 @@ class YouTube(Source):
         if self.reply_problem(mention):
             return None
         if mention.extra.get("kind") == "video":
-            path, params = "/commentThreads", {"part": "snippet", "videoId": mention.native_id,
-                                               "order": "time", "maxResults": 50, "textFormat": "plainText"}  # fmt: skip
+            path, params = (
+                "/commentThreads",
+                {
+                    "part": "snippet",
+                    "videoId": mention.native_id,
+                    "order": "time",
+                    "maxResults": 50,
+                    "textFormat": "plainText",
+                },
+            )
         else:
-            path, params = "/comments", {"part": "snippet", "parentId": mention.extra["thread_id"],
-                                         "maxResults": 100, "textFormat": "plainText"}  # fmt: skip
+            path, params = (
+                "/comments",
+                {
+                    "part": "snippet",
+                    "parentId": mention.extra["thread_id"],
+                    "maxResults": 100,
+                    "textFormat": "plainText",
+                },
+            )
         data = self.http.json(await self._call("list", path, params, user=True))
         items = dig(data, "items") or []
         for item in items if isinstance(items, list) else []:
@@ -387,8 +447,11 @@ class YouTube(Source):
             )
             mine = self.settings.get("channel_id")
             author = dig(snippet, "authorChannelId", "value")
-            if (isinstance(snippet, dict) and (snippet.get("textOriginal") or "").strip() == text.strip()
-                    and (not mine or author == mine)):  # fmt: skip
+            if (
+                isinstance(snippet, dict)
+                and (snippet.get("textOriginal") or "").strip() == text.strip()
+                and (not mine or author == mine)
+            ):
                 comment_id = str(dig(item, "id"))
                 return Posted(
                     comment_id, _url(mention.extra.get("video_id") or mention.native_id, comment_id)
@@ -412,11 +475,20 @@ def _video(item: Obj) -> Mention:
     title = unescape(snippet.string("title", required=False)) or None  # search HTML-escapes
     url = _url(video_id)
     return Mention(
-        source="youtube", native_id=video_id, created_at=snippet.time("publishedAt"),  # type: ignore[arg-type]
-        text=unescape(snippet.string("description", required=False)) or "", url=url,
-        author=snippet.string("channelTitle", required=False), title=title, reply_url=url,
-        extra={"kind": "video", "video_id": video_id, "channel_id": snippet.string("channelId", required=False)},
-    )  # fmt: skip
+        source="youtube",
+        native_id=video_id,
+        created_at=snippet.time("publishedAt"),  # type: ignore[arg-type]
+        text=unescape(snippet.string("description", required=False)) or "",
+        url=url,
+        author=snippet.string("channelTitle", required=False),
+        title=title,
+        reply_url=url,
+        extra={
+            "kind": "video",
+            "video_id": video_id,
+            "channel_id": snippet.string("channelId", required=False),
+        },
+    )
 
 
 def _thread_mentions(item: Obj, title: str | None = None) -> list[Mention]:
@@ -427,8 +499,11 @@ def _thread_mentions(item: Obj, title: str | None = None) -> list[Mention]:
     assert top is not None
     thread_id = item.need("id")
     video_id = snippet.string("videoId", required=False)
-    context = {"thread_id": thread_id, "can_reply": snippet.get("canReply") is not False,
-               "replies": snippet.count("totalReplyCount")}  # fmt: skip
+    context = {
+        "thread_id": thread_id,
+        "can_reply": snippet.get("canReply") is not False,
+        "replies": snippet.count("totalReplyCount"),
+    }
     found = [_comment(top, video_id, context, "comment", title)]
     replies = item.obj("replies", required=False)
     for number, raw in enumerate(replies.array("comments", required=False) if replies else [], 1):
@@ -438,8 +513,9 @@ def _thread_mentions(item: Obj, title: str | None = None) -> list[Mention]:
     return found
 
 
-def _comment(comment: Obj, video_id: str | None, context: dict[str, Any], kind: str,
-             title: str | None) -> Mention:  # fmt: skip
+def _comment(
+    comment: Obj, video_id: str | None, context: dict[str, Any], kind: str, title: str | None
+) -> Mention:
     snippet = comment.obj("snippet")
     assert snippet is not None
     comment_id = comment.need("id")
@@ -453,15 +529,26 @@ def _comment(comment: Obj, video_id: str | None, context: dict[str, Any], kind: 
     channel = snippet.obj("authorChannelId", required=False)
     url = _url(video_id, comment_id) if video_id else None
     return Mention(
-        source="youtube", native_id=comment_id, text=unescape(text) or "",
-        created_at=snippet.time("publishedAt"), url=url, author=author, author_name=author,  # type: ignore[arg-type]
-        title=title, reach=snippet.count("likeCount") + (context["replies"] if kind == "comment" else 0),
+        source="youtube",
+        native_id=comment_id,
+        text=unescape(text) or "",
+        created_at=snippet.time("publishedAt"),
+        url=url,
+        author=author,
+        author_name=author,  # type: ignore[arg-type]
+        title=title,
+        reach=snippet.count("likeCount") + (context["replies"] if kind == "comment" else 0),
         reply_url=url,
-        extra={"kind": "comment", "comment_kind": kind, "video_id": video_id, **context,
-               "author_channel_id": channel.string("value", required=False) if channel else None},
+        extra={
+            "kind": "comment",
+            "comment_kind": kind,
+            "video_id": video_id,
+            **context,
+            "author_channel_id": channel.string("value", required=False) if channel else None,
+        },
         # A comment under a video found for a term is about what the video is about.
         searchable="\n".join(x for x in (title, text) if x) if title else None,
-    )  # fmt: skip
+    )
 
 
 SOURCE = YouTube

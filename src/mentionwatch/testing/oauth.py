@@ -28,11 +28,18 @@ UNAUTHENTICATED = {
         "message": "Request had invalid authentication credentials. Expected OAuth 2 access "
         "token, login cookie or other valid authentication credential. See "
         "https://developers.google.com/identity/sign-in/web/devconsole-project.",
-        "errors": [{"message": "Invalid Credentials", "domain": "global", "reason": "authError",
-                    "location": "Authorization", "locationType": "header"}],
+        "errors": [
+            {
+                "message": "Invalid Credentials",
+                "domain": "global",
+                "reason": "authError",
+                "location": "Authorization",
+                "locationType": "header",
+            }
+        ],
         "status": "UNAUTHENTICATED",
     }
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -70,8 +77,11 @@ class AuthServer:
             return _page(401, "Error 401: invalid_client", "The OAuth client was not found.")
         parts = urlsplit(redirect)
         if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", "[::1]"):
-            return _page(400, "Error 400: redirect_uri_mismatch",
-                         "Desktop clients may only redirect to a loopback address.")  # fmt: skip
+            return _page(
+                400,
+                "Error 400: redirect_uri_mismatch",
+                "Desktop clients may only redirect to a loopback address.",
+            )
         if args.get("response_type") != "code":
             return self._back(redirect, {"error": "unsupported_response_type"}, args)
         wanted = set((args.get("scope") or "").split())
@@ -79,8 +89,11 @@ class AuthServer:
             return self._back(redirect, {"error": "invalid_scope"}, args)
         challenge = args.get("code_challenge")
         if challenge and args.get("code_challenge_method") != "S256":
-            return self._back(redirect, {"error": "invalid_request",
-                                         "error_description": "Invalid code_challenge_method"}, args)  # fmt: skip
+            return self._back(
+                redirect,
+                {"error": "invalid_request", "error_description": "Invalid code_challenge_method"},
+                args,
+            )
         if self.deny:
             return self._back(redirect, {"error": "access_denied"}, args)
         code = "4/0A" + secrets.token_urlsafe(30)
@@ -109,7 +122,7 @@ class AuthServer:
             found = self.codes.pop(form.get("code", ""), None)
             if found is None or found[0] != form.get("redirect_uri"):
                 return _invalid_grant("Bad Request")
-            redirect, challenge, scope = found
+            _, challenge, scope = found
             if challenge is not None and _s256(form.get("code_verifier", "")) != challenge:
                 return _invalid_grant("Invalid code verifier.")
             refresh = "1//0g" + secrets.token_urlsafe(40)
@@ -120,15 +133,24 @@ class AuthServer:
             if form.get("refresh_token") not in self.refresh:
                 return _invalid_grant("Token has been expired or revoked.")
             return json_response(self._access(" ".join(self.scopes)))
-        return json_response({"error": "unsupported_grant_type",
-                              "error_description": f"Invalid grant_type: {grant}"}, 400)  # fmt: skip
+        return json_response(
+            {
+                "error": "unsupported_grant_type",
+                "error_description": f"Invalid grant_type: {grant}",
+            },
+            400,
+        )
 
     def _access(self, scope: str) -> dict[str, object]:
         token = "ya29.a0" + secrets.token_urlsafe(60)
         self.access[token] = time.time() + self.lifetime
         self.issued.append(token)
-        return {"access_token": token, "expires_in": self.lifetime, "scope": scope,
-                "token_type": "Bearer"}  # fmt: skip
+        return {
+            "access_token": token,
+            "expires_in": self.lifetime,
+            "scope": scope,
+            "token_type": "Bearer",
+        }
 
 
 def _s256(verifier: str) -> str:

@@ -30,8 +30,20 @@ _RESPONSE = re.compile(r"/v1/customerReviews/([\w-]+)/response")
 
 
 def apple_error(status: int, code: str, title: str, detail: str) -> Response:
-    return json_response({"errors": [{"id": "b2c4e1a0-pebble", "status": str(status), "code": code,
-                                      "title": title, "detail": detail}]}, status)  # fmt: skip
+    return json_response(
+        {
+            "errors": [
+                {
+                    "id": "b2c4e1a0-pebble",
+                    "status": str(status),
+                    "code": code,
+                    "title": title,
+                    "detail": detail,
+                }
+            ]
+        },
+        status,
+    )
 
 
 class Platform(PlatformBase):
@@ -63,25 +75,45 @@ class Platform(PlatformBase):
             self._key_file = Path(self._folder.name) / f"AuthKey_{KEY_ID}.p8"
             fd = os.open(self._key_file, os.O_WRONLY | os.O_CREAT, 0o600)
             with os.fdopen(fd, "wb") as handle:
-                handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))  # fmt: skip
+                handle.write(
+                    key.private_bytes(
+                        serialization.Encoding.PEM,
+                        serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption(),
+                    )
+                )
         return self._key_file
 
     def source_settings(self) -> dict[str, Any]:
         base = self.web.base_url(self.name)
-        settings: dict[str, Any] = {"base_url": f"{base}/v1", "rss_url": f"{base}/rss", "apps": [APP],
-                                    "countries": ["us"]}  # fmt: skip
+        settings: dict[str, Any] = {
+            "base_url": f"{base}/v1",
+            "rss_url": f"{base}/rss",
+            "apps": [APP],
+            "countries": ["us"],
+        }
         if self.signing:  # App Store Connect only where its tokens can be signed
-            settings.update(connect_apps=[APP], key_id=KEY_ID, issuer_id=ISSUER,
-                            private_key_file=str(self.key_file()))  # fmt: skip
+            settings.update(
+                connect_apps=[APP],
+                key_id=KEY_ID,
+                issuer_id=ISSUER,
+                private_key_file=str(self.key_file()),
+            )
         return settings
 
     def add_item(self, text: str, created: float) -> str:
         review_id = str(12_000_000_000 + len(self.extra))
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S-00:00", time.gmtime(created))
-        self.extra.append({"author": {"name": {"label": "backlog reader"}}, "updated": {"label": stamp},
-                           "im:rating": {"label": "3"}, "id": {"label": review_id},
-                           "title": {"label": "Backlog"}, "content": {"label": text, "attributes": {"type": "text"}}})  # fmt: skip
+        self.extra.append(
+            {
+                "author": {"name": {"label": "backlog reader"}},
+                "updated": {"label": stamp},
+                "im:rating": {"label": "3"},
+                "id": {"label": review_id},
+                "title": {"label": "Backlog"},
+                "content": {"label": text, "attributes": {"type": "text"}},
+            }
+        )
         return f"appstore:{review_id}"
 
     def handle(self, request: Request) -> Response | None:
@@ -114,24 +146,46 @@ class Platform(PlatformBase):
     def _auth_problem(self, request: Request) -> Response | None:
         header = request.headers.get("authorization", "")
         if not header.startswith("Bearer "):
-            return apple_error(401, "NOT_AUTHORIZED", "Authentication credentials are missing or invalid.",
-                               "Provide a properly configured and signed bearer token, and make sure that it has not expired.")  # fmt: skip
+            return apple_error(
+                401,
+                "NOT_AUTHORIZED",
+                "Authentication credentials are missing or invalid.",
+                "Provide a properly configured and signed bearer token, and make sure that it has not expired.",  # noqa: E501
+            )
         token = header.removeprefix("Bearer ")
         self.tokens.append(token)
         try:
             import jwt
 
             head = jwt.get_unverified_header(token)
-            claims = jwt.decode(token, self._public, algorithms=["ES256"], audience="appstoreconnect-v1")
+            claims = jwt.decode(
+                token, self._public, algorithms=["ES256"], audience="appstoreconnect-v1"
+            )
         except Exception:  # a bad signature, a foreign key, an expired token: Apple's 401
-            return apple_error(401, "NOT_AUTHORIZED", "Authentication credentials are missing or invalid.",
-                               "Provide a properly configured and signed bearer token, and make sure that it has not expired.")  # fmt: skip
-        if head.get("kid") != KEY_ID or claims.get("iss") != ISSUER or claims["exp"] - time.time() > 1200:
-            return apple_error(401, "NOT_AUTHORIZED", "Authentication credentials are missing or invalid.",
-                               "The token's key id, issuer or lifetime is not accepted.")  # fmt: skip
+            return apple_error(
+                401,
+                "NOT_AUTHORIZED",
+                "Authentication credentials are missing or invalid.",
+                "Provide a properly configured and signed bearer token, and make sure that it has not expired.",  # noqa: E501
+            )
+        if (
+            head.get("kid") != KEY_ID
+            or claims.get("iss") != ISSUER
+            or claims["exp"] - time.time() > 1200
+        ):
+            return apple_error(
+                401,
+                "NOT_AUTHORIZED",
+                "Authentication credentials are missing or invalid.",
+                "The token's key id, issuer or lifetime is not accepted.",
+            )
         if self.rate_left <= 0:
-            return apple_error(429, "RATE_LIMIT_EXCEEDED", "The request rate limit has been reached.",
-                               "We've received too many requests for this API. Please wait and try again or slow down your request rate.")  # fmt: skip
+            return apple_error(
+                429,
+                "RATE_LIMIT_EXCEEDED",
+                "The request rate limit has been reached.",
+                "We've received too many requests for this API. Please wait and try again or slow down your request rate.",  # noqa: E501
+            )
         return None
 
     def reviews(self) -> list[dict[str, Any]]:
@@ -143,47 +197,103 @@ class Platform(PlatformBase):
         match = _REVIEWS.fullmatch(request.path)
         if match:
             if match.group(1) != APP:
-                return apple_error(404, "NOT_FOUND", "The specified resource does not exist.",
-                                   f"There is no resource of type 'apps' with id '{match.group(1)}'")  # fmt: skip
-            items = sorted(self.reviews(), key=lambda r: r["attributes"]["createdDate"], reverse=True)
+                return apple_error(
+                    404,
+                    "NOT_FOUND",
+                    "The specified resource does not exist.",
+                    f"There is no resource of type 'apps' with id '{match.group(1)}'",
+                )
+            items = sorted(
+                self.reviews(), key=lambda r: r["attributes"]["createdDate"], reverse=True
+            )
             limit = int(request.arg("limit") or 50)
             if limit > 200:
-                return apple_error(400, "PARAMETER_ERROR.INVALID", "A parameter has an invalid value",
-                                   "'limit' must be less than or equal to 200")  # fmt: skip
+                return apple_error(
+                    400,
+                    "PARAMETER_ERROR.INVALID",
+                    "A parameter has an invalid value",
+                    "'limit' must be less than or equal to 200",
+                )
             start = int(request.arg("cursor") or 0)
-            shown = [{**r, "relationships": {"response": {"data": {"type": "customerReviewResponses", "id": f"r-{r['id']}"}}
-                      if r["id"] in self.responses else {}}} for r in items[start : start + limit]]  # fmt: skip
-            body: dict[str, Any] = {"data": shown, "links": {"self": self.web.url + request.path},
-                                    "meta": {"paging": {"total": len(items), "limit": limit}}}  # fmt: skip
+            shown = [
+                {
+                    **r,
+                    "relationships": {
+                        "response": {
+                            "data": {"type": "customerReviewResponses", "id": f"r-{r['id']}"}
+                        }
+                        if r["id"] in self.responses
+                        else {}
+                    },
+                }
+                for r in items[start : start + limit]
+            ]
+            body: dict[str, Any] = {
+                "data": shown,
+                "links": {"self": self.web.url + request.path},
+                "meta": {"paging": {"total": len(items), "limit": limit}},
+            }
             if request.arg("include") == "response":
-                body["included"] = [self.responses[r["id"]] for r in shown if r["id"] in self.responses]
+                body["included"] = [
+                    self.responses[r["id"]] for r in shown if r["id"] in self.responses
+                ]
             if start + limit < len(items):
-                body["links"]["next"] = f"{self.web.base_url(self.name)}{request.path}?sort=-createdDate&limit={limit}&include=response&cursor={start + limit}"
+                body["links"]["next"] = (
+                    f"{self.web.base_url(self.name)}{request.path}?sort=-createdDate&limit={limit}&include=response&cursor={start + limit}"  # noqa: E501
+                )
             return json_response(body)
         if request.path == f"/v1/apps/{APP}":
-            return json_response({"data": {"type": "apps", "id": APP, "attributes": {"name": "Pebblebase"}}})
+            return json_response(
+                {"data": {"type": "apps", "id": APP, "attributes": {"name": "Pebblebase"}}}
+            )
         match = _RESPONSE.fullmatch(request.path)
         if match:
             found = self.responses.get(match.group(1))
-            return json_response({"data": found}) if found else apple_error(
-                404, "NOT_FOUND", "The specified resource does not exist.", "There is no response for this review")  # fmt: skip
+            return (
+                json_response({"data": found})
+                if found
+                else apple_error(
+                    404,
+                    "NOT_FOUND",
+                    "The specified resource does not exist.",
+                    "There is no response for this review",
+                )
+            )
         if request.path == "/v1/customerReviewResponses" and request.method == "POST":
             return self.respond(request)
-        return apple_error(404, "NOT_FOUND", "The specified resource does not exist.",
-                           f"The path provided does not match a defined resource type: {request.path}")  # fmt: skip
+        return apple_error(
+            404,
+            "NOT_FOUND",
+            "The specified resource does not exist.",
+            f"The path provided does not match a defined resource type: {request.path}",
+        )
 
     def respond(self, request: Request) -> Response:
         data = (request.json() or {}).get("data") or {}
         text = (data.get("attributes") or {}).get("responseBody")
         review = ((data.get("relationships") or {}).get("review") or {}).get("data") or {}
         if not any(r["id"] == review.get("id") for r in self.reviews()):
-            return apple_error(409, "ENTITY_ERROR.RELATIONSHIP.INVALID", "The provided entity includes a relationship with an invalid value",
-                               f"'{review.get('id')}' is not a valid id for this relationship.")  # fmt: skip
+            return apple_error(
+                409,
+                "ENTITY_ERROR.RELATIONSHIP.INVALID",
+                "The provided entity includes a relationship with an invalid value",
+                f"'{review.get('id')}' is not a valid id for this relationship.",
+            )
         if not isinstance(text, str) or not text.strip():
-            return apple_error(409, "ENTITY_ERROR.ATTRIBUTE.REQUIRED", "The provided entity is missing a required attribute",
-                               "You must provide a value for the attribute 'responseBody' with this request")  # fmt: skip
-        response = {"type": "customerReviewResponses", "id": f"r-{review['id']}",
-                    "attributes": {"responseBody": text, "lastModifiedDate": time.strftime("%Y-%m-%dT%H:%M:%S-07:00"),
-                                   "state": "PENDING_PUBLISH"}}  # fmt: skip
+            return apple_error(
+                409,
+                "ENTITY_ERROR.ATTRIBUTE.REQUIRED",
+                "The provided entity is missing a required attribute",
+                "You must provide a value for the attribute 'responseBody' with this request",
+            )
+        response = {
+            "type": "customerReviewResponses",
+            "id": f"r-{review['id']}",
+            "attributes": {
+                "responseBody": text,
+                "lastModifiedDate": time.strftime("%Y-%m-%dT%H:%M:%S-07:00"),
+                "state": "PENDING_PUBLISH",
+            },
+        }
         self.responses[review["id"]] = response  # creates or replaces
         return json_response({"data": response, "links": {"self": "…"}}, 201)

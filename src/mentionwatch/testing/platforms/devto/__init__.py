@@ -35,10 +35,21 @@ class Platform(PlatformBase):
     def add_item(self, text: str, created: float) -> str:
         article_id = 9_000_000 + len(self.extra)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
-        self.extra.append({"type_of": "article", "id": article_id, "title": text, "description": "",
-                           "url": f"https://dev.to/backlog/{article_id}", "comments_count": 0,
-                           "public_reactions_count": 0, "published_timestamp": stamp, "published_at": stamp,
-                           "tag_list": [], "user": {"name": "Backlog", "username": "backlog", "user_id": 1}})  # fmt: skip
+        self.extra.append(
+            {
+                "type_of": "article",
+                "id": article_id,
+                "title": text,
+                "description": "",
+                "url": f"https://dev.to/backlog/{article_id}",
+                "comments_count": 0,
+                "public_reactions_count": 0,
+                "published_timestamp": stamp,
+                "published_at": stamp,
+                "tag_list": [],
+                "user": {"name": "Backlog", "username": "backlog", "user_id": 1},
+            }
+        )
         return f"devto:{article_id}"
 
     def handle(self, request: Request) -> Response | None:
@@ -50,12 +61,23 @@ class Platform(PlatformBase):
         now = time.time()
         self.hits = [t for t in self.hits if now - t < 1]
         if len(self.hits) >= self.per_second:
-            return json_response({"error": "Rate limit reached, try again in 1 seconds", "status": 429}, 429,
-                                 **{"Retry-After": "1"})  # fmt: skip
+            return json_response(
+                {"error": "Rate limit reached, try again in 1 seconds", "status": 429},
+                429,
+                **{"Retry-After": "1"},
+            )
         self.hits.append(now)
         page, size = int(request.arg("page") or 1), min(int(request.arg("per_page") or 30), 1000)
-        articles = sorted(self.fixture_json("articles.json")["articles"] + self.extra,
-                          key=lambda a: a["published_timestamp"], reverse=True)  # fmt: skip
-        headers = {} if request.headers.get("accept") == V1 else {
-            "Warning": '299 - "This endpoint is part of the V0 (beta) API. To start using the V1 endpoints add the `Accept` header and set it to `application/vnd.forem.api-v1+json`."'}  # fmt: skip
+        articles = sorted(
+            self.fixture_json("articles.json")["articles"] + self.extra,
+            key=lambda a: a["published_timestamp"],
+            reverse=True,
+        )
+        headers = (
+            {}
+            if request.headers.get("accept") == V1
+            else {
+                "Warning": '299 - "This endpoint is part of the V0 (beta) API. To start using the V1 endpoints add the `Accept` header and set it to `application/vnd.forem.api-v1+json`."'  # noqa: E501
+            }
+        )
         return json_response(articles[(page - 1) * size : page * size], **headers)

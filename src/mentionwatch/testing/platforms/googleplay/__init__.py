@@ -16,7 +16,7 @@ from mentionwatch.testing.platforms.youtube import google_error
 from mentionwatch.testing.server import PlatformBase, Request, Response, json_response
 
 CLIENT_ID = "1623-pebbleplay.apps.googleusercontent.com"
-CLIENT_SECRET = "GOCSPX-PebblePlayClientSecret0"  # noqa: S105 (the emulator's own)
+CLIENT_SECRET = "GOCSPX-PebblePlayClientSecret0"
 SCOPE = "https://www.googleapis.com/auth/androidpublisher"
 PACKAGE = "io.pebblebase.app"
 PREFIX = "/androidpublisher/v3/applications/"
@@ -39,16 +39,34 @@ class Platform(PlatformBase):
 
     def source_settings(self) -> dict[str, Any]:
         base = self.web.base_url(self.name)
-        return {"base_url": f"{base}/androidpublisher/v3", "packages": [PACKAGE],
-                "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "refresh_token": self.demo_refresh, "authorize_url": f"{base}/o/oauth2/v2/auth",
-                "token_url": f"{base}/token"}  # fmt: skip
+        return {
+            "base_url": f"{base}/androidpublisher/v3",
+            "packages": [PACKAGE],
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "refresh_token": self.demo_refresh,
+            "authorize_url": f"{base}/o/oauth2/v2/auth",
+            "token_url": f"{base}/token",
+        }
 
     def add_item(self, text: str, created: float) -> str:
         review_id = f"gp:AOqpBacklog{len(self.extra):06d}"
-        self.extra.append({"reviewId": review_id, "authorName": "Backlog Reader", "comments": [
-            {"userComment": {"text": text, "lastModified": {"seconds": str(int(created)), "nanos": 0},
-                             "starRating": 3, "reviewerLanguage": "en"}}]})  # fmt: skip
+        self.extra.append(
+            {
+                "reviewId": review_id,
+                "authorName": "Backlog Reader",
+                "comments": [
+                    {
+                        "userComment": {
+                            "text": text,
+                            "lastModified": {"seconds": str(int(created)), "nanos": 0},
+                            "starRating": 3,
+                            "reviewerLanguage": "en",
+                        }
+                    }
+                ],
+            }
+        )
         return f"googleplay:{review_id}@{int(created)}"
 
     def reviews(self, package: str) -> list[dict[str, Any]]:
@@ -59,8 +77,18 @@ class Platform(PlatformBase):
             reply = self.replies.get(review["reviewId"])
             if reply:
                 review["comments"] = [c for c in review["comments"] if "userComment" in c] + [
-                    {"developerComment": {"text": reply, "lastModified": {"seconds": str(int(time.time())), "nanos": 0}}}]
-        return sorted(found, key=lambda r: int(r["comments"][0]["userComment"]["lastModified"]["seconds"]), reverse=True)
+                    {
+                        "developerComment": {
+                            "text": reply,
+                            "lastModified": {"seconds": str(int(time.time())), "nanos": 0},
+                        }
+                    }
+                ]
+        return sorted(
+            found,
+            key=lambda r: int(r["comments"][0]["userComment"]["lastModified"]["seconds"]),
+            reverse=True,
+        )
 
     def handle(self, request: Request) -> Response | None:
         if request.path == "/o/oauth2/v2/auth":
@@ -74,15 +102,27 @@ class Platform(PlatformBase):
             return json_response(UNAUTHENTICATED, 401)
         package, review_id, reply = match.groups()
         if package not in ("io.pebblebase.app",):
-            return google_error(404, "applicationNotFound", f"Package not found: {package}.", "global")
+            return google_error(
+                404, "applicationNotFound", f"Package not found: {package}.", "global"
+            )
         found = self.reviews(package)
         if review_id is None:
-            start = int((request.arg("token") or "0").removeprefix("t")) if (request.arg("token") or "0").removeprefix("t").isdigit() else -1
+            start = (
+                int((request.arg("token") or "0").removeprefix("t"))
+                if (request.arg("token") or "0").removeprefix("t").isdigit()
+                else -1
+            )
             if start < 0:
                 return google_error(400, "invalidPageToken", "The page token is invalid.", "global")
             size = min(int(request.arg("maxResults") or 20), 100)
-            body: dict[str, Any] = {"reviews": found[start : start + size],
-                                    "pageInfo": {"totalResults": len(found), "resultPerPage": size, "startIndex": start}}  # fmt: skip
+            body: dict[str, Any] = {
+                "reviews": found[start : start + size],
+                "pageInfo": {
+                    "totalResults": len(found),
+                    "resultPerPage": size,
+                    "startIndex": start,
+                },
+            }
             if start + size < len(found):
                 body["tokenPagination"] = {"nextPageToken": f"t{start + size}"}
             return json_response(body)
@@ -95,7 +135,11 @@ class Platform(PlatformBase):
         if not isinstance(text, str) or not text.strip():
             return google_error(400, "badRequest", "Reply text must not be empty.", "global")
         if len(text) > 350:
-            return google_error(400, "badRequest", "The reply text is too long (maximum 350 characters).", "global")
+            return google_error(
+                400, "badRequest", "The reply text is too long (maximum 350 characters).", "global"
+            )
         self.replies[review_id] = re.sub(r"<[^>]+>", "", text)
         edited = {"seconds": str(int(time.time())), "nanos": 0}
-        return json_response({"result": {"replyText": self.replies[review_id], "lastEdited": edited}})
+        return json_response(
+            {"result": {"replyText": self.replies[review_id], "lastEdited": edited}}
+        )

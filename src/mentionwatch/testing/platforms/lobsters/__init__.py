@@ -31,11 +31,23 @@ class Platform(PlatformBase):
 
     def add_item(self, text: str, created: float) -> str:
         short_id = f"bk{len(self.extra):04d}"
-        self.extra.append({"short_id": short_id, "short_id_url": f"https://lobste.rs/s/{short_id}",
-                           "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000-00:00", time.gmtime(created)),
-                           "title": text, "url": "", "score": 1, "flags": 0, "comment_count": 0,
-                           "description": "", "description_plain": "", "submitter_user": "backlog",
-                           "tags": ["programming"], "comments_url": f"https://lobste.rs/s/{short_id}/backlog"})  # fmt: skip
+        self.extra.append(
+            {
+                "short_id": short_id,
+                "short_id_url": f"https://lobste.rs/s/{short_id}",
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000-00:00", time.gmtime(created)),
+                "title": text,
+                "url": "",
+                "score": 1,
+                "flags": 0,
+                "comment_count": 0,
+                "description": "",
+                "description_plain": "",
+                "submitter_user": "backlog",
+                "tags": ["programming"],
+                "comments_url": f"https://lobste.rs/s/{short_id}/backlog",
+            }
+        )
         return f"lobsters:{short_id}"
 
     def handle(self, request: Request) -> Response | None:
@@ -47,10 +59,18 @@ class Platform(PlatformBase):
         reset = str(int(now // 60 * 60 + 60))
         headers = {"RateLimit-Limit": str(self.per_minute), "RateLimit-Reset": reset}
         if len(self.hits) >= self.per_minute:
-            return Response(429, "Throttled, sleep(1) between hits\n", {**headers, "RateLimit-Remaining": "0"}, "text/plain")
+            return Response(
+                429,
+                "Throttled, sleep(1) between hits\n",
+                {**headers, "RateLimit-Remaining": "0"},
+                "text/plain",
+            )
         self.hits.append(now)
         headers["RateLimit-Remaining"] = str(self.per_minute - len(self.hits))
         page = int(match.group(1) or 1)
-        stories = sorted(self.fixture_json("newest.json")["stories"] + self.extra,
-                         key=lambda s: s["created_at"], reverse=True)  # fmt: skip
+        stories = sorted(
+            self.fixture_json("newest.json")["stories"] + self.extra,
+            key=lambda s: s["created_at"],
+            reverse=True,
+        )
         return json_response(stories[(page - 1) * PER_PAGE : page * PER_PAGE], **headers)

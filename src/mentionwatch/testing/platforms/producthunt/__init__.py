@@ -16,7 +16,7 @@ from typing import Any
 
 from mentionwatch.testing.server import PlatformBase, Request, Response, json_response
 
-TOKEN = "pebblePhDevToken-0000000000000000000000000"  # noqa: S105 (the emulator's own)
+TOKEN = "pebblePhDevToken-0000000000000000000000000"
 PAGE = 20
 
 
@@ -36,35 +36,76 @@ class Platform(PlatformBase):
 
     def add_item(self, text: str, created: float) -> str:
         post_id = str(900_000 + len(self.extra))
-        self.extra.append({"id": post_id, "name": text, "tagline": text, "description": "",
-                           "url": f"https://www.producthunt.com/posts/backlog-{post_id}", "votesCount": 0,
-                           "commentsCount": 0, "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
-                           "user": {"id": "0", "username": "[REDACTED]", "name": "[REDACTED]"}})  # fmt: skip
+        self.extra.append(
+            {
+                "id": post_id,
+                "name": text,
+                "tagline": text,
+                "description": "",
+                "url": f"https://www.producthunt.com/posts/backlog-{post_id}",
+                "votesCount": 0,
+                "commentsCount": 0,
+                "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+                "user": {"id": "0", "username": "[REDACTED]", "name": "[REDACTED]"},
+            }
+        )
         return f"producthunt:{post_id}"
 
     def handle(self, request: Request) -> Response | None:
         if request.path != "/v2/api/graphql" or request.method != "POST":
             return None
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
-            return json_response({"data": None, "errors": [{"error": "invalid_oauth_token",
-                                  "error_description": "Please supply a valid access token. Refer to our api documentation about how to authorize and authenticate your requests."}]}, 401)  # fmt: skip
+            return json_response(
+                {
+                    "data": None,
+                    "errors": [
+                        {
+                            "error": "invalid_oauth_token",
+                            "error_description": "Please supply a valid access token. Refer to our api documentation about how to authorize and authenticate your requests.",  # noqa: E501
+                        }
+                    ],
+                },
+                401,
+            )
         headers = {"X-Rate-Limit-Limit": "6250", "X-Rate-Limit-Reset": "900"}
         if self.points_left <= 0:
-            body = {"data": None, "errors": [{"error": "rate_limit_reached", "error_description":
-                    "Sorry. You have exceeded the API rate limit, please try again later.",
-                    "details": {"limit": 6250, "remaining": self.points_left, "reset_in": 900}}]}  # fmt: skip
+            body = {
+                "data": None,
+                "errors": [
+                    {
+                        "error": "rate_limit_reached",
+                        "error_description": "Sorry. You have exceeded the API rate limit, please try again later.",  # noqa: E501
+                        "details": {"limit": 6250, "remaining": self.points_left, "reset_in": 900},
+                    }
+                ],
+            }
             return json_response(body, 429, **headers, **{"X-Rate-Limit-Remaining": "0"})
         self.points_left -= 25
         headers["X-Rate-Limit-Remaining"] = str(self.points_left)
         query = (request.json() or {}).get("query") or ""
         if "viewer" in query:
-            return json_response({"data": {"viewer": {"user": {"username": "pebble_founder"}}}}, **headers)
+            return json_response(
+                {"data": {"viewer": {"user": {"username": "pebble_founder"}}}}, **headers
+            )
         variables = (request.json() or {}).get("variables") or {}
         after, before = variables.get("postedAfter") or "", variables.get("postedBefore") or "9"
-        posts = sorted((p for p in self.fixture_json("posts.json")["posts"] + self.extra
-                        if after <= p["createdAt"] < before), key=lambda p: p["createdAt"], reverse=True)  # fmt: skip
+        posts = sorted(
+            (
+                p
+                for p in self.fixture_json("posts.json")["posts"] + self.extra
+                if after <= p["createdAt"] < before
+            ),
+            key=lambda p: p["createdAt"],
+            reverse=True,
+        )
         start = int(base64.b64decode(variables["after"]).decode()) if variables.get("after") else 0
         shown = posts[start : start + PAGE]
-        edges = [{"cursor": base64.b64encode(str(start + i + 1).encode()).decode(), "node": p} for i, p in enumerate(shown)]
-        info = {"endCursor": edges[-1]["cursor"] if edges else None, "hasNextPage": start + PAGE < len(posts)}
+        edges = [
+            {"cursor": base64.b64encode(str(start + i + 1).encode()).decode(), "node": p}
+            for i, p in enumerate(shown)
+        ]
+        info = {
+            "endCursor": edges[-1]["cursor"] if edges else None,
+            "hasNextPage": start + PAGE < len(posts),
+        }
         return json_response({"data": {"posts": {"edges": edges, "pageInfo": info}}}, **headers)

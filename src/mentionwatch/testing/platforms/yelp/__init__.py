@@ -37,26 +37,51 @@ class Platform(PlatformBase):
         self._fixture: dict[str, Any] | None = None
 
     def source_settings(self) -> dict[str, Any]:
-        return {"base_url": f"{self.web.base_url(self.name)}/v3", "api_key": KEY, "businesses": [BUSINESS]}
+        return {
+            "base_url": f"{self.web.base_url(self.name)}/v3",
+            "api_key": KEY,
+            "businesses": [BUSINESS],
+        }
 
     def add_item(self, text: str, created: float) -> str:
         review_id = f"backlog{len(self.extra):06d}"
-        self.extra.append({"id": review_id, "url": f"https://www.yelp.com/biz/{BUSINESS}?hrid={review_id}",
-                           "text": text, "rating": 3, "time_created": _local(created),
-                           "user": {"id": "u", "profile_url": "https://www.yelp.com/user_details?userid=u", "name": "Back L."}})  # fmt: skip
+        self.extra.append(
+            {
+                "id": review_id,
+                "url": f"https://www.yelp.com/biz/{BUSINESS}?hrid={review_id}",
+                "text": text,
+                "rating": 3,
+                "time_created": _local(created),
+                "user": {
+                    "id": "u",
+                    "profile_url": "https://www.yelp.com/user_details?userid=u",
+                    "name": "Back L.",
+                },
+            }
+        )
         return f"yelp:{review_id}"
 
     def handle(self, request: Request) -> Response | None:
         if not request.path.startswith("/v3/businesses/"):
             return None
         if "authorization" not in request.headers:
-            return yelp_error(400, "TOKEN_MISSING", "An access token must be supplied in order to use this endpoint.")
+            return yelp_error(
+                400,
+                "TOKEN_MISSING",
+                "An access token must be supplied in order to use this endpoint.",
+            )
         if request.headers["authorization"] != f"Bearer {KEY}":
             return yelp_error(401, "TOKEN_INVALID", "Invalid access token or authorization header.")
-        reset = datetime.fromtimestamp(time.time() // 86400 * 86400 + 86400, UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        reset = datetime.fromtimestamp(time.time() // 86400 * 86400 + 86400, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S+00:00"
+        )
         headers = {"RateLimit-DailyLimit": "300", "RateLimit-ResetTime": reset}
         if self.daily_left <= 0:
-            response = yelp_error(429, "ACCESS_LIMIT_REACHED", "You've reached the access limit for this client. Please email api@yelp.com for assistance")
+            response = yelp_error(
+                429,
+                "ACCESS_LIMIT_REACHED",
+                "You've reached the access limit for this client. Please email api@yelp.com for assistance",  # noqa: E501
+            )
             response.headers.update({**headers, "RateLimit-Remaining": "0"})
             return response
         self.daily_left -= 1
@@ -71,18 +96,37 @@ class Platform(PlatformBase):
         name, _, reviews = rest.partition("/")
         data = self._fixture.get(name)
         if data is None:
-            return yelp_error(404, "BUSINESS_NOT_FOUND", "The requested business could not be found.")
+            return yelp_error(
+                404, "BUSINESS_NOT_FOUND", "The requested business could not be found."
+            )
         if not reviews:
-            return json_response({"id": "WavvLdfdP6g8aZTtbBQHTw", "alias": name, "name": "Pebble Cafe",
-                                  "review_count": data["total"], "rating": 4.0})  # fmt: skip
-        found = sorted(data["reviews"] + self.extra, key=lambda r: r["time_created"], reverse=True)[:3]
-        return json_response({"total": data["total"], "possible_languages": data["possible_languages"], "reviews": found})
+            return json_response(
+                {
+                    "id": "WavvLdfdP6g8aZTtbBQHTw",
+                    "alias": name,
+                    "name": "Pebble Cafe",
+                    "review_count": data["total"],
+                    "rating": 4.0,
+                }
+            )
+        found = sorted(data["reviews"] + self.extra, key=lambda r: r["time_created"], reverse=True)[
+            :3
+        ]
+        return json_response(
+            {
+                "total": data["total"],
+                "possible_languages": data["possible_languages"],
+                "reviews": found,
+            }
+        )
 
 
 def _local(stamp: float) -> str:
     from zoneinfo import ZoneInfo
 
-    return datetime.fromtimestamp(stamp, ZoneInfo("America/Los_Angeles")).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(stamp, ZoneInfo("America/Los_Angeles")).strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
 
 
 def _filled(text: str) -> Any:
@@ -93,4 +137,3 @@ def _filled(text: str) -> Any:
     data = json.loads(text)
     data.pop("_origin", None)
     return data
-
