@@ -10,6 +10,9 @@ from typing import Any
 STATUSES = ("open", "handled", "ignored")
 SENTIMENTS = ("positive", "neutral", "negative")
 INTENTS = ("question", "complaint", "praise", "request")
+# Analyzers `[sentiment] analyzer` may name (sentiment.py builds them; "llm" is configured in
+# [sentiment.llm] and built by tagging.py).
+ANALYZER_NAMES = ("mentionwatch", "textblob", "vader", "llm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +22,8 @@ class Term:
     name: str
     query: str
     sources: tuple[str, ...] | None = None  # None: every enabled source
+    about: str | None = None  # what the product is, in words (relevance, LLM prompt)
+    not_about: tuple[str, ...] = ()  # words that mean another thing of the same name
 
     def applies_to(self, source: str) -> bool:
         return self.sources is None or source in self.sources
@@ -48,6 +53,8 @@ class Mention:
     sentiment: str | None = None
     polarity: float | None = None
     intents: tuple[str, ...] = ()
+    relevance: float | None = None  # 0..1: about the term's product (relevance.py)
+    llm_relevance: float | None = None  # the LLM analyzer's own judgement, when it gave one
     # What the local matcher reads; None means title, text and url.
     searchable: str | None = field(default=None, repr=False)
     # Set once stored:
@@ -120,6 +127,7 @@ class Filters:
     statuses: tuple[str, ...] = ("open",)  # (): every status
     search: str | None = None  # the --search language (store.fts_query)
     intents: tuple[str, ...] = ()
+    min_relevance: float | None = None  # relevance at least this (unscored ones pass)
 
 
 @dataclass(slots=True)

@@ -17,13 +17,14 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from mentionwatch.models import JobResult, Mention, PollReport, ThreadPost, iso, parse_iso, utcnow
+from mentionwatch.relevance import THRESHOLD as RELEVANT
 from mentionwatch.text import inert
 from mentionwatch.triage import mention_priority
 
 RECORD_KEYS = (
     "id", "key", "source", "url", "author", "author_name", "title", "text", "created_at",
     "fetched_at", "terms", "sentiment", "polarity", "status", "reach", "reply_url",
-    "intents", "priority", "echo_of",
+    "intents", "priority", "echo_of", "relevance",
 )  # fmt: skip
 SENTIMENT_STYLE = {"positive": "bold green", "neutral": "dim", "negative": "bold red"}
 SENTIMENT_TAG = {"positive": "+ pos", "neutral": "· neu", "negative": "- neg"}
@@ -67,6 +68,7 @@ def record(m: Mention) -> dict[str, Any]:
         "intents": list(m.intents),
         "priority": round(mention_priority(m), 3),
         "echo_of": m.echo_of,
+        "relevance": m.relevance,
     }
 
 
@@ -127,6 +129,9 @@ def _header(m: Mention, now: datetime, tighter: int) -> Text:
         header.append(f"  ▲{m.reach}")
     if m.intents:
         header.append("  " + " ".join(INTENT_TAG.get(i, i) for i in m.intents), style="yellow")
+    if m.relevance is not None and m.relevance < RELEVANT:
+        # Likely another thing of the same name: said in the header, as it changes what to do.
+        header.append(f"  ~off-topic {m.relevance:.2f}", style="dim")
     header.append(f"  {m.status}", style=STATUS_STYLE.get(m.status))
     if m.terms:
         terms = [safe(t) for t in m.terms]
@@ -357,6 +362,9 @@ def print_detail(
     field("fetched", iso(m.fetched_at))
     field("polarity", f"{m.polarity:+.3f}" if m.polarity is not None else None)
     field("intents", ", ".join(m.intents))
+    if m.relevance is not None:
+        verdict = "about your product" if m.relevance >= RELEVANT else "probably another thing"
+        field("relevance", f"{m.relevance:.2f} ({verdict})")
     field("in thread" if m.in_thread else "title", m.title)
     for key, label in _CONTEXT_KEYS:
         value = m.extra.get(key)

@@ -176,6 +176,39 @@ def m003_outbox(db: Any) -> None:
 
 
 @migration
+def m004_relevance(db: Any) -> None:
+    """Relevance scores, and what the founder's decisions taught each term (relevance.py)."""
+    db["mentions"].add_column("relevance", float)
+    db["mentions"].add_column("llm_relevance", float)
+    # Every status change and posted reply is queued here by a trigger, so a decision made
+    # through any command (or another program) is learned from exactly once.
+    db["relevance_events"].create({"id": int, "mention_id": int, "status": str}, pk="id")
+    db["relevance_lessons"].create(
+        {"mention_id": int, "term": str, "relevant": int, "features": str},
+        pk=("mention_id", "term"),
+    )
+    db["relevance_counts"].create(
+        {"term": str, "feature": str, "relevant": int, "irrelevant": int},
+        pk=("term", "feature"),
+    )
+    db.execute(
+        "CREATE TRIGGER mentions_status_relevance AFTER UPDATE OF status ON mentions "
+        "WHEN NEW.status IS NOT OLD.status BEGIN "
+        "INSERT INTO relevance_events (mention_id, status) VALUES (NEW.id, NEW.status); END"
+    )
+    db.execute(
+        "CREATE TRIGGER replies_relevance AFTER INSERT ON replies "
+        "WHEN NEW.outcome = 'posted' BEGIN "
+        "INSERT INTO relevance_events (mention_id, status) VALUES (NEW.mention_id, 'replied'); END"
+    )
+    # Mentions decided before this migration teach their terms too.
+    db.execute(
+        "INSERT INTO relevance_events (mention_id, status) SELECT id, status FROM mentions "
+        "WHERE status IN ('handled', 'ignored') ORDER BY id"
+    )
+
+
+@migration
 def m005_trends(db: Any) -> None:
     # echo_of: the id of the original a retweet, quote or cross-post repeats (echoes.py);
     # groups are flat (echo_of always names a mention whose own echo_of is NULL).
@@ -284,6 +317,19 @@ def _inert_json(value: str | None, clean: Callable[[Any], Any]) -> str | None:
     return value if cleaned == data else json.dumps(cleaned, ensure_ascii=False, sort_keys=True)
 
 
+@migration
+def m007_llm_cache(db: Any) -> None:
+    """The LLM analyzer's answers, per mention, valid while the digest (texts, model,
+    prompt) matches."""
+    db["llm_cache"].create(
+        {"mention_key": str, "digest": str, "answer": str, "at": str}, pk="mention_key"
+    )
+
+
+# The relevance_counts row of a term that counts its decisions (features are never empty).
+_DECISIONS = ""
+
+
 def read_only_message(path: Path) -> str:
     return (
         f"cannot write the database {path}: it is read-only (file permissions or a read-only "
@@ -297,7 +343,7 @@ class UnknownMention(UsageError, LookupError):
 
 _COLUMNS = (
     "key, source, native_id, url, author, author_name, title, text, created_at, fetched_at, "
-    "sentiment, polarity, intents, status, reach, reply_url, extra"
+    "sentiment, polarity, intents, status, reach, reply_url, extra, relevance, llm_relevance"
 )
 _SELECT = (
     "SELECT m.*, (SELECT json_group_array(term) FROM "
@@ -443,12 +489,13 @@ class Store:
             for m in mentions:
                 row = self.conn.execute(
                     f"INSERT INTO mentions ({_COLUMNS}) VALUES "
-                    f"({','.join('?' * 17)}) ON CONFLICT(key) DO NOTHING RETURNING id",
+                    f"({','.join('?' * 19)}) ON CONFLICT(key) DO NOTHING RETURNING id",
                     (
                         m.key, m.source, m.native_id, m.url, m.author, m.author_name, m.title,
                         m.text, iso(m.created_at), now, m.sentiment, m.polarity,
                         json.dumps(list(m.intents)), "open", m.reach, m.reply_url,
-                        json.dumps(m.extra, ensure_ascii=False, sort_keys=True),
+                        json.dumps(m.extra, ensure_ascii=False, sort_keys=True), m.relevance,
+                        m.llm_relevance,
                     ),
                 ).fetchone()  # fmt: skip
                 if row:
@@ -662,12 +709,88 @@ class Store:
                     )
         return changed
 
-    def update_sentiment(self, rows: Iterable[tuple[int, str, float, Sequence[str]]]) -> None:
+    def update_sentiment(
+        self, rows: Iterable[tuple[int, str, float, Sequence[str], float | None]]
+    ) -> None:
+        """New (label, polarity, intents, LLM relevance) of mentions, by id."""
         with self.transaction():
             self.conn.executemany(
-                "UPDATE mentions SET sentiment = ?, polarity = ?, intents = ? WHERE id = ?",
-                [(label, pol, json.dumps(list(intents)), i) for i, label, pol, intents in rows],
+                "UPDATE mentions SET sentiment = ?, polarity = ?, intents = ?, llm_relevance = ? "
+                "WHERE id = ?",
+                [(label, pol, json.dumps(list(intents)), rel, i)
+                 for i, label, pol, intents, rel in rows],
+            )  # fmt: skip
+
+    def llm_cache(self) -> LLMCache:
+        return LLMCache(self)
+
+    # Relevance (relevance.py owns the meaning; these are its reads and writes)
+
+    def set_relevance(self, rows: Iterable[tuple[int, float | None]]) -> None:
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE mentions SET relevance = ? WHERE id = ?", [(r, i) for i, r in rows]
             )
+
+    def relevance_events(self) -> list[tuple[int, int, str]]:
+        """Decisions not learned from yet: (event id, mention id, status), oldest first."""
+        rows = self.conn.execute(
+            "SELECT e.id, e.mention_id, e.status FROM relevance_events e "
+            "JOIN mentions m ON m.id = e.mention_id ORDER BY e.id"
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def delete_relevance_events(self, up_to: int) -> None:
+        with self.transaction():
+            self.conn.execute("DELETE FROM relevance_events WHERE id <= ?", (up_to,))
+
+    def relevance_lesson(self, mention_id: int, term: str) -> tuple[bool, list[str]] | None:
+        """What a mention taught a term (relevant?, the features counted), if anything."""
+        row = self.conn.execute(
+            "SELECT relevant, features FROM relevance_lessons WHERE mention_id = ? AND term = ?",
+            (mention_id, term),
+        ).fetchone()
+        return None if row is None else (bool(row[0]), json.loads(row[1]))
+
+    def set_relevance_lesson(
+        self, mention_id: int, term: str, relevant: bool | None, features: Sequence[str]
+    ) -> None:
+        with self.transaction():
+            if relevant is None:
+                self.conn.execute(
+                    "DELETE FROM relevance_lessons WHERE mention_id = ? AND term = ?",
+                    (mention_id, term),
+                )
+            else:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO relevance_lessons VALUES (?, ?, ?, ?)",
+                    (mention_id, term, int(relevant), json.dumps(list(features))),
+                )
+
+    def add_relevance_counts(
+        self, term: str, features: Sequence[str], relevant: bool, delta: int
+    ) -> None:
+        """Count (or, with delta -1, uncount) one decision and its features for a term."""
+        rel, irr = (delta, 0) if relevant else (0, delta)
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT INTO relevance_counts VALUES (?, ?, ?, ?) ON CONFLICT(term, feature) "
+                "DO UPDATE SET relevant = relevant + excluded.relevant, "
+                "irrelevant = irrelevant + excluded.irrelevant",
+                [(term, f, rel, irr) for f in [_DECISIONS, *dict.fromkeys(features)]],
+            )
+
+    def relevance_counts(self, term: str) -> tuple[int, int, dict[str, tuple[int, int]]]:
+        """A term's decisions (relevant, irrelevant) and the same counts per feature."""
+        total, by_feature = (0, 0), {}
+        for feature, rel, irr in self.conn.execute(
+            "SELECT feature, relevant, irrelevant FROM relevance_counts WHERE term = ?", (term,)
+        ):
+            if feature == _DECISIONS:
+                total = (rel, irr)
+            elif rel or irr:
+                by_feature[feature] = (rel, irr)
+        return total[0], total[1], by_feature
 
     def add_reply(self, mention_id: int, text: str, outcome: str, **fields: str | None) -> int:
         """Record a reply attempt; returns its row id."""
@@ -977,6 +1100,35 @@ def _try_lock(handle: IO[str]) -> bool:
     return True
 
 
+class LLMCache:
+    """The LLM analyzer's answers by mention key (llm_analyzer.Cache)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, keys: Sequence[str], digest: dict[str, str]) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for key, dig, answer in self.store.conn.execute(
+                f"SELECT mention_key, digest, answer FROM llm_cache WHERE mention_key IN ({marks})",
+                chunk,
+            ):
+                if digest.get(key) == dig:
+                    found[key] = json.loads(answer)
+        return found
+
+    def put(self, rows: Sequence[tuple[str, str, dict]]) -> None:
+        now = iso(utcnow())
+        with self.store.transaction():
+            self.store.conn.executemany(
+                "INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?)",
+                [(key, dig, json.dumps(answer, ensure_ascii=False), now)
+                 for key, dig, answer in rows],
+            )  # fmt: skip
+
+
 def _where(f: Filters) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -1006,6 +1158,9 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
     if f.search:
         clauses.append("m.id IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)")
         params.append(fts_query(f.search))
+    if f.min_relevance is not None:
+        clauses.append("(m.relevance IS NULL OR m.relevance >= ?)")
+        params.append(f.min_relevance)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
@@ -1122,6 +1277,8 @@ def _mention(row: sqlite3.Row) -> Mention:
         polarity=row["polarity"],
         intents=tuple(json.loads(row["intents"])) if row["intents"] else (),
         status=row["status"],
+        relevance=row["relevance"],
+        llm_relevance=row["llm_relevance"],
         echo_of=row["echo_of"],
     )
 

@@ -16,6 +16,7 @@ from mentionwatch.cli.app import (
     IntentOpt,
     NoPagerOpt,
     OpenStatusOpt,
+    RelevantOpt,
     SearchOpt,
     SentimentOpt,
     SinceOpt,
@@ -63,6 +64,7 @@ def feed(
     status: OpenStatusOpt = None,
     search: SearchOpt = None,
     intent: IntentOpt = None,
+    relevant: RelevantOpt = False,
     sort: Annotated[
         str,
         choice_option(
@@ -99,12 +101,14 @@ def feed(
       mentionwatch feed --source reddit --source hackernews --intent question
       mentionwatch feed --search '"dark mode" OR theme*' --status all
       mentionwatch feed --search 'author:alice -spam'
+      mentionwatch feed --relevant --sort priority
       mentionwatch feed --sentiment positive --format ids | mentionwatch handle -
     """
     from mentionwatch import render
 
     state.pager = state.pager and not no_pager
-    filters = build_filters(since, source, term, sentiment, status, search, intent)
+    filters = build_filters(since, source, term, sentiment, status, search, intent,
+                            relevant=relevant)  # fmt: skip
     cfg = load_config()
     store = open_store(cfg, readonly=True)
     from mentionwatch.triage import by_priority
@@ -207,10 +211,14 @@ def _thread(
 
 
 def _set_status(refs: list[str], status: str, note: str | None) -> None:
-    store = open_store(load_config())
+    from mentionwatch import relevance
+
+    cfg = load_config()
+    store = open_store(cfg)
     ids = resolve(store, refs)
     echoes = [i for i in store.echoes_of(ids) if i not in ids]  # a group is one feed entry
     changed = store.set_status(ids + echoes, status, note)
+    relevance.learn_now(cfg, store)  # the decision teaches relevance (see relevance.py)
     also = f" (with {len(echoes)} echo(es))" if echoes else ""
     say(f"{changed} of {len(ids) + len(echoes)} mention(s) marked {status}{also}")
 
@@ -269,6 +277,7 @@ def export(
     status: AllStatusOpt = None,
     search: SearchOpt = None,
     intent: IntentOpt = None,
+    relevant: RelevantOpt = False,
     fmt: Annotated[
         str | None,
         choice_option(
@@ -303,7 +312,8 @@ def export(
     from mentionwatch import render
 
     fmt = fmt or _format_for(output)
-    filters = build_filters(since, source, term, sentiment, status, search, intent, "all")
+    filters = build_filters(since, source, term, sentiment, status, search, intent, "all",
+                            relevant)  # fmt: skip
     store = open_store(load_config(), readonly=True)
     mentions = store.mentions(filters, order="oldest")
     if output is None:
