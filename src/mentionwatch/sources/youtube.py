@@ -532,10 +532,10 @@ def _comment(
         source="youtube",
         native_id=comment_id,
         text=unescape(text) or "",
-        created_at=snippet.time("publishedAt"),
+        created_at=snippet.time("publishedAt"),  # type: ignore[arg-type]
         url=url,
         author=author,
-        author_name=author,  # type: ignore[arg-type]
+        author_name=author,
         title=title,
         reach=snippet.count("likeCount") + (context["replies"] if kind == "comment" else 0),
         reply_url=url,

@@ -80,4 +80,4 @@ class Platform(PlatformBase):
                 "Warning": '299 - "This endpoint is part of the V0 (beta) API. To start using the V1 endpoints add the `Accept` header and set it to `application/vnd.forem.api-v1+json`."'  # noqa: E501
             }
         )
-        return json_response(articles[(page - 1) * size : page * size], **headers)
+        return Response(200, articles[(page - 1) * size : page * size], headers)

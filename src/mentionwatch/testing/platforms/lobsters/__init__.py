@@ -73,4 +73,4 @@ class Platform(PlatformBase):
             key=lambda s: s["created_at"],
             reverse=True,
         )
-        return json_response(stories[(page - 1) * PER_PAGE : page * PER_PAGE], **headers)
+        return Response(200, stories[(page - 1) * PER_PAGE : page * PER_PAGE], headers)

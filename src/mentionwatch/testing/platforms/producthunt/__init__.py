@@ -79,13 +79,13 @@ class Platform(PlatformBase):
                     }
                 ],
             }
-            return json_response(body, 429, **headers, **{"X-Rate-Limit-Remaining": "0"})
+            return Response(429, body, {**headers, "X-Rate-Limit-Remaining": "0"})
         self.points_left -= 25
         headers["X-Rate-Limit-Remaining"] = str(self.points_left)
         query = (request.json() or {}).get("query") or ""
         if "viewer" in query:
-            return json_response(
-                {"data": {"viewer": {"user": {"username": "pebble_founder"}}}}, **headers
+            return Response(
+                200, {"data": {"viewer": {"user": {"username": "pebble_founder"}}}}, headers
             )
         variables = (request.json() or {}).get("variables") or {}
         after, before = variables.get("postedAfter") or "", variables.get("postedBefore") or "9"
@@ -108,4 +108,4 @@ class Platform(PlatformBase):
             "endCursor": edges[-1]["cursor"] if edges else None,
             "hasNextPage": start + PAGE < len(posts),
         }
-        return json_response({"data": {"posts": {"edges": edges, "pageInfo": info}}}, **headers)
+        return Response(200, {"data": {"posts": {"edges": edges, "pageInfo": info}}}, headers)
