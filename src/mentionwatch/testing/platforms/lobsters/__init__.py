@@ -11,7 +11,7 @@ import re
 import time
 from typing import Any
 
-from mentionwatch.testing.server import PlatformBase, Request, Response, json_response
+from mentionwatch.testing.server import PlatformBase, Request, Response
 
 _PAGE = re.compile(r"/newest(?:/page/(\d+))?\.json")
 PER_PAGE = 25
