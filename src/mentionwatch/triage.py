@@ -71,4 +71,5 @@ def rated(
         return label, polarity, tuple(intents)
     if rating <= 2:
         return "negative", min(polarity, -0.5 if rating == 1 else -0.25), (*intents, "complaint")
-    return "positive", max(polarity, 0.0), (*intents, "praise")
+    kept = tuple(i for i in intents if i != "complaint")
+    return "positive", max(polarity, 0.0), (*kept, "praise")

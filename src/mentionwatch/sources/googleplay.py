@@ -1,8 +1,8 @@
 """Google Play Developer API: reviews of the founder's own apps, and replies to them.
 
 Only production reviews that have text, and only those created or edited in the last week,
-newest first: poll at least weekly or they age out. An edited review (its `lastModified`
-moved) is stored again as new: the customer changed their mind, which is news. Replying
+newest first: poll at least weekly or they age out. A review is kept once, as first seen (an
+edit moves it to the top of the list; it is not stored again). Replying
 sets or replaces the developer reply (at most about 350 characters), so a retry never
 doubles it. Auth is a Google OAuth user token (`mentionwatch auth googleplay`, scope
 androidpublisher); the account needs the "Reply to reviews" permission in Play Console.
@@ -202,7 +202,7 @@ def to_mention(item: Obj, package: str) -> Mention:
     url = f"{STORE}{package}&reviewId={review_id}"
     return Mention(
         source="googleplay",
-        native_id=f"{review_id}@{int(seconds)}",
+        native_id=review_id,
         text=body.strip(),
         created_at=from_epoch(seconds),
         url=url,

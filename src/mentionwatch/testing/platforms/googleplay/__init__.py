@@ -67,7 +67,7 @@ class Platform(PlatformBase):
                 ],
             }
         )
-        return f"googleplay:{review_id}@{int(created)}"
+        return f"googleplay:{review_id}"
 
     def reviews(self, package: str) -> list[dict[str, Any]]:
         if self._fixture is None:
