@@ -874,6 +874,9 @@ def print_sources(console: Console, rows: Sequence[Any]) -> None:
         table.add_row(row.name, Text(row.state, style=styles.get(row.state, "")),
                       Text(safe(row.credentials)), last)  # fmt: skip
     console.print(table)
+    for row in rows:  # quotas and budgets the sources count (YouTube's units, Yelp's calls)
+        if row.usage:
+            console.print(Text(f"{row.name}: {safe(row.usage)}"), soft_wrap=True)
 
 
 def print_checks(console: Console, checks: Sequence[Any]) -> None:
