@@ -33,7 +33,7 @@ def test_every_command_has_examples_and_no_placeholders():
 
 def test_help_lists_valid_values():
     feed = help_text("feed")
-    for values in ("bluesky, github, hackernews", "open, handled, ignored, all",
+    for values in ("appstore, bluesky, devto, github", "open, handled, ignored, all",
                    "positive, neutral, negative", "rich, plain, jsonl, json, csv, ids",
                    "newest, priority", "question, complaint"):  # fmt: skip
         assert values in " ".join(feed.split()), values

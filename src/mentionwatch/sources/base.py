@@ -28,6 +28,7 @@ class Posted:
 if TYPE_CHECKING:
     from mentionwatch.config import PollSettings, SourceSettings
     from mentionwatch.http import Http
+    from mentionwatch.oauth import Spec
 
 
 class State(Protocol):
@@ -54,6 +55,9 @@ class Source:
     max_pages: ClassVar[int] = 10
     # The shortest interval `watch` uses unless the config sets this source's own `interval`.
     default_interval: ClassVar[float | None] = None
+    # How `mentionwatch auth NAME` obtains a user token (oauth.py), for sources that act as a
+    # user; None: the source needs no authorization flow.
+    oauth: ClassVar[Spec | None] = None
 
     def __init__(
         self, settings: SourceSettings, http: Http, state: State, poll: PollSettings
@@ -99,6 +103,16 @@ class Source:
     def legacy_mark(self, cursor: str) -> float | None:
         """The time a cursor of an earlier release stood at (a bare time, or JSON)."""
         return common.legacy_mark(cursor)
+
+    def credentials(self) -> str | None:
+        """What `sources` says about this source's credentials, when the generic line (set,
+        missing, optional) would mislead; never a value."""
+        return None
+
+    def usage(self) -> str | None:
+        """What the platform's quota or budget has left, from what the last polls recorded
+        (no request): one line for `sources`, or None when the source keeps no count."""
+        return None
 
     async def check(self) -> str:
         """One cheap (authenticated, where the source has auth) call; a line saying what works.
