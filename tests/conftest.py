@@ -41,6 +41,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "both_engines: run each test using `project` on SQLite and on PostgreSQL"
     )
+    config.addinivalue_line(
+        "markers", "sqlite_only: about the SQLite file itself (never run on PostgreSQL)"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -53,6 +56,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def db_engine(request: pytest.FixtureRequest) -> str:
     """The engine a test's database uses: both, for tests marked both_engines."""
+    if request.node.get_closest_marker("sqlite_only"):
+        return "sqlite"
     return getattr(request, "param", None) or os.environ.get(ENGINE_ENV) or "sqlite"
 
 
@@ -199,6 +204,36 @@ class Project:
             return [tuple(r) for r in db.execute(sql, params).fetchall()]
         finally:
             db.close()
+
+    def execute(self, *statements: str) -> None:
+        """Run statements (no parameters) on the project's database, in one transaction."""
+        if self.engine == "sqlite":
+            with sqlite3.connect(self.db) as conn:
+                for sql in statements:
+                    conn.execute(sql)
+            return
+        from mentionwatch import engines
+
+        db = engines.connect(self.db)
+        try:
+            db.begin()
+            for sql in statements:
+                db.execute(sql)
+            db.commit()
+        finally:
+            db.close()
+
+    def contents(self, skip: tuple[str, ...] = ()) -> bytes:
+        """Every row of every table (but `skip`), to look for what must never be stored."""
+        from mentionwatch import engines
+
+        db = engines.connect(self.db)
+        try:
+            tables = sorted(db.tables() - set(skip))
+            rows = [repr(db.execute(f'SELECT * FROM "{t}"').fetchall()) for t in tables]
+        finally:
+            db.close()
+        return "\n".join(rows).encode()
 
     def mention(self, key: str) -> Any:
         """The stored `Mention` with this key (or integer id)."""

@@ -78,10 +78,7 @@ to = ["{rx.url("/hooks/questions")}"]
 
     negative = {r[0] for r in project.rows("SELECT key FROM mentions WHERE sentiment='negative'")}
     questions = {
-        r[0]
-        for r in project.rows(
-            "SELECT m.key FROM mentions m, json_each(m.intents) j WHERE j.value = 'question'"
-        )
+        r[0] for r in project.rows("SELECT key FROM mentions WHERE intents LIKE '%\"question\"%'")
     }
     assert negative and questions
     complaints = rx.seen("/hooks/complaints")

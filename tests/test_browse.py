@@ -23,6 +23,7 @@ def get(url: str) -> dict | list:
         return json.loads(response.read())
 
 
+@pytest.mark.sqlite_only
 def test_browse_serves_the_database_ready_to_explore(project):
     project.write_config(HN_AND_RSS)
     assert project.run("poll").code == 0
@@ -59,6 +60,7 @@ def test_browse_serves_the_database_ready_to_explore(project):
         proc.wait(timeout=30)
 
 
+@pytest.mark.sqlite_only
 def test_browse_without_datasette_or_database_is_one_line(project, monkeypatch):
     project.write_config(HN_AND_RSS)
     missing = project.run("browse", "--no-open")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 import subprocess
 import sys
 
@@ -109,9 +108,7 @@ def test_an_empty_feed_says_why(polled):
 def test_an_empty_database_says_to_poll(project):
     project.write_config(HN_AND_RSS)
     project.run("poll", "--source", "rss", "--term", "pebblebase")
-    with sqlite3.connect(project.db) as conn:
-        conn.execute("DELETE FROM mention_terms")
-        conn.execute("DELETE FROM mentions")
+    project.execute("DELETE FROM mention_terms", "DELETE FROM echo_keys", "DELETE FROM mentions")
     assert "no mentions yet: run 'mentionwatch poll'" in project.run("feed").out
 
 
@@ -126,6 +123,7 @@ def test_limit_says_how_many_more(polled):
     assert len(piped.jsonl()) == 2 and piped.err == ""
 
 
+@pytest.mark.sqlite_only
 def test_feed_without_a_database_says_so_and_creates_nothing(project, tmp_path):
     project.write_config(HN_AND_RSS)
     for args in (["feed"], ["export"], ["show", "1"], ["handle", "1"]):
@@ -174,8 +172,7 @@ def test_reply_preview_reads_well_for_platforms_without_an_api(polled):
 
 def test_tracebacks_only_with_debug(polled):
     """An unexpected error (here: a damaged row) is one line; --debug shows the traceback."""
-    with sqlite3.connect(polled.db) as conn:
-        conn.execute("UPDATE mentions SET extra = '{broken' WHERE id = 1")
+    polled.execute("UPDATE mentions SET extra = '{broken' WHERE id = 1")
     plain = polled.run_process("show", "1", "--offline")
     assert plain.returncode == 1 and "Traceback" not in plain.stderr
     assert plain.stderr.count("\n") == 1 and "rerun with --debug" in plain.stderr

@@ -104,4 +104,5 @@ def test_kill_9_mid_poll_repeated_loses_and_duplicates_nothing(project):
     keys = _keys(project)
     assert len(keys) == len(set(keys))
     assert expected <= set(keys), sorted(expected - set(keys))[:5]
-    assert project.rows("PRAGMA integrity_check") == [("ok",)]
+    if project.engine == "sqlite":  # PostgreSQL has no such check; its WAL replays a crash
+        assert project.rows("PRAGMA integrity_check") == [("ok",)]

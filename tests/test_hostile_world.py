@@ -161,7 +161,7 @@ def leaks(project, *texts: str) -> list[str]:
     """Every secret found in the texts or in the database files (raw and URL-encoded)."""
     from urllib.parse import quote
 
-    files = b"".join(p.read_bytes() for p in project.dir.glob("mentions.db*"))
+    files = project.contents()
     found = []
     for secret in SECRETS:
         for form in {secret, quote(secret, safe="")}:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from mentionwatch.testing.demo import demo_config
 
 HEAVY = (
@@ -50,6 +52,7 @@ def loaded_modules(project, *args: str) -> set[str]:
     return {m for m in line.removeprefix("LOADED:").split(",") if m}
 
 
+@pytest.mark.sqlite_only
 def test_reading_commands_import_nothing_heavy(project):
     # Every source configured, and alert rules (read with the config, sent by nobody here).
     project.write_config(demo_config(project.web, project.db) + ALERTS)

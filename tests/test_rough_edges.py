@@ -119,6 +119,7 @@ def run_process(project, *args: str):
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+@pytest.mark.sqlite_only
 def test_a_read_only_database_file_can_be_read(project):
     project.write_config(HN_AND_RSS)
     assert project.run_process("poll").returncode == 0
@@ -157,6 +158,7 @@ def _can_mount_read_only(tmp: Path) -> bool:
     return probe.returncode == 0
 
 
+@pytest.mark.sqlite_only
 def test_a_database_on_a_read_only_mount_can_be_read(project, tmp_path):
     if not _can_mount_read_only(tmp_path):
         pytest.skip("no user namespaces for a read-only bind mount")

@@ -348,6 +348,7 @@ def test_chart_fits_80_columns_on_a_terminal_and_is_absent_in_pipes(project):
     assert "total 88" in piped.stdout
 
 
+@pytest.mark.sqlite_only
 def test_stats_and_digest_import_nothing_heavy(project):
     from test_lazy_imports import loaded_modules
 

@@ -87,6 +87,7 @@ def new_hit(object_id: str, text: str) -> dict:
     }
 
 
+@pytest.mark.sqlite_only
 def test_watch_alerts_within_the_interval_stops_cleanly_and_is_alone(project, rx):
     project.write_config(CONFIG.replace("HOOK", rx.url("/hooks/w")))
     watch = Watch(project, "--interval", "1s")

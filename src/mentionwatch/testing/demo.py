@@ -62,12 +62,17 @@ def toml_table(name: str, values: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def demo_config(web: LoopbackWeb, db: Path, platforms: list[str] | None = None) -> str:
+def demo_config(web: LoopbackWeb, db: Path | str, platforms: list[str] | None = None) -> str:
     """A config that points every source (or the named ones) at the loopback web."""
     names = platforms or sorted(web.platforms)
     tables = [toml_table(f"sources.{n}", web.platforms[n].source_settings()) for n in names]
     return "\n".join(
-        [toml_table("storage", {"db": db.as_posix()}), DEMO_TERMS, DEMO_TEMPLATES, *tables]
+        [
+            toml_table("storage", {"url": db} if isinstance(db, str) else {"db": db.as_posix()}),
+            DEMO_TERMS,
+            DEMO_TEMPLATES,
+            *tables,
+        ]
     )
 
 

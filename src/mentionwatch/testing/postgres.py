@@ -60,8 +60,10 @@ class Cluster:
         self.port_file.write_text(str(port))
         self._run(owner, [str(programs / "initdb"), "-D", str(self.data), "-A", "trust",
                           "-U", USER, "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])  # fmt: skip
+        # Durability is not what a test server is for: no fsync makes it start and write fast.
         options = (f"-k {self.root} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")  # fmt: skip
+                   "-c synchronous_commit=off -c full_page_writes=off "
+                   "-c max_connections=200")  # fmt: skip
         self._run(owner, [str(programs / "pg_ctl"), "-D", str(self.data), "-l",
                           str(self.root / "server.log"), "-o", options, "-w", "start"])  # fmt: skip
         return self.url
