@@ -92,6 +92,7 @@ class Mention:
     status: str = column("open")
     fetched_at: datetime | None = column(kind="time")
     echo_of: int | None = column()  # the id of the original this post repeats (echoes.py)
+    assignee: str | None = column()  # who on the team answers it (team.py); None: nobody
 
     @property
     def key(self) -> str:
@@ -175,6 +176,8 @@ class Filters:
     intents: tuple[str, ...] = ()
     until: datetime | None = None  # created before this (a digest's period ends here)
     min_relevance: float | None = None  # relevance at least this (unscored ones pass)
+    assignees: tuple[str, ...] = ()  # assigned to any of these people
+    unassigned: bool = False  # assigned to nobody (or, with assignees, to one of them)
 
 
 @dataclass(slots=True)

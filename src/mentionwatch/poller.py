@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -76,6 +76,9 @@ class Poller:
     analyzer_name: str | None = None
     # Turns the new mentions of a page into alert deliveries, saved in the page's transaction.
     queue: Callable[[list[Mention]], Iterable[OutboxItem]] | None = None
+    # Shared polling (watch on PostgreSQL): given the jobs' names ("source scope"), the ones
+    # this process may run now (team.Leases); the others are another worker's this time.
+    take: Callable[[list[str]], Collection[str]] | None = None
     _run: str = field(default_factory=lambda: uuid.uuid4().hex)
     _tagger: Tagger | None = None  # built on the first new mention (the analyzer loads then)
 
@@ -138,6 +141,9 @@ class Poller:
                     )
                     continue
                 work += [(source, job) for job in source.jobs(terms)]
+            if self.take is not None:
+                mine = self.take([job_name(job) for _, job in work])
+                work = [(source, job) for source, job in work if job_name(job) in mine]
             self.on_jobs(len(work))
             # Results are in the report from the start, so an interrupted poll can still say
             # what each job saved.
@@ -203,6 +209,11 @@ class Poller:
             if note and self.notify:
                 self.notify(note)
         self._tagger.tag([m for m in mentions if m.key in new])
+
+
+def job_name(job: Job) -> str:
+    """A job's name among every worker's: its source and its cursor's scope."""
+    return f"{job.source} {job.scope}"
 
 
 def build_source(

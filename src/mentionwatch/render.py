@@ -401,6 +401,7 @@ def print_detail(
     field("fetched", iso(m.fetched_at))
     field("polarity", f"{m.polarity:+.3f}" if m.polarity is not None else None)
     field("intents", ", ".join(m.intents))
+    field("assigned to", m.assignee)
     if m.relevance is not None:
         verdict = "about your product" if m.relevance >= RELEVANT else "probably another thing"
         field("relevance", f"{m.relevance:.2f} ({verdict})")
@@ -437,6 +438,8 @@ def print_detail(
         for row in replies:
             where = row["url"] or row["remote_id"] or ""
             line = Text(f"  {row['attempted_at']}  {row['outcome']:<8} ")
+            if row["actor"]:
+                line.append(f"by {safe(row['actor'])}  ")
             line.append(safe(where), style="dim")
             console.print(line, soft_wrap=wrap)
             console.print(Text("    " + _shorten(safe(row["text"]), 200)), soft_wrap=wrap)
@@ -446,8 +449,13 @@ def print_detail(
         console.print()
         console.print(Text("status history:", style="bold"))
         for row in history:
+            if row["assignee"] is None:
+                what = row["status"]
+            else:
+                what = f"assigned to {safe(row['assignee'])}" if row["assignee"] else "unassigned"
+            who = f"  by {safe(row['actor'])}" if row["actor"] else ""
             note = f"  ({safe(row['note'])})" if row["note"] else ""
-            console.print(Text(f"  {row['at']}  {row['status']}{note}"), soft_wrap=wrap)
+            console.print(Text(f"  {row['at']}  {what}{who}{note}"), soft_wrap=wrap)
 
 
 def print_reply_preview(

@@ -146,8 +146,33 @@ def already_posted(store: Store, mention: Mention, text: str) -> dict | None:
     return None
 
 
-def post(config: Config, store: Store, mention: Mention, text: str, keep_open: bool) -> Posted:
-    """Post a reply once; record the attempt; mark the mention handled when it is posted."""
+def post(
+    config: Config,
+    store: Store,
+    mention: Mention,
+    text: str,
+    keep_open: bool,
+    actor: str | None = None,
+    force: bool = False,
+) -> Posted:
+    """Post a reply once; record the attempt; mark the mention handled when it is posted.
+
+    The mention is claimed first (team.claim): while one person posts, a teammate's reply
+    to it is refused, unless `force`."""
+    from mentionwatch import team
+
+    assert mention.id is not None
+    actor = actor or team.me(config)
+    held = team.claim(store, mention.id, actor, force=force)
+    try:
+        return _post(config, store, mention, text, keep_open, actor)
+    finally:
+        held.release()
+
+
+def _post(
+    config: Config, store: Store, mention: Mention, text: str, keep_open: bool, actor: str
+) -> Posted:
     assert mention.id is not None
     mention_id = mention.id
     unknown = [
@@ -165,7 +190,8 @@ def post(config: Config, store: Store, mention: Mention, text: str, keep_open: b
                 found = await where.source.find_reply(mention, text)
                 if found:
                     return found
-            attempt.append(store.add_reply(mention_id, text, "unknown", idempotency_key=key))
+            attempt.append(store.add_reply(mention_id, text, "unknown", idempotency_key=key,
+                                           actor=actor))  # fmt: skip
             return await where.source.reply(mention, text, key)
 
     try:
@@ -184,15 +210,18 @@ def post(config: Config, store: Store, mention: Mention, text: str, keep_open: b
         store.update_reply(attempt[0], "posted", remote_id=posted.remote_id, url=posted.url)
     else:  # an earlier attempt that got no answer had in fact been posted
         store.add_reply(mention_id, text, "posted", remote_id=posted.remote_id, url=posted.url,
-                        idempotency_key=key)  # fmt: skip
+                        idempotency_key=key, actor=actor)  # fmt: skip
     if not keep_open:
-        store.set_status([mention_id], "handled", note=f"replied: {posted.url or posted.remote_id}")
+        store.set_status([mention_id], "handled", note=f"replied: {posted.url or posted.remote_id}",
+                         actor=actor)  # fmt: skip
     return posted
 
 
-def record_link(store: Store, mention: Mention, text: str, link: str | None) -> None:
+def record_link(
+    store: Store, mention: Mention, text: str, link: str | None, actor: str | None = None
+) -> None:
     assert mention.id is not None
-    store.add_reply(mention.id, text, "link", url=link)
+    store.add_reply(mention.id, text, "link", url=link, actor=actor)
 
 
 def draft_path(mention: Mention) -> Path:

@@ -427,6 +427,31 @@ def m007_llm_cache(db: Schema) -> None:
     )
 
 
+@migration
+def m012_team(db: Schema) -> None:
+    """A team on one database (team.py): who did each state change, assignment and reply;
+    who a mention is assigned to; who is answering a mention right now (claims); which
+    `watch` process is polling a job right now (leases). Claims and leases end by expiry,
+    so a process that dies holds nothing for long."""
+    db.execute("ALTER TABLE status_log ADD COLUMN actor TEXT")
+    # An assignment's row in the history: assignee is the name, '' for "unassigned"; the
+    # status column then keeps the mention's status (NULL assignee: a status change or note).
+    db.execute("ALTER TABLE status_log ADD COLUMN assignee TEXT")
+    db.execute("ALTER TABLE replies ADD COLUMN actor TEXT")
+    db.execute("ALTER TABLE mentions ADD COLUMN assignee TEXT")
+    db.execute("CREATE INDEX idx_mentions_assignee ON mentions (assignee, status, created_at)")
+    db.execute(
+        "CREATE TABLE claims (mention_id INTEGER PRIMARY KEY, actor TEXT NOT NULL, "
+        "token TEXT NOT NULL, at TEXT NOT NULL, expires_at TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE leases (job TEXT PRIMARY KEY, holder TEXT, expires_at TEXT NOT NULL, "
+        "runs INTEGER NOT NULL DEFAULT 0)"
+    )
+
+
+# The leases row that says a `watch` process is alive ("worker HOST:PID"), beside its jobs'.
+WORKER_PREFIX = "worker "
 # The relevance_counts row of a term that counts its decisions (features are never empty).
 _DECISIONS = ""
 
@@ -884,8 +909,11 @@ class Store:
                     (source, key, value, iso(utcnow())),
                 )
 
-    def set_status(self, ids: Sequence[int], status: str, note: str | None = None) -> int:
-        """Set the workflow status of mentions and log it; returns how many changed."""
+    def set_status(
+        self, ids: Sequence[int], status: str, note: str | None = None, actor: str | None = None
+    ) -> int:
+        """Set the workflow status of mentions and log it (with who did it); returns how
+        many changed."""
         now = iso(utcnow())
         changed = 0
         with self.transaction():
@@ -897,10 +925,161 @@ class Store:
                 changed += cur.rowcount
                 if cur.rowcount or note:
                     self.conn.execute(
-                        "INSERT INTO status_log (mention_id, status, note, at) VALUES (?,?,?,?)",
-                        (mention_id, status, note, now),
+                        "INSERT INTO status_log (mention_id, status, note, at, actor) "
+                        "VALUES (?,?,?,?,?)",
+                        (mention_id, status, note, now, actor),
                     )
         return changed
+
+    def assign(self, ids: Sequence[int], assignee: str | None, actor: str | None) -> int:
+        """Assign mentions to a person (None: to nobody) and log it; returns how many
+        changed."""
+        now = iso(utcnow())
+        changed = 0
+        with self.transaction():
+            for mention_id in ids:
+                row = self.conn.execute(
+                    "UPDATE mentions SET assignee = ? WHERE id = ? AND "
+                    f"{self.db.distinct('assignee', '?')} RETURNING status",
+                    (assignee, mention_id, assignee),
+                ).fetchone()
+                if row is None:
+                    continue
+                changed += 1
+                self.conn.execute(
+                    "INSERT INTO status_log (mention_id, status, at, actor, assignee) "
+                    "VALUES (?,?,?,?,?)",
+                    (mention_id, row[0], now, actor, assignee or ""),
+                )
+        return changed
+
+    # Claims: who is answering a mention right now (team.py)
+
+    def claim(
+        self, mention_id: int, actor: str, token: str, seconds: float, force: bool = False
+    ) -> Row | None:
+        """Claim a mention for `seconds` under `token`; None when it is ours now, else the
+        row (actor, at, expires_at) of the live claim someone else holds. `force` takes it
+        over. One statement, so two claimers at the same moment cannot both win."""
+        now = utcnow()
+        expires = iso(now + timedelta(seconds=seconds))
+        taken = "" if force else " WHERE claims.expires_at <= ? OR claims.token = ?"
+        params: list[Any] = [mention_id, actor, token, iso(now), expires]
+        if not force:
+            params += [iso(now), token]
+        with self.transaction():
+            row = self.conn.execute(
+                "INSERT INTO claims (mention_id, actor, token, at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (mention_id) DO UPDATE SET "
+                "actor = excluded.actor, token = excluded.token, at = excluded.at, "
+                f"expires_at = excluded.expires_at{taken} RETURNING token",
+                params,
+            ).fetchone()
+            if row is not None:
+                return None
+            return self.conn.execute(
+                "SELECT actor, at, expires_at FROM claims WHERE mention_id = ?", (mention_id,)
+            ).fetchone()
+
+    def release(self, mention_id: int, token: str) -> None:
+        """End our claim on a mention (someone else's, taken over since, stays)."""
+        with self.transaction():
+            self.conn.execute(
+                "DELETE FROM claims WHERE mention_id = ? AND token = ?", (mention_id, token)
+            )
+
+    # Leases: which `watch` process runs a polling job right now (team.py)
+
+    def take_jobs(self, jobs: Sequence[str], holder: str, seconds: float, share: int) -> list[str]:
+        """Lease `share` of `jobs` to `holder` for `seconds`: those it holds already (beyond
+        its share they are given back, for a newly started worker), then jobs nobody holds
+        or whose lease expired. Returns the jobs now ours. A job another taker is locking at
+        this moment is skipped, not waited for."""
+        if not jobs:
+            return []
+        now = utcnow()
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT INTO leases (job, holder, expires_at) VALUES (?, NULL, ?) "
+                "ON CONFLICT (job) DO NOTHING",
+                [(job, iso(now)) for job in jobs],
+            )
+        marks = ",".join("?" * len(jobs))
+        with self.transaction():
+            mine = [r[0] for r in self.conn.execute(
+                f"SELECT job FROM leases WHERE job IN ({marks}) AND holder = ? AND "
+                f"expires_at > ? ORDER BY job{self.db.FOR_UPDATE}",
+                [*jobs, holder, iso(now)],
+            )]  # fmt: skip
+            kept, extra = mine[:share], mine[share:]
+            self.conn.executemany(
+                "UPDATE leases SET holder = NULL, expires_at = ? WHERE job = ?",
+                [(iso(now), job) for job in extra],
+            )
+            # SQLite's write lock serialises takers; on PostgreSQL each skips the rows
+            # another is taking at this moment instead of waiting for them.
+            free = [r[0] for r in self.conn.execute(
+                f"SELECT job FROM leases WHERE job IN ({marks}) AND (holder IS NULL OR "
+                f"expires_at <= ?) ORDER BY expires_at, job LIMIT ?{self.db.SKIP_LOCKED}",
+                [*jobs, iso(now), max(0, share - len(kept))],
+            )]  # fmt: skip
+            until = iso(now + timedelta(seconds=seconds))
+            self.conn.executemany(
+                "UPDATE leases SET holder = ?, expires_at = ?, runs = runs + ? WHERE job = ?",
+                [(holder, until, int(job in free), job) for job in kept + free],
+            )
+        return kept + free
+
+    def workers(self, holder: str, seconds: float) -> int:
+        """Say that `holder` is a live worker for the next `seconds`; returns how many live
+        workers there are (itself included), to split the jobs among."""
+        now = utcnow()
+        name = f"{WORKER_PREFIX}{holder}"
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO leases (job, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT "
+                "(job) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
+                (name, holder, iso(now + timedelta(seconds=seconds))),
+            )
+            self.conn.execute(
+                "DELETE FROM leases WHERE job LIKE ? AND expires_at <= ?",
+                (f"{WORKER_PREFIX}%", iso(now)),
+            )
+            row = self.conn.execute(
+                "SELECT count(*) FROM leases WHERE job LIKE ?", (f"{WORKER_PREFIX}%",)
+            ).fetchone()
+        return max(1, int(row[0]))
+
+    def renew_jobs(self, jobs: Sequence[str], holder: str, seconds: float) -> list[str]:
+        """Extend our leases on `jobs`; returns those still ours (one that expired and was
+        taken by another process is not)."""
+        until = iso(utcnow() + timedelta(seconds=seconds))
+        kept = []
+        with self.transaction():
+            for job in jobs:
+                row = self.conn.execute(
+                    "UPDATE leases SET expires_at = ? WHERE job = ? AND holder = ? RETURNING job",
+                    (until, job, holder),
+                ).fetchone()
+                if row is not None:
+                    kept.append(job)
+        return kept
+
+    def drop_jobs(self, jobs: Sequence[str], holder: str) -> None:
+        """Give our leases back (a stopping `watch`), for another process to take at once."""
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE leases SET holder = NULL, expires_at = ? WHERE job = ? AND holder = ?",
+                [(iso(utcnow()), job, holder) for job in jobs],
+            )
+            self.conn.execute("DELETE FROM leases WHERE job = ?", (f"{WORKER_PREFIX}{holder}",))
+
+    def leases(self) -> list[Row]:
+        """Every polling job's lease: job ("source scope"), holder, expires_at, runs."""
+        return self.conn.execute(
+            "SELECT job, holder, expires_at, runs FROM leases WHERE job NOT LIKE ? ORDER BY job",
+            (f"{WORKER_PREFIX}%",),
+        ).fetchall()
 
     def update_sentiment(
         self, rows: Iterable[tuple[int, str, float, Sequence[str], float | None]]
@@ -979,8 +1158,8 @@ class Store:
         with self.transaction():
             self.conn.executemany(
                 "INSERT INTO relevance_counts VALUES (?, ?, ?, ?) ON CONFLICT(term, feature) "
-                "DO UPDATE SET relevant = relevant + excluded.relevant, "
-                "irrelevant = irrelevant + excluded.irrelevant",
+                "DO UPDATE SET relevant = relevance_counts.relevant + excluded.relevant, "
+                "irrelevant = relevance_counts.irrelevant + excluded.irrelevant",
                 [(term, f, rel, irr) for f in [_DECISIONS, *dict.fromkeys(features)]],
             )
 
@@ -1064,8 +1243,10 @@ class Store:
         return _mention(row)
 
     def status_history(self, mention_id: int) -> list[Row]:
+        """Status changes, notes and assignments, oldest first, with who made them."""
         return self.conn.execute(
-            "SELECT status, note, at FROM status_log WHERE mention_id = ? ORDER BY id",
+            "SELECT status, note, at, actor, assignee FROM status_log WHERE mention_id = ? "
+            "ORDER BY id",
             (mention_id,),
         ).fetchall()
 
@@ -1187,7 +1368,7 @@ class Store:
         clause = "m.status = ?" + (" AND " + where.removeprefix(" WHERE ") if where else "")
         for status in STATUSES:
             sql = f"SELECT count(*) FROM (SELECT 1 FROM mentions m WHERE {clause}"
-            sql += " LIMIT ?)" if cap else ")"
+            sql += " LIMIT ?) n" if cap else ") n"
             row = self._execute(sql, [status, *params, *([cap] if cap else [])], filters)
             n = int(row.fetchone()[0])
             if n:
@@ -1245,6 +1426,11 @@ class Store:
         if f.min_relevance is not None:
             clauses.append("(m.relevance IS NULL OR m.relevance >= ?)")
             params.append(f.min_relevance)
+        if f.assignees or f.unassigned:
+            either = [f"m.assignee IN ({','.join('?' * len(f.assignees))})"] if f.assignees else []
+            either += ["m.assignee IS NULL"] if f.unassigned else []
+            clauses.append("(" + " OR ".join(either) + ")")
+            params.extend(f.assignees)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
     # Reads for trends.py: every aggregate is computed here, in SQL.
@@ -1347,7 +1533,7 @@ class Store:
             "(SELECT min(attempted_at) FROM replies WHERE mention_id = m.id "
             "AND outcome IN ('posted', 'link')) AS replied_at, "
             "(SELECT min(at) FROM status_log WHERE mention_id = m.id "
-            f"AND status = 'handled') AS handled_at FROM mentions m{where}"
+            f"AND status = 'handled' AND assignee IS NULL) AS handled_at FROM mentions m{where}"
         )
 
     def unanswered(self, filters: Filters, limit: int) -> list[Mention]:

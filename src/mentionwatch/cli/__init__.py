@@ -11,6 +11,7 @@ for _subject in (
     "importing",
     "mentions",
     "replying",
+    "team",
     "scoring",
     "alerting",
     "trends",

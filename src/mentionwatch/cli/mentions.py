@@ -90,6 +90,18 @@ def feed(
     limit: Annotated[
         int, typer.Option("--limit", "-n", metavar="N", min=0, help="At most N (0: all).")
     ] = 50,
+    mine: Annotated[bool, typer.Option("--mine", help="Only those assigned to you.")] = False,
+    unassigned: Annotated[
+        bool, typer.Option("--unassigned", help="Only those assigned to nobody.")
+    ] = False,
+    assignee: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--assignee",
+            metavar="NAME",
+            help="Only those assigned to NAME; repeat for any of several.",
+        ),
+    ] = None,
     no_pager: NoPagerOpt = False,
 ) -> None:
     """Show mentions, newest first, with sentiment and intents.
@@ -105,6 +117,7 @@ def feed(
       mentionwatch feed --search '"dark mode" OR theme*' --status all
       mentionwatch feed --search 'author:alice -spam'
       mentionwatch feed --relevant --sort priority
+      mentionwatch feed --mine --sort priority
       mentionwatch feed --sentiment positive --format ids | mentionwatch handle -
     """
     from mentionwatch import render
@@ -113,6 +126,7 @@ def feed(
     filters = build_filters(since, source, term, sentiment, status, search, intent,
                             relevant=relevant)  # fmt: skip
     cfg = load_config()
+    filters = _people(cfg, filters, mine, unassigned, assignee)
     store = open_store(cfg, readonly=True)
     cap = limit if limit > 0 else None
     if sort == "relevance" and not filters.search:
@@ -137,6 +151,20 @@ def feed(
     with paged_console() as console:
         render.print_feed(console, islice(entries, cap), patterns, summary, hyperlinks=links,
                           echoes=entries.echoes)  # fmt: skip
+
+
+def _people(
+    cfg: Config, filters: Filters, mine: bool, unassigned: bool, names: list[str] | None
+) -> Filters:
+    """--mine, --assignee and --unassigned (together: any of them)."""
+    from mentionwatch import team
+
+    chosen = [team.clean_name(n) for n in names or ()]
+    if any(not n for n in chosen):
+        fail("--assignee: give a name (see 'mentionwatch show ID' for who is on a mention)")
+    if mine:
+        chosen.append(team.me(cfg))
+    return replace(filters, assignees=tuple(dict.fromkeys(chosen)), unassigned=unassigned)
 
 
 def _summary(store: Store, filters: Filters, limit: int | None) -> FeedSummary:
@@ -222,13 +250,13 @@ def _thread(
 
 
 def _set_status(refs: list[str], status: str, note: str | None) -> None:
-    from mentionwatch import relevance
+    from mentionwatch import relevance, team
 
     cfg = load_config()
     store = open_store(cfg)
     ids = resolve(store, refs)
     echoes = [i for i in store.echoes_of(ids) if i not in ids]  # a group is one feed entry
-    changed = store.set_status(ids + echoes, status, note)
+    changed = store.set_status(ids + echoes, status, note, actor=team.me(cfg))
     relevance.learn_now(cfg, store)  # the decision teaches relevance (see relevance.py)
     also = f" (with {len(echoes)} echo(es))" if echoes else ""
     say(f"{changed} of {len(ids) + len(echoes)} mention(s) marked {status}{also}")

@@ -61,6 +61,10 @@ def reply(
     list_templates: Annotated[
         bool, typer.Option("--list-templates", help="List the reply templates.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Reply even though a teammate is answering or answered it."),
+    ] = False,
 ) -> None:
     """Reply where the mention is, through its API or its page.
 
@@ -96,7 +100,7 @@ def reply(
     try:
         body = replies.reply_text(m, text, template, dict(cfg.templates), interactive, draft)
         sent = _send(store, cfg, m, body, where, dry_run=dry_run, yes=yes, keep_open=keep_open,
-                     interactive=interactive)  # fmt: skip
+                     interactive=interactive, force=force)  # fmt: skip
     finally:
         if draft is not None and (sent or not replies.read_draft(draft)):
             draft.unlink(missing_ok=True)
@@ -115,9 +119,18 @@ def _send(
     yes: bool,
     keep_open: bool,
     interactive: bool,
+    force: bool = False,
 ) -> bool:
     """Preview, confirm and post (or open the reply page); True once the reply went out."""
-    from mentionwatch import render, replies
+    from mentionwatch import render, replies, team
+
+    actor = team.me(cfg)
+    other = None if force or dry_run else team.answered_by_other(store, m.id or 0, actor)
+    if other is not None:
+        where_to = other["url"] or other["remote_id"] or "by hand"
+        fail(f"{other['actor']} already replied to {m.id} at {other['attempted_at']} "
+             f"({render.safe(where_to)}); nothing posted. See 'mentionwatch show {m.id}'; "
+             "pass --force to reply too", EXIT_FAILED)  # fmt: skip
 
     where.check_length(body)
     console = stdout_console()
@@ -129,7 +142,7 @@ def _send(
             print(render.safe(where.link or ""))
             say("dry run: nothing recorded")
             return False
-        _reply_by_hand(store, m, body, where.link, interactive)
+        _reply_by_hand(store, m, body, where.link, interactive, actor)
         return True
     if dry_run:
         say("dry run: nothing posted")
@@ -142,7 +155,7 @@ def _send(
             fail("refusing to post without confirmation when not on a terminal: pass --yes")
         if not typer.confirm(f"Post this reply on {m.source}?", default=False):
             fail("not posted", EXIT_FAILED)
-    posted = replies.post(cfg, store, m, body, keep_open)
+    posted = replies.post(cfg, store, m, body, keep_open, actor=actor, force=force)
     print(f"posted: {render.safe(posted.url or posted.remote_id)}")
     if not keep_open:
         say(f"mention {m.id} marked handled")
@@ -150,7 +163,7 @@ def _send(
 
 
 def _reply_by_hand(
-    store: Store, m: Mention, body: str, link: str | None, open_browser: bool
+    store: Store, m: Mention, body: str, link: str | None, open_browser: bool, actor: str
 ) -> None:
     """Platforms without a reply API: open (on a terminal) or print the reply page; record it."""
     from mentionwatch import replies
@@ -165,7 +178,7 @@ def _reply_by_hand(
         webbrowser.open(link)
         say(f"opened {link} in your browser: paste the reply there")
     print(link)
-    replies.record_link(store, m, body, link)
+    replies.record_link(store, m, body, link, actor)
     say(f"{m.source} has no reply API; when you have replied: mentionwatch handle {m.id}")
 
 

@@ -1,0 +1,101 @@
+"""A team on one database: who is acting, who is answering a mention right now, and which
+`watch` process polls which job.
+
+Names: every state change, assignment and reply records who made it: MENTIONWATCH_USER,
+else `[me] name` in the config, else the operating-system user.
+
+Claims: before posting, `reply` claims the mention in the database (store.claim, one
+atomic statement on either engine); a second person replying at the same moment is told
+who is answering and posts nothing, unless they pass --force. A claim expires after
+CLAIM_SECONDS, so a process killed mid-reply blocks nobody for long.
+
+Leases: several `watch` processes on one PostgreSQL database split the (source × term)
+jobs. Each lease lasts a few intervals and is renewed while its holder lives; a killed
+worker's lease runs out and another worker takes the job on its next tick. Nothing here
+imports a driver or asyncio: `feed` and `handle` read `me()`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mentionwatch.errors import EXIT_FAILED, MentionwatchError
+
+if TYPE_CHECKING:
+    from mentionwatch.config import Config
+    from mentionwatch.store import Store
+
+USER_ENV = "MENTIONWATCH_USER"
+# Long enough to read a preview, confirm and post; short enough that a reply killed
+# half-way does not keep a teammate out for long.
+CLAIM_SECONDS = 600.0
+MAX_NAME = 100
+
+
+def me(config: Config | None = None) -> str:
+    """Who is acting: MENTIONWATCH_USER, else [me] name, else the OS user."""
+    name = os.environ.get(USER_ENV, "").strip()
+    if not name and config is not None and config.me:
+        name = config.me.strip()
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # no user name for this uid (a bare container)
+            name = f"uid {os.getuid()}" if hasattr(os, "getuid") else "someone"
+    return clean_name(name)
+
+
+def clean_name(name: str) -> str:
+    """A person's name as stored and shown: inert, one line, not too long."""
+    from mentionwatch.text import inert
+
+    return " ".join(inert(name).split())[:MAX_NAME]
+
+
+class Claimed(MentionwatchError):
+    """Someone else is answering this mention right now (exit 1: nothing was posted)."""
+
+    code = EXIT_FAILED
+
+
+@dataclass
+class Claim:
+    """Our claim on one mention, released when the reply is done (or has failed)."""
+
+    store: Store
+    mention_id: int
+    token: str
+
+    def release(self) -> None:
+        self.store.release(self.mention_id, self.token)
+
+
+def claim(store: Store, mention_id: int, actor: str, force: bool = False) -> Claim:
+    """Claim a mention for answering it, or raise Claimed naming who holds it."""
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+    holder = store.claim(mention_id, actor, token, CLAIM_SECONDS, force=force)
+    if holder is not None:
+        raise Claimed(
+            f"{holder['actor']} is answering mention {mention_id} (since {holder['at']}); "
+            "nothing posted. Look at 'mentionwatch show "
+            f"{mention_id}' once they are done, or pass --force to reply anyway"
+        )
+    return Claim(store, mention_id, token)
+
+
+def answered_by_other(store: Store, mention_id: int, actor: str) -> Any | None:
+    """The reply someone else already posted (or made by hand) to this mention, if any."""
+    for row in store.replies(mention_id):
+        if row["outcome"] in ("posted", "link") and row["actor"] and row["actor"] != actor:
+            return row
+    return None
+
+
+def worker_name() -> str:
+    """A `watch` process's name in the leases table: host and PID, unique while it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
