@@ -22,6 +22,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from mentionwatch import team
 from mentionwatch.alerts import AlertRule
 from mentionwatch.channels import (
     Channel,
@@ -102,11 +103,16 @@ class Dispatcher:
         self.timeout = timeout or config.poll.timeout
         self.results: queue.Queue[_Answer] = queue.Queue()
         self.busy: dict[tuple[str, str], ChannelReport] = {}
+        # On a shared database (several watch or poll processes) one process at a time
+        # sends a (rule, channel)'s deliveries: it holds that channel's lease meanwhile.
+        self.holder = team.worker_name() if store.shared else None
 
     def start(self, respect_backoff: bool = False) -> list[ChannelReport]:
         """Start sending what is pending (with respect_backoff, only what is due) on every
         channel not already busy. Returns the reports of channels held by their hourly cap."""
         due = self.store.due_deliveries(utcnow() if respect_backoff else None)
+        if self.holder is not None:
+            due = self._leased(due, respect_backoff)
         rules = {r.name: r for r in self.config.alerts}
         work: dict[tuple[str, str], list[Delivery]] = {}
         orphans = []
@@ -128,6 +134,7 @@ class Dispatcher:
             if room == 0:  # the hourly cap is used up: they wait, grouped, for the next hour
                 report.held = len(deliveries)
                 held.append(report)
+                self._release(key)
                 continue
             self.busy[key] = report
             threading.Thread(
@@ -136,6 +143,26 @@ class Dispatcher:
                 daemon=True,  # a hung channel must never keep the process alive
             ).start()
         return held
+
+    def _leased(self, due: list[Delivery], respect_backoff: bool) -> list[Delivery]:
+        """The due deliveries of the channels this process may send now: it takes their
+        leases, then reads what is pending again (another process may have sent some
+        between the first read and the lease)."""
+        assert self.holder is not None
+        names = {_lease_name(d.alert, d.channel) for d in due if (d.alert, d.channel) not in
+                 self.busy}  # fmt: skip
+        if not names:
+            return []
+        seconds = max(60.0, self.timeout * 4)
+        got = set(self.store.take_jobs(sorted(names), self.holder, seconds, len(names)))
+        if not got:
+            return []
+        again = self.store.due_deliveries(utcnow() if respect_backoff else None)
+        return [d for d in again if _lease_name(d.alert, d.channel) in got]
+
+    def _release(self, key: tuple[str, str]) -> None:
+        if self.holder is not None:
+            self.store.drop_jobs([_lease_name(*key)], self.holder)
 
     def collect(
         self, wait: float | None, until_idle: bool = False
@@ -160,6 +187,7 @@ class Dispatcher:
             key, sent = item
             if sent is None:
                 finished.append(self.busy.pop(key))
+                self._release(key)  # after its deliveries were marked: see _leased
             else:
                 _record(self.store, key, sent, self.busy[key])
         return finished, None
@@ -173,6 +201,8 @@ class Dispatcher:
         left = list(self.busy.values())
         for report in left:
             report.error = report.error or "no answer before shutdown; sent again next time"
+        for key in list(self.busy):
+            self._release(key)
         self.busy.clear()
         return left
 
@@ -188,6 +218,10 @@ def deliver(
     report.channels += dispatcher.collect(wait, until_idle=True)[0]
     report.channels += dispatcher.abandon()
     return report
+
+
+def _lease_name(alert: str, channel: str) -> str:
+    return f"deliver {alert} {channel}"
 
 
 def _room(store: Store, rule: AlertRule, channel: Channel) -> int | None:

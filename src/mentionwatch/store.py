@@ -1065,14 +1065,16 @@ class Store:
                     kept.append(job)
         return kept
 
-    def drop_jobs(self, jobs: Sequence[str], holder: str) -> None:
-        """Give our leases back (a stopping `watch`), for another process to take at once."""
+    def drop_jobs(self, jobs: Sequence[str], holder: str, retire: bool = False) -> None:
+        """Give our leases back, for another process to take at once; `retire`: this worker
+        is stopping (it no longer counts among the live ones)."""
         with self.transaction():
             self.conn.executemany(
                 "UPDATE leases SET holder = NULL, expires_at = ? WHERE job = ? AND holder = ?",
                 [(iso(utcnow()), job, holder) for job in jobs],
             )
-            self.conn.execute("DELETE FROM leases WHERE job = ?", (f"{WORKER_PREFIX}{holder}",))
+            if retire:
+                self.conn.execute("DELETE FROM leases WHERE job = ?", (f"{WORKER_PREFIX}{holder}",))
 
     def leases(self) -> list[Row]:
         """Every polling job's lease: job ("source scope"), holder, expires_at, runs."""

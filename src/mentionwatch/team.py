@@ -99,3 +99,51 @@ def answered_by_other(store: Store, mention_id: int, actor: str) -> Any | None:
 def worker_name() -> str:
     """A `watch` process's name in the leases table: host and PID, unique while it runs."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# A lease outlives one interval a little (jitter, a slow save), so a live worker keeps its
+# jobs from one poll to the next, and a dead one's are free again soon after they were due.
+LEASE_SLACK = 1.25
+LEASE_GRACE = 2.0  # seconds
+
+
+def lease_seconds(interval: float) -> float:
+    return interval * LEASE_SLACK + LEASE_GRACE
+
+
+class Leases:
+    """This `watch` process's share of the polling jobs on a shared database.
+
+    At each poll of a source the worker takes its share of that source's jobs (jobs ÷ live
+    workers, rounded up): those it held, then free or expired ones; jobs beyond its share are
+    given back, so a worker that joins gets work at the others' next polls. While a poll
+    runs its leases are renewed; when the process stops they are given back at once."""
+
+    def __init__(self, store: Store, holder: str | None = None) -> None:
+        self.store = store
+        self.holder = holder or worker_name()
+        self.held: dict[str, list[str]] = {}  # source -> its jobs this worker holds
+        self.polling: set[str] = set()
+
+    def take(self, source: str, seconds: float, jobs: list[str]) -> list[str]:
+        workers = self.store.workers(self.holder, seconds * 2)
+        share = -(-len(jobs) // workers)
+        got = self.store.take_jobs(jobs, self.holder, seconds, share)
+        self.held[source] = got
+        self.polling.add(source)
+        return got
+
+    def done(self, source: str) -> None:
+        self.polling.discard(source)
+
+    def renew(self, seconds: float) -> None:
+        """Keep the jobs of the polls in progress; say this worker is alive."""
+        self.store.workers(self.holder, seconds * 2)
+        for source in list(self.polling):
+            self.held[source] = self.store.renew_jobs(self.held.get(source, []), self.holder,
+                                                      seconds)  # fmt: skip
+
+    def give_back(self) -> None:
+        jobs = [j for held in self.held.values() for j in held]
+        self.store.drop_jobs(jobs, self.holder, retire=True)
+        self.held.clear()

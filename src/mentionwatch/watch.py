@@ -23,9 +23,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from mentionwatch import alerts, delivery, trendalerts
+from mentionwatch import alerts, delivery, team, trendalerts
 from mentionwatch.config import Config, SourceSettings
 from mentionwatch.models import JobResult, PollReport, utcnow
 from mentionwatch.poller import Poller
@@ -106,6 +107,8 @@ class Watcher:
         self._poke = asyncio.Event()  # set by a save: the trend task looks soon
         self._stop: asyncio.Event | None = None
         self._deliveries: _DeliveryThread | None = None
+        # On a shared database several watch processes split the jobs (team.Leases).
+        self.leases = team.Leases(store) if store.shared else None
 
     def run(self) -> None:
         """Poll until stopped (or once, with --once), delivering alerts after every save."""
@@ -136,6 +139,8 @@ class Watcher:
             tasks.append(asyncio.create_task(self._source(status)))
         if self.alerting and not self.once and self._trend_rules:
             tasks.append(asyncio.create_task(self._trend_alerts()))
+        if self.leases is not None:
+            tasks.append(asyncio.create_task(self._keep_leases()))
         stopper = asyncio.create_task(self._stop.wait())
         if self.once:
             everything = asyncio.gather(*tasks, return_exceptions=True)
@@ -158,13 +163,18 @@ class Watcher:
                 except TimeoutError:
                     pass
             status.polling = True
+            take = None
+            if self.leases is not None:
+                take = partial(self.leases.take, status.name, team.lease_seconds(status.interval))
             poller = Poller(self.config, self.store, only_sources=[status.name],
-                            notify=self.notify, queue=self.queue)  # fmt: skip
+                            notify=self.notify, queue=self.queue, take=take)  # fmt: skip
             try:
                 report = await poller.arun()
             except Exception as exc:  # e.g. the database is locked: try again next time
                 report = PollReport([JobResult(status.name, "*", error=f"{status.name}: {exc}")])
             status.polling = False
+            if self.leases is not None:
+                self.leases.done(status.name)
             self._polled(status, report)
             if report.new:
                 self._saved = True
@@ -202,6 +212,19 @@ class Watcher:
             self._poke.clear()
             if await self._sleep(max(0.05, wait)):
                 return
+
+    async def _keep_leases(self) -> None:
+        """Renew the leases of the jobs being polled, so a long poll (a rate-limit wait, a
+        big backfill) keeps its jobs; and say this worker is alive."""
+        assert self.leases is not None
+        shortest = min(s.interval for s in self.status.sources.values())
+        beat = max(0.2, team.lease_seconds(shortest) / 3)
+        while not await self._sleep(beat):
+            try:
+                self.leases.renew(team.lease_seconds(shortest))
+            except Exception as exc:  # the database is briefly away: the next beat retries
+                if self.notify:
+                    self.notify(f"leases: {type(exc).__name__}: {exc}")
 
     async def _sleep(self, seconds: float) -> bool:
         """Wait that long, or until a save pokes; True when watch is stopping."""
@@ -249,6 +272,9 @@ class Watcher:
         self.on_delivery(report)
 
     def _finish(self) -> None:
+        if self.leases is not None:
+            with contextlib.suppress(Exception):  # unreturned leases simply expire
+                self.leases.give_back()
         if self._deliveries is None:
             return
         # A second signal during the last flush must not kill it halfway.

@@ -79,7 +79,8 @@ def watch(
     """Keep polling, each source on its schedule, alerting after every save.
 
     Ctrl-C or SIGTERM finishes the save in flight, sends what is queued and exits 0. One
-    watch per database: a second one names the process holding it and exits 2.
+    watch per SQLite file: a second one names the process holding it and exits 2. On a
+    PostgreSQL database several watch processes (on several machines) share the jobs.
 
     \b
     Examples:
