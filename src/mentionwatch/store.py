@@ -440,13 +440,15 @@ def m012_team(db: Schema) -> None:
     db.execute("ALTER TABLE replies ADD COLUMN actor TEXT")
     db.execute("ALTER TABLE mentions ADD COLUMN assignee TEXT")
     db.execute("CREATE INDEX idx_mentions_assignee ON mentions (assignee, status, created_at)")
+    # session: the holder's database connection (PostgreSQL's backend pid), so a claim or
+    # lease of a killed process is free as soon as its connection is gone.
     db.execute(
         "CREATE TABLE claims (mention_id INTEGER PRIMARY KEY, actor TEXT NOT NULL, "
-        "token TEXT NOT NULL, at TEXT NOT NULL, expires_at TEXT NOT NULL)"
+        "token TEXT NOT NULL, at TEXT NOT NULL, expires_at TEXT NOT NULL, session INTEGER)"
     )
     db.execute(
         "CREATE TABLE leases (job TEXT PRIMARY KEY, holder TEXT, expires_at TEXT NOT NULL, "
-        "runs INTEGER NOT NULL DEFAULT 0)"
+        "runs INTEGER NOT NULL DEFAULT 0, session INTEGER)"
     )
 
 
@@ -963,16 +965,18 @@ class Store:
         over. One statement, so two claimers at the same moment cannot both win."""
         now = utcnow()
         expires = iso(now + timedelta(seconds=seconds))
-        taken = "" if force else " WHERE claims.expires_at <= ? OR claims.token = ?"
-        params: list[Any] = [mention_id, actor, token, iso(now), expires]
+        taken = "" if force else (" WHERE claims.expires_at <= ? OR claims.token = ? OR "
+                                  f"{self.db.dead('claims.session')}")  # fmt: skip
+        params: list[Any] = [mention_id, actor, token, iso(now), expires, self.db.session]
         if not force:
             params += [iso(now), token]
         with self.transaction():
             row = self.conn.execute(
-                "INSERT INTO claims (mention_id, actor, token, at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (mention_id) DO UPDATE SET "
+                "INSERT INTO claims (mention_id, actor, token, at, expires_at, session) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (mention_id) DO UPDATE SET "
                 "actor = excluded.actor, token = excluded.token, at = excluded.at, "
-                f"expires_at = excluded.expires_at{taken} RETURNING token",
+                f"expires_at = excluded.expires_at, session = excluded.session{taken} "
+                "RETURNING token",
                 params,
             ).fetchone()
             if row is not None:
@@ -1020,13 +1024,15 @@ class Store:
             # another is taking at this moment instead of waiting for them.
             free = [r[0] for r in self.conn.execute(
                 f"SELECT job FROM leases WHERE job IN ({marks}) AND (holder IS NULL OR "
-                f"expires_at <= ?) ORDER BY expires_at, job LIMIT ?{self.db.SKIP_LOCKED}",
+                f"expires_at <= ? OR {self.db.dead('session')}) ORDER BY expires_at, job "
+                f"LIMIT ?{self.db.SKIP_LOCKED}",
                 [*jobs, iso(now), max(0, share - len(kept))],
             )]  # fmt: skip
             until = iso(now + timedelta(seconds=seconds))
             self.conn.executemany(
-                "UPDATE leases SET holder = ?, expires_at = ?, runs = runs + ? WHERE job = ?",
-                [(holder, until, int(job in free), job) for job in kept + free],
+                "UPDATE leases SET holder = ?, expires_at = ?, runs = runs + ?, session = ? "
+                "WHERE job = ?",
+                [(holder, until, int(job in free), self.db.session, job) for job in kept + free],
             )
         return kept + free
 
@@ -1037,12 +1043,14 @@ class Store:
         name = f"{WORKER_PREFIX}{holder}"
         with self.transaction():
             self.conn.execute(
-                "INSERT INTO leases (job, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT "
-                "(job) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
-                (name, holder, iso(now + timedelta(seconds=seconds))),
+                "INSERT INTO leases (job, holder, expires_at, session) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, "
+                "expires_at = excluded.expires_at, session = excluded.session",
+                (name, holder, iso(now + timedelta(seconds=seconds)), self.db.session),
             )
             self.conn.execute(
-                "DELETE FROM leases WHERE job LIKE ? AND expires_at <= ?",
+                "DELETE FROM leases WHERE job LIKE ? AND (expires_at <= ? OR "
+                f"{self.db.dead('session')})",
                 (f"{WORKER_PREFIX}%", iso(now)),
             )
             row = self.conn.execute(

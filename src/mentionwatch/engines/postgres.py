@@ -122,6 +122,7 @@ class Engine:
         self.conn = self._connect(readonly)
         self._reader: psycopg.Connection[Any] | None = None
         self._streams = 0
+        self._session: int | None = None
 
     def _connect(self, readonly: bool) -> psycopg.Connection[Any]:
         options = {"application_name": "mentionwatch", "connect_timeout": 10}
@@ -257,6 +258,21 @@ class Engine:
         )
 
     # The SQL words the engines spell differently
+
+    @property
+    def session(self) -> int:
+        """This connection's server process: a lease or claim records it, so that one whose
+        holder's connection is gone (the process was killed) is free at once."""
+        if self._session is None:
+            self._session = int(self.conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+        return self._session
+
+    @staticmethod
+    def dead(column: str) -> str:
+        """SQL: true when the session in `column` has ended (a pooler may hide this; the
+        expiry still ends its leases)."""
+        return (f"({column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_stat_activity "
+                f"WHERE pid = {column}))")  # fmt: skip
 
     @staticmethod
     def distinct(a: str, b: str) -> str:

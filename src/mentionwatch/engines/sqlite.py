@@ -139,6 +139,13 @@ class Engine:
 
     # The SQL words the engines spell differently
 
+    # Leases and claims: a SQLite file has no sessions to ask about; expiry alone ends them.
+    session: int | None = None
+
+    @staticmethod
+    def dead(column: str) -> str:
+        return "0"
+
     @staticmethod
     def distinct(a: str, b: str) -> str:
         return f"{a} IS NOT {b}"
