@@ -47,8 +47,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "db_engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
-        "both_engines"
+    marked = metafunc.definition.get_closest_marker
+    if (
+        "db_engine" in metafunc.fixturenames
+        and marked("both_engines")
+        and not marked("sqlite_only")
     ):
         metafunc.parametrize("db_engine", ENGINES, indirect=True)
 

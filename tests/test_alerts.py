@@ -16,6 +16,9 @@ import pytest
 from mentionwatch.render import RECORD_KEYS
 from mentionwatch.testing.receivers import Receivers, SmtpReceiver, apprise_to
 
+# Every test here also runs on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.both_engines
+
 HN = """
 [[terms]]
 name = "pebblebase"

@@ -12,6 +12,9 @@ import sys
 import pytest
 from conftest import HN_AND_RSS
 
+# Every test here also runs on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.both_engines
+
 
 @pytest.fixture
 def polled(project):

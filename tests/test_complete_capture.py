@@ -14,7 +14,11 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import all_platforms
+
+# Every test here also runs on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.both_engines
 
 SEARCHING = ("bluesky", "github", "hackernews", "mastodon", "reddit", "rss", "stackexchange", "x")
 

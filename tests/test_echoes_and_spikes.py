@@ -5,9 +5,14 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from mentionwatch import echoes, spikes, trends
 from mentionwatch.models import Mention, utcnow
 from mentionwatch.store import Store
+
+# Every test here also runs on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.both_engines
 
 CONFIG = """
 [[terms]]

@@ -15,6 +15,7 @@ HEAVY = (
     "apprise", "mentionwatch.channels", "mentionwatch.delivery", "mentionwatch.watch",
     "mentionwatch.trendalerts",
     "llm", "openai", "pydantic", "mentionwatch.llm_analyzer",
+    "psycopg", "mentionwatch.engines.postgres",
 )  # fmt: skip
 ALERTS = """
 [[alerts]]
@@ -69,7 +70,17 @@ def test_reading_commands_import_nothing_heavy(project):
     ]
     commands = (["feed"], ["feed", "--sort", "priority"], ["export"], ["handle", "1"],
                 ["feed", *filters], ["export", "-o", str(project.dir / "x.csv")],
-                ["feed", "--relevant"], ["ignore", "2"])  # fmt: skip
+                ["feed", "--relevant"], ["ignore", "2"], ["feed", "--mine"],
+                ["assign", "3", "alice"])  # fmt: skip
     for command in commands:
         assert loaded_modules(project, *command) == set(), command
     assert "mentionwatch.sentiment" in loaded_modules(project, "sentiment", "fine")
+
+
+@pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
+def test_a_postgresql_url_loads_its_driver_and_only_then(project):
+    project.write_config(demo_config(project.web, project.db, ["hackernews"]))
+    assert project.run("poll", "--no-alerts").code == 0
+    # psycopg brings asyncio along (its async API); nothing else heavy comes with it.
+    assert loaded_modules(project, "feed") == {"psycopg", "mentionwatch.engines.postgres",
+                                               "asyncio"}  # fmt: skip

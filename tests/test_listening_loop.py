@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import HN_AND_RSS
 
 from mentionwatch.render import RECORD_KEYS
+
+# Every test here also runs on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.both_engines
 
 DESIGN_KEYS = (
     "id", "key", "source", "url", "author", "author_name", "title", "text", "created_at",

@@ -15,6 +15,9 @@ from conftest import HN_AND_RSS
 
 from mentionwatch.testing.hostile import hn_hit
 
+# Every test here also runs on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.both_engines
+
 HOSTILE = (
     "pebblebase [bold red]x[/] \x1b[31mred\x1b[0m \x1b]8;;https://evil.example/\x1b\\click\x1b]8;;"
     "\x1b\\ \x9b2J done"

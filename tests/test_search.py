@@ -9,6 +9,9 @@ import pytest
 
 from mentionwatch.store import SearchError, fts_query
 
+# Every test here also runs on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.both_engines
+
 CONFIG = """
 [[terms]]
 name = "pebblebase"

@@ -19,6 +19,9 @@ import pytest
 from mentionwatch.models import Mention, iso, utcnow
 from mentionwatch.store import Store
 
+# Every test here also runs on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.both_engines
+
 CONFIG = """
 [[terms]]
 name = "pebblebase"

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from conftest import HN_AND_RSS
+
+# Every test here also runs on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.both_engines
 
 TEMPLATES = """
 [templates]
