@@ -452,6 +452,8 @@ def m012_team(db: Schema) -> None:
     )
 
 
+# Tables a copy to another database leaves alone: each keeps its own migrations' record.
+_NOT_COPIED = {"_migrations"}
 # The leases row that says a `watch` process is alive ("worker HOST:PID"), beside its jobs'.
 WORKER_PREFIX = "worker "
 # The relevance_counts row of a term that counts its decisions (features are never empty).
@@ -629,6 +631,62 @@ class Store:
         """Hold `job` (e.g. "watch") on this database while a block runs, or raise Held
         naming the process that has it; released however the holder dies."""
         return self.db.exclusive(job)
+
+    # Copying a whole database to another (moving.py)
+
+    def copied_tables(self) -> list[str]:
+        """The tables that hold data, mentions first (the others refer to them); not the
+        migrations' record (each database keeps its own) nor full-text indexes (each engine
+        builds its own from the mentions)."""
+        names = [t for t in self.db.tables() if t not in _NOT_COPIED and not t.startswith(
+            ("sqlite_", "mentions_fts"))]  # fmt: skip
+        return sorted(names, key=lambda t: (t != "mentions", t))
+
+    def columns(self, table: str) -> list[str]:
+        """A table's columns (without PostgreSQL's full-text column, made from the others)."""
+        return [c for c in self.db.columns(table) if c != "search"]
+
+    def count(self, table: str) -> int:
+        return int(self.db.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+
+    def dump(self, table: str, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """Every row of a table, in a stable order, without holding them all."""
+        names = ", ".join(f'"{c}"' for c in columns)
+        order = ", ".join(str(i + 1) for i in range(len(columns)))
+        for row in self.db.stream(f'SELECT {names} FROM "{table}" ORDER BY {order}'):
+            yield tuple(row)
+
+    def load(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        """Insert rows copied from another database, keeping their ids; a row already
+        there (same key) is left as it is, so a copy that stopped half way can run again.
+        Triggers' side effects are undone: the copied relevance_events are the record."""
+        names = list(columns)
+        values = ", ".join("?" * len(names))
+        if table == "mentions" and self.db.document is not None:  # PostgreSQL's tsvector
+            at = {c: i for i, c in enumerate(names)}
+            names.append(self.db.DOCUMENT[0])
+            values += f", {self.db.DOCUMENT[1]}"
+            fields = [at.get(c) for c in ("text", "title", "author")]
+            rows = [(*r, self.db.document(*(None if i is None else r[i] for i in fields)))
+                    for r in rows]  # fmt: skip
+        quoted = ", ".join(f'"{c}"' for c in names)
+        with self.transaction():
+            self.db.executemany(
+                f'INSERT INTO "{table}" ({quoted}) VALUES ({values}) ON CONFLICT DO NOTHING', rows
+            )
+
+    def finish_load(self, table: str) -> None:
+        """After a table is copied: new rows get ids after the copied ones."""
+        if "id" in self.db.columns(table):
+            self.db.after_load(table)
+
+    def clear(self, table: str) -> None:
+        with self.transaction():
+            self.db.execute(f'DELETE FROM "{table}"')
+
+    def mention_keys(self) -> Iterator[tuple[int, str]]:
+        for row in self.db.stream("SELECT id, key FROM mentions ORDER BY id"):
+            yield int(row[0]), str(row[1])
 
     # Writes
 

@@ -267,6 +267,14 @@ class Engine:
             self._session = int(self.conn.execute("SELECT pg_backend_pid()").fetchone()[0])
         return self._session
 
+    def after_load(self, table: str) -> None:
+        """Rows inserted with their ids: the identity continues after the greatest."""
+        self.execute(
+            f"SELECT setval(pg_get_serial_sequence(?, 'id'), coalesce(max(id), 0) + 1, false) "
+            f'FROM "{table}"',
+            [table],
+        )
+
     @staticmethod
     def dead(column: str) -> str:
         """SQL: true when the session in `column` has ended (a pooler may hide this; the

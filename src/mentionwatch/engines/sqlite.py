@@ -143,6 +143,10 @@ class Engine:
     session: int | None = None
 
     @staticmethod
+    def after_load(table: str) -> None:
+        """Rows inserted with their ids: SQLite's next rowid follows the greatest anyway."""
+
+    @staticmethod
     def dead(column: str) -> str:
         return "0"
 
