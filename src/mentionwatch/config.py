@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mentionwatch.errors import ConfigError
-from mentionwatch.models import Option, Term, parse_duration
+from mentionwatch.models import Option, Template, Term, parse_duration
 
 if TYPE_CHECKING:
     from mentionwatch.alerts import AlertRule
@@ -68,7 +68,7 @@ class Config:
     terms: tuple[Term, ...] = ()
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
     poll: PollSettings = PollSettings()
-    templates: Mapping[str, str] = field(default_factory=dict)
+    templates: Mapping[str, Template] = field(default_factory=dict)
     analyzer: str | None = None
     alerts: tuple[AlertRule, ...] = ()
     warnings: tuple[str, ...] = ()  # for the user, once (e.g. a readable config with secrets)
@@ -211,7 +211,7 @@ _TOP_KEYS = {
     "terms": "array of [[terms]] tables",
     "sources": "table of [sources.NAME] tables",
     "poll": "table",
-    "templates": 'table of name = "text"',
+    "templates": 'table of name = "text" or name = {public = "…", private = "…"}',
     "sentiment": "table with 'analyzer'",
     "alerts": "array of [[alerts]] tables",
 }
@@ -319,9 +319,7 @@ class _Parser:
         analyzer = sentiment.get("analyzer")
         if analyzer is not None:
             self.check_type("sentiment.analyzer", analyzer, str, "an analyzer name")
-        templates = self.table("templates", data.get("templates", {}))
-        for name, text in templates.items():
-            self.check_type(f"templates.{name}", text, str, "the reply text")
+        templates = self.templates(self.table("templates", data.get("templates", {})))
         alerts = self.alerts(data["alerts"], [t.name for t in terms]) if "alerts" in data else ()
         return Config(
             path=self.path,
@@ -329,10 +327,31 @@ class _Parser:
             terms=terms,
             sources=sources,
             poll=self.poll(data.get("poll", {})),
-            templates=dict(templates),
+            templates=templates,
             analyzer=analyzer,
             alerts=alerts,
         )
+
+    def templates(self, table: dict[str, Any]) -> dict[str, Template]:
+        """Each entry is the public reply's text, or a table pairing a public reply with a
+        private follow-up (`reply --template NAME` posts one, then sends the other)."""
+        found = {}
+        for name, value in table.items():
+            key = f"templates.{name}"
+            if isinstance(value, str):
+                found[name] = Template(public=value)
+                continue
+            if not isinstance(value, dict):
+                raise self.fail(key, f"expected the reply text or a table with public and/or "
+                                f"private, got {type(value).__name__}")  # fmt: skip
+            self.only(key, value, {"public", "private"})
+            for part in ("public", "private"):
+                if part in value:
+                    self.check_type(f"{key}.{part}", value[part], str, "the text")
+            if not value:
+                raise self.fail(key, 'give public = "…", private = "…", or both')
+            found[name] = Template(public=value.get("public"), private=value.get("private"))
+        return found
 
     def table(self, key: str, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):

@@ -10,6 +10,9 @@ from typing import Any
 STATUSES = ("open", "handled", "ignored")
 SENTIMENTS = ("positive", "neutral", "negative")
 INTENTS = ("question", "complaint", "praise", "request")
+# How a reply reaches its author: in public where the mention is, or as a direct/private
+# message (`reply --private`). Stored in replies.kind.
+REPLY_KINDS = ("public", "private")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,15 @@ class ThreadPost:
 
 
 @dataclass(frozen=True, slots=True)
+class Template:
+    """A [templates] entry: a public reply, a private follow-up, or both (answer in public,
+    then take it private). {author}, {term} and {url} are filled from the mention."""
+
+    public: str | None = None
+    private: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Option:
     """One key a source accepts in its config section."""
 
@@ -102,6 +114,9 @@ class Job:
     source: str
     scope: str  # the cursor's name: a term name, a feed URL, "tag:acme@instance"…
     term: Term | None = None
+    # An owned channel (comments on your own Page, media you are tagged in): every item is
+    # addressed to you, so one that names no term is still kept, filed under this term.
+    addressed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

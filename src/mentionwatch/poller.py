@@ -145,7 +145,7 @@ class Poller:
             cursor = self.store.get_cursor(job.source, job.scope)
             async for page in source.fetch(job, cursor):
                 # The boundary: platform text becomes inert here, before matching and storing.
-                mentions = self._verified([inert_fields(m) for m in page.mentions])
+                mentions = self._verified([inert_fields(m) for m in page.mentions], job)
                 result.fetched += len(page.mentions)
                 self._tag_new(mentions)
                 result.new += self.store.save_page(
@@ -174,12 +174,15 @@ class Poller:
         self.on_job_done(result)
         return result
 
-    def _verified(self, mentions: list[Mention]) -> list[Mention]:
+    def _verified(self, mentions: list[Mention], job: Job) -> list[Mention]:
         kept = []
         for m in mentions:
             if account_key(m.author) in self.ignored:
                 continue
             m.terms = self.matcher.matching_terms(m.source, m.match_text)
+            # On an owned channel (your Page's comments) every item is addressed to you.
+            if not m.terms and job.addressed:
+                m.terms = [job.addressed]
             if m.terms:
                 kept.append(m)
         return kept
@@ -281,6 +284,7 @@ class SourceOverview:
     new: int = 0
     fetched: int = 0
     errors: list[str] = field(default_factory=list)
+    usage: str | None = None  # the platform quota last seen used (Threads searches, Meta %)
 
 
 def source_overview(config: Config, store: Store) -> list[SourceOverview]:
@@ -297,7 +301,7 @@ def source_overview(config: Config, store: Store) -> list[SourceOverview]:
                 row = SourceOverview(name, state, f"missing: ${{{settings.unset}}} is not set")
             else:
                 source = build_source(settings, config, store, client=None)
-                row = SourceOverview(name, state, _credentials(source))
+                row = SourceOverview(name, state, _credentials(source), usage=source.usage())
         jobs = last.get(name, [])
         if jobs:
             row.last_poll = parse_iso(max(j["finished_at"] for j in jobs))

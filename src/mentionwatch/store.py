@@ -273,6 +273,13 @@ def m006_inert_text(db: Any) -> None:
                 db.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*cleaned, row_id))
 
 
+@migration
+def m009_reply_kind(db: Any) -> None:
+    """replies.kind: "public" (posted where the mention is) or "private" (a direct message,
+    `reply --private`); every earlier reply was public."""
+    db.conn.execute("ALTER TABLE replies ADD COLUMN kind TEXT NOT NULL DEFAULT 'public'")
+
+
 def _inert_json(value: str | None, clean: Callable[[Any], Any]) -> str | None:
     if not value:
         return value

@@ -54,6 +54,15 @@ class Source:
     max_pages: ClassVar[int] = 10
     # The shortest interval `watch` uses unless the config sets this source's own `interval`.
     default_interval: ClassVar[float | None] = None
+    # Private messages (`reply --private`: take it private) where the platform has them.
+    can_message: ClassVar[bool] = False
+    message_limit: int | None = None
+    # How many private messages one mention may get (Meta's private reply: one); None: any.
+    messages_per_mention: ClassVar[int | None] = None
+    # Said plainly by `reply --private` where there are none, with what to do instead.
+    no_messages: ClassVar[str] = (
+        "has no private messages in its API: reply in public, or reach them another way"
+    )
 
     def __init__(
         self, settings: SourceSettings, http: Http, state: State, poll: PollSettings
@@ -78,6 +87,14 @@ class Source:
     def jobs(self, terms: Sequence[Term]) -> list[Job]:
         """One job per term by default (searching sources)."""
         return [Job(self.name, t.name, t) for t in terms if t.applies_to(self.name)]
+
+    def owned_jobs(self, terms: Sequence[Term], scopes: Sequence[str]) -> list[Job]:
+        """Jobs that read the founder's own page or account: every item is addressed to them,
+        and one that names no term is filed under the first term that applies here."""
+        mine = [t for t in terms if t.applies_to(self.name)]
+        if not mine:
+            return []
+        return [Job(self.name, scope, addressed=mine[0].name) for scope in scopes]
 
     def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         raise NotImplementedError
@@ -112,6 +129,11 @@ class Source:
         another post), fetched from the platform; [] when it starts a thread."""
         return []
 
+    def usage(self) -> str | None:
+        """The platform quota this source last saw used (from its state, without a call),
+        for `sources`; None when it has none worth showing."""
+        return None
+
     def reply_link(self, mention: Mention) -> str | None:
         """The web page where a person replies by hand."""
         return mention.reply_url or mention.url
@@ -123,6 +145,11 @@ class Source:
     def reply_problem(self, mention: Mention) -> str | None:
         """Why a reply to this mention cannot be posted (missing write credentials…), or None."""
         return None
+
+    def replies_by_api(self, mention: Mention) -> bool:
+        """Whether this mention can be answered through the API; False sends the user to its
+        page (a platform may allow replies to some items and not others)."""
+        return self.can_reply
 
     async def reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
         """Post `text` as a reply to `mention`; raise SourceError with the platform's reason.
@@ -142,4 +169,35 @@ class Source:
     async def find_reply(self, mention: Mention, text: str) -> Posted | None:
         """After a timeout, look on the platform for a reply of ours with this text, so a retry
         never posts twice. None: not found (safe to post)."""
+        return None
+
+    # Private messages
+
+    def message_length(self, text: str) -> int:
+        """Length as the platform counts it against message_limit."""
+        return len(text)
+
+    def message_where(self, mention: Mention) -> str:
+        """Who gets a private message about this mention, and how, in a few words."""
+        return f"a private message to {mention.author or 'its author'} on {self.name}"
+
+    def message_problem(self, mention: Mention) -> str | None:
+        """Why this mention's author cannot be messaged privately (credentials, a closed
+        window…), or None."""
+        return None
+
+    async def send_message(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
+        """Send `text` privately to the mention's author; SourceError with the reason."""
+        problem = self.message_problem(mention)
+        if problem:
+            raise SourceError(problem)
+        return await self.post_message(mention, text, idempotency_key)
+
+    async def post_message(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
+        """The platform's message call, once message_problem() found nothing in the way."""
+        raise NotImplementedError
+
+    async def find_message(self, mention: Mention, text: str) -> Posted | None:
+        """After a timeout, look for a private message of ours with this text (find_reply's
+        twin). None: not found (safe to send)."""
         return None
