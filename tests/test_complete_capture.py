@@ -8,6 +8,7 @@ posts that reach the index late, and remembers a gap that a cap or an error left
 from __future__ import annotations
 
 import os
+import pkgutil
 import re
 import signal
 import subprocess
@@ -16,7 +17,10 @@ import time
 
 from conftest import all_platforms
 
-SEARCHING = ("bluesky", "github", "hackernews", "mastodon", "reddit", "rss", "stackexchange", "x")
+from mentionwatch.testing import platforms
+
+# Every platform the loopback web plays (each can add new items): a new one joins by being there.
+SEARCHING = tuple(sorted(m.name for m in pkgutil.iter_modules(platforms.__path__)))
 
 
 def _keys(project) -> list[str]:

@@ -284,17 +284,21 @@ def message_in(data: Any) -> str | None:
 
 
 def _graph_message(error: dict[str, Any]) -> str:
-    """Meta's Graph error as one line: its message (which often starts with `(#code)`), the
-    user-facing explanation when there is one, and the codes."""
+    """Meta's Graph error as one line, its codes first as Meta writes them (`(#100) …`; the
+    message is often long, and a line is cut at its end): the message, and the user-facing
+    explanation when there is one."""
     message = error["message"]
     user = error.get("error_user_msg")
     if isinstance(user, str) and user and user not in message:
         message = f"{message}: {user}"
     code, sub = error.get("code"), error.get("error_subcode")
-    codes = [f"code {code}" if not message.startswith(f"(#{code})") else ""]
-    codes.append(f"subcode {sub}" if isinstance(sub, int | str) and sub else "")
-    shown = ", ".join(c for c in codes if c)
-    return f"{message} ({shown})" if shown else message
+    if not isinstance(code, int | str) or isinstance(code, bool):
+        return message
+    sub_text = f", subcode {sub}" if isinstance(sub, int | str) and sub else ""
+    head = f"(#{code})"
+    if message.startswith(head):
+        return f"(#{code}{sub_text}){message[len(head) :]}"
+    return f"(#{code}{sub_text}) {message}"
 
 
 @dataclass
