@@ -297,3 +297,15 @@ def test_bad_template_tables_are_config_errors(project):
     result = project.run("feed")
     assert result.code == 2 and "templates.bad: expected the reply text or a table" in result.err
     assert mastodon.TOKEN not in result.err and reddit.PASSWORD not in result.err
+
+
+def test_the_demo_answers_in_public_then_by_direct_message(project):
+    result = project.run("demo")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    posted = next(i for i, line in enumerate(lines) if line.startswith("posted: https://x.com/"))
+    sent = next(
+        i for i, line in enumerate(lines) if line.startswith("sent: https://x.com/messages/")
+    )
+    assert posted < sent
+    assert "--template sorry-then-dm" in result.err

@@ -251,3 +251,75 @@ def test_a_private_reply_that_timed_out_is_not_sent_twice(project):
     assert len(project.web.platform("facebook").private_replies) == 1
     assert project.rows("SELECT kind, outcome FROM replies ORDER BY id") == [
         ("private", "superseded"), ("private", "posted")]  # fmt: skip
+
+
+def _error(code: int, message: str, **extra) -> str:
+    import json
+
+    return json.dumps({"error": {"message": message, "type": "OAuthException", "code": code,
+                                 "fbtrace_id": "AbCdEf", **extra}})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "says"),
+    [
+        (4, "(#4) Application request limit reached", "try again then"),
+        (17, "(#17) User request limit reached", "try again then"),
+        (613, "(#613) Calls to this api have exceeded the rate limit.", "try again then"),
+        (80001, "There have been too many calls to this Page account. Wait a bit and try again.",
+         "try again then"),
+        (368, "(#368) The action attempted has been deemed abusive or is otherwise disallowed",
+         "Meta blocks this action for a while"),
+        (200, "(#200) Requires pages_read_engagement permission to manage the object",
+         "lacks a permission"),
+        (100, "(#100) Tried accessing nonexisting field (permalink_url) on node type (Page)",
+         "(#100) Tried accessing nonexisting field"),
+    ],
+    ids=lambda v: str(v) if isinstance(v, int) else None,
+)  # fmt: skip
+def test_every_graph_error_code_is_one_line_saying_what_to_do(project, code, message, says):
+    project.write_config(CONFIG + LONG_LOOKBACK, poll_settings=False)
+    body = _error(code, message, is_transient=code in (4, 17, 613, 80001))
+    project.web.fail(f"/facebook/v25.0/{PAGE_ID}/posts", 400, times=5, body=body)
+    result = project.run("poll")
+    assert result.code == 1
+    (line,) = [x for x in result.err.splitlines() if x.startswith("error: facebook")]
+    assert says in line, line
+    assert "Traceback" not in result.err and PAGE_TOKEN not in result.err
+    if code == 80001:  # codes that are not in the message are shown in front of it
+        assert "(#80001) There have been too many calls" in line
+    # The other jobs (tagged, visitor posts) were saved all the same.
+    assert project.rows("SELECT count(*) FROM mentions")[0][0] == 3
+
+
+def test_a_duplicate_comment_refusal_is_the_reply_line(project):
+    polled(project)
+    project.web.fail("/facebook/v25.0/880011223344551_1200000000000101/comments", 400,
+                     body=_error(506, "(#506) Duplicate status message"))  # fmt: skip
+    result = project.run("reply", MARTA, "Thanks", "--yes")
+    assert result.code == 1
+    assert "facebook: reply refused (HTTP 400): (#506) Duplicate status message" in result.err
+    assert project.rows("SELECT outcome FROM replies") == [("failed",)]
+
+
+def test_estimated_time_to_regain_access_is_waited_for_and_bad_headers_are_ignored(project):
+    platform = project.web.platform("facebook")
+    platform.usage.regain_minutes = 30
+    project.write_config(CONFIG + LONG_LOOKBACK, poll_settings=False)
+    result = project.run("poll")
+    assert result.code == 1 and "it resets in 30 min" in result.err
+    platform.usage.regain_minutes = 0
+    platform.usage.headers = lambda: {"X-App-Usage": "{not json",
+                                      "X-Business-Use-Case-Usage": '[1, {"a": "b"}]'}  # fmt: skip
+    calm = project.run("poll")
+    assert calm.code == 0, calm.err
+
+
+def test_private_reply_dry_run_says_where_it_goes(project):
+    polled(project)
+    before = len(project.web.requests)
+    result = project.run("reply", MARTA, "Hi Marta", "--private", "--dry-run")
+    assert result.code == 0, result.err
+    assert ("Private message, as a private reply on Messenger to Marta Kowalski (one per "
+            "comment)") in " ".join(result.out.split())  # fmt: skip
+    assert len(project.web.requests) == before
