@@ -16,11 +16,10 @@ reply: one Messenger message per comment or visitor post, within 7 days of it.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from datetime import timedelta
 from functools import partial
 from typing import Any, ClassVar
 
-from mentionwatch.models import Job, Mention, Option, Page, Term, ThreadPost, iso, utcnow
+from mentionwatch.models import Job, Mention, Option, Page, Term, ThreadPost, iso
 from mentionwatch.sources.base import Posted
 from mentionwatch.sources.common import (
     Anchor,
@@ -40,7 +39,6 @@ COMMENT_FIELDS = (
 )
 POST_FIELDS = "id,message,created_time,from,permalink_url,can_reply_privately"
 LIMIT = 100
-PRIVATE_WINDOW = timedelta(days=7)  # private replies: within 7 days of the comment or post
 COMMENT_LIMIT = 8000  # characters of a comment
 MESSAGE_LIMIT = 2000  # characters of a Messenger text message
 SCOPES = ("comments", "tagged", "visitor_posts")
@@ -59,7 +57,6 @@ class Facebook(GraphSource):
     reply_limit = COMMENT_LIMIT
     can_message = True
     message_limit = MESSAGE_LIMIT
-    messages_per_mention = 1
     default_interval = 600.0  # Meta asks Page apps to poll gently (webhooks are its way)
     token_help = (
         "get a new Page access token (Graph API Explorer, or GET /me/accounts with a user "
@@ -152,13 +149,12 @@ class Facebook(GraphSource):
 
     def _comment(self, item: Obj, post: dict[str, Any]) -> Mention | None:
         comment_id = graph_id(item.need("id"), item.where)
-        author = item.obj("from", required=False)
-        if author is not None and author.string("id", required=False) == self.page:
+        name, from_id = _author(item)
+        if from_id == self.page:
             return None  # the Page's own replies
         created = item.time("created_time")
         assert created is not None
         parent = item.obj("parent", required=False)
-        name = author.string("name", required=False) if author else None
         return Mention(
             source=self.name,
             native_id=comment_id,
@@ -174,7 +170,7 @@ class Facebook(GraphSource):
                 "id": comment_id,
                 "post_id": post["id"],
                 "parent_id": parent.string("id", required=False) if parent else None,
-                "from_id": author.string("id", required=False) if author else None,
+                "from_id": from_id,
                 "can_reply_privately": item.get("can_reply_privately"),
             },
         )
@@ -183,9 +179,7 @@ class Facebook(GraphSource):
         post_id = graph_id(item.need("id"), item.where)
         created = item.time("created_time")
         assert created is not None
-        # `from` of a user's post is only shown to its author: often absent on /tagged.
-        author = item.obj("from", required=False)
-        name = author.string("name", required=False) if author else None
+        name, from_id = _author(item)
         return Mention(
             source=self.name,
             native_id=post_id,
@@ -197,7 +191,7 @@ class Facebook(GraphSource):
             extra={
                 "kind": "tagged" if edge == "tagged" else "visitor_post",
                 "id": post_id,
-                "from_id": author.string("id", required=False) if author else None,
+                "from_id": from_id,
                 "can_reply_privately": item.get("can_reply_privately"),
             },
         )
@@ -266,13 +260,9 @@ class Facebook(GraphSource):
                 f"{self.name}: a post the Page is tagged in cannot get a private reply (only "
                 "comments and visitors' posts on the Page can): reply in public"
             )
-        closes = mention.created_at + PRIVATE_WINDOW
-        if closes < utcnow():
-            return (
-                f"{self.name}: the window for a private reply closed on {iso(closes)} (Meta allows "
-                "one within 7 days of the comment): reply in public, or wait for them to message "
-                "the Page"
-            )
+        window = self.window_problem(mention)
+        if window:
+            return window
         if mention.extra.get("can_reply_privately") is False:
             return (
                 f"{self.name}: Meta says this {'comment' if kind == 'comment' else 'post'} cannot "
@@ -282,9 +272,7 @@ class Facebook(GraphSource):
 
     async def post_message(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
         side = "comment_id" if mention.extra.get("kind") == "comment" else "post_id"
-        body = {"recipient": {side: graph_id(mention.native_id)}, "message": {"text": text}}
-        answer = await self.post(f"{self.page}/messages", json=body, doing="private reply refused")
-        return Posted(answer.need("message_id"), None)
+        return await self.private_reply(self.page, {side: graph_id(mention.native_id)}, text)
 
     async def find_message(self, mention: Mention, text: str) -> Posted | None:
         """Meta allows one private reply per comment: once it is sent, the comment says it
@@ -293,6 +281,15 @@ class Facebook(GraphSource):
         if item.get("can_reply_privately") is False:
             return Posted(f"private reply to {mention.native_id}", None)
         return None
+
+
+def _author(item: Obj) -> tuple[str | None, str | None]:
+    """(name, id) of who wrote an item. Graph leaves `from` out when it may not say (a
+    user's post is shown with its author only to that author: often so on /tagged)."""
+    author = item.obj("from", required=False)
+    if author is None:
+        return None, None
+    return author.string("name", required=False), author.string("id", required=False)
 
 
 SOURCE = Facebook

@@ -18,10 +18,12 @@ import json
 import re
 import time
 from collections.abc import AsyncGenerator
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mentionwatch.http import SourceError, meta_usage
-from mentionwatch.sources.base import Source
+from mentionwatch.models import Mention, iso, utcnow
+from mentionwatch.sources.base import Posted, Source
 from mentionwatch.sources.common import Malformed, Obj, describe, dig, page_of
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 # a platform answer never becomes part of a URL path.
 _GRAPH_ID = re.compile(r"^[0-9]+(?:_[0-9]+)*$")
 USAGE_KEY = "usage"
+# Meta's private reply: one message per comment (or visitor post), within 7 days of it.
+PRIVATE_REPLY_WINDOW = timedelta(days=7)
 PERMISSION_CODES = {10, *range(200, 300)}
 
 
@@ -143,6 +147,27 @@ class GraphSource(Source):
             return None
         ago = max(0, int(time.time() - float(seen.get("at") or 0)) // 60)
         return f"{seen['percent']:.0f}% of Meta's rate limit used ({ago} min ago)"
+
+    # Private replies (Messenger, Instagram)
+
+    messages_per_mention = 1
+
+    def window_problem(self, mention: Mention) -> str | None:
+        """Why Meta's private reply window is closed for this mention, or None."""
+        closes = mention.created_at + PRIVATE_REPLY_WINDOW
+        if closes >= utcnow():
+            return None
+        return (
+            f"{self.name}: the window for a private reply closed on {iso(closes)} (Meta allows "
+            "one within 7 days of the comment): reply in public"
+        )
+
+    async def private_reply(self, node: str, recipient: dict[str, str], text: str) -> Posted:
+        """`POST /{node}/messages` to the author of a comment or post (`recipient` names it)."""
+        body = {"recipient": recipient, "message": {"text": text}}
+        answer = await self.post(f"{graph_id(node)}/messages", json=body,
+                                 doing="private reply refused")  # fmt: skip
+        return Posted(answer.need("message_id"), None)
 
     # Paging
 

@@ -26,12 +26,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from datetime import timedelta
 from functools import partial
 from typing import Any, ClassVar
 
 from mentionwatch.http import SourceError
-from mentionwatch.models import Job, Mention, Option, Page, Term, ThreadPost, iso, utcnow
+from mentionwatch.models import Job, Mention, Option, Page, Term, ThreadPost, iso
 from mentionwatch.sources.base import Posted
 from mentionwatch.sources.common import Anchor, Batch, Obj, Search, anchor, convert, dig, string
 from mentionwatch.sources.graph import GraphSource, context, graph_id
@@ -43,7 +42,6 @@ LIMIT = 50
 HASHTAG_SLOTS = 30  # unique hashtags per account in 7 days
 HASHTAG_WINDOW = 7 * 86400
 HASHTAGS_KEY = "hashtags"  # state: {tag: when it was last searched}
-PRIVATE_WINDOW = timedelta(days=7)
 # With Instagram Login (graph.instagram.com) the account's own node sends private replies.
 INSTAGRAM_LOGIN_HOST = "graph.instagram.com"
 COMMENT_LIMIT = 2200
@@ -65,7 +63,6 @@ class Instagram(GraphSource):
     reply_limit = COMMENT_LIMIT
     can_message = True
     message_limit = MESSAGE_LIMIT
-    messages_per_mention = 1
     default_interval = 600.0
     token_help = (
         "get a new token (Graph API Explorer with instagram_basic and "
@@ -309,12 +306,9 @@ class Instagram(GraphSource):
                 f"{self.name}: only comments on your own media can get a private reply (Meta's "
                 f"rule); reply by hand at {mention.url or 'the post'}"
             )
-        closes = mention.created_at + PRIVATE_WINDOW
-        if closes < utcnow():
-            return (
-                f"{self.name}: the window for a private reply closed on {iso(closes)} (Meta "
-                "allows one within 7 days of the comment): reply in public"
-            )
+        window = self.window_problem(mention)
+        if window:
+            return window
         if not self.settings.get("page_id") and INSTAGRAM_LOGIN_HOST not in self.base_url:
             return (
                 f"{self.name}: private replies go through the Facebook Page linked to the "
@@ -324,10 +318,7 @@ class Instagram(GraphSource):
 
     async def post_message(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
         node = self.settings.get("page_id") or self.account
-        body = {"recipient": {"comment_id": graph_id(mention.native_id)}, "message": {"text": text}}
-        answer = await self.post(f"{graph_id(node)}/messages", json=body,
-                                 doing="private reply refused")  # fmt: skip
-        return Posted(answer.need("message_id"), None)
+        return await self.private_reply(node, {"comment_id": graph_id(mention.native_id)}, text)
 
 
 def _replies(item: Any) -> list[Any]:

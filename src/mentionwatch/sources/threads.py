@@ -162,14 +162,16 @@ class Threads(GraphSource):
     async def check(self) -> str:
         me = await self.get("me", {"fields": "id,username,recently_searched_keywords"},
                             "reading the account")  # fmt: skip
-        searched = me.array("recently_searched_keywords", required=False)
+        line = f"authenticated as @{me.string('username', required=False) or '?'}"
+        ours = f"{len(self._ledger())} of {self.budget} keyword searches counted here in 24 h"
+        if "recently_searched_keywords" not in me.data:  # a field Meta may drop (UNCERTAIN)
+            return f"{line}; {ours}"
         cutoff = (time.time() - WINDOW) * 1000
-        recent = [s for s in searched if isinstance(dig(s, "timestamp"), int | float)
-                  and dig(s, "timestamp") > cutoff]  # fmt: skip
+        stamps = [dig(s, "timestamp") for s in me.array("recently_searched_keywords")]
+        recent = [t for t in stamps if isinstance(t, int | float) and t > cutoff]
         return (
-            f"authenticated as @{me.string('username', required=False) or '?'}; "
-            f"{len(recent)} keyword searches in the last 24 h across all apps (Meta allows "
-            f"{DAILY_SEARCHES}), {len(self._ledger())} of them counted here"
+            f"{line}; {len(recent)} keyword searches in the last 24 h across all apps (Meta "
+            f"allows {DAILY_SEARCHES}); {ours}"
         )
 
     async def post_reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
