@@ -94,14 +94,20 @@ def test_an_echo_found_before_its_original_is_regrouped_under_the_original(proje
 
 
 def test_existing_databases_are_grouped_by_the_migration(project):
+    # As a database from before m005 looked (so also before m007, which files and groups).
     import sqlite3
 
     save(project, ("x", "a", COMPLAINT, 2), ("x", "b", f"RT @a: {COMPLAINT}", 1))
     with sqlite3.connect(project.db) as conn:  # as a database from before m005 looked
         conn.execute("UPDATE mentions SET echo_of = NULL")
         conn.execute("DELETE FROM echo_keys")
-        conn.execute("DELETE FROM _migrations WHERE name = 'm005_trends'")
+        conn.execute("DELETE FROM _migrations WHERE name IN ('m005_trends', 'm007_scale')")
         conn.execute("DROP TABLE echo_keys")
+        conn.execute("DROP TABLE echo_sigs")
+        for index in ("source_status", "sentiment_status", "priority_base", "priority_key"):
+            conn.execute(f"DROP INDEX idx_mentions_{index}")
+        conn.execute("ALTER TABLE mentions DROP COLUMN priority_base")
+        conn.execute("ALTER TABLE mentions DROP COLUMN priority_key")
         conn.execute("DROP TABLE spike_state")
         conn.execute("DROP INDEX idx_mentions_echo_of")
         conn.execute("ALTER TABLE mentions DROP COLUMN echo_of")

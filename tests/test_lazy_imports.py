@@ -11,6 +11,7 @@ HEAVY = (
     "asyncio", "httpx", "feedparser", "textblob", "sqlite_utils", "mentionwatch.sentiment",
     "datasette", "mentionwatch.pager",
     "apprise", "mentionwatch.channels", "mentionwatch.delivery", "mentionwatch.watch",
+    "llm", "openai", "pydantic", "mentionwatch.llm_analyzer",
 )  # fmt: skip
 ALERTS = """
 [[alerts]]
@@ -51,7 +52,8 @@ def test_reading_commands_import_nothing_heavy(project):
         "a OR b",
     ]
     commands = (["feed"], ["feed", "--sort", "priority"], ["export"], ["handle", "1"],
-                ["feed", *filters], ["export", "-o", str(project.dir / "x.csv")])  # fmt: skip
+                ["feed", *filters], ["export", "-o", str(project.dir / "x.csv")],
+                ["feed", "--relevant"], ["ignore", "2"])  # fmt: skip
     for command in commands:
         assert loaded_modules(project, *command) == set(), command
     assert "mentionwatch.sentiment" in loaded_modules(project, "sentiment", "fine")

@@ -71,7 +71,8 @@ def test_jsonl_has_the_design_keys_then_the_triage_keys(project):
     records = project.run("export", "--format", "jsonl").jsonl()
     assert records
     for rec in records:
-        assert tuple(rec) == RECORD_KEYS == (*DESIGN_KEYS, "intents", "priority", "echo_of")
+        assert tuple(rec) == RECORD_KEYS
+        assert (*DESIGN_KEYS, "intents", "priority", "echo_of", "relevance") == RECORD_KEYS
         assert rec["created_at"].endswith("Z") and rec["fetched_at"].endswith("Z")
         assert rec["sentiment"] in ("positive", "neutral", "negative")
         assert -1 <= rec["polarity"] <= 1

@@ -113,7 +113,7 @@ def test_masked_brand_carries_no_sentiment(default: s.Analyzer) -> None:
 
 def test_get_analyzer_names_and_errors() -> None:
     assert s.DEFAULT_ANALYZER in s.ANALYZER_NAMES
-    assert set(s.ANALYZER_NAMES) == {"mentionwatch", "textblob", "vader"}
+    assert set(s.ANALYZER_NAMES) == {"mentionwatch", "textblob", "vader", "llm"}
     assert s.get_analyzer(None) is s.get_analyzer(s.DEFAULT_ANALYZER)
     with pytest.raises(ValueError, match=r"unknown analyzer 'nope' \(choose from: mentionwatch"):
         s.get_analyzer("nope")
@@ -130,7 +130,9 @@ def test_reference_analyzers_thresholds() -> None:
 def test_intents() -> None:
     assert s.detect_intents("How do I export my data?", "neutral") == ("question",)
     assert s.detect_intents("anyone know a good alternative", "neutral") == ("question",)
+    # A request phrased politely is a request, not a question.
     assert s.detect_intents("can you dm me please", "neutral") == ("request",)
+    assert s.detect_intents("Could you add dark mode?", "neutral") == ("question", "request")
     assert s.detect_intents("still waiting for my refund", "neutral") == ("complaint",)
     assert s.detect_intents("thanks, you guys are great", "positive") == ("praise",)
     # Praise needs a positive label: sarcastic thanks is not praise.
@@ -165,11 +167,13 @@ def test_import_is_cheap() -> None:
 def test_intent_shortcuts_match_the_patterns() -> None:
     # Start-anchored openers, literal-gated searches and the emoji-only praise path.
     assert s.detect_intents("  Why is my order late", "neutral")[0] == "question"
+    assert s.detect_intents("Add ?sslmode=require to the URL", "neutral") == ()  # code, not a "?"
     assert s.detect_intents("does anyone know a fix", "neutral")[0] == "question"
-    assert s.detect_intents("just wondering", "neutral") == ("question",)
+    assert s.detect_intents("just wondering if it runs on arm", "neutral") == ("question",)
     assert s.detect_intents("the how-to was fine", "neutral") == ()
     assert s.detect_intents("plz fix it", "neutral") == ("request",)
     assert s.detect_intents("Could you check my order", "neutral") == ("request",)
+    assert s.detect_intents("the app keeps crashing", "neutral") == ("complaint",)
     assert s.detect_intents("😍😍", "positive") == ("praise",)
     assert s.detect_intents("😍😍", "neutral") == ()
 
@@ -179,9 +183,16 @@ def test_model_file_format() -> None:
 
     raw = (Path(s.__file__).parent / "sentiment_data" / "model.bin").read_bytes()
     header, weights, lexicon = s.read_model(raw)
-    assert header["labels"] == list(s.LABELS)
-    assert len(header["bias"]) == 2 and set(header["dense"]) >= {"_svc", "_plea", "_sarc"}
+    assert header["labels"] == list(s.LABELS) and header["outputs"] == list(s.OUTPUTS)
+    assert len(header["bias"]) == len(s.OUTPUTS)
+    assert set(header["dense"]) >= {"_svc", "_plea", "_sarc", "_q", "_req", "_fail"}
     assert len(weights) > 10_000 and all(isinstance(v, int) for v in list(weights.values())[:50])
+    # Packed weights round-trip: every output of a key comes back from one integer.
+    for values in ([0, 0, 0, 0], [-3, 7, 250, -1], [-(2**30) + 1, 2**30 - 1, -5, 5]):
+        low, high = s.pack(values)
+        assert s.unpack(low + (high << 64)) == values
+    total = sum(low + (high << 64) for low, high in map(s.pack, ([1, -2, 3, -4],) * 7))
+    assert s.unpack(total) == [7, -14, 21, -28]
     assert lexicon["good"] > 0 > lexicon["bad"]
     with pytest.raises(ValueError, match="bad magic"):
         s.read_model(b"{}" + raw[2:])

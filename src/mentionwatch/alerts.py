@@ -116,6 +116,13 @@ def _number(value: Any, ctx: RuleContext) -> float:
     return float(value)
 
 
+def _share(value: Any, ctx: RuleContext) -> float:
+    number = _number(value, ctx)
+    if not 0 <= number <= 1:
+        raise ValueError(f"expected a number from 0 to 1 (relevance), got {value!r}")
+    return number
+
+
 def _priority(m: Mention, now: datetime) -> float:
     from mentionwatch.triage import mention_priority
 
@@ -132,6 +139,8 @@ RULE_FILTERS: dict[str, RuleFilter] = {
     "authors": RuleFilter(_accounts, lambda v, m, now: account_key(m.author) in v),
     "query": RuleFilter(_query, lambda q, m, now: q.matches(m.match_text)),
     "min_priority": RuleFilter(_number, lambda n, m, now: _priority(m, now) >= n),
+    # Unscored mentions pass, as `feed --relevant` keeps them (relevance.py).
+    "min_relevance": RuleFilter(_share, lambda n, m, now: m.relevance is None or m.relevance >= n),
 }
 
 

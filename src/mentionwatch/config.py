@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mentionwatch.errors import ConfigError
-from mentionwatch.models import Option, Template, Term, parse_duration
+from mentionwatch.models import ANALYZER_NAMES, Option, Template, Term, parse_duration
 
 if TYPE_CHECKING:
     from mentionwatch.alerts import AlertRule
 
-__all__ = ["Config", "ConfigError", "PollSettings", "SourceSettings", "load"]
+__all__ = ["Config", "ConfigError", "LLMSettings", "PollSettings", "SourceSettings", "load"]
 
 APP_NAME = "mentionwatch"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -62,6 +62,24 @@ class PollSettings:
 
 
 @dataclass(frozen=True)
+class LLMSettings:
+    """[sentiment.llm]: the optional LLM analyzer (the user's own model through `llm`)."""
+
+    model: str | None = None  # an `llm` model id or alias; None: llm's default model
+    batch_size: int = 20  # mentions per request
+    max_per_run: int = 200  # mentions sent per poll or rescore; the rest: local analyzer
+    requests_per_minute: float = 20.0  # pace of requests (provider rate limits)
+
+
+_LLM_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "model": (str, "an llm model id or alias"),
+    "batch_size": (int, "a number of mentions per request"),
+    "max_per_run": (int, "a number of mentions"),
+    "requests_per_minute": ((int, float), "a number of requests per minute"),
+}
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     db_path: Path
@@ -70,6 +88,7 @@ class Config:
     poll: PollSettings = PollSettings()
     templates: Mapping[str, Template] = field(default_factory=dict)
     analyzer: str | None = None
+    llm: LLMSettings = LLMSettings()
     alerts: tuple[AlertRule, ...] = ()
     warnings: tuple[str, ...] = ()  # for the user, once (e.g. a readable config with secrets)
 
@@ -212,7 +231,7 @@ _TOP_KEYS = {
     "sources": "table of [sources.NAME] tables",
     "poll": "table",
     "templates": 'table of name = "text" or name = {public = "…", private = "…"}',
-    "sentiment": "table with 'analyzer'",
+    "sentiment": "table with 'analyzer' and [sentiment.llm]",
     "alerts": "array of [[alerts]] tables",
 }
 _POLL_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -315,10 +334,13 @@ class _Parser:
         sources = self.sources(data.get("sources", {}))
         terms = self.terms(data.get("terms", []), set(sources))
         sentiment = self.table("sentiment", data.get("sentiment", {}))
-        self.only("sentiment", sentiment, {"analyzer"})
+        self.only("sentiment", sentiment, {"analyzer", "llm"})
         analyzer = sentiment.get("analyzer")
         if analyzer is not None:
             self.check_type("sentiment.analyzer", analyzer, str, "an analyzer name")
+            if analyzer.strip().lower() not in ANALYZER_NAMES:
+                raise self.fail("sentiment.analyzer", f"unknown analyzer {analyzer!r} "
+                                f"(choose from: {', '.join(ANALYZER_NAMES)})")  # fmt: skip
         templates = self.templates(self.table("templates", data.get("templates", {})))
         alerts = self.alerts(data["alerts"], [t.name for t in terms]) if "alerts" in data else ()
         return Config(
@@ -329,6 +351,7 @@ class _Parser:
             poll=self.poll(data.get("poll", {})),
             templates=templates,
             analyzer=analyzer,
+            llm=self.llm(sentiment.get("llm", {})),
             alerts=alerts,
         )
 
@@ -353,6 +376,16 @@ class _Parser:
             found[name] = Template(public=value.get("public"), private=value.get("private"))
         return found
 
+    def llm(self, value: Any) -> LLMSettings:
+        table = self.table("sentiment.llm", value)
+        self.only("sentiment.llm", table, _LLM_KEYS)
+        for key, (expected, what) in _LLM_KEYS.items():
+            if key in table:
+                self.check_type(f"sentiment.llm.{key}", table[key], expected, what)
+                if key != "model" and table[key] <= 0:
+                    raise self.fail(f"sentiment.llm.{key}", f"expected {what} above 0")
+        return LLMSettings(**table)
+
     def table(self, key: str, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self.fail(key, f"expected a table ([{key}]), got {type(value).__name__}")
@@ -371,10 +404,11 @@ class _Parser:
         if not isinstance(value, list):
             raise self.fail("terms", "expected an array of [[terms]] tables")
         terms: list[Term] = []
+        names: set[str] = set()
         for i, raw in enumerate(value):
             key = f"terms[{i}]"
             raw = self.table(key, raw)
-            self.only(key, raw, {"name", "query", "sources"})
+            self.only(key, raw, {"name", "query", "sources", "about", "not_about"})
             query = self.check_type(
                 f"{key}.query", raw.get("query", raw.get("name")), str, "a query"
             )
@@ -391,9 +425,19 @@ class _Parser:
                         known = ", ".join(registry())
                         raise self.fail(f"{key}.sources", f"unknown source {s!r} (known: {known})")
                 sources = tuple(sources)
-            if any(t.name == name for t in terms):
+            if name in names:
                 raise self.fail(f"{key}.name", f"duplicate term name {name!r}")
-            terms.append(Term(name=name, query=query, sources=sources))
+            about = raw.get("about")
+            if about is not None:
+                self.check_type(f"{key}.about", about, str, "a description of the product")
+                about = about.strip() or None
+            not_about = raw.get("not_about", [])
+            self.check_type(f"{key}.not_about", not_about, list, "a list of words or phrases")
+            if not all(isinstance(w, str) and w.strip() for w in not_about):
+                raise self.fail(f"{key}.not_about", "expected a list of non-empty strings")
+            names.add(name)
+            terms.append(Term(name=name, query=query, sources=sources, about=about,
+                              not_about=tuple(w.strip() for w in not_about)))  # fmt: skip
         return tuple(terms)
 
     def sources(self, value: Any) -> dict[str, SourceSettings]:

@@ -18,7 +18,8 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
-from itertools import pairwise
+from itertools import pairwise, repeat
+from operator import mod, mul, xor
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,21 +31,16 @@ NEAR_LENGTH_RATIO = 0.6  # the shorter text has at least this share of the longe
 WINDOW_DAYS = 30  # echoes come within this many days of what they repeat
 _HASHES, _ROWS = 20, 2  # 20 MinHash values in 10 bands of 2: pairs at resemblance 0.5 meet
 # in some band with probability 1 - (1 - 0.5**2)**10 = 0.94; at 0.7, 0.999.
-_PRIME = (1 << 61) - 1
+_PAIR = 0x5BD1E995  # odd constants: mixing a word pair's and a band's hashes
+_MIX_A, _MIX_B = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F
+_KEY_SPACE, _KEY_HALF = 1 << 64, 1 << 63
 
 
 class _Rules:
-    """The compiled patterns and hash coefficients, built on first use: the feed imports this
+    """The compiled patterns, built on first use: the feed imports this
     module for `Folded` only, and compiling these costs it tens of milliseconds."""
 
     def __init__(self) -> None:
-        import hashlib
-
-        def seed(label: str) -> int:
-            return int.from_bytes(hashlib.blake2b(label.encode(), digest_size=8).digest())
-
-        self.coeffs = [(seed(f"a{i}") % _PRIME or 1, seed(f"b{i}") % _PRIME)
-                       for i in range(_HASHES)]  # fmt: skip
         self.url = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}/\S*", re.I)
         self.handle = re.compile(r"(?<![\w@])@[\w.-]+(?:@[\w.-]+)?")  # @a, @a@mastodon.social
         # "RT @alice:" at the start (a manual retweet) or after a comment (a quote in text).
@@ -75,49 +71,117 @@ class Signature:
     credits: str | None = None  # the handle after "via @" or "h/t @": a copy that credits
 
     def band_keys(self) -> list[int]:
-        """The LSH keys under which this text is filed (none for a text without words)."""
+        """The LSH keys under which this text is filed (none for a text without words).
+
+        One-permutation MinHash (Li, Owen & Zhang 2012): each word pair is hashed once and
+        falls into one of 20 bins, which keep their minimum; empty bins borrow from the next
+        full one (Shrivastava & Li 2014, densification by rotation), so every text has 20
+        values, and two texts agree in a bin with probability their resemblance. The bins
+        are banded by 2: pairs at resemblance 0.5 meet in some band with probability
+        1 - (1 - 0.5**2)**10 = 0.94; at 0.7, 0.999. One pass of integer arithmetic per
+        pair, where 20 hash functions cost 20 passes.
+        """
         if not self.words:
             return []
-        import hashlib
+        return _band_keys(self.words)
 
-        shingles = _shingles(self.words)
-        bases = [
-            int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest()) for s in shingles
-        ]
-        mins = [min((a * x + b) % _PRIME for x in bases) for a, b in _rules().coeffs]
-        keys = []
-        for band in range(_HASHES // _ROWS):
-            rows = mins[band * _ROWS : (band + 1) * _ROWS]
-            digest = hashlib.blake2b(repr((band, rows)).encode(), digest_size=8).digest()
-            keys.append(int.from_bytes(digest, signed=True))
-        return keys
+    def dumps(self) -> str:
+        """The signature as stored beside the echo keys (read back by loads)."""
+        flags = ("t" if self.truncated else "") + "\x1f" + (self.repeats or "") + "\x1f"
+        return flags + (self.credits or "") + "\x1f" + "\x1f".join(self.words)
+
+    @staticmethod
+    def loads(value: str) -> Signature:
+        truncated, repeats, credits, *words = value.split("\x1f")
+        return Signature(tuple(words), repeats or None, truncated == "t", credits or None)
+
+
+_WORD_HASHES: dict[str, int] = {}
+
+
+def _word_hash(word: str) -> int:
+    """A stable 32-bit hash of a word (Python's own str hash changes per process)."""
+    import hashlib
+
+    if len(_WORD_HASHES) > 100_000:
+        _WORD_HASHES.clear()
+    value = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest()) or 1
+    _WORD_HASHES[word] = value
+    return value
+
+
+def _band_keys(words: Sequence[str]) -> list[int]:
+    known = _WORD_HASHES.get
+    hashes = [known(w) or _word_hash(w) for w in words]
+    # A word pair's hash from its words' (a xor b*K), each bin's minimum: all in C-level
+    # map/sort/dict calls (sorted descending, so the dict keeps each bin's smallest).
+    pairs = list(map(xor, hashes, map(mul, hashes[1:], repeat(_PAIR)))) or hashes
+    pairs.sort(reverse=True)
+    smallest = dict(zip(map(mod, pairs, repeat(_HASHES)), pairs, strict=True))
+    mins = [smallest.get(i, -1) for i in range(_HASHES)]
+    if len(smallest) < _HASHES:  # densify: an empty bin takes the next full bin's value
+        for i in range(_HASHES):
+            if mins[i] == -1:
+                step = next(d for d in range(1, _HASHES) if (i + d) % _HASHES in smallest)
+                mins[i] = -(smallest[(i + step) % _HASHES] * _HASHES + step)  # marked
+    # Signed 64-bit keys with the band number mixed in, so one table holds every band.
+    return [((mins[i] * _MIX_A) ^ (mins[i + 1] * _MIX_B) ^ i) % _KEY_SPACE - _KEY_HALF
+            for i in range(0, _HASHES, _ROWS)]  # fmt: skip
 
 
 def signature(text: str | None) -> Signature:
     """Normalise a post's text into the words that say what it says."""
-    import unicodedata
-
     r = _rules()
-    text = unicodedata.normalize("NFKC", text or "").strip()
-    truncated = bool(r.truncated.search(text))
+    text = text or ""
+    if not text.isascii():  # ASCII is its own NFKC form, and has no unspaced script
+        import unicodedata
+
+        text = unicodedata.normalize("NFKC", text)
+    text = text.strip()
+    # Each pattern below runs only on texts that can hold what it looks for (the literal
+    # characters every match contains): most texts have no link, handle or marker.
+    truncated = text.endswith(("…", "...")) and bool(r.truncated.search(text))
     if truncated:  # the last word may be cut in the middle: leave it out
         text = r.truncated.sub("", text).rstrip()
         text = text.rsplit(None, 1)[0] if len(text.split()) > 1 else text
-    marks: list[str | None] = []
-    for pattern in (r.repeat, r.credit):
-        mark = pattern.search(text)
-        marks.append(mark.group(1).lower() if mark else None)
-        if mark and pattern is r.repeat and r.word.search(text[mark.end() :]):
-            text = text[mark.end() :]  # "Same here! RT @alice: …": the echo is alice's part
-        elif mark:
-            text = text[: mark.start()] + " " + text[mark.end() :]
-    repeats, credits = marks
-    text = r.url.sub(" ", text)
-    text = r.handle.sub(" ", text)
-    text = r.trailing.sub(" ", text)
-    text = r.unspaced.sub(lambda m: f" {m.group()} ", text.casefold())
-    words = tuple(w for w in r.word.findall(text) if w != "_")
+    repeats = credits = None
+    if "@" in text:
+        marks: list[str | None] = []
+        for pattern in (r.repeat, r.credit):
+            mark = pattern.search(text)
+            marks.append(mark.group(1).lower() if mark else None)
+            if mark and pattern is r.repeat and r.word.search(text[mark.end() :]):
+                text = text[mark.end() :]  # "Same here! RT @alice: …": the echo is alice's part
+            elif mark:
+                text = text[: mark.start()] + " " + text[mark.end() :]
+        repeats, credits = marks
+    if "/" in text or "www." in text.lower():
+        text = r.url.sub(" ", text)
+    if "@" in text:
+        text = r.handle.sub(" ", text)
+    if _may_trail(text):
+        text = r.trailing.sub(" ", text)
+    if text.isascii():  # \w is [A-Za-z0-9_] here: runs between other characters
+        words = tuple(w for w in text.lower().translate(_NON_WORD).split() if w != "_")
+    else:
+        text = r.unspaced.sub(lambda m: f" {m.group()} ", text.casefold())
+        words = tuple(w for w in r.word.findall(text) if w != "_")
     return Signature(words, repeats, truncated, credits)
+
+
+# Every ASCII character that is not a word character (\w), as a space.
+_NON_WORD = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
+_MARKERS = ("via", "t", "cc", "by")  # how "via", "h/t", "ht", "cc", "by", "rt"... end
+
+
+def _may_trail(text: str) -> bool:
+    """False when the text cannot end in a trailing marker ("… via", "… cc"): its last
+    word does not end like one. Saves the trailing pattern's scan of every text."""
+    end = len(text)
+    while end and not (text[end - 1].isalnum() or text[end - 1] == "_"):
+        end -= 1
+    last = text[max(0, end - 3) : end]
+    return not last.isascii() or last.lower().endswith(_MARKERS)
 
 
 def _shingles(words: Sequence[str]) -> set[str]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,9 @@ INTENTS = ("question", "complaint", "praise", "request")
 # How a reply reaches its author: in public where the mention is, or as a direct/private
 # message (`reply --private`). Stored in replies.kind.
 REPLY_KINDS = ("public", "private")
+# Analyzers `[sentiment] analyzer` may name (sentiment.py builds them; "llm" is configured in
+# [sentiment.llm] and built by tagging.py).
+ANALYZER_NAMES = ("mentionwatch", "textblob", "vader", "llm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,42 +26,75 @@ class Term:
     name: str
     query: str
     sources: tuple[str, ...] | None = None  # None: every enabled source
+    about: str | None = None  # what the product is, in words (relevance, LLM prompt)
+    not_about: tuple[str, ...] = ()  # words that mean another thing of the same name
 
     def applies_to(self, source: str) -> bool:
         return self.sources is None or source in self.sources
+
+
+def column(default: Any = None, *, kind: str = "value", record: bool = True,
+           factory: Callable[[], Any] | None = None, required: bool = False) -> Any:  # fmt: skip
+    """A Mention field stored as a `mentions` column of the same name (store.py reads and
+    writes every such field; a new one needs only its migration). `kind` says how it is
+    stored: "value" as it is, "time" as ISO 8601 UTC text, "json" as JSON text. `record`:
+    also a key of the JSONL record (render.record), after the keys design.md lists."""
+    meta = {"column": kind, "record": record}
+    if required:
+        return field(metadata=meta)
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def derived(default: Any = None, *, record: bool = False,
+            factory: Callable[[], Any] | None = None) -> Any:  # fmt: skip
+    """A Mention field that is not a `mentions` column (kept elsewhere, or not kept)."""
+    meta = {"record": record}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta, repr=record)
+    return field(default=default, metadata=meta, repr=record)
 
 
 @dataclass(slots=True)
 class Mention:
     """One post, comment, issue or feed entry that mentions a term.
 
+    Every field is declared with `column()` (a column of `mentions`, also read back and, with
+    record=True, exported) or `derived()` (kept elsewhere or not at all): the store, the
+    JSONL/CSV record and the import read these declarations, so a new column is one
+    migration plus one line here.
+
     `extra` keeps platform details needed later (reply refs, parent ids) and is stored as JSON.
     A comment (`extra["kind"] == "comment"`) may carry its thread's title as `title`: context,
     not words of its author, so it is neither matched nor scored.
     """
 
-    source: str
-    native_id: str
-    text: str
-    created_at: datetime
-    url: str | None = None
-    author: str | None = None
-    author_name: str | None = None
-    title: str | None = None
-    reach: int | None = None
-    reply_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    terms: list[str] = field(default_factory=list)
-    sentiment: str | None = None
-    polarity: float | None = None
-    intents: tuple[str, ...] = ()
+    source: str = column(required=True)
+    native_id: str = column(record=False, required=True)
+    text: str = column(required=True)
+    created_at: datetime = column(kind="time", required=True)
+    url: str | None = column()
+    author: str | None = column()
+    author_name: str | None = column()
+    title: str | None = column()
+    reach: int | None = column()
+    reply_url: str | None = column()
+    extra: dict[str, Any] = column(kind="json", record=False, factory=dict)
+    terms: list[str] = derived(record=True, factory=list)  # the mention_terms table
+    sentiment: str | None = column()
+    polarity: float | None = column()
+    intents: tuple[str, ...] = column((), kind="json")
+    relevance: float | None = column()  # 0..1: about the term's product (relevance.py)
+    # the LLM analyzer's own judgement, when it gave one
+    llm_relevance: float | None = column(record=False)
     # What the local matcher reads; None means title, text and url.
-    searchable: str | None = field(default=None, repr=False)
+    searchable: str | None = derived()
     # Set once stored:
-    id: int | None = None
-    status: str = "open"
-    fetched_at: datetime | None = None
-    echo_of: int | None = None  # the id of the original this post repeats (echoes.py)
+    id: int | None = derived(record=True)  # the rowid
+    status: str = column("open")
+    fetched_at: datetime | None = column(kind="time")
+    echo_of: int | None = column()  # the id of the original this post repeats (echoes.py)
 
     @property
     def key(self) -> str:
@@ -75,6 +112,22 @@ class Mention:
     def in_thread(self) -> bool:
         """True when `title` is the thread's, not this mention's own."""
         return self.extra.get("kind") == "comment"
+
+
+# (name, kind) of every Mention field stored as a `mentions` column, in declaration order.
+MENTION_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (f.name, f.metadata["column"]) for f in fields(Mention) if "column" in f.metadata
+)
+# The JSONL record's keys (design.md): this order is the contract (CSV columns follow it);
+# fields declared with record=True later are appended. `key` and `priority` are computed.
+RECORD_KEYS: tuple[str, ...] = (
+    "id", "key", "source", "url", "author", "author_name", "title", "text", "created_at",
+    "fetched_at", "terms", "sentiment", "polarity", "status", "reach", "reply_url",
+    "intents", "priority", "echo_of",
+)  # fmt: skip
+RECORD_KEYS += tuple(
+    f.name for f in fields(Mention) if f.metadata.get("record") and f.name not in RECORD_KEYS
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +184,7 @@ class Filters:
     statuses: tuple[str, ...] = ("open",)  # (): every status
     search: str | None = None  # the --search language (store.fts_query)
     intents: tuple[str, ...] = ()
+    min_relevance: float | None = None  # relevance at least this (unscored ones pass)
 
 
 @dataclass(slots=True)

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mentionwatch import relevance
 from mentionwatch.config import Config, SourceSettings
 from mentionwatch.errors import UsageError
 from mentionwatch.http import Http, SourceError, open_client
 from mentionwatch.models import (
-    Filters,
     Job,
     JobResult,
     Mention,
@@ -28,11 +28,11 @@ from mentionwatch.models import (
     account_key,
     parse_iso,
 )
-from mentionwatch.query import Matcher, parse
-from mentionwatch.sentiment import get_analyzer, mask_terms
+from mentionwatch.query import Matcher
 from mentionwatch.sources import registry
 from mentionwatch.sources.base import Source
 from mentionwatch.store import Store
+from mentionwatch.tagging import Tagger, analyzer_for, stale_note
 from mentionwatch.text import inert, inert_fields
 
 
@@ -77,6 +77,7 @@ class Poller:
     # Turns the new mentions of a page into alert deliveries, saved in the page's transaction.
     queue: Callable[[list[Mention]], Iterable[OutboxItem]] | None = None
     _run: str = field(default_factory=lambda: uuid.uuid4().hex)
+    _tagger: Tagger | None = None  # built on the first new mention (the analyzer loads then)
 
     def terms(self) -> list[Term]:
         known = {t.name for t in self.config.terms}
@@ -111,13 +112,19 @@ class Poller:
         """The poll, in a running event loop (watch runs one per source at once)."""
         chosen, terms = self.settings(), self.terms()
         self.report = PollReport()
+        # Decisions made since the last poll (handle, ignore, replies) teach relevance first.
+        relevance.learn_now(self.config, self.store)
         await self._poll(terms, chosen)
+        analyzer = self._tagger.analyzer if self._tagger else None
+        spent = getattr(analyzer, "summary", None)
+        requests: int = getattr(analyzer, "requests", 0)
+        if spent is not None and self.notify is not None and requests:
+            self.notify(spent())  # what the LLM analyzer spent
         return self.report
 
     async def _poll(self, terms: list[Term], chosen: list[SourceSettings]) -> None:
         self.matcher = Matcher(list(self.config.terms))
         self.ignored = {account_key(a) for a in self.config.poll.ignore_authors}
-        self.atoms = {t.name: parse(t.query).atoms() for t in self.config.terms}
         host_limits: dict[str, asyncio.Semaphore] = {}
         async with open_client(self.config.poll) as client:
             work = []
@@ -191,12 +198,13 @@ class Poller:
         new = self.store.unknown_keys([m.key for m in mentions])
         if not new:
             return
-        analyzer = get_analyzer(self.analyzer_name or self.config.analyzer)
-        for m in mentions:
-            if m.key in new:
-                atoms = [a for t in m.terms for a in self.atoms.get(t, ())]
-                score = analyzer.score(mask_terms(_scored_text(m), atoms))
-                m.sentiment, m.polarity, m.intents = score.label, score.polarity, score.intents
+        if self._tagger is None:  # the analyzer loads on the first new mention only
+            analyzer = analyzer_for(self.config, self.store, self.analyzer_name, self.notify)
+            self._tagger = Tagger(self.config, self.store, analyzer)
+            note = stale_note(self.store, analyzer)
+            if note and self.notify:
+                self.notify(note)
+        self._tagger.tag([m for m in mentions if m.key in new])
 
 
 def build_source(
@@ -268,13 +276,6 @@ def _named(source: str, line: str) -> str:
     return line if line.startswith(f"{source}: ") else f"{source}: {line}"
 
 
-def _scored_text(m: Mention) -> str:
-    """A story's title is its message; a comment's thread title is someone else's."""
-    if m.in_thread:
-        return m.text
-    return "\n".join(x for x in (m.title, m.text) if x)
-
-
 @dataclass
 class SourceOverview:
     name: str
@@ -323,31 +324,3 @@ def _credentials(source: Source) -> str:
         return "not needed"
     have = [k for k in secrets if source.settings.get(k)]
     return f"optional: {', '.join(have)} set" if have else f"optional: {', '.join(secrets)} not set"
-
-
-def rescore(
-    config: Config,
-    store: Store,
-    analyzer_name: str | None,
-    advance: Callable[[int, int], None] = lambda done, total: None,
-) -> tuple[int, int]:
-    """Score every stored mention again with the current analyzer, in one pass.
-
-    Returns (how many changed label, how many were scored). Terms are masked exactly as when
-    the mention was first saved.
-    """
-    analyzer = get_analyzer(analyzer_name or config.analyzer)
-    atoms = {t.name: parse(t.query).atoms() for t in config.terms}
-    mentions = list(store.mentions(Filters(statuses=())))
-    changed, batch = 0, []
-    for done, m in enumerate(mentions, 1):
-        words = [a for t in m.terms for a in atoms.get(t, ())]
-        score = analyzer.score(mask_terms(_scored_text(m), words))
-        changed += score.label != m.sentiment
-        assert m.id is not None  # read from the store
-        batch.append((m.id, score.label, score.polarity, score.intents))
-        if len(batch) == 1000 or done == len(mentions):
-            store.update_sentiment(batch)
-            batch = []
-            advance(done, len(mentions))
-    return changed, len(mentions)

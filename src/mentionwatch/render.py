@@ -16,15 +16,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from mentionwatch.models import JobResult, Mention, PollReport, ThreadPost, iso, parse_iso, utcnow
+from mentionwatch.models import (
+    MENTION_COLUMNS,
+    RECORD_KEYS,
+    JobResult,
+    Mention,
+    PollReport,
+    ThreadPost,
+    iso,
+    parse_iso,
+    utcnow,
+)
+from mentionwatch.relevance import THRESHOLD as RELEVANT
 from mentionwatch.text import inert
-from mentionwatch.triage import mention_priority
+from mentionwatch.triage import freshness, mention_priority
 
-RECORD_KEYS = (
-    "id", "key", "source", "url", "author", "author_name", "title", "text", "created_at",
-    "fetched_at", "terms", "sentiment", "polarity", "status", "reach", "reply_url",
-    "intents", "priority", "echo_of",
-)  # fmt: skip
 SENTIMENT_STYLE = {"positive": "bold green", "neutral": "dim", "negative": "bold red"}
 SENTIMENT_TAG = {"positive": "+ pos", "neutral": "· neu", "negative": "- neg"}
 INTENT_TAG = {"question": "?question", "complaint": "!complaint", "request": ">request",
@@ -46,28 +52,58 @@ def safe(value: object) -> str:
 
 
 def record(m: Mention) -> dict[str, Any]:
-    """The JSONL record of design.md: every key always present."""
-    return {
-        "id": m.id,
-        "key": m.key,
-        "source": m.source,
-        "url": m.url,
-        "author": m.author,
-        "author_name": m.author_name,
-        "title": m.title,
-        "text": m.text,
-        "created_at": iso(m.created_at),
-        "fetched_at": iso(m.fetched_at),
-        "terms": list(m.terms),
-        "sentiment": m.sentiment,
-        "polarity": m.polarity,
-        "status": m.status,
-        "reach": m.reach,
-        "reply_url": m.reply_url,
-        "intents": list(m.intents),
-        "priority": round(mention_priority(m), 3),
-        "echo_of": m.echo_of,
-    }
+    """The JSONL record of design.md: every key always present (models.RECORD_KEYS)."""
+    return {key: get(m) for key, get in _RECORD_VALUES}
+
+
+def _record_value(key: str) -> Callable[[Mention], Any]:
+    if key == "key":
+        return lambda m: m.key
+    if key == "priority":
+        return lambda m: round(mention_priority(m), 3)
+    kind = dict(MENTION_COLUMNS).get(key)
+    if kind == "time":
+        return lambda m: iso(getattr(m, key))
+    if kind == "json" or key == "terms":
+        return lambda m: list(getattr(m, key))
+    return lambda m: getattr(m, key)
+
+
+_RECORD_VALUES = [(key, _record_value(key)) for key in RECORD_KEYS]
+
+
+def records(items: Iterable[Mention | Any]) -> Iterator[dict[str, Any]]:
+    """JSONL records of Mentions, or of stored rows (Store.rows: export builds no Mention;
+    stored times are already in the record's form)."""
+    plan: tuple[list[int], list[tuple[str, int]], int, int] | None = None
+    now = utcnow().timestamp()
+    lists: dict[str, list[Any]] = {}  # JSON lists seen ("[]", '["acme"]' repeat endlessly)
+    for item in items:
+        if isinstance(item, Mention):
+            yield record(item)
+            continue
+        if plan is None:
+            plan = _row_plan(list(item.keys()))
+        columns, json_keys, base_at, created_at = plan
+        rec = dict(zip(RECORD_KEYS, map(item.__getitem__, columns), strict=True))
+        for key, i in json_keys:
+            text = item[i] or "[]"
+            value = lists.get(text)
+            if value is None:
+                value = lists[text] = json.loads(text) if len(lists) < 10_000 else []
+            rec[key] = value
+        age = now - datetime.fromisoformat(item[created_at]).timestamp()
+        rec["priority"] = round(item[base_at] * freshness(age / 3600), 3)
+        yield rec
+
+
+def _row_plan(names: list[str]) -> tuple[list[int], list[tuple[str, int]], int, int]:
+    """Where each record key is in a stored row; JSON keys and priority are filled after."""
+    at = {name: i for i, name in enumerate(names)}
+    kinds = dict(MENTION_COLUMNS)
+    json_keys = [(k, at[k]) for k in RECORD_KEYS if k == "terms" or kinds.get(k) == "json"]
+    columns = [at.get(k, at["priority_base"]) for k in RECORD_KEYS]
+    return columns, json_keys, at["priority_base"], at["created_at"]
 
 
 def age(dt: datetime, now: datetime | None = None) -> str:
@@ -127,6 +163,9 @@ def _header(m: Mention, now: datetime, tighter: int) -> Text:
         header.append(f"  ▲{m.reach}")
     if m.intents:
         header.append("  " + " ".join(INTENT_TAG.get(i, i) for i in m.intents), style="yellow")
+    if m.relevance is not None and m.relevance < RELEVANT:
+        # Likely another thing of the same name: said in the header, as it changes what to do.
+        header.append(f"  ~off-topic {m.relevance:.2f}", style="dim")
     header.append(f"  {m.status}", style=STATUS_STYLE.get(m.status))
     if m.terms:
         terms = [safe(t) for t in m.terms]
@@ -222,6 +261,7 @@ class FeedSummary:
     counts: dict[str, int]  # mentions that pass the filters, per status (status filter ignored)
     filtered: bool  # filters other than --status apply
     limit: int | None = None
+    cap: int | None = None  # counts stopped here: a count equal to it means at least that
 
 
 def feed_note(summary: FeedSummary, shown: int) -> str | None:
@@ -231,7 +271,10 @@ def feed_note(summary: FeedSummary, shown: int) -> str | None:
     hidden = {s: n for s, n in summary.counts.items() if n and s not in chosen}
     hidden_part = ""
     if hidden:
-        counts = " and ".join(f"{n} {s}" for s, n in hidden.items())
+        cap = summary.cap
+        counts = " and ".join(
+            f"{n}{'+' if cap and n >= cap else ''} {s}" for s, n in hidden.items()
+        )
         verb = "" if shown else " is" if sum(hidden.values()) == 1 else " are"
         hidden_part = f"{counts}{verb} hidden: --status all"
     if shown == 0:
@@ -242,7 +285,8 @@ def feed_note(summary: FeedSummary, shown: int) -> str | None:
             return f"no {which}mentions match these filters"
         return "no mentions yet: run 'mentionwatch poll' to fetch new ones"
     more = matching - shown
-    parts = [f"{more} more: --limit 0 shows all"] if more > 0 else []
+    capped = summary.cap is not None and any(n >= summary.cap for n in summary.counts.values())
+    parts = [f"{more}{'+' if capped else ''} more: --limit 0 shows all"] if more > 0 else []
     if hidden_part:
         parts.append(hidden_part)
     return "; ".join(parts) or None
@@ -357,6 +401,9 @@ def print_detail(
     field("fetched", iso(m.fetched_at))
     field("polarity", f"{m.polarity:+.3f}" if m.polarity is not None else None)
     field("intents", ", ".join(m.intents))
+    if m.relevance is not None:
+        verdict = "about your product" if m.relevance >= RELEVANT else "probably another thing"
+        field("relevance", f"{m.relevance:.2f} ({verdict})")
     field("in thread" if m.in_thread else "title", m.title)
     for key, label in _CONTEXT_KEYS:
         value = m.extra.get(key)
@@ -444,20 +491,22 @@ def print_templates(console: Console, templates: Any) -> None:
         console.print(line, soft_wrap=True)
 
 
-def write_jsonl(out: IO[str], mentions: Iterable[Mention]) -> int:
+def write_jsonl(out: IO[str], mentions: Iterable[Mention | Mapping[str, Any]]) -> int:
     count = 0
-    for m in mentions:
-        out.write(json.dumps(record(m), ensure_ascii=False) + "\n")
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    write = out.write
+    for rec in records(mentions):
+        write(dumps(rec) + "\n")
         count += 1
     return count
 
 
-def write_json(out: IO[str], mentions: Iterable[Mention]) -> int:
+def write_json(out: IO[str], mentions: Iterable[Mention | Mapping[str, Any]]) -> int:
     count = 0
     out.write("[")
-    for m in mentions:
+    for rec in records(mentions):
         out.write(",\n" if count else "\n")
-        out.write(json.dumps(record(m), ensure_ascii=False))
+        out.write(json.dumps(rec, ensure_ascii=False))
         count += 1
     out.write("\n]\n" if count else "]\n")
     return count
@@ -480,12 +529,11 @@ def csv_cell(value: object) -> str:
     return "'" + text if text.lstrip(" ").startswith(_FORMULA_START) else text
 
 
-def write_csv(out: IO[str], mentions: Iterable[Mention]) -> int:
+def write_csv(out: IO[str], mentions: Iterable[Mention | Mapping[str, Any]]) -> int:
     writer = csv.writer(out)
     writer.writerow(RECORD_KEYS)
     count = 0
-    for m in mentions:
-        rec = record(m)
+    for rec in records(mentions):
         writer.writerow([csv_cell(rec[k]) for k in RECORD_KEYS])
         count += 1
     return count
@@ -515,7 +563,8 @@ def write_plain(out: IO[str], mentions: Iterable[Mention]) -> int:
     return count
 
 
-WRITERS = {
+# Each writes mentions (or export's stored rows, for jsonl/json/csv) and returns the count.
+WRITERS: dict[str, Callable[[IO[str], Iterable[Any]], int]] = {
     "jsonl": write_jsonl,
     "json": write_json,
     "csv": write_csv,

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Protocol
 
+from mentionwatch.models import ANALYZER_NAMES, INTENTS
+
 __all__ = [
     "ANALYZER_NAMES",
     "DEFAULT_ANALYZER",
@@ -26,15 +28,17 @@ __all__ = [
     "LABELS",
     "MASK_TOKEN",
     "Analyzer",
+    "Post",
     "Score",
     "detect_intents",
     "get_analyzer",
     "mask_terms",
     "normalize",
+    "score_post",
+    "score_posts",
 ]
 
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
-INTENTS: tuple[str, ...] = ("question", "complaint", "praise", "request")
 
 # Placeholder for masked brand/product names. Lower-case letters only so every tokenizer
 # (TextBlob, VADER, ours) keeps it as one word, and it is in no sentiment lexicon.
@@ -43,17 +47,75 @@ MASK_TOKEN = "xterm"
 
 @dataclass(frozen=True, slots=True)
 class Score:
-    """Sentiment of one text: a label, a polarity in -1..1 and detected intents."""
+    """Sentiment of one text: a label, a polarity in -1..1 and detected intents.
+
+    ``polarity`` is P(positive) - P(negative) of the default analyzer's calibrated
+    probabilities. ``relevance`` (0..1, is the mention about the term's product?) is set
+    only by analyzers that judge it (the LLM analyzer); the rest leave it to relevance.py.
+    """
 
     label: str  # "positive" | "neutral" | "negative"
     polarity: float  # -1..1
     intents: tuple[str, ...] = ()  # subset of INTENTS, in that order
+    relevance: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """What is scored of one mention: the author's text, and its title as context.
+
+    ``about`` describes the product the mention's terms stand for (from the config), and
+    ``key`` names the mention (the LLM analyzer caches its answers by it).
+    """
+
+    text: str
+    title: str | None = None
+    about: str | None = None
+    key: str | None = None
 
 
 class Analyzer(Protocol):
     name: str
 
     def score(self, text: str) -> Score: ...
+
+
+def score_post(analyzer: Analyzer, post: Post) -> Score:
+    """Score a mention whose title is context and whose body is what the person said.
+
+    The body decides the label whenever it has one; a title only speaks for a neutral (or
+    missing) body, as in "App crashes on start" over a body of steps to reproduce. Intents
+    of the title count when they fit the label: a question or request in a title is still
+    asked; its complaint or praise must agree with the final sentiment.
+    """
+    title = (post.title or "").strip()
+    body = post.text.strip()
+    if not title or not body:
+        return analyzer.score(body or title)
+    b, t = analyzer.score(body), analyzer.score(title)
+    if b.label != "neutral" or t.label == "neutral":
+        label, polarity = b.label, b.polarity
+    else:
+        label = t.label
+        # The title's sign with the body's doubt: halfway between them, never past neutral.
+        polarity = (b.polarity + t.polarity) / 2
+        polarity = max(polarity, 0.0) if label == "positive" else min(polarity, 0.0)
+    agree = {"question": True, "request": True, "complaint": label != "positive",
+             "praise": label == "positive"}  # fmt: skip
+    found = set(b.intents) | {i for i in t.intents if agree[i]}
+    if label == "positive":
+        found.discard("complaint")
+    elif label == "negative":
+        found.discard("praise")
+    return Score(label, polarity, tuple(i for i in INTENTS if i in found), b.relevance)
+
+
+def score_posts(analyzer: Analyzer, posts: Sequence[Post]) -> list[Score]:
+    """Score many mentions; an analyzer that works in batches (the LLM) gets them at once."""
+    batch = getattr(analyzer, "score_posts", None)
+    if batch is not None:
+        return list(batch(posts))
+    return [score_post(analyzer, p) for p in posts]
 
 
 # --------------------------------------------------------------------------- masking
@@ -122,71 +184,128 @@ def normalize(text: str) -> str:
 
 
 # -------------------------------------------------------------------------- intents
-# The patterns run on lower-cased, normalised text (see detect_intents).
+# The patterns run on lower-cased, normalised text. They serve twice: as features of the
+# learned model (``_analyse``) and, for the TextBlob/VADER analyzers, as rules.
 
-# Question openers are matched at the start only (``match``); the rest is searched only
-# when one of its literals occurs, which keeps this cheap for the many texts without.
-_QUESTION_START_RE = re.compile(r"\s*(?:how|what|why|when|where|who|which|whats|anyone|anybody)\b")
-_QUESTION_RE = re.compile(
-    r"\b(?:any ?one|anybody|does anyone) (?:know|tried|else|use|recommend)|"
-    r"\bhow (?:do|can|to|does|long)\b|\bwondering\b"
+# Intent cues are sets of tokens and token pairs ("a b", with "<s>" opening the text), as
+# _analyse() makes them: a C-level set intersection per text, no regex scan.
+#
+# A question: a "?" that ends a word (not "?sslmode=require" in code), or words that open
+# one. No dataset here labels questions, so "question" stays a rule (measured on a
+# hand-labelled sample, see scripts/train_sentiment.py).
+_QMARK_RE = re.compile(r"[\w)\"'’*`]\s?\?+(?:\s|$|[)\"'’*`!.,:;])")
+
+
+def _phrases(text: str) -> frozenset[str]:
+    """A set of "|"-separated phrases (whitespace around each ignored)."""
+    return frozenset(" ".join(p.split()) for p in text.split("|") if p.strip())
+
+
+_QUESTION_PAIRS = _phrases(
+    """<s> how|<s> what|<s> why|<s> where|<s> who|<s> which|<s> whats|<s> what's|
+    <s> is|<s> are|<s> does|<s> do|<s> did|<s> can|<s> could|<s> should|<s> has|<s> have|
+    <s> anyone|<s> anybody|does anyone|anyone know|anybody know|anyone else|anyone tried|
+    anyone using|is there|are there|how do|how does|how can|how long|how much|how come|
+    what is|what's the|wondering if|wondering whether|wondering how|ask hn|any way|any idea|
+    any ideas|can i|can someone|can anyone|could someone|could anyone|should i|do i|do you"""
 )
-_REQUEST_RE = re.compile(
-    r"\b(?:please|pls|plz|kindly|help me|help us|can you|could you|would you|dm me|"
-    r"send me|let me know|need help|need your help|get back to me|fix (?:this|it)|"
-    r"reach out|contact me|call me|email me|assist)\b|\bhelp\W*$"
+# A request: a feature request, or something the author asks the company to do.
+_REQUEST_PAIRS = _phrases(
+    """would love|would like|be nice|be great|be awesome|be cool|be helpful|be useful|
+    please add|please support|please make|please consider|please allow|please implement|
+    please bring|please include|please let|please fix|please give|please provide|
+    please update|please enable|please change|please help|please dm|please contact|pls add|
+    pls fix|plz add|plz fix|add support|add an|add a|add the|support for|feature request|
+    any plans|i wish|wish there|wish it|wish you|hope you|should add|should support|
+    should allow|should include|should offer|should let|need an|needs an|need a|needs a|
+    want an|can you|could you|would you|would it|it possible|allow us|allow me|allow users|
+    let us|ability to|option to|dm me|help me|help us|need help|get back|contact me|email me|
+    call me|bring back|dark mode|an option|a setting|a way"""
 )
-_COMPLAINT_RE = re.compile(
-    r"\b(?:wait(?:ing|ed)?|delay(?:s|ed)?|cancel+(?:ed|ation|ations)?|lost|missing|"
-    r"refund|still|on hold|hold for|nobody|no one|never (?:received|got|arrived|came|"
-    r"showed|answered|responded|replied)|not (?:working|received|happy|helpful)|"
-    r"doesn'?t work|does not work|didn'?t work|broken|stuck|stranded|worst|terrible|"
-    r"awful|horrible|rude|unacceptable|ridiculous|disappoint\w*|frustrat\w*|annoy\w*|"
-    r"useless|crash\w*|bug(?:gy|s)?|outage|down again|charged|overcharged|scam|"
-    r"complain\w*|fail(?:ed|s|ure)?|late|no response|no answer|"
-    r"(?:first|second|third|\d+(?:st|nd|rd|th)) time)\b"
+# Software and service failures: what complaints about a product are made of.
+_FAIL_WORDS = _phrases(
+    """crash|crashes|crashed|crashing|crashy|bug|bugs|buggy|error|errors|broke|broken|breaks|
+    fails|failed|failing|failure|failures|outage|outages|throttled|throttling|throttles|
+    freezes|freezing|froze|frozen|unusable|unresponsive|laggy|lagging|glitch|glitches|glitchy|
+    uninstall|uninstalled|uninstalling|corrupted|corrupt|regression|refund|overcharged|
+    timeout|timeouts"""
 )
+_FAIL_PAIRS = _phrases(
+    """is down|was down|are down|went down|goes down|been down|down again|not working|
+    not loading|not responding|not opening|not syncing|doesn't work|didn't work|won't load|
+    won't open|won't start|won't work|can't connect|can't login|can't log|cannot connect|
+    keeps crashing|keeps failing|keeps dropping|keeps throttling|keeps returning|
+    keeps freezing|hasn't answered|haven't heard|never answered|no response|no reply|
+    no answer|ate my|timed out|timing out|times out|lost my|lost all|still waiting|
+    still broken|still no|still not|not fixed|000 error|wasted my"""
+)
+# First person: a failure that hurts the author, not one a developer describes.
+_MINE = frozenset(["my", "our", "me", "us", "n:my", "n:our", "n:me", "n:us"])
 _PRAISE_RE = re.compile(
     r"\b(?:love[sd]?|loving|great|awesome|amazing|excellent|fantastic|thanks|thank you|"
     r"thx|kudos|best|brilliant|wonderful|perfect|impressed|recommend|props|shout ?out|"
-    r"appreciate\w*|nice|cool|rocks?|superb|well done|good job|helpful)\b"
+    r"appreciate\w*|nice|cool|rocks?|superb|well done|good job|helpful|magic|lovely|neat|"
+    r"generous|painless|killer feature)\b"
 )
-_PRAISE_EMOJI_RE = re.compile(r"[😍🥰❤💕💖👏🙌😊👍]")
-# Literals one of which every _REQUEST_RE / _PLEA_RE match contains: a few C-level
-# substring tests skip the regex scan for most texts.
-_REQUEST_HINTS = (
-    "pl", "kindly", "help", "n you", "d you", "dm me", "send me", "let me know", "need",
-    "get back", "fix", "reach out", "contact me", "call me", "email me", "assist",
-)  # fmt: skip
-_PLEA_HINTS = ("pl", "help", "dm me", "fix", "n you", "d you", "need ", "wh", "how")
+_PRAISE_EMOJI_RE = re.compile(r"[😍🥰❤💕💖👏🙌😊👍✨]")
+
+
+def _tokens(low: str) -> list[str]:
+    """Tokens of lower-cased, normalised text (digits folded to 0, elongations cut)."""
+    return _TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", _DIGIT_RE.sub("0", low)))
+
+
+def _pairs(toks: list[str]) -> list[str]:
+    return [a + " " + b for a, b in zip(["<s>", *toks], [*toks, "</s>"], strict=True)]
+
+
+def _cues(low: str, toks: list[str], pairs: list[str]) -> dict[str, float]:
+    """The intent cue features of a text (see the sets above)."""
+    cues: dict[str, float] = {}
+    if "?" in low and _QMARK_RE.search(low):
+        cues["_q"] = 1.0
+    if not _QUESTION_PAIRS.isdisjoint(pairs):
+        cues["_qopen"] = 1.0
+    if not _REQUEST_PAIRS.isdisjoint(pairs):
+        cues["_req"] = 1.0
+    fails = len(_FAIL_WORDS.intersection(toks)) + len(_FAIL_PAIRS.intersection(pairs))
+    if fails:
+        cues["_fail"] = min(fails, 3)
+    return cues
+
+
+def asks(cues: dict[str, float]) -> bool:
+    """A question: a question mark, or question words that are not a request's politeness
+    ("could you add ..." asks for a feature, not for an answer)."""
+    return "_q" in cues or ("_qopen" in cues and "_req" not in cues)
+
+
+def is_question(low: str) -> bool:
+    """True when lower-cased, normalised text asks something."""
+    toks = _tokens(low)
+    return asks(_cues(low, toks, _pairs(toks)))
 
 
 def detect_intents(text: str, label: str) -> tuple[str, ...]:
-    """Rule-based intents of a mention, in :data:`INTENTS` order.
+    """Rule-based intents of a mention, in :data:`INTENTS` order (the TextBlob and VADER
+    analyzers use these; the default analyzer learned its own from labelled feedback).
 
     ``label`` gates two intents: praise needs a positive label (so "thanks for the 3 hour
     delay" is not praise) and complaint a non-positive one.
     """
-    return _intents(normalize(text).lower(), label)
-
-
-def _intents(low: str, label: str) -> tuple[str, ...]:
+    low = normalize(text).lower()
+    toks = _tokens(low)
+    cues = _cues(low, toks, _pairs(toks))
     found = []
-    if (
-        "?" in low
-        or _QUESTION_START_RE.match(low)
-        or (("any" in low or "how" in low or "wondering" in low) and _QUESTION_RE.search(low))
-    ):
+    if asks(cues):
         found.append("question")
-    # A negative mention is a complaint by definition here; a neutral one only when it
-    # names a typical service failure ("still waiting", "bag lost").
-    if label == "negative" or (label == "neutral" and _COMPLAINT_RE.search(low)):
+    if label == "negative" or (label == "neutral" and ("_fail" in cues or _SERVICE_RE.search(low))):
         found.append("complaint")
     if label == "positive" and (
         _PRAISE_RE.search(low) or (not low.isascii() and _PRAISE_EMOJI_RE.search(low))
     ):
         found.append("praise")
-    if any(hint in low for hint in _REQUEST_HINTS) and _REQUEST_RE.search(low):
+    if "_req" in cues:
         found.append("request")
     return tuple(found)
 
@@ -400,6 +519,9 @@ _PLEA_RE = re.compile(
     r"\b(?:please|pls|plz|help|dm me|fix|can you|could you|need (?:to|a|an|my|help)|"
     r"where is|where's|why is|why does|why can'?t|how (?:long|come|hard|many times))\b"
 )
+# Literals one of which every _PLEA_RE match contains: a few C-level substring tests skip
+# the regex scan for most texts.
+_PLEA_HINTS = ("pl", "help", "dm me", "fix", "n you", "d you", "need ", "wh", "how")
 # "thanks for the rude service", "love waiting 3 hours": gratitude or praise aimed at a
 # service failure is sarcasm.
 _SARCASM_RE = re.compile(
@@ -465,7 +587,7 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], list[str],
         vals = [v for v in map(lexicon.get, toks) if v]
     else:
         keys, vals = _scoped(toks, lexicon)
-    pairs = [a + " " + b for a, b in zip(["<s>", *toks], [*toks, "</s>"], strict=True)]
+    pairs = _pairs(toks)
     if "#" in low:  # hashtags: also the bare word, and its lexicon valence
         for tok in toks:
             if tok[0] == "#" and len(tok) > 2:
@@ -494,6 +616,8 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], list[str],
         dense["_plea"] = 1.0
     if not _SARCASM_TRIGGERS.isdisjoint(toks) and _SARCASM_RE.search(low):
         dense["_sarc"] = 1.0
+    # Intent cues (see the intents section); the model learns how much each counts.
+    dense.update(_cues(low, toks, pairs))
     return keys, pairs, dense
 
 
@@ -528,22 +652,50 @@ def features(text: str, lexicon: dict[str, float]) -> dict[str, float]:
 
 
 _DATA_FILE = "model.bin"
-# Sparse weights are packed as ``neg * 2**32 + pos`` integers (in units of ``scale``) so a
-# whole text is scored with C-level ``sum(map(...))`` calls; the positive part
-# cannot overflow its 32 bits below millions of tokens.
-_PACK = 1 << 32
-_HALF = 1 << 31
+# What the default model predicts, in the order its weights are packed: two sentiment
+# logits (negative - neutral, positive - neutral; softmax is shift invariant, so neutral's
+# is implicitly zero) and one logit per learned intent. Question and praise are rules:
+# no dataset labels questions, and "a positive mention is praise" beat a learned praise
+# model in cross-validation (scripts/train_sentiment.py).
+OUTPUTS: tuple[str, ...] = ("negative", "positive", "complaint", "request")
+# A key's weights are quantised to integers (units of ``scale``) and packed into one Python
+# int, so a whole text is scored with C-level ``sum(map(...))`` calls. Field widths in bits:
+# the two sentiment fields fill one int64 of model.bin, the two intent fields another.
+_WIDTHS = (32, 32, 32, 32)
 # model.bin: magic, uint32 header length, JSON header, then the blobs the header sizes:
-# sparse keys ("\n"-joined UTF-8), lexicon keys (same), packed weights (int64) and
-# lexicon valences (float64), both little-endian. Built by scripts/train_sentiment.py;
-# loading it is a few C-level calls (no JSON parse of 70k numbers).
-_MAGIC = b"MWS1"
+# sparse keys ("\n"-joined UTF-8), lexicon keys (same), packed sentiment weights and packed
+# intent weights (int64 each) and lexicon valences (float64), all little-endian. Built by
+# scripts/train_sentiment.py; loading it is a few C-level calls (no JSON parse of 100k
+# numbers).
+_MAGIC = b"MWS2"
+
+
+def pack(values: Sequence[int]) -> tuple[int, int]:
+    """The two int64 halves (sentiment, intents) of one key's quantised weights."""
+    ints = [0, 0]
+    shift = [0, 0]
+    for value, width, half in zip(values, _WIDTHS, (0, 0, 1, 1), strict=True):
+        ints[half] += value << shift[half]
+        shift[half] += width
+    return ints[0], ints[1]
+
+
+def unpack(total: int) -> list[int]:
+    """The per-output sums of a sum of packed weights (each field's sum is small)."""
+    out = []
+    for width in _WIDTHS:
+        half = 1 << (width - 1)
+        value = ((total + half) & ((1 << width) - 1)) - half
+        out.append(value)
+        total = (total - value) >> width
+    return out
 
 
 def read_model(raw: bytes) -> tuple[dict, dict[str, int], dict[str, float]]:
-    """Header, packed sparse weights and lexicon of a ``model.bin`` payload."""
+    """Header, packed sparse weights (see :func:`unpack`) and lexicon of a ``model.bin``."""
     import json
     from array import array
+    from operator import add, lshift
     from sys import byteorder
 
     if raw[:4] != _MAGIC:
@@ -554,23 +706,35 @@ def read_model(raw: bytes) -> tuple[dict, dict[str, int], dict[str, float]]:
     for size in header["sizes"]:
         blobs.append(raw[start : start + size])
         start += size
-    keys, lex_keys, packed_raw, lex_raw = blobs
-    packed, valences = array("q"), array("d")
-    packed.frombytes(packed_raw)
+    keys, lex_keys, sent_raw, intent_raw, lex_raw = blobs
+    sent, intent, valences = array("q"), array("q"), array("d")
+    sent.frombytes(sent_raw)
+    intent.frombytes(intent_raw)
     valences.frombytes(lex_raw)
     if byteorder != "little":
-        packed.byteswap()
-        valences.byteswap()
+        for arr in (sent, intent, valences):
+            arr.byteswap()
+    packed = map(add, sent, map(lshift, intent, repeat(64)))
     weights = dict(zip(keys.decode().split("\n"), packed, strict=True))
     lexicon = dict(zip(lex_keys.decode().split("\n"), valences, strict=True))
     return header, weights, lexicon
 
 
-class MentionwatchAnalyzer:
-    """The default: a compact linear model trained on SemEval tweets plus lexicons.
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one feature added to the logits of a text (see ``explain``)."""
 
-    Pure Python at run time. The weights (``sentiment_data/model.bin``) are read when
-    the analyzer is constructed, which :func:`get_analyzer` defers to first use.
+    feature: str  # a word, "a b" bigram, "n:word" (negated), "c:<wor" 4-gram, or a "_rule"
+    weights: tuple[float, ...]  # one per OUTPUTS entry, already times the feature's count
+
+
+class MentionwatchAnalyzer:
+    """The default: a compact linear model for sentiment and intents.
+
+    Trained on SemEval tweets and labelled software feedback (Stack Overflow, GitHub,
+    app reviews) plus lexicons; pure Python at run time. The weights
+    (``sentiment_data/model.bin``) are read when the analyzer is constructed, which
+    :func:`get_analyzer` defers to first use.
     """
 
     name = "mentionwatch"
@@ -590,31 +754,138 @@ class MentionwatchAnalyzer:
         model, self._packed, self._lexicon = read_model(raw)
         self._units = _UnitCache(self._packed)
         self._scale: float = model["scale"]
-        # Dense features and bias: (negative - neutral, positive - neutral) float pairs;
-        # softmax is shift invariant, so the neutral column is implicitly zero.
+        # Dense features and biases: one float per OUTPUTS entry. The temperature
+        # calibrates the sentiment probabilities (fitted on cross-validated predictions).
         self._dense: dict[str, list[float]] = model["dense"]
         self._bias: list[float] = model["bias"]
+        self._temperature: float = model.get("temperature", 1.0)
+        # A complaint said in neutral words ("the build broke") is still a negative mention.
+        self._complaint_negative: bool = model.get("complaint_negative", False)
+        # … and a negative mention of a product is a complaint about it.
+        self._negative_complaint: bool = model.get("negative_complaint", False)
+        # … and naming a failure ("broke", "is down", "hasn't answered") is a complaint.
+        self._fail_complaint: bool = model.get("fail_complaint", False)
+        # A neutral mention naming a failure is negative: "any" failure cue, one the
+        # complaint model also believes ("complaint"), one that hurts the author ("mine":
+        # "broke my build"), or never ("").
+        self._fail_negative: str = model.get("fail_negative", "")
+        # A request cue ("please add", "would love", "any plans") is a request by itself.
+        self._cue_request: bool = model.get("cue_request", False)
+        # A wish ("would love dark mode") is a request, not praise, unless this is set.
+        self._praise_with_request: bool = model.get("praise_with_request", True)
+        self.version: str = model.get("version", "")
+
+    def logits(self, low: str) -> list[float]:
+        """Raw logits (OUTPUTS order) of lower-cased, normalised text."""
+        return self._logits(*_analyse(low, self._lexicon))
+
+    def _logits(self, units: list[str], pairs: list[str], dense: dict[str, float]) -> list[float]:
+        total = sum(map(self._units.__getitem__, units)) + sum(
+            map(self._packed.get, pairs, repeat(0))
+        )
+        scale = self._scale
+        out = [b + v * scale for b, v in zip(self._bias, unpack(total), strict=True)]
+        for key, value in dense.items():
+            w = self._dense.get(key)
+            if w is not None:
+                out = [o + wi * value for o, wi in zip(out, w, strict=True)]
+        return out
 
     def score(self, text: str) -> Score:
         low = normalize(text).lower()
         units, pairs, dense = _analyse(low, self._lexicon)
-        total = sum(map(self._units.__getitem__, units)) + sum(
-            map(self._packed.get, pairs, repeat(0))
-        )
-        pos_units = (total + _HALF) % _PACK - _HALF
-        neg = self._bias[0] + (total - pos_units) // _PACK * self._scale
-        pos = self._bias[1] + pos_units * self._scale
-        for key, value in dense.items():
-            w = self._dense.get(key)
-            if w is not None:
-                neg += w[0] * value
-                pos += w[1] * value
+        return self._decide(self._emoji_only(units, dense) or self._logits(units, pairs, dense),
+                            asks(dense), self._failure(units, dense), "_req" in dense)  # fmt: skip
+
+    def _failure(self, units: list[str], dense: dict[str, float]) -> str:
+        """ "mine" when a failure is said to hurt the author ("broke my build"), "any" for
+        another failure cue, "" for none."""
+        if "_fail" not in dense and "_svc" not in dense and "_still" not in dense:
+            return ""  # no software failure, service failure ("on hold") or unresolved state
+        return "mine" if not _MINE.isdisjoint(units) else "any"
+
+    @staticmethod
+    def _emoji_only(units: list[str], dense: dict[str, float]) -> list[float] | None:
+        """Logits for a mention of nothing but emoji or emoticons ("😍", "@user 😡"): the
+        training tweets hold too few to learn them, so their lexicon valence decides."""
+        if "_lex0" in dense or any(u[0].isalnum() and u != "http" for u in units):
+            return None
+        valence = dense.get("_lex+", 0.0) - dense.get("_lex-", 0.0)
+        return [-valence * 2.0, valence * 2.0, 0.0, -1.0]
+
+    def _decide(
+        self, z: list[float], question: bool, failure: str = "", cue_request: bool = False
+    ) -> Score:
+        neg, pos = z[0] / self._temperature, z[1] / self._temperature
         # Softmax over (neg, 0, pos); polarity = P(positive) - P(negative).
         top = max(neg, pos, 0.0)
         e_neg, e_neu, e_pos = math.exp(neg - top), math.exp(-top), math.exp(pos - top)
         polarity = (e_pos - e_neg) / (e_neg + e_neu + e_pos)
         label = "negative" if neg > pos and neg > 0.0 else "positive" if pos > 0.0 else "neutral"
-        return Score(label, round(polarity, 4), _intents(low, label))
+        if label == "neutral" and (
+            (z[2] > 0.0 and self._complaint_negative)
+            or (failure and self._fail_negative == "any")
+            or (failure and z[2] > 0.0 and self._fail_negative == "complaint")
+            or (failure == "mine" and self._fail_negative == "mine")
+        ):
+            label = "negative"
+            polarity = min(polarity, -0.05)
+        intents = ["question"] if question else []
+        # Intent thresholds are folded into the biases (logit > 0 means yes). A complaint
+        # is never positive: a mention that is both is the other way round (sarcasm, "love
+        # the product, hate the bug"). A positive mention of a product praises it.
+        if label != "positive" and (
+            z[2] > 0.0
+            or (label == "negative" and self._negative_complaint)
+            or (failure and self._fail_complaint)
+        ):
+            intents.append("complaint")
+        request = z[3] > 0.0 or (cue_request and self._cue_request)
+        if label == "positive" and (self._praise_with_request or not request):
+            intents.append("praise")
+        if request:
+            intents.append("request")
+        return Score(label, round(polarity, 4), tuple(intents))
+
+    def explain(self, text: str, top: int = 8) -> tuple[Score, list[Contribution]]:
+        """The score of ``text`` and the features that moved it most, largest first.
+
+        A unigram's contribution includes its character 4-grams (that is how the model
+        scores it); the biases are left out (they are the same for every text).
+        """
+        low = normalize(text).lower()
+        units, pairs, dense = _analyse(low, self._lexicon)
+        scale = self._scale
+        sums: dict[str, list[float]] = {}
+        for key in [*units, *pairs]:
+            packed = self._units[key] if key in units else self._packed.get(key, 0)
+            if packed:
+                row = sums.setdefault(key, [0.0] * len(OUTPUTS))
+                for i, v in enumerate(unpack(packed)):
+                    row[i] += v * scale
+        for key, value in dense.items():
+            w = self._dense.get(key)
+            if w is not None:
+                sums[key] = [wi * value for wi in w]
+        score = self._decide(self._logits(units, pairs, dense), asks(dense),
+                             self._failure(units, dense), "_req" in dense)  # fmt: skip
+        rows = [Contribution(k, tuple(round(x, 3) for x in v)) for k, v in sums.items()]
+        rows.sort(key=lambda c: _relevant_weight(c, score), reverse=True)
+        return score, rows[:top]
+
+
+def _relevant_weight(c: Contribution, score: Score) -> float:
+    """How much a feature pushed towards (or away from) the label and intents chosen."""
+    neg, pos = c.weights[0], c.weights[1]
+    moved = (
+        abs(neg) + abs(pos)
+        if score.label == "neutral"
+        else abs(
+            (neg if score.label == "negative" else pos)
+            - (pos if score.label == "negative" else neg)
+        )
+    )
+    return moved + sum(abs(w) for w in c.weights[2:])
 
 
 _FACTORIES: dict[str, Callable[[], Analyzer]] = {
@@ -622,7 +893,6 @@ _FACTORIES: dict[str, Callable[[], Analyzer]] = {
     "textblob": TextBlobAnalyzer,
     "vader": VaderAnalyzer,
 }
-ANALYZER_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 DEFAULT_ANALYZER: str = "mentionwatch"
 _INSTANCES: dict[str, Analyzer] = {}
 
@@ -630,9 +900,12 @@ _INSTANCES: dict[str, Analyzer] = {}
 def get_analyzer(name: str | None = None) -> Analyzer:
     """Return the (cached) analyzer called ``name``; ``None`` means the default.
 
-    Raises ValueError for an unknown name, listing the valid ones.
+    Raises ValueError for an unknown name, listing the valid ones. The "llm" analyzer needs
+    the config and the database: ``tagging.analyzer_for`` builds it.
     """
     key = DEFAULT_ANALYZER if name is None else name.strip().lower()
+    if key == "llm":
+        raise ValueError("the llm analyzer is built from the config: use tagging.analyzer_for")
     if key not in _FACTORIES:
         raise ValueError(f"unknown analyzer {name!r} (choose from: {', '.join(ANALYZER_NAMES)})")
     if key not in _INSTANCES:

@@ -11,6 +11,10 @@ from datetime import datetime
 
 from mentionwatch.models import Mention, utcnow
 
+# freshness = FLOOR + (1 - FLOOR) * 0.5 ** (age_hours / HALF_LIFE_HOURS)
+FLOOR = 0.25
+HALF_LIFE_HOURS = 24.0
+
 
 def priority(
     label: str,
@@ -31,14 +35,27 @@ def priority(
       log-scaled so a celebrity does not drown everyone else; unknown reach counts as 0.
     - freshness (0.25..1): ``0.25 + 0.75 * 0.5 ** (age_hours / 24)``; a day-old mention
       weighs 0.625 of a new one, and old mentions never drop to zero.
+
+    ``urgency * audience`` does not change with time: the store keeps it (base_priority),
+    so the feed can rank by priority from indexes (store.Store.mentions).
     """
-    base = {"negative": 3.0, "neutral": 1.5, "positive": 1.0}.get(label, 1.5)
+    return base_priority(label, polarity, intents, reach) * freshness(age_hours)
+
+
+def base_priority(
+    label: str | None, polarity: float | None, intents: Sequence[str], reach: int | None
+) -> float:
+    """urgency * audience: the part of priority that does not age (always >= 1)."""
+    base = {"negative": 3.0, "neutral": 1.5, "positive": 1.0}.get(label or "neutral", 1.5)
     bonus = {"complaint": 2.0, "question": 1.5, "request": 1.0, "praise": 0.5}
     urgency = base + sum(bonus.get(i, 0.0) for i in set(intents))
-    urgency += max(0.0, -max(-1.0, min(1.0, polarity)))
+    urgency += max(0.0, -max(-1.0, min(1.0, polarity or 0.0)))
     audience = 1.0 + math.log10(1.0 + max(0, reach or 0)) / 2.0
-    freshness = 0.25 + 0.75 * 0.5 ** (max(0.0, age_hours) / 24.0)
-    return urgency * audience * freshness
+    return urgency * audience
+
+
+def freshness(age_hours: float) -> float:
+    return FLOOR + (1 - FLOOR) * 0.5 ** (max(0.0, age_hours) / HALF_LIFE_HOURS)
 
 
 def by_priority(mentions: Iterable[Mention], limit: int | None = None) -> list[Mention]:

@@ -363,6 +363,11 @@ TermOpt = Annotated[
     list[str] | None,
     choice_option("--term", TERM, "Only for this term; repeat for any of several.", "TERM"),
 ]
+RelevantOpt = Annotated[
+    bool,
+    typer.Option("--relevant", help="Only mentions about your product (relevance at least "
+                 "0.5; unscored ones too)."),
+]  # fmt: skip
 SentimentOpt = Annotated[
     list[str] | None,
     choice_option("--sentiment", Choice(SENTIMENTS, "sentiment"),
@@ -404,9 +409,11 @@ def build_filters(
     search: str | None,
     intents: Sequence[str] | None = None,
     default_status: str = "open",
+    relevant: bool = False,
 ) -> Filters:
     """Filters from validated options; each list means "any of", `all` every status."""
     from mentionwatch.models import Filters, parse_since
+    from mentionwatch.relevance import THRESHOLD
     from mentionwatch.store import check_search
 
     chosen = tuple(dict.fromkeys(statuses or (default_status,)))
@@ -424,6 +431,7 @@ def build_filters(
         statuses=() if "all" in chosen else chosen,
         search=search,
         intents=tuple(dict.fromkeys(intents or ())),
+        min_relevance=THRESHOLD if relevant else None,
     )
 
 

@@ -16,6 +16,7 @@ from mentionwatch.cli.app import (
     IntentOpt,
     NoPagerOpt,
     OpenStatusOpt,
+    RelevantOpt,
     SearchOpt,
     SentimentOpt,
     SinceOpt,
@@ -39,7 +40,10 @@ if TYPE_CHECKING:
     from mentionwatch.render import FeedSummary
     from mentionwatch.store import Store
 
-SORT_ORDERS = ("newest", "priority")
+SORT_ORDERS = ("newest", "priority", "relevance")
+# The note under the feed counts what it left out up to this many per status ("1000+ more"):
+# counting every row of a large database would cost more than showing the feed.
+COUNT_CAP = 1000
 
 
 def _feed_formats(ctx: object = None) -> tuple[str, ...]:
@@ -63,12 +67,13 @@ def feed(
     status: OpenStatusOpt = None,
     search: SearchOpt = None,
     intent: IntentOpt = None,
+    relevant: RelevantOpt = False,
     sort: Annotated[
         str,
         choice_option(
             "--sort",
             Choice(SORT_ORDERS, "order"),
-            "newest first, or priority: what to answer first.",
+            "newest first; priority: what to answer first; relevance: best --search match.",
             "ORDER",
         ),
     ] = "newest",
@@ -99,21 +104,20 @@ def feed(
       mentionwatch feed --source reddit --source hackernews --intent question
       mentionwatch feed --search '"dark mode" OR theme*' --status all
       mentionwatch feed --search 'author:alice -spam'
+      mentionwatch feed --relevant --sort priority
       mentionwatch feed --sentiment positive --format ids | mentionwatch handle -
     """
     from mentionwatch import render
 
     state.pager = state.pager and not no_pager
-    filters = build_filters(since, source, term, sentiment, status, search, intent)
+    filters = build_filters(since, source, term, sentiment, status, search, intent,
+                            relevant=relevant)  # fmt: skip
     cfg = load_config()
     store = open_store(cfg, readonly=True)
-    from mentionwatch.triage import by_priority
-
     cap = limit if limit > 0 else None
-    if sort == "priority":
-        mentions = iter(by_priority(store.mentions(filters), cap))
-    else:
-        mentions = store.mentions(filters, limit=cap)
+    if sort == "relevance" and not filters.search:
+        fail("--sort relevance ranks --search results: give --search TEXT")
+    mentions = store.mentions(filters, limit=cap, order=sort)
     if fmt in render.WRITERS:
         shown = render.WRITERS[fmt](sys.stdout, mentions)
         if sys.stdout.isatty():  # a person is reading: say what the data leaves out
@@ -126,11 +130,7 @@ def feed(
     from mentionwatch.echoes import Folded
 
     # The rich feed shows a retweeted or cross-posted text once, with who repeated it.
-    if sort == "priority":
-        everything = iter(by_priority(store.mentions(filters)))
-    else:
-        everything = store.mentions(filters)
-    entries = Folded(store, filters, everything)
+    entries = Folded(store, filters, store.mentions(filters, order=sort))
     summary = _summary(store, filters, cap)
     patterns = _term_patterns(cfg)
     links = render.supports_hyperlinks(os.environ, sys.stdout.isatty())
@@ -144,13 +144,28 @@ def _summary(store: Store, filters: Filters, limit: int | None) -> FeedSummary:
     from mentionwatch.render import FeedSummary
 
     narrowed = replace(filters, statuses=()) != Filters(statuses=())
-    return FeedSummary(filters.statuses, store.count_by_status(filters), narrowed, limit)
+    counts = store.count_by_status(filters, cap=COUNT_CAP)
+    return FeedSummary(filters.statuses, counts, narrowed, limit, COUNT_CAP)
+
+
+class _TermPatterns(dict):
+    """Highlighting patterns by term name, compiled when a shown mention needs them: a
+    config may hold thousands of terms, and the feed shows a few mentions."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.queries = {t.name: t.query for t in cfg.terms}
+
+    def get(self, name: str, default: object = None) -> object:
+        if name not in self and name in self.queries:
+            from mentionwatch.query import atom_pattern, parse
+
+            self[name] = [atom_pattern(a) for a in parse(self.queries[name]).atoms()]
+        return super().get(name, default)
 
 
 def _term_patterns(cfg: Config) -> dict[str, list]:
-    from mentionwatch.query import atom_pattern, parse
-
-    return {t.name: [atom_pattern(a) for a in parse(t.query).atoms()] for t in cfg.terms}
+    return _TermPatterns(cfg)
 
 
 @app.command()
@@ -207,10 +222,14 @@ def _thread(
 
 
 def _set_status(refs: list[str], status: str, note: str | None) -> None:
-    store = open_store(load_config())
+    from mentionwatch import relevance
+
+    cfg = load_config()
+    store = open_store(cfg)
     ids = resolve(store, refs)
     echoes = [i for i in store.echoes_of(ids) if i not in ids]  # a group is one feed entry
     changed = store.set_status(ids + echoes, status, note)
+    relevance.learn_now(cfg, store)  # the decision teaches relevance (see relevance.py)
     also = f" (with {len(echoes)} echo(es))" if echoes else ""
     say(f"{changed} of {len(ids) + len(echoes)} mention(s) marked {status}{also}")
 
@@ -269,6 +288,7 @@ def export(
     status: AllStatusOpt = None,
     search: SearchOpt = None,
     intent: IntentOpt = None,
+    relevant: RelevantOpt = False,
     fmt: Annotated[
         str | None,
         choice_option(
@@ -303,9 +323,10 @@ def export(
     from mentionwatch import render
 
     fmt = fmt or _format_for(output)
-    filters = build_filters(since, source, term, sentiment, status, search, intent, "all")
+    filters = build_filters(since, source, term, sentiment, status, search, intent, "all",
+                            relevant)  # fmt: skip
     store = open_store(load_config(), readonly=True)
-    mentions = store.mentions(filters, order="oldest")
+    mentions = store.rows(filters, order="oldest")  # rows: no Mention built per row
     if output is None:
         count = render.WRITERS[fmt](sys.stdout, mentions)
         if not count and sys.stdout.isatty():

@@ -1,0 +1,126 @@
+"""Feed at 10k, 100k and 1M mentions: every filter and order, own work and whole process.
+
+    python benchmarks/feed_scaling.py [--sizes 10000,100000,1000000] [--runs 5]
+
+Databases of corpus mentions (benchmarks/corpus.py, written in bulk) at each size. For each
+filter and order the feed offers:
+- own work: in the process, what `feed --limit 20` reads (the 20 mentions and the note's
+  capped counts), median of --runs;
+- whole process: `mentionwatch feed --limit 20 --format jsonl …` wall time, median;
+and the anchor, in the same run: `sqlite-utils rows DB mentions --limit 20` (whole process)
+on the 100k database. Printed: the time at each size, the ratio largest/smallest size (the
+target: <= 1.5, an order served by an index stays flat), and feed/sqlite-utils at 100k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import corpus
+
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+CASES: dict[str, list[str]] = {
+    "default (open, newest)": [],
+    "--since 7d": ["--since", "7d"],
+    "--source x": ["--source", "x"],
+    "--term stonebase": ["--term", "stonebase"],
+    "--sentiment negative": ["--sentiment", "negative"],
+    "--intent complaint": ["--intent", "complaint"],
+    "--status all": ["--status", "all"],
+    "--search WORD": ["--search", "kalo"],
+    "--search WORD --sort relevance": ["--search", "kalo", "--sort", "relevance"],
+    "--sort priority": ["--sort", "priority"],
+    "--sort priority --sentiment negative": ["--sort", "priority", "--sentiment", "negative"],
+}
+
+
+def own_work(db: Path, args: list[str], runs: int) -> float:
+    """The feed's reads, in this process (options through the CLI's own parsing)."""
+    from mentionwatch.cli import mentions as cli_mentions
+    from mentionwatch.cli.app import build_filters
+    from mentionwatch.store import Store
+
+    opts = dict(zip(args[::2], args[1::2], strict=True))
+    filters = build_filters(
+        opts.get("--since"), [opts["--source"]] if "--source" in opts else None,
+        [opts["--term"]] if "--term" in opts else None,
+        [opts["--sentiment"]] if "--sentiment" in opts else None,
+        [opts["--status"]] if "--status" in opts else None, opts.get("--search"),
+        [opts["--intent"]] if "--intent" in opts else None,
+    )  # fmt: skip
+    order = opts.get("--sort", "newest")
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        store = Store(db, readonly=True)
+        shown = list(store.mentions(filters, limit=20, order=order))
+        store.count_by_status(filters, cap=cli_mentions.COUNT_CAP)
+        store.close()
+        times.append(time.perf_counter() - start)
+        assert shown or "--since" in opts, args
+    return statistics.median(times)
+
+
+def whole(argv: list[str], runs: int) -> float:
+    subprocess.run(argv, capture_output=True, env=ENV, check=True)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, capture_output=True, env=ENV, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.toml"
+        config.write_text('[[terms]]\nname = "pebblebase"\nquery = "pebblebase"\n\n'
+                          '[[terms]]\nname = "stonebase"\nquery = "stonebase"\n')  # fmt: skip
+        config.chmod(0o600)
+        dbs = {}
+        for size in sizes:
+            dbs[size] = Path(tmp) / f"{size}.db"
+            start = time.perf_counter()
+            corpus.build_db(str(dbs[size]), size)
+            print(f"built {size} mentions in {time.perf_counter() - start:.0f} s", flush=True)
+        cli = [sys.executable, "-m", "mentionwatch", "--config", str(config)]
+        anchor_size = 100_000 if 100_000 in dbs else sizes[-1]
+        utils = shutil.which("sqlite-utils") or "sqlite-utils"
+        anchor = whole([utils, "rows", str(dbs[anchor_size]), "mentions", "--limit", "20"],
+                       args.runs)  # fmt: skip
+        print(f"\nanchor: sqlite-utils rows DB mentions --limit 20 at {anchor_size}: "
+              f"{anchor * 1000:.0f} ms\n")  # fmt: skip
+        head = " | ".join(f"{s // 1000}k ms" for s in sizes)
+        print(f"| feed --limit 20 | own work {head} | own {sizes[-1] // 1000}k/"
+              f"{sizes[0] // 1000}k | whole process {head} | whole {sizes[-1] // 1000}k/"
+              f"{sizes[0] // 1000}k | whole / sqlite-utils at {anchor_size // 1000}k |")
+        print("|---|" + "---:|" * (2 * len(sizes) + 3))
+        for name, case in CASES.items():
+            own = [own_work(dbs[s], case, args.runs) for s in sizes]
+            process = [whole([*cli, "--db", str(dbs[s]), "feed", "--limit", "20", "-f", "jsonl",
+                              *case], max(3, args.runs // 2)) for s in sizes]  # fmt: skip
+            at_anchor = process[sizes.index(anchor_size)]
+            print(f"| {name} | " + " | ".join(f"{t * 1000:.1f}" for t in own)
+                  + f" | {own[-1] / own[0]:.2f} | "
+                  + " | ".join(f"{t * 1000:.0f}" for t in process)
+                  + f" | {process[-1] / process[0]:.2f} | {at_anchor / anchor:.2f} |",
+                  flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Ingest speed: Store.save_page against raw sqlite3 doing the same work, in one run.
+
+    python benchmarks/ingest.py [--count 20000] [--rounds 3]
+
+Both sides save the same realistic mentions (benchmarks/corpus.py: ~300 characters, Zipf
+words; 15% found by a second term, so they arrive twice, as two jobs of a poll deliver
+them) in pages of 100, one transaction per page with the cursor, into a fresh database
+with mentionwatch's schema (unique key, term rows, FTS5 external-content index kept by
+triggers, the feed's indexes, echo keys and signatures).
+
+What the anchor does, with plain sqlite3 statements: per page, one lookup of the known
+keys, an executemany INSERT of the new rows, the term rows, the reach update of known
+ones, the echo key and signature rows, the query that finds which new mentions share an
+echo key with an earlier one and, for those, the candidate query; the cursor upsert.
+What it does not do (mentionwatch does, in Python): build the rows from Mentions, normalise
+the texts and compute their MinHash keys (the anchor's are computed before the clock
+starts), compare echo candidates word by word, compute priority. So the ratio is
+mentionwatch's whole cost per mention against SQLite's cost of the same writes and reads.
+
+"with the default analyzer": mentionwatch also tags each new mention as a poll does
+(terms masked, the default analyzer); the anchor stays the same.
+Ratios are anchor time / mentionwatch time (higher is better; 1.0 = SQLite's speed), the
+median of `--rounds` interleaved rounds (the machine is shared: ratios, not absolute times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import corpus
+
+from mentionwatch import echoes
+from mentionwatch.models import Mention, iso
+from mentionwatch.store import (
+    _INSERT_COLUMNS,
+    Store,
+    _candidate_query,
+    _row,
+    _sharing_keys,
+)
+
+PAGE = 100
+
+
+def arrivals(count: int) -> list[tuple[str, list[Mention]]]:
+    """(scope, page) in the order a poll saves them: every mention under its first term,
+    then the 15% that a second term also finds, again, under that term."""
+    base = corpus.mentions(count)
+    pages = [(corpus.TERMS[0], base[i : i + PAGE]) for i in range(0, count, PAGE)]
+    second = [m for m in base if corpus.TERMS[1] in m.terms]
+    for i in range(0, len(second), PAGE):
+        again = [Mention(source=m.source, native_id=m.native_id, text=m.text,
+                         created_at=m.created_at, url=m.url, author=m.author, reach=m.reach,
+                         terms=[corpus.TERMS[1]]) for m in second[i : i + PAGE]]  # fmt: skip
+        pages.append((corpus.TERMS[1], again))
+    return pages
+
+
+def copy(pages: list[tuple[str, list[Mention]]]) -> list[tuple[str, list[Mention]]]:
+    """Fresh Mention objects (save_page sets ids on them)."""
+    return [(scope, [Mention(source=m.source, native_id=m.native_id, text=m.text,
+                             created_at=m.created_at, url=m.url, author=m.author,
+                             reach=m.reach, terms=list(m.terms)) for m in page])
+            for scope, page in pages]  # fmt: skip
+
+
+def run_mentionwatch(pages: list[tuple[str, list[Mention]]], db: Path, tag: bool) -> float:
+    store = Store(db)
+    tagger = None
+    if tag:
+        from mentionwatch.query import parse
+        from mentionwatch.sentiment import get_analyzer, mask_terms
+
+        analyzer = get_analyzer()
+        atoms = {t: parse(t).atoms() for t in corpus.TERMS}
+
+        def tagger(ms: list[Mention]) -> None:
+            new = store.unknown_keys([m.key for m in ms])  # as Poller._tag_new
+            for m in ms:
+                if m.key in new:
+                    score = analyzer.score(mask_terms(m.text, [a for t in m.terms
+                                                               for a in atoms[t]]))  # fmt: skip
+                    m.sentiment, m.polarity, m.intents = (score.label, score.polarity,
+                                                          score.intents)  # fmt: skip
+
+        tagger(pages[0][1][:1])  # the analyzer's one-time load is not ingest
+    start = time.perf_counter()
+    for n, (scope, page) in enumerate(pages):
+        if tagger is not None:
+            tagger(page)
+        store.save_page("hackernews", scope, page, f"cursor-{n}")
+    elapsed = time.perf_counter() - start
+    store.close()
+    return elapsed
+
+
+def prepare_anchor(pages: list[tuple[str, list[Mention]]]) -> list[tuple[str, list, list]]:
+    """Everything the anchor writes, computed before its clock starts."""
+    prepared = []
+    for scope, page in pages:
+        rows, echo = [], []
+        for m in page:
+            rows.append((_row(m), list(m.terms)))
+            sig = echoes.signature(echoes.text_of(m.text, m.title))
+            echo.append((m.key, sig, sig.band_keys(), iso(m.created_at)))
+        prepared.append((scope, rows, echo))
+    return prepared
+
+
+def run_anchor(prepared: list[tuple[str, list, list]], db: Path) -> float:
+    import sqlite3
+    from datetime import timedelta
+
+    from mentionwatch.models import parse_iso
+
+    Store(db).close()  # the same schema
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    columns = ", ".join(_INSERT_COLUMNS)
+    marks = ",".join("?" * len(_INSERT_COLUMNS))
+    window = timedelta(days=echoes.WINDOW_DAYS)
+    start = time.perf_counter()
+    for n, (scope, rows, echo) in enumerate(prepared):
+        conn.execute("BEGIN IMMEDIATE")
+        keys = [r[0][0] for r in rows]
+        known = {k: (i, reach) for i, k, reach in conn.execute(
+            f"SELECT id, key, reach FROM mentions WHERE key IN ({','.join('?' * len(keys))})",
+            keys)}  # fmt: skip
+        new_rows = [r for r in rows if r[0][0] not in known]
+        conn.executemany(
+            f"INSERT INTO mentions ({columns}) VALUES ({marks}) ON CONFLICT(key) DO NOTHING",
+            [r[0] for r in new_rows],
+        )
+        ids = {k: i for i, k in conn.execute(
+            f"SELECT id, key FROM mentions WHERE key IN ({','.join('?' * len(keys))})", keys)}
+        conn.executemany(
+            "INSERT INTO mention_terms (mention_id, term) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(ids[r[0][0]], t) for r in rows for t in r[1]],
+        )
+        reach_col = _INSERT_COLUMNS.index("reach")
+        moved = [(r[0][reach_col], known[r[0][0]][0]) for r in rows
+                 if r[0][0] in known and r[0][reach_col] != known[r[0][0]][1]]  # fmt: skip
+        conn.executemany("UPDATE mentions SET reach = ? WHERE id = ?", moved)
+        filed = {}
+        for key, sig, band_keys, created in echo:
+            if key in known:
+                continue
+            moment = parse_iso(created)
+            filed[ids[key]] = (sig, band_keys, iso(moment - window), iso(moment + window),
+                               None, created)  # fmt: skip
+        conn.executemany(
+            "INSERT INTO echo_keys (key, created_at, mention_id) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [(k, f[5], i) for i, f in filed.items() for k in set(f[1])],
+        )
+        conn.executemany("INSERT INTO echo_sigs (mention_id, signature) VALUES (?, ?)",
+                         [(i, f[0].dumps()) for i, f in filed.items()])  # fmt: skip
+        for mention_id in _sharing_keys(conn, filed):  # the same two queries, SQL only
+            sig, band_keys, lo, hi, _, _ = filed[mention_id]
+            conn.execute(*_candidate_query(mention_id, band_keys, lo, hi)).fetchall()
+        conn.execute(
+            "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT(source, scope) "
+            "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            ("hackernews", scope, f"cursor-{n}", "2026-01-01T00:00:00Z"),
+        )
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    pages = arrivals(args.count)
+    total = sum(len(p) for _, p in pages)
+    prepared = prepare_anchor(pages)
+    results: dict[str, list[float]] = {"plain": [], "analyzer": []}
+    anchors: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for label in ("plain", "analyzer"):
+                for side in (("mw", "anchor") if r % 2 == 0 else ("anchor", "mw")):
+                    db = Path(tmp) / f"{label}-{side}-{r}.db"
+                    if side == "anchor":
+                        anchor = run_anchor(prepared, db)
+                        anchors.append(anchor)
+                    else:
+                        mine = run_mentionwatch(copy(pages), db, tag=label == "analyzer")
+                results[label].append(anchor / mine)
+                print(f"round {r + 1} {label:8}: mentionwatch {args.count / mine:7.0f} "
+                      f"mentions/s, anchor {args.count / anchor:7.0f}/s, ratio "
+                      f"{anchor / mine:.2f}", flush=True)  # fmt: skip
+    print(f"\n{args.count} mentions ({total} saves) in pages of {PAGE}, {args.rounds} rounds")
+    print("| what | ratio to raw sqlite3, same work (median; range) |\n|---|---|")
+    for label, name in (("plain", "Store.save_page"),
+                        ("analyzer", "with the default analyzer, as a poll tags")):  # fmt: skip
+        values = results[label]
+        print(f"| {name} | {statistics.median(values):.2f} "
+              f"({min(values):.2f}–{max(values):.2f}) |")
+
+
+if __name__ == "__main__":
+    main()

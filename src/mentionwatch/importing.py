@@ -1,0 +1,262 @@
+"""Importing archives: twarc2 JSONL (X/Twitter), mentionwatch's own JSONL export, and CSV
+with the export's columns (ours, or another tool's export mapped to them).
+
+Streamed: lines are read and saved in pages of PAGE (one transaction each, like a poll's
+page), so memory stays flat and a killed import repeats work but never duplicates (keys
+dedupe). Text from a file is outside text: made inert before it is matched and stored.
+Mentions without terms are matched against the configured terms; those without a
+sentiment are tagged as a poll tags them. No alerts are queued: an archive is not news.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from mentionwatch.errors import UsageError
+from mentionwatch.models import MENTION_COLUMNS, Mention, parse_iso
+from mentionwatch.text import inert_fields
+
+if TYPE_CHECKING:
+    from mentionwatch.config import Config
+    from mentionwatch.store import Store
+
+FORMATS = ("jsonl", "csv", "twarc")
+PAGE = 500
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ImportError_(UsageError):
+    """A file that cannot be imported at all (unknown format, unreadable)."""
+
+
+@dataclass
+class ImportReport:
+    read: int = 0
+    new: int = 0
+    unmatched: int = 0  # no configured term matched (and no --term given)
+    problems: list[str] = field(default_factory=list)  # "FILE:LINE: what is wrong"
+    bad: int = 0
+
+
+def sniff(name: str, first: str) -> str:
+    """The format of a file from its name and first line."""
+    lower = name.lower()
+    if lower.endswith(".csv"):
+        return "csv"
+    line = first.strip()
+    if not line.startswith("{"):
+        if "," in line and "text" in line:
+            return "csv"
+        raise ImportError_(f"cannot tell the format of {name}: pass --format {'|'.join(FORMATS)}")
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        raise ImportError_(f"{name}:1: not JSON; pass --format csv for a CSV file") from None
+    if isinstance(obj, dict) and "key" in obj and "source" in obj:
+        return "jsonl"
+    if isinstance(obj, dict) and ("data" in obj or ("id" in obj and "text" in obj)):
+        return "twarc"
+    raise ImportError_(
+        f"{name}:1: neither a mentionwatch export (key, source, text…) nor twarc2 output "
+        "(data, includes): pass --format"
+    )
+
+
+def read(lines: Iterable[str], fmt: str, name: str) -> Iterator[tuple[int, Mention | str]]:
+    """(line number, Mention or a problem) for each item of the file."""
+    if fmt == "csv":
+        yield from _csv(lines, name)
+        return
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, f"{name}:{number}: not JSON ({exc.msg})"
+            continue
+        items = _twarc(obj, name, number) if fmt == "twarc" else [_record(obj, name, number)]
+        for item in items:
+            yield number, item
+
+
+def _record(obj: Any, name: str, number: int) -> Mention | str:
+    """One mentionwatch JSONL record (the keys the export writes)."""
+    where = f"{name}:{number}"
+    if not isinstance(obj, dict):
+        return f"{where}: not an object"
+    key = obj.get("key")
+    if not isinstance(key, str) or ":" not in key:
+        return f'{where}: "key" must be "<source>:<native id>"'
+    source, native_id = key.split(":", 1)
+    try:
+        created = parse_iso(str(obj.get("created_at") or ""))
+        fetched = obj.get("fetched_at")
+        values: dict[str, Any] = {}
+        for column, kind in MENTION_COLUMNS:
+            if column in ("source", "native_id", "created_at", "fetched_at", "echo_of"):
+                continue  # echo_of names an id of the other database: regrouped here
+            if column in obj and obj[column] is not None:
+                value = obj[column]
+                values[column] = tuple(value) if kind == "json" and isinstance(value, list) \
+                    else value  # fmt: skip
+        m = Mention(source=source, native_id=native_id, created_at=created,
+                    fetched_at=parse_iso(fetched) if fetched else None,
+                    **{"text": "", **values})  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        return f"{where}: {exc}"
+    if not isinstance(m.text, str):
+        return f'{where}: "text" must be a string'
+    terms = obj.get("terms")
+    m.terms = [t for t in terms if isinstance(t, str)] if isinstance(terms, list) else []
+    return m
+
+
+def _csv(lines: Iterable[str], name: str) -> Iterator[tuple[int, Mention | str]]:
+    reader = csv.DictReader(lines)
+    if not reader.fieldnames or not {"key", "text", "created_at"} <= set(reader.fieldnames):
+        raise ImportError_(f"{name}:1: a CSV import needs the export's columns "
+                           "(at least key, text, created_at)")  # fmt: skip
+    kinds = dict(MENTION_COLUMNS)
+    for row in reader:
+        number = reader.line_num
+        obj: dict[str, Any] = {}
+        for column, cell in row.items():
+            if column is None or cell is None:
+                continue
+            value: Any = _unneutralised(cell)
+            if value == "":
+                value = None
+            elif column in ("terms", "intents"):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            elif column in ("reach", "id", "echo_of"):
+                value = _number(value, int)
+            elif column == "polarity":
+                value = _number(value, float)
+            elif kinds.get(column) == "json":
+                value = json.loads(value)
+            obj[column] = value
+        yield number, _record(obj, name, number)
+
+
+def _unneutralised(cell: str) -> str:
+    """A cell as the export wrote it before the apostrophe that stops spreadsheet formulas."""
+    if cell.startswith("'") and cell[1:].lstrip(" ").startswith(_FORMULA_START):
+        return cell[1:]
+    return cell
+
+
+def _number(value: str, kind: Callable[[str], Any]) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        return None
+
+
+def _twarc(obj: Any, name: str, number: int) -> list[Mention | str]:
+    """twarc2's output: a response page (data + includes.users), or one flattened post."""
+    from mentionwatch.http import SourceError
+    from mentionwatch.sources.common import Obj
+    from mentionwatch.sources.x import to_mention
+
+    where = f"{name}:{number}"
+    if not isinstance(obj, dict):
+        return [f"{where}: not an object"]
+    if isinstance(obj.get("data"), list):
+        posts = obj["data"]
+        includes = obj.get("includes")
+        listed = includes.get("users", []) if isinstance(includes, dict) else []
+        users = {u.get("id"): u for u in listed if isinstance(u, dict)}
+    else:  # twarc2 flatten: the author is inside the post
+        posts = [obj]
+        author = obj.get("author")
+        users = {obj.get("author_id"): author} if isinstance(author, dict) else {}
+    result: list[Mention | str] = []
+    for i, post in enumerate(posts):
+        try:
+            m = to_mention(Obj(post, f"{where}: post {i + 1}"), users)
+        except SourceError as exc:
+            result.append(str(exc))
+            continue
+        if m is not None:
+            result.append(m)
+    return result
+
+
+def run(
+    config: Config,
+    store: Store,
+    handle: IO[str],
+    name: str,
+    fmt: str | None = None,
+    term: str | None = None,
+    advance: Callable[[int], None] = lambda done: None,
+) -> ImportReport:
+    """Import one file (or stdin); `term` puts every mention under that term."""
+    from mentionwatch.query import Matcher
+
+    first = handle.readline()
+    fmt = fmt or sniff(name, first)
+    report = ImportReport()
+    matcher = Matcher(list(config.terms))
+    tag = _tagger(config, store)
+
+    def lines() -> Iterator[str]:
+        if first:
+            yield first
+        yield from handle
+
+    page: list[Mention] = []
+    for _, item in read(lines(), fmt, name):
+        if isinstance(item, str):
+            report.bad += 1
+            if len(report.problems) < 5:
+                report.problems.append(item)
+            continue
+        report.read += 1
+        m = inert_fields(item)
+        if term:
+            m.terms = list(dict.fromkeys([*m.terms, term]))
+        elif not m.terms:
+            m.terms = matcher.matching_terms(m.source, m.match_text)
+        if not m.terms:
+            report.unmatched += 1
+            continue
+        page.append(m)
+        if len(page) == PAGE:
+            report.new += _save(store, page, tag)
+            advance(report.read)
+            page = []
+    report.new += _save(store, page, tag)
+    advance(report.read)
+    return report
+
+
+def _save(store: Store, page: list[Mention], tag: Callable[[list[Mention]], None]) -> int:
+    if not page:
+        return 0
+    new = store.unknown_keys([m.key for m in page])
+    tag([m for m in page if m.key in new and m.sentiment is None])
+    return store.save_page("import", "import", page, None)
+
+
+def _tagger(config: Config, store: Store) -> Callable[[list[Mention]], None]:
+    """Tags mentions as a poll does (tagging.Tagger: terms masked, the configured analyzer,
+    relevance), loading the analyzer only when a mention needs it."""
+    tagger = None
+
+    def tag(mentions: list[Mention]) -> None:
+        nonlocal tagger
+        if not mentions:
+            return
+        if tagger is None:
+            from mentionwatch.tagging import Tagger, analyzer_for
+
+            tagger = Tagger(config, store, analyzer_for(config, store))
+        tagger.tag(mentions)
+
+    return tag
