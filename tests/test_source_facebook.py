@@ -323,3 +323,18 @@ def test_private_reply_dry_run_says_where_it_goes(project):
     assert ("Private message, as a private reply on Messenger to Marta Kowalski (one per "
             "comment)") in " ".join(result.out.split())  # fmt: skip
     assert len(project.web.requests) == before
+
+
+def test_a_public_then_private_template_runs_once_and_a_retry_sends_nothing(project):
+    pair = ('\n[templates.sorry-then-dm]\npublic = "Sorry {author}, sent you a message."\n'
+            'private = "Hi {author}, which branch was it?"\n')  # fmt: skip
+    polled(project, LONG_LOOKBACK + pair)
+    platform = project.web.platform("facebook")
+    first = project.run("reply", MARTA, "--template", "sorry-then-dm", "--yes")
+    assert first.code == 0, first.err
+    assert len(platform.comments_posted) == 1 and len(platform.private_replies) == 1
+    # Meta allows one private reply: the same one again is a retry, not a second message.
+    again = project.run("reply", MARTA, "--template", "sorry-then-dm", "--yes")
+    assert again.code == 0, again.err
+    assert "already replied" in again.err and "already sent this private message" in again.err
+    assert len(platform.comments_posted) == 1 and len(platform.private_replies) == 1

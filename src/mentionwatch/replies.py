@@ -159,16 +159,22 @@ class Target:
 
 
 def target(
-    config: Config, store: Store, mention: Mention, client: object = None, private: bool = False
+    config: Config,
+    store: Store,
+    mention: Mention,
+    client: object = None,
+    private: bool = False,
+    text: str | None = None,
 ) -> Target:
     """Where a reply to `mention` goes; ReplyError (exit 2) when it cannot go anywhere: no
-    write credentials, or, privately, no private messages on that platform."""
+    write credentials, or, privately, no private messages on that platform (or none left:
+    a message already sent with this `text` is a retry, not another one)."""
     from mentionwatch.poller import build_source
 
     cls = registry().get(mention.source)
     settings = config.sources.get(mention.source)
     if private:
-        return _private_target(config, store, mention, client)
+        return _private_target(config, store, mention, client, text)
     if cls is None or not cls.can_reply or settings is None:
         link = mention.reply_url or mention.url
         return Target(mention, None, link)
@@ -181,7 +187,9 @@ def target(
     return Target(mention, source, source.reply_link(mention))
 
 
-def _private_target(config: Config, store: Store, mention: Mention, client: object) -> Target:
+def _private_target(
+    config: Config, store: Store, mention: Mention, client: object, text: str | None
+) -> Target:
     from mentionwatch.poller import build_source
 
     cls = registry().get(mention.source)
@@ -200,7 +208,7 @@ def _private_target(config: Config, store: Store, mention: Mention, client: obje
     if problem is None and cls.messages_per_mention is not None:
         sent = [r for r in store.replies(mention.id or 0)
                 if r["kind"] == "private" and r["outcome"] == "posted"]  # fmt: skip
-        if len(sent) >= cls.messages_per_mention:
+        if len(sent) >= cls.messages_per_mention and all(r["text"] != text for r in sent):
             problem = (
                 f"{mention.source}: {mention.author or 'this author'} already got the private "
                 f"message the platform allows per item ({sent[0]['attempted_at']}); go on in "
@@ -260,7 +268,7 @@ def post(config: Config, store: Store, mention: Mention, step: Step, keep_open: 
 
     async def run() -> Posted:
         async with open_client(config.poll) as client:
-            where = target(config, store, mention, client, private=step.private)
+            where = target(config, store, mention, client, private=step.private, text=text)
             assert where.source is not None
             where.check_length(text)
             if unknown:

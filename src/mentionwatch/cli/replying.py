@@ -100,15 +100,23 @@ def reply(
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if m.echo_of is not None:
         m = _original_first(store, m, interactive)
-    # Where each step goes is settled before any text is written or sent: a template whose
-    # private half cannot be delivered here fails before its public half is posted.
+    # Where each step goes is settled before anything is sent (or written in $EDITOR): a
+    # template whose private half cannot be delivered here fails before its public half.
     kinds = replies.step_kinds(template, cfg.templates, private)
-    targets = {k: replies.target(cfg, store, m, private=k == "private") for k in kinds}
+    editing = text is None and not template
+    steps = (
+        None if editing else replies.reply_steps(m, text, template, cfg.templates, False, private)
+    )
+    texts = {step.kind: step.text for step in steps or []}
+    targets = {k: replies.target(cfg, store, m, private=k == "private", text=texts.get(k))
+               for k in kinds}  # fmt: skip
     # Text written in $EDITOR is kept in a draft file until it is posted.
-    draft = replies.draft_path(m) if text is None and not template and interactive else None
+    draft = replies.draft_path(m) if editing and interactive else None
     sent = False
     try:
-        steps = replies.reply_steps(m, text, template, cfg.templates, interactive, private, draft)
+        if steps is None:
+            steps = replies.reply_steps(m, text, template, cfg.templates, interactive, private,
+                                        draft)  # fmt: skip
         plan = [(step, targets[step.kind]) for step in steps]
         sent = _send(store, cfg, m, plan, dry_run=dry_run, yes=yes, keep_open=keep_open,
                      interactive=interactive)  # fmt: skip
