@@ -338,3 +338,16 @@ def test_a_public_then_private_template_runs_once_and_a_retry_sends_nothing(proj
     assert again.code == 0, again.err
     assert "already replied" in again.err and "already sent this private message" in again.err
     assert len(platform.comments_posted) == 1 and len(platform.private_replies) == 1
+
+
+def test_a_hostile_id_never_becomes_part_of_a_url(project):
+    platform = project.web.platform("facebook")
+    platform.posts[0]["comments"][0]["id"] = f"../../{PAGE_ID}/messages"
+    project.write_config(CONFIG + LONG_LOOKBACK, poll_settings=False)
+    result = project.run("poll")
+    assert result.code == 1
+    assert 'has "id": "../../104738291022334/messages", not a Graph id' in result.err
+    assert not project.web.seen(f"/facebook/v25.0/{PAGE_ID}/messages")
+    # Paging never follows the `next` link the answer carries (it names graph.facebook.com:
+    # following it would have left the loopback web): only our own URL and the cursor.
+    assert all(r.path.startswith("/facebook/v25.0/") for r in project.web.seen("/facebook/"))

@@ -179,3 +179,11 @@ def test_no_direct_messages_on_threads(project):
     result = project.run("reply", DOWN, "Hi", "--private", "--dry-run")
     assert result.code == 2
     assert "threads has no direct messages in its API" in result.err
+
+
+def test_a_wrong_budget_type_is_a_config_error_naming_the_line(project):
+    project.write_config(CONFIG + 'max_searches_per_day = "lots"\n')
+    result = project.run("poll")
+    assert result.code == 2
+    assert "sources.threads.max_searches_per_day: expected an integer" in result.err
+    assert "config.toml:9: " in result.err  # file:line
