@@ -535,7 +535,7 @@ class _Parser:
         return tuple(rules)
 
     def alert_rule(self, key: str, raw: dict[str, Any], context: Any) -> AlertRule:
-        from mentionwatch.alerts import ALERT_EVENTS, RULE_FILTERS, AlertRule
+        from mentionwatch.alerts import ALERT_EVENTS, COUNTED_FILTERS, RULE_FILTERS, AlertRule
 
         self.only(key, raw, {*_ALERT_KEYS, *RULE_FILTERS})
         problem = None
@@ -555,9 +555,19 @@ class _Parser:
         if on not in ALERT_EVENTS:
             valid = ", ".join(ALERT_EVENTS)
             raise self.fail(f"{key}.on", f"unknown event {on!r} (expected one of: {valid})")
+        for k in raw:
+            if on not in _EVENT_KEYS.get(k, ALERT_EVENTS):
+                only = " or ".join(f'on = "{e}"' for e in _EVENT_KEYS[k])
+                raise self.fail(f"{key}.{k}", f"only for {only} rules (this one is on = {on!r})")
         filters = {}
         for filter_name, spec in RULE_FILTERS.items():
             if filter_name in raw:
+                if on != "mention" and filter_name not in COUNTED_FILTERS:
+                    raise self.fail(
+                        f"{key}.{filter_name}",
+                        f"not available for on = {on!r} rules: they count mentions by "
+                        f"{', '.join(COUNTED_FILTERS)}",
+                    )
                 try:
                     filters[filter_name] = spec.read(raw[filter_name], context)
                 except ValueError as exc:
@@ -570,13 +580,42 @@ class _Parser:
         if cap is not None and self.check_type(f"{key}.max_per_hour", cap, int, "a count") < 1:
             raise self.fail(f"{key}.max_per_hour", f"expected at least 1, got {cap}")
         group = self.check_type(f"{key}.group", raw.get("group", True), bool, "true or false")
-        optional = {}
+        optional: dict[str, Any] = {}
         if "max_age" in raw:
             optional["max_age"] = self.duration(f"{key}.max_age", raw["max_age"])
+        if on == "digest":
+            optional["every"] = self.every(f"{key}.every", raw)
+        if on == "spike":
+            optional["spike"] = self.spike_settings(key, raw)
+            optional["follow_up"] = self.check_type(
+                f"{key}.follow_up", raw.get("follow_up", False), bool, "true or false"
+            )
         return AlertRule(
             name=name, to=to, command=command, on=on, filters=filters, secret=secret or None,
             max_per_hour=cap, group=group, problem=problem, **optional,
         )  # fmt: skip
+
+    def every(self, key: str, raw: dict[str, Any]) -> Any:
+        from mentionwatch.alerts import Every
+
+        if "every" not in raw:
+            raise self.fail(key, f"a digest rule needs a schedule: {Every.HELP}")
+        try:
+            return Every.parse(raw["every"])
+        except ValueError as exc:
+            raise self.fail(key, str(exc)) from None
+
+    def spike_settings(self, key: str, raw: dict[str, Any]) -> dict[str, float]:
+        """A spike rule's own thresholds (spikes.SpikeSettings' defaults otherwise)."""
+        settings: dict[str, float] = {}
+        for name, (expected, what, low, high) in _SPIKE_KEYS.items():
+            if name in raw:
+                value = self.check_type(f"{key}.{name}", raw[name], expected, what)
+                if not low <= value <= high:
+                    raise self.fail(f"{key}.{name}", f"expected {what} from {low:g} to {high:g}, "
+                                    f"got {value!r}")  # fmt: skip
+                settings[name] = value
+        return settings
 
     def alert_channels(self, key: str, raw: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
         """A rule's `to` URLs and its `command`; at least one of them."""
@@ -614,7 +653,26 @@ def _without_unset(value: Any) -> Any:
 
 
 # Keys of an [[alerts]] rule besides its filters (alerts.RULE_FILTERS).
-_ALERT_KEYS = ("name", "on", "to", "command", "secret", "max_age", "max_per_hour", "group")
+_ALERT_KEYS = (
+    "name", "on", "to", "command", "secret", "max_age", "max_per_hour", "group",
+    "every", "min_count", "min_ratio", "p_value", "follow_up",
+)  # fmt: skip
+# The keys only some events take (the others take every event).
+_EVENT_KEYS = {
+    "max_age": ("mention",),
+    "group": ("mention",),
+    "every": ("digest",),
+    "min_count": ("spike",),
+    "min_ratio": ("spike",),
+    "p_value": ("spike",),
+    "follow_up": ("spike",),
+}
+# A spike rule's thresholds: type, what it is, and the range that makes sense.
+_SPIKE_KEYS: dict[str, tuple[Any, str, float, float]] = {
+    "min_count": (int, "a count of mentions", 1, 100000),
+    "min_ratio": ((int, float), "a ratio to the expected count", 1, 1000),
+    "p_value": ((int, float), "a probability", 1e-12, 0.05),
+}
 
 
 def config_error(config: Config, key: str, reason: str) -> ConfigError:

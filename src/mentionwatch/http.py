@@ -44,7 +44,12 @@ if TYPE_CHECKING:
 
 DEFAULT_USER_AGENT = f"mentionwatch/{__version__} (command-line mention monitor; +https://pypi.org/project/mentionwatch/)"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
-NO_RETRY_MARKERS = ("usage-capped", "throttle_violation")
+NO_RETRY_MARKERS = (
+    "usage-capped",
+    "throttle_violation",
+    "ACCESS_LIMIT_REACHED",
+    "RATE_LIMIT_EXCEEDED",
+)
 _SECRET_PARAMS = {"key", "token", "access_token", "password", "client_secret", "api_key", "apikey"}
 # Reset headers, in the order they are trusted. Their formats differ by platform (seconds
 # until, epoch seconds, or an ISO datetime); reset_delay() tells them apart.
@@ -264,6 +269,8 @@ def message_in(data: Any) -> str | None:
         name, number = data.get("error_name"), data.get("error_id")
         head = f"{name} ({number})" if name and number is not None else name or number
         return f"{head}: {data['error_message']}" if head is not None else data["error_message"]
+    if isinstance(data.get("code"), str) and isinstance(data.get("description"), str):
+        return f"{data['code']}: {data['description']}"  # Yelp's {"error": {code, description}}
     name, message = data.get("error"), data.get("message") or data.get("error_description")
     if isinstance(name, str) and isinstance(message, str) and name != message:
         return f"{name}: {message}"  # XRPC and OAuth errors: a name and a message
@@ -609,8 +616,10 @@ class Http:
         return wait
 
     def _should_retry(self, response: httpx.Response) -> bool:
-        # Refusals that a retry only prolongs: X's "usage-capped" (the credits are gone) and
-        # Stack Exchange's "throttle_violation" (an IP ban that repeats extend).
+        # Refusals that a retry only prolongs: X's "usage-capped" (the credits are gone),
+        # Stack Exchange's "throttle_violation" (an IP ban that repeats extend) and Yelp's
+        # "ACCESS_LIMIT_REACHED" (the day's calls are spent), App Store Connect's
+        # "RATE_LIMIT_EXCEEDED" (a rolling hour is spent).
         if response.status_code in (429, 502) and any(
             marker.encode() in response.content[:2000] for marker in NO_RETRY_MARKERS
         ):

@@ -167,9 +167,10 @@ class Job:
     source: str
     scope: str  # the cursor's name: a term name, a feed URL, "tag:acme@instance"…
     term: Term | None = None
-    # An owned channel (comments on your own Page, media you are tagged in): every item is
-    # addressed to you, so one that names no term is still kept, filed under this term.
-    addressed: str | None = None
+    # The founder's own channel, app or business (YouTube channel comments, app reviews, a
+    # Yelp page): every item is about the product, so one that names no term still belongs to
+    # every term that applies to the source ("crashes on login", one star).
+    owned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,7 @@ class Filters:
     statuses: tuple[str, ...] = ("open",)  # (): every status
     search: str | None = None  # the --search language (store.fts_query)
     intents: tuple[str, ...] = ()
+    until: datetime | None = None  # created before this (a digest's period ends here)
     min_relevance: float | None = None  # relevance at least this (unscored ones pass)
 
 

@@ -183,13 +183,11 @@ class Poller:
 
     def _verified(self, mentions: list[Mention], job: Job) -> list[Mention]:
         kept = []
+        owned = [t.name for t in self.config.terms if t.applies_to(job.source)] if job.owned else []
         for m in mentions:
             if account_key(m.author) in self.ignored:
                 continue
-            m.terms = self.matcher.matching_terms(m.source, m.match_text)
-            # On an owned channel (your Page's comments) every item is addressed to you.
-            if not m.terms and job.addressed:
-                m.terms = [job.addressed]
+            m.terms = self.matcher.matching_terms(m.source, m.match_text) or owned
             if m.terms:
                 kept.append(m)
         return kept
@@ -285,7 +283,7 @@ class SourceOverview:
     new: int = 0
     fetched: int = 0
     errors: list[str] = field(default_factory=list)
-    usage: str | None = None  # the platform quota last seen used (Threads searches, Meta %)
+    usage: str | None = None  # the quota or budget left, where the source counts it
 
 
 def source_overview(config: Config, store: Store) -> list[SourceOverview]:
@@ -317,6 +315,12 @@ def _credentials(source: Source) -> str:
     missing = source.missing_credentials()
     if missing:
         return missing.split(": ", 1)[-1]
+    if source.credentials():
+        return source.credentials() or ""
+    if source.oauth is not None:  # acting as the user: whether `auth` was run, never a token
+        from mentionwatch.oauth import Tokens
+
+        return Tokens(source, source.oauth).status()
     secrets = [k for k, o in source.options.items() if o.secret]
     if source.required:
         return "present"

@@ -700,7 +700,15 @@ def _rule_summary(rule: Any) -> str:
             parts.append(f"query: {' OR '.join(' '.join(a) for a in value.alternatives)}")
         else:
             parts.append(f"{name} {value:g}")
-    parts.append(f"max_age {_duration(rule.max_age)}")
+    if rule.on == "mention":
+        parts.append(f"max_age {_duration(rule.max_age)}")
+    elif rule.on == "spike":
+        parts += [f"{name} {value:g}" for name, value in rule.spike.items()]
+        parts.append("per term" + (" and sentiment" if "sentiment" in rule.filters else ""))
+        if rule.follow_up:
+            parts.append("says when it is over")
+    else:
+        parts.append(f"every {rule.every} ({_zone_label()})")
     if rule.max_per_hour:
         parts.append(f"at most {rule.max_per_hour} messages/hour")
     if rule.secret:
@@ -708,8 +716,21 @@ def _rule_summary(rule: Any) -> str:
     return "; ".join(parts)
 
 
-def print_alert_log(console: Console, rows: Sequence[Any]) -> None:
-    """`alerts log`: recent messages, newest first."""
+def _zone_label() -> str:
+    from mentionwatch.trends import local_zone, zone_name
+
+    return f"{zone_name(local_zone())} time"
+
+
+# What one delivery of each kind of rule is about, for `alerts log`.
+_DELIVERY_NOUN = {"mention": "mention", "spike": "pile-up", "digest": "digest"}
+
+
+def print_alert_log(
+    console: Console, rows: Sequence[Any], events: Mapping[str, str] | None = None
+) -> None:
+    """`alerts log`: recent messages, newest first; `events` maps rule names to what they
+    fire on."""
     from rich.text import Text
 
     if not rows:
@@ -721,7 +742,8 @@ def print_alert_log(console: Console, rows: Sequence[Any]) -> None:
         line.append("ok    " if ok else "FAIL  ", style="green" if ok else "bold red")
         line.append(f"{safe(row['alert'])} → {safe(row['label'])}")
         count = row["deliveries"]
-        what = "test" if row["test"] else f"{count} mention{'s' if count != 1 else ''}"
+        noun = _DELIVERY_NOUN.get((events or {}).get(row["alert"], ""), "delivery")
+        what = "test" if row["test"] else f"{count} {noun}{'s' if count != 1 else ''}"
         line.append(f"  {what}: {safe(row['outcome'])}", style="dim")
         console.print(line, soft_wrap=True)
 
@@ -854,8 +876,7 @@ def print_sources(console: Console, rows: Sequence[Any]) -> None:
     from rich.text import Text
 
     table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
-    usage = any(row.usage for row in rows)  # the column only where a source has a quota
-    for column in ("source", "state", "credentials", "last poll", *(["usage"] if usage else [])):
+    for column in ("source", "state", "credentials", "last poll"):
         table.add_column(column, overflow="fold")
     styles = {"enabled": "green", "disabled": "yellow", "not configured": "dim"}
     now = utcnow()
@@ -865,10 +886,12 @@ def print_sources(console: Console, rows: Sequence[Any]) -> None:
             last = Text(f"{age(row.last_poll, now)} ago: {row.new} new of {row.fetched} fetched")
             if row.errors:
                 last.append(f"; {len(row.errors)} failed: {safe(row.errors[0])}", style="red")
-        cells = [Text(safe(row.usage or ""), style="dim")] if usage else []
         table.add_row(row.name, Text(row.state, style=styles.get(row.state, "")),
-                      Text(safe(row.credentials)), last, *cells)  # fmt: skip
+                      Text(safe(row.credentials)), last)  # fmt: skip
     console.print(table)
+    for row in rows:  # quotas and budgets the sources count (YouTube's units, Yelp's calls)
+        if row.usage:
+            console.print(Text(f"{row.name}: {safe(row.usage)}"), soft_wrap=True)
 
 
 def print_checks(console: Console, checks: Sequence[Any]) -> None:

@@ -849,6 +849,14 @@ class Store:
         )
         return {(a, c, s): n for a, c, s, n in rows}
 
+    def last_subject(self, alert: str, event: str) -> str | None:
+        """The greatest subject queued for an alert's events of one kind (digests: the end of
+        the last period queued, as ISO 8601 UTC, which sorts as text)."""
+        row = self.conn.execute(
+            "SELECT max(subject) FROM outbox WHERE alert = ? AND event = ?", (alert, event)
+        ).fetchone()
+        return row[0] if row else None
+
     def get_cursor(self, source: str, scope: str) -> str | None:
         row = self.conn.execute(
             "SELECT value FROM cursors WHERE source = ? AND scope = ?", (source, scope)
@@ -1476,6 +1484,9 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
     if f.since is not None:
         clauses.append("m.created_at >= ?")
         params.append(iso(f.since))
+    if f.until is not None:
+        clauses.append("m.created_at < ?")
+        params.append(iso(f.until))
     if f.sources:
         clauses.append(f"m.source IN ({','.join('?' * len(f.sources))})")
         params.extend(f.sources)

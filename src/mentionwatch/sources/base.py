@@ -28,6 +28,7 @@ class Posted:
 if TYPE_CHECKING:
     from mentionwatch.config import PollSettings, SourceSettings
     from mentionwatch.http import Http
+    from mentionwatch.oauth import Spec
 
 
 class State(Protocol):
@@ -63,6 +64,9 @@ class Source:
     no_messages: ClassVar[str] = (
         "has no private messages in its API: reply in public, or reach them another way"
     )
+    # How `mentionwatch auth NAME` obtains a user token (oauth.py), for sources that act as a
+    # user; None: the source needs no authorization flow.
+    oauth: ClassVar[Spec | None] = None
 
     def __init__(
         self, settings: SourceSettings, http: Http, state: State, poll: PollSettings
@@ -89,12 +93,11 @@ class Source:
         return [Job(self.name, t.name, t) for t in terms if t.applies_to(self.name)]
 
     def owned_jobs(self, terms: Sequence[Term], scopes: Sequence[str]) -> list[Job]:
-        """Jobs that read the founder's own page or account: every item is addressed to them,
-        and one that names no term is filed under the first term that applies here."""
-        mine = [t for t in terms if t.applies_to(self.name)]
-        if not mine:
+        """Jobs that read the founder's own page or account (Job.owned), when a term applies
+        here at all: without one, what they find could be filed under none."""
+        if not any(t.applies_to(self.name) for t in terms):
             return []
-        return [Job(self.name, scope, addressed=mine[0].name) for scope in scopes]
+        return [Job(self.name, scope, owned=True) for scope in scopes]
 
     def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         raise NotImplementedError
@@ -117,6 +120,16 @@ class Source:
         """The time a cursor of an earlier release stood at (a bare time, or JSON)."""
         return common.legacy_mark(cursor)
 
+    def credentials(self) -> str | None:
+        """What `sources` says about this source's credentials, when the generic line (set,
+        missing, optional) would mislead; never a value."""
+        return None
+
+    def usage(self) -> str | None:
+        """What the platform's quota or budget has left, from what the last polls recorded
+        (no request): one line for `sources`, or None when the source keeps no count."""
+        return None
+
     async def check(self) -> str:
         """One cheap (authenticated, where the source has auth) call; a line saying what works.
 
@@ -128,11 +141,6 @@ class Source:
         """The posts this mention replies to (its parent, and the thread's root when that is
         another post), fetched from the platform; [] when it starts a thread."""
         return []
-
-    def usage(self) -> str | None:
-        """The platform quota this source last saw used (from its state, without a call),
-        for `sources`; None when it has none worth showing."""
-        return None
 
     def reply_link(self, mention: Mention) -> str | None:
         """The web page where a person replies by hand."""

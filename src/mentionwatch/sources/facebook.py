@@ -7,8 +7,8 @@ Config (`[sources.facebook]`):
            pages_manage_engagement (replies), plus pages_messaging for private replies.
   posts    how many of the Page's newest posts have their comments read each poll (25).
 
-Every comment and post found here is addressed to the Page, so it is kept even when it names
-no term (filed under the first term that applies). Meta has no list of plain-text mentions
+Every comment and post found here is addressed to the Page (an owned job): kept even when it
+names no term, under every term that applies. Meta has no list of plain-text mentions
 of a Page elsewhere. Replies are comments as the Page; `reply --private` is Meta's private
 reply: one Messenger message per comment or visitor post, within 7 days of it.
 """

@@ -166,6 +166,11 @@ def serve_demo(folder: Path, port: int, say: Callable[[str], None]) -> None:
         web.stop()
 
 
+# Platforms added after the README's examples were written: their mentions are numbered after
+# the others', so `reply 4` or `show 13` in the README keeps naming the same mention.
+LATER_PLATFORMS = ("appstore", "devto", "googleplay", "lobsters", "producthunt", "yelp", "youtube")
+
+
 def _build(web: LoopbackWeb, folder: Path, hook: str) -> tuple[Path, int]:
     """Write the config and a fresh database: a real poll into a staging file, its mentions
     saved again in key order (stable IDs), then a real poll of the final database so its
@@ -185,7 +190,8 @@ def _build(web: LoopbackWeb, folder: Path, hook: str) -> tuple[Path, int]:
         standalone_mode=False)  # fmt: skip
     source, target = Store(staging), Store(db)
     try:
-        mentions = sorted(source.mentions(Filters(statuses=())), key=lambda m: m.key)
+        mentions = sorted(source.mentions(Filters(statuses=())),
+                          key=lambda m: (m.source in LATER_PLATFORMS, m.key))  # fmt: skip
         for m in mentions:
             target.save_page(m.source, "demo", [m], None)
     finally:
