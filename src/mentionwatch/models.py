@@ -109,6 +109,11 @@ class Mention:
         return "\n".join(x for x in (self.title, self.text, self.url) if x)
 
     @property
+    def addressed(self) -> bool:
+        """Found where customers address the founder (their Page, app, channel: Job.owned)."""
+        return self.extra.get("addressed") is True
+
+    @property
     def in_thread(self) -> bool:
         """True when `title` is the thread's, not this mention's own."""
         return self.extra.get("kind") == "comment"
