@@ -40,7 +40,9 @@ def test_the_full_example_loads(tmp_path, monkeypatch):
     assert cfg.terms[0].name == "acme"
     assert cfg.sources["reddit"].get("client_secret") == "value-of-reddit_client_secret"
     assert "value-of-x_bearer_token" in cfg.secrets()
-    assert cfg.templates["thanks"].startswith("Thanks {author}")
+    assert cfg.templates["thanks"].public.startswith("Thanks {author}")
+    pair = cfg.templates["sorry-then-dm"]
+    assert pair.public.startswith("Sorry about") and pair.private.startswith("Hi {author}")
     assert cfg.poll.interval == 300
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 from collections import Counter
@@ -19,26 +20,12 @@ from pathlib import Path
 import pytest
 from conftest import Project, all_platforms
 
+from mentionwatch.testing import platforms
 from mentionwatch.testing.server import HTML_BLOCKED, LoopbackWeb
 
 MB = 2**20
-PLATFORMS = (
-    "appstore",
-    "bluesky",
-    "devto",
-    "github",
-    "googleplay",
-    "hackernews",
-    "lobsters",
-    "mastodon",
-    "producthunt",
-    "reddit",
-    "rss",
-    "stackexchange",
-    "x",
-    "yelp",
-    "youtube",
-)
+# Every platform the loopback web plays: a new one joins the matrix by being there.
+PLATFORMS = tuple(sorted(m.name for m in pkgutil.iter_modules(platforms.__path__)))
 JSON_PLATFORMS = tuple(p for p in PLATFORMS if p != "rss")
 
 

@@ -86,6 +86,23 @@ def test_owned_reviews_belong_to_the_term_and_stars_outrank_words(project):
     assert ranked[0]["title"] in ("Love the idea", "Widgets broke")
 
 
+def test_reviews_of_my_own_app_are_always_relevant(project):
+    # A term about something else entirely: the reviews' words match none of it, yet a review
+    # of the founder's own app is about the product by where it was written.
+    about = 'about = "satellite imagery api"\nnot_about = ["widgets", "idea"]\n'
+    tables = [toml_table(f"sources.{n}", project.web.platform(n).source_settings())
+              for n in ("appstore", "googleplay", "devto")]  # fmt: skip
+    project.write_config(TERM + about + "\n".join(tables))
+    assert project.run("poll").code == 0
+    rows = project.run("export", "--format", "jsonl").jsonl()
+    owned = [r for r in rows if r["source"] in ("appstore", "googleplay")]
+    assert owned and all(r["relevance"] == 1.0 for r in owned), owned
+    relevant = project.run("feed", "--relevant", "--format", "ids").out.split()
+    assert {str(r["id"]) for r in owned} <= set(relevant)
+    searched = [r for r in rows if r["source"] == "devto"]
+    assert searched and all(r["relevance"] < 1.0 for r in searched)  # found by search: scored
+
+
 def test_youtube_channel_search_reply_and_quota(project):
     web = project.web
     youtube = web.platform("youtube")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mentionwatch.errors import ConfigError
-from mentionwatch.models import ANALYZER_NAMES, Option, Term, parse_duration
+from mentionwatch.models import ANALYZER_NAMES, Option, Template, Term, parse_duration
 
 if TYPE_CHECKING:
     from mentionwatch.alerts import AlertRule
@@ -86,7 +86,7 @@ class Config:
     terms: tuple[Term, ...] = ()
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
     poll: PollSettings = PollSettings()
-    templates: Mapping[str, str] = field(default_factory=dict)
+    templates: Mapping[str, Template] = field(default_factory=dict)
     analyzer: str | None = None
     llm: LLMSettings = LLMSettings()
     alerts: tuple[AlertRule, ...] = ()
@@ -248,7 +248,7 @@ _TOP_KEYS = {
     "terms": "array of [[terms]] tables",
     "sources": "table of [sources.NAME] tables",
     "poll": "table",
-    "templates": 'table of name = "text"',
+    "templates": 'table of name = "text" or name = {public = "…", private = "…"}',
     "sentiment": "table with 'analyzer' and [sentiment.llm]",
     "alerts": "array of [[alerts]] tables",
 }
@@ -376,9 +376,7 @@ class _Parser:
             if analyzer.strip().lower() not in ANALYZER_NAMES:
                 raise self.fail("sentiment.analyzer", f"unknown analyzer {analyzer!r} "
                                 f"(choose from: {', '.join(ANALYZER_NAMES)})")  # fmt: skip
-        templates = self.table("templates", data.get("templates", {}))
-        for name, text in templates.items():
-            self.check_type(f"templates.{name}", text, str, "the reply text")
+        templates = self.templates(self.table("templates", data.get("templates", {})))
         alerts = self.alerts(data["alerts"], [t.name for t in terms]) if "alerts" in data else ()
         config = Config(
             path=self.path,
@@ -386,13 +384,34 @@ class _Parser:
             terms=terms,
             sources=sources,
             poll=self.poll(data.get("poll", {})),
-            templates=dict(templates),
+            templates=templates,
             analyzer=analyzer,
             llm=self.llm(sentiment.get("llm", {})),
             alerts=alerts,
             me=name.strip() if name else None,
         )
         return _with_database(config, db_override, url)
+
+    def templates(self, table: dict[str, Any]) -> dict[str, Template]:
+        """Each entry is the public reply's text, or a table pairing a public reply with a
+        private follow-up (`reply --template NAME` posts one, then sends the other)."""
+        found = {}
+        for name, value in table.items():
+            key = f"templates.{name}"
+            if isinstance(value, str):
+                found[name] = Template(public=value)
+                continue
+            if not isinstance(value, dict):
+                raise self.fail(key, f"expected the reply text or a table with public and/or "
+                                f"private, got {type(value).__name__}")  # fmt: skip
+            self.only(key, value, {"public", "private"})
+            for part in ("public", "private"):
+                if part in value:
+                    self.check_type(f"{key}.{part}", value[part], str, "the text")
+            if not value:
+                raise self.fail(key, 'give public = "…", private = "…", or both')
+            found[name] = Template(public=value.get("public"), private=value.get("private"))
+        return found
 
     def llm(self, value: Any) -> LLMSettings:
         table = self.table("sentiment.llm", value)

@@ -11,6 +11,9 @@ from typing import Any
 STATUSES = ("open", "handled", "ignored")
 SENTIMENTS = ("positive", "neutral", "negative")
 INTENTS = ("question", "complaint", "praise", "request")
+# How a reply reaches its author: in public where the mention is, or as a direct/private
+# message (`reply --private`). Stored in replies.kind.
+REPLY_KINDS = ("public", "private")
 # Analyzers `[sentiment] analyzer` may name (sentiment.py builds them; "llm" is configured in
 # [sentiment.llm] and built by tagging.py).
 ANALYZER_NAMES = ("mentionwatch", "textblob", "vader", "llm")
@@ -107,6 +110,11 @@ class Mention:
         return "\n".join(x for x in (self.title, self.text, self.url) if x)
 
     @property
+    def addressed(self) -> bool:
+        """Found where customers address the founder (their Page, app, channel: Job.owned)."""
+        return self.extra.get("addressed") is True
+
+    @property
     def in_thread(self) -> bool:
         """True when `title` is the thread's, not this mention's own."""
         return self.extra.get("kind") == "comment"
@@ -137,6 +145,15 @@ class ThreadPost:
     author: str | None = None
     url: str | None = None
     created_at: str | None = None  # ISO 8601 UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A [templates] entry: a public reply, a private follow-up, or both (answer in public,
+    then take it private). {author}, {term} and {url} are filled from the mention."""
+
+    public: str | None = None
+    private: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,6 +194,8 @@ class Poller:
             if account_key(m.author) in self.ignored:
                 continue
             m.terms = self.matcher.matching_terms(m.source, m.match_text) or owned
+            if job.owned:
+                m.extra["addressed"] = True
             if m.terms:
                 kept.append(m)
         return kept

@@ -437,7 +437,8 @@ def print_detail(
         console.print(Text("replies:", style="bold"))
         for row in replies:
             where = row["url"] or row["remote_id"] or ""
-            line = Text(f"  {row['attempted_at']}  {row['outcome']:<8} ")
+            kind = "private " if row["kind"] == "private" else ""
+            line = Text(f"  {row['attempted_at']}  {kind}{row['outcome']:<8} ")
             if row["actor"]:
                 line.append(f"by {safe(row['actor'])}  ")
             line.append(safe(where), style="dim")
@@ -458,30 +459,44 @@ def print_detail(
             console.print(Text(f"  {row['at']}  {what}{who}{note}"), soft_wrap=wrap)
 
 
-def print_reply_preview(
-    console: Console, m: Mention, text: str, length: int, limit: int | None, by_hand: bool
-) -> None:
-    """What is about to be posted, and where, before the user confirms."""
+def print_mention_head(console: Console, m: Mention) -> None:
+    """The mention a reply answers, before the reply itself."""
     from rich.text import Text
 
     console.print(entry_header(m, utcnow()), soft_wrap=True)
     console.print(Text("      " + _shorten(safe(m.text), FEED_TEXT_LIMIT)), soft_wrap=True)
+
+
+def print_reply_text(
+    console: Console, text: str, where: str, length: int, limit: int | None, private: bool
+) -> None:
+    """What is about to be sent, where, and the platform's length check."""
+    from rich.text import Text
+
     console.print()
-    where = "to paste on the reply page" if by_hand else f"to post on {m.source}"
     counted = f"{length}/{limit}" if limit else str(length)
-    console.print(Text(f"Your reply, {where} ({counted} characters):", style="bold"))
+    head = f"Private message, as {where}" if private else f"Your reply, {where}"
+    console.print(Text(f"{head} ({counted} characters):", style="bold"))
     for line in safe(text).splitlines() or [""]:
-        console.print(Text("  > " + line, style="cyan"), soft_wrap=True)
+        console.print(Text("  > " + line, style="magenta" if private else "cyan"), soft_wrap=True)
 
 
-def print_templates(console: Console, templates: dict[str, str] | Any) -> None:
+def print_templates(console: Console, templates: Any) -> None:
+    """Each [templates] entry: its public reply and its private follow-up."""
     from rich.text import Text
 
     if not templates:
         console.print("No templates: add them under [templates] in the config.")
         return
-    for name, text in templates.items():
-        console.print(Text(f"{name}: ", style="bold") + Text(safe(text)), soft_wrap=True)
+    for name, template in templates.items():
+        parts = [("", template.public), ("private: ", template.private)]
+        shown = [(label, text) for label, text in parts if text]
+        line = Text(f"{name}: ", style="bold")
+        for number, (label, text) in enumerate(shown):
+            line.append(" · " if number else "")
+            line.append(label, style="magenta")
+            line.append(safe(text))
+        console.print(line, soft_wrap=True)
 
 
 def write_jsonl(out: IO[str], mentions: Iterable[Mention | Mapping[str, Any]]) -> int:

@@ -428,6 +428,13 @@ def m007_llm_cache(db: Schema) -> None:
 
 
 @migration
+def m009_reply_kind(db: Any) -> None:
+    """replies.kind: "public" (posted where the mention is) or "private" (a direct message,
+    `reply --private`); every earlier reply was public."""
+    db.conn.execute("ALTER TABLE replies ADD COLUMN kind TEXT NOT NULL DEFAULT 'public'")
+
+
+@migration
 def m012_team(db: Schema) -> None:
     """A team on one database (team.py): who did each state change, assignment and reply;
     who a mention is assigned to; who is answering a mention right now (claims); which
@@ -456,6 +463,8 @@ def m012_team(db: Schema) -> None:
 _NOT_COPIED = {"_migrations"}
 # The leases row that says a `watch` process is alive ("worker HOST:PID"), beside its jobs'.
 WORKER_PREFIX = "worker "
+
+
 # The relevance_counts row of a term that counts its decisions (features are never empty).
 _DECISIONS = ""
 

@@ -10,6 +10,7 @@ points per 15 minutes, reported in X-Rate-Limit-* headers (Reset in seconds).
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from mentionwatch.sources.common import Anchor, Batch, Obj, Search, anchor, conv
 from mentionwatch.text import clean
 
 REDACTED = "[REDACTED]"
+_CLOCK_SLACK = 60.0  # seconds: a launch stamped by a clock a little ahead still falls under
 PAGE = 20
 QUERY = (
     "query Newest($after: String, $postedAfter: DateTime, $postedBefore: DateTime) {\n"
@@ -72,9 +74,18 @@ class ProductHunt(Source):
     async def _newest(self, lower: float, upper: Anchor | None) -> AsyncGenerator[Batch, None]:
         from mentionwatch.models import from_epoch
 
+        # Every walk fixes its upper bound, so the listing under it stays the same while new
+        # launches arrive, and its GraphQL cursor stays valid: a backlog continued by the next
+        # poll resumes after the last post read (kept in the anchor as "postedBefore|cursor"),
+        # however many posts share one second.
+        before, _, after = (upper.id or "").partition("|") if upper else ("", "", "")
         variables: dict[str, Any] = {"postedAfter": iso(from_epoch(lower))}
-        if upper is not None:
+        if before and after:
+            variables.update(postedBefore=before, after=after)
+        elif upper is not None:
             variables["postedBefore"] = iso(from_epoch(upper.at + 1))
+        else:
+            variables["postedBefore"] = iso(from_epoch(time.time() + _CLOCK_SLACK))
         page = 1
         while True:
             posts = (await self._query(variables)).obj("posts")
@@ -84,7 +95,11 @@ class ProductHunt(Source):
             mentions, problems = convert(edges, lambda edge: to_mention(edge.obj("node")), page)  # type: ignore[arg-type]
             info = posts.obj("pageInfo", required=False)
             more = bool(info and info.get("hasNextPage") is True and nodes)
-            yield Batch(mentions, anchor(nodes, lambda n: n.get("createdAt")), more, problems)
+            oldest = anchor(nodes, lambda n: n.get("createdAt"))
+            end = info.get("endCursor") if info else None
+            if oldest is not None and isinstance(end, str) and end:
+                oldest = Anchor(oldest.at, f"{variables['postedBefore']}|{end}")
+            yield Batch(mentions, oldest, more, problems)
             if not more or info is None:
                 return
             variables["after"] = info.string("endCursor")

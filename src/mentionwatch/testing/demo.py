@@ -24,7 +24,14 @@ DEMO_TEMPLATES = """\
 [templates]
 thanks = "Thanks {author}, glad Pebblebase helps!"
 help = "Sorry about that, {author}. Could you email help@pebblebase.io so we can fix it?"
+
+[templates.sorry-then-dm]
+public = "Sorry about that, {author}: we just sent you a DM."
+private = "Hi {author}, could you send me your account's email? I'll look at your deploys now."
 """
+# The complaint the demo answers in public, then in private (it mentions @pebblebase, so X
+# accepts the reply).
+DEMO_COMPLAINT = "x:1859260000000000202"
 
 
 DEMO_SECRET = "demo-signing-secret"
@@ -96,6 +103,10 @@ def run_demo(console: Any, keep: Path | None, say: Callable[[str], None]) -> Non
         app([*base, "poll"], prog_name="mentionwatch", standalone_mode=False)
         say("demo: $ mentionwatch feed --sort priority --limit 12\n")
         app([*base, "--no-pager", "feed", "--sort", "priority", "--limit", "12"],
+            prog_name="mentionwatch", standalone_mode=False)  # fmt: skip
+        say(f"\ndemo: $ mentionwatch reply {DEMO_COMPLAINT} --template sorry-then-dm --yes")
+        say("demo: (answer in public, then take it private: a reply, then a direct message)\n")
+        app([*base, "reply", DEMO_COMPLAINT, "--template", "sorry-then-dm", "--yes"],
             prog_name="mentionwatch", standalone_mode=False)  # fmt: skip
         if keep:
             say(f"\ndemo: the demo database is kept at {db}; try: mentionwatch --db {db} feed")
