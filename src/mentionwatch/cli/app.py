@@ -403,7 +403,7 @@ SearchOpt = Annotated[
         "--search",
         "-s",
         metavar="QUERY",
-        help='Full text (SQLite FTS5): words, "a phrase", prefix*, a OR b, a NOT b, -word, '
+        help='Full text: words, "a phrase", prefix*, a OR b, a NOT b, -word, '
         "author:NAME, title:WORD.",
     ),
 ]

@@ -264,7 +264,9 @@ class Engine:
         """This connection's server process: a lease or claim records it, so that one whose
         holder's connection is gone (the process was killed) is free at once."""
         if self._session is None:
-            self._session = int(self.conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+            row = self.conn.execute("SELECT pg_backend_pid()").fetchone()
+            assert row is not None
+            self._session = int(row[0])
         return self._session
 
     def after_load(self, table: str) -> None:
