@@ -20,9 +20,6 @@ from conftest import all_platforms
 
 from mentionwatch.testing import platforms
 
-# Every test here also runs on PostgreSQL (see conftest.py).
-pytestmark = pytest.mark.both_engines
-
 # Every platform the loopback web plays (each can add new items): a new one joins by being there.
 SEARCHING = tuple(sorted(m.name for m in pkgutil.iter_modules(platforms.__path__)))
 # Yelp's API shows only the three review excerpts a business shows first: no history to walk.
@@ -82,6 +79,7 @@ def test_a_post_indexed_30_seconds_late_behind_the_cursor_is_found_everywhere(pr
     assert late <= set(_keys(project)), late - set(_keys(project))
 
 
+@pytest.mark.both_engines  # the crash guarantee, on PostgreSQL too (see conftest.py)
 def test_kill_9_mid_poll_repeated_loses_and_duplicates_nothing(project):
     web = project.web
     project.write_config(all_platforms(web, x={"max_reads_per_poll": 100}))

@@ -19,8 +19,10 @@ from conftest import run_pty
 README = Path(__file__).parents[1] / "README.md"
 # Run elsewhere: the demo itself (this test starts it), Datasette (tests/test_browse.py),
 # and setting up your own product (init: run below in a fresh home; $EDITOR: an editor);
-# `watch` runs until stopped (tests/test_watch.py), so only `watch --once` runs here.
-NOT_HERE = ("mentionwatch demo", "mentionwatch browse", "mentionwatch init", "$EDITOR", "pip ")
+# `watch` runs until stopped (tests/test_watch.py), so only `watch --once` runs here;
+# moving to a PostgreSQL server needs one (tests/test_migrate_to.py).
+NOT_HERE = ("mentionwatch demo", "mentionwatch browse", "mentionwatch init", "$EDITOR", "pip ",
+            "mentionwatch migrate-to postgresql")  # fmt: skip
 UNTIL_STOPPED = re.compile(r"^mentionwatch watch(?!.*--once)")
 
 

@@ -1,0 +1,87 @@
+"""The feed's reads on PostgreSQL beside SQLite's, at several database sizes.
+
+    python benchmarks/feed_scaling_pg.py [--sizes 10000,100000] [--runs 5] [--url URL]
+
+The same corpus databases as feed_scaling.py (benchmarks/corpus.py), each copied to its own
+schema on a PostgreSQL server by `migrate-to`'s copy: --url, else a throwaway cluster
+(mentionwatch.testing.postgres; needs PostgreSQL's programs). For each filter and order:
+the feed's own work (`feed --limit 20`: the 20 mentions and the note's capped counts,
+median of --runs) on SQLite and on PostgreSQL at each size; printed with the ratio
+largest/smallest size per engine (an order served by an index stays flat: target <= 1.5)
+and PostgreSQL/SQLite at the largest size (the anchor: SQLite, measured in the same run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import corpus
+from feed_scaling import CASES, own_work
+
+
+def copy_to(db: Path, url: str) -> None:
+    from mentionwatch import moving
+    from mentionwatch.store import Store
+
+    source, target = Store(db, readonly=True), Store(url)
+    try:
+        moved = moving.copy(source, target, lambda table, rows: None)
+        assert not moved.differing, moved.differing
+    finally:
+        source.close()
+        target.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--url", help="a PostgreSQL server to use (default: start one)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    cluster = None
+    url = args.url
+    if url is None:
+        from mentionwatch.testing.postgres import Cluster
+
+        cluster = Cluster(Path(tempfile.mkdtemp(prefix="mentionwatch-pg-bench-")))
+        url = cluster.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            files, servers = {}, {}
+            for size in sizes:
+                files[size] = Path(tmp) / f"{size}.db"
+                start = time.perf_counter()
+                corpus.build_db(str(files[size]), size)
+                schema = f"bench_{size}_{int(time.time())}"
+                servers[size] = f"{url}{'&' if '?' in url else '?'}schema={schema}"
+                copy_to(files[size], servers[size])
+                print(f"built {size} mentions (SQLite, then copied to PostgreSQL) in "
+                      f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
+            head = " | ".join(f"{s // 1000}k ms" for s in sizes)
+            big, small = sizes[-1] // 1000, sizes[0] // 1000
+            print(f"\n| feed --limit 20 | SQLite {head} | SQLite {big}k/{small}k "
+                  f"| PostgreSQL {head} | PostgreSQL {big}k/{small}k "
+                  f"| PostgreSQL/SQLite at {big}k |")  # fmt: skip
+            print("|---|" + "---:|" * (2 * len(sizes) + 3))
+            for name, case in CASES.items():
+                lite = [own_work(files[s], case, args.runs) for s in sizes]
+                pg = [own_work(servers[s], case, args.runs) for s in sizes]  # type: ignore[arg-type]
+                print(f"| {name} | " + " | ".join(f"{t * 1000:.1f}" for t in lite)
+                      + f" | {lite[-1] / lite[0]:.2f} | "
+                      + " | ".join(f"{t * 1000:.1f}" for t in pg)
+                      + f" | {pg[-1] / pg[0]:.2f} | {pg[-1] / lite[-1]:.2f} |",
+                      flush=True)  # fmt: skip
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
