@@ -57,6 +57,7 @@ def copy(source: Store, target: Store, progress: Callable[[str, int], None]) -> 
         target.finish_load(table)
         moved.counts[table] = (source.count(table), target.count(table))
         progress(table, moved.counts[table][0])
+    target.loaded()
     return moved
 
 

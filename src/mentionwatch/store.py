@@ -689,6 +689,10 @@ class Store:
         if "id" in self.db.columns(table):
             self.db.after_load(table)
 
+    def loaded(self) -> None:
+        """After a whole copy: statistics for the query planner, where it keeps them."""
+        self.db.analyze()
+
     def clear(self, table: str) -> None:
         with self.transaction():
             self.db.execute(f'DELETE FROM "{table}"')

@@ -277,6 +277,12 @@ class Engine:
             [table],
         )
 
+    def analyze(self) -> None:
+        """After a bulk copy: fresh planner statistics and the visibility map (autovacuum
+        would get there later; until then a filter may be planned as if the tables were
+        empty, and counts read every row instead of the index alone)."""
+        self.execute("VACUUM ANALYZE")
+
     @staticmethod
     def dead(column: str) -> str:
         """SQL: true when the session in `column` has ended (a pooler may hide this; the

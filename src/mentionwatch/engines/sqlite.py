@@ -147,6 +147,10 @@ class Engine:
         """Rows inserted with their ids: SQLite's next rowid follows the greatest anyway."""
 
     @staticmethod
+    def analyze() -> None:
+        """Nothing: the store's indexes are chosen without SQLite's statistics."""
+
+    @staticmethod
     def dead(column: str) -> str:
         return "0"
 
