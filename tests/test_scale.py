@@ -4,6 +4,7 @@ grouping that stays linear on templated texts, the analyzer's labels kept."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -78,6 +79,59 @@ def test_priority_order_from_indexes_is_the_order_of_sorting_everything(tmp_path
         ]
         top = [m.id for m in store.mentions(filters, limit=7, order="priority")]
         assert top == [m.id for m in everything[:7]]
+
+
+def test_limited_reads_are_the_head_of_the_full_order_and_follow_status_changes(tmp_path):
+    # A limited read is a union of index ranges (per status, term and intent); it must give
+    # exactly what reading everything in order gives, and counts what the filters pass.
+    store = Store(tmp_path / "m.db")
+    _seed(store)
+    store.save_page(
+        "x",
+        "t",
+        [
+            Mention(
+                source="x",
+                native_id=str(i),
+                text=f"stonebase {i}",
+                created_at=utcnow() - timedelta(hours=i),
+                terms=["stonebase"],
+            )
+            for i in (3, 6, 400)
+        ],
+        None,
+    )  # fmt: skip (3, 6: both terms)
+    both = [
+        r[0]
+        for r in store.conn.execute(
+            "SELECT mention_id FROM mention_terms GROUP BY mention_id HAVING count(*) = 2"
+        )
+    ]
+    assert len(both) == 2
+    store.set_status([*both, 10, 11], "ignored")  # mention_terms must follow status changes
+    cases = (Filters(), Filters(statuses=()), Filters(statuses=("ignored", "open")),
+             Filters(terms=("stonebase",)), Filters(terms=("stonebase", "pebblebase")),
+             Filters(terms=("stonebase",), statuses=("ignored",)),
+             Filters(terms=("pebblebase",), sources=("reddit",), statuses=()),
+             Filters(intents=("complaint",)), Filters(intents=("praise", "question"), statuses=()),
+             Filters(intents=("request",), terms=("pebblebase",), sentiments=("negative",)),
+             Filters(search="feature", statuses=()))  # fmt: skip
+    for filters in cases:
+        for order in ("newest", "oldest"):
+            everything = [r["id"] for r in store.rows(filters, order=order)]
+            assert everything, filters
+            assert len(set(everything)) == len(everything)
+            for limit in (1, 7, len(everything) + 5):
+                assert [r["id"] for r in store.rows(filters, limit, order)] == everything[:limit]
+        counts = store.count_by_status(filters)
+        for status in ("open", "handled", "ignored"):
+            wanted = replace(filters, statuses=(status,))
+            assert counts.get(status, 0) == len(list(store.rows(wanted))), (filters, status)
+    terms = store.conn.execute(
+        "SELECT t.status, m.status, t.created_at, m.created_at FROM "
+        "mention_terms t JOIN mentions m ON m.id = t.mention_id"
+    ).fetchall()
+    assert all(a == b and c == d for a, b, c, d in terms)
 
 
 def test_the_priority_order_reads_few_rows_of_a_large_table(tmp_path):

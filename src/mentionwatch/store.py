@@ -459,6 +459,69 @@ def m007_llm_cache(db: Any) -> None:
     )
 
 
+@migration
+def m011_feed_indexes(db: Any) -> None:
+    """Indexes that serve the feed's term and intent filters in its order, at any size.
+
+    - mention_terms keeps a copy of its mention's status (a trigger follows every change)
+      and created_at (which never changes), so "term X, status S, newest first" and the
+      per-status counts are one index range each: (term, status, created_at, mention_id),
+      and (term, created_at, mention_id) for every status at once.
+    - One partial index per intent (models.INTENTS) over (status, created_at): the query
+      names the intent as the literal the index was declared with (see _intent_clause).
+    - The FTS5 index is rewritten only when an indexed column changes: the trigger m001
+      made rewrote a mention's index entry on every update (status, reach, priority...).
+    """
+    from mentionwatch.models import INTENTS
+
+    conn = db.conn
+    conn.execute("ALTER TABLE mention_terms ADD COLUMN status TEXT")
+    conn.execute("ALTER TABLE mention_terms ADD COLUMN created_at TEXT")
+    conn.execute(
+        "UPDATE mention_terms SET (status, created_at) = (SELECT m.status, m.created_at "
+        "FROM mentions m WHERE m.id = mention_terms.mention_id)"
+    )
+    conn.execute("DROP INDEX IF EXISTS idx_mention_terms_term")
+    conn.execute(
+        "CREATE INDEX idx_mention_terms_term_status ON mention_terms "
+        "(term, status, created_at, mention_id)"
+    )
+    conn.execute(
+        "CREATE INDEX idx_mention_terms_term_created ON mention_terms "
+        "(term, created_at, mention_id)"
+    )
+    conn.execute(
+        "CREATE TRIGGER mentions_status_terms AFTER UPDATE OF status ON mentions "
+        "WHEN NEW.status IS NOT OLD.status BEGIN "
+        "UPDATE mention_terms SET status = NEW.status WHERE mention_id = NEW.id; END"
+    )
+    for intent in INTENTS:
+        conn.execute(
+            f"CREATE INDEX idx_mentions_intent_{intent} ON mentions (status, created_at) "
+            f"WHERE {_intent_clause(intent, 'intents')}"
+        )
+    conn.execute("DROP TRIGGER mentions_au")
+    conn.execute(
+        'CREATE TRIGGER mentions_au AFTER UPDATE OF "text", "title", "author" ON mentions BEGIN '
+        'INSERT INTO mentions_fts (mentions_fts, rowid, "text", "title", "author") '
+        'VALUES (\'delete\', old.rowid, old."text", old."title", old."author"); '
+        'INSERT INTO mentions_fts (rowid, "text", "title", "author") '
+        'VALUES (new.rowid, new."text", new."title", new."author"); END'
+    )
+    conn.execute("ANALYZE")  # the planner picks these indexes by their statistics
+
+
+def _intent_clause(intent: str, column: str = "m.intents") -> str:
+    """The condition "has this intent" as SQL text, the same in the partial index of the
+    intent (m011_feed_indexes) and in queries, which is how the planner knows it applies.
+    intents is a JSON list of plain words (models.INTENTS), so a quoted word is the intent."""
+    from mentionwatch.models import INTENTS
+
+    if intent not in INTENTS:  # only known words are ever written into SQL text
+        raise ValueError(f"unknown intent {intent!r}")
+    return f"{column} LIKE '%\"{intent}\"%'"
+
+
 # The relevance_counts row of a term that counts its decisions (features are never empty).
 _DECISIONS = ""
 
@@ -644,14 +707,15 @@ class Store:
         return set(keys) - set(self._known(keys))
 
     def _known(self, keys: Iterable[str]) -> dict[str, sqlite3.Row]:
-        """The stored rows (id, key, reach and what priority reads) of these keys."""
+        """The stored rows (id, key, reach, what priority reads and what mention_terms
+        copies) of these keys."""
         wanted = list(dict.fromkeys(keys))
         found: dict[str, sqlite3.Row] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             rows = self.conn.execute(
-                "SELECT id, key, reach, sentiment, polarity, intents, created_at FROM mentions "
-                f"WHERE key IN ({','.join('?' * len(chunk))})",
+                "SELECT id, key, reach, sentiment, polarity, intents, created_at, status "
+                f"FROM mentions WHERE key IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
             found.update((r["key"], r) for r in rows)
@@ -686,10 +750,13 @@ class Store:
             for m in fresh:
                 m.fetched_at = m.fetched_at or stamp
             self._insert(fresh)
-            ids = {k: known[k]["id"] for k in known} | {m.key: m.id for m in fresh}
+            # mention_terms copies each mention's status and created_at (m011_feed_indexes).
+            stored = {k: (r["id"], r["status"], r["created_at"]) for k, r in known.items()}
+            stored |= {m.key: (m.id, m.status, iso(m.created_at)) for m in fresh}
             self.conn.executemany(
-                "INSERT INTO mention_terms (mention_id, term) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [(ids[m.key], t) for m in page.values() for t in m.terms],
+                "INSERT INTO mention_terms (mention_id, status, created_at, term) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(*stored[m.key], t) for m in page.values() for t in m.terms],
             )
             self._update_reach([(known[k], m.reach) for k, m in page.items()
                                 if k in known and m.reach is not None
@@ -1107,8 +1174,16 @@ class Store:
     ) -> Iterator[sqlite3.Row]:
         """The stored rows (every column and `terms`, a JSON list) of the mentions that pass
         the filters, newest or oldest first: what export streams, with no Mention built."""
-        where, params = _where(filters)
         direction = "ASC" if order == "oldest" else "DESC"
+        if limit is not None:
+            branched = _branches(filters, direction, limit)
+            if branched is not None:
+                ids, params = branched
+                sql = (f"{_SELECT} WHERE m.id IN ({ids}) "
+                       f"ORDER BY m.created_at {direction}, m.id {direction} LIMIT ?")  # fmt: skip
+                yield from self._execute(sql, [*params, limit], filters)
+                return
+        where, params = _where(filters)
         sql = f"{_SELECT}{where} ORDER BY m.created_at {direction}, m.id {direction}"
         if limit is not None:
             sql += " LIMIT ?"
@@ -1192,13 +1267,14 @@ class Store:
     def count_by_status(self, filters: Filters, cap: int | None = None) -> dict[str, int]:
         """How many mentions pass the filters, per status (the status filter ignored); with
         `cap`, counting stops there (a count equal to the cap means at least that many)."""
-        where, params = _where(replace(filters, statuses=()))
         counts = {}
-        clause = "m.status = ?" + (" AND " + where.removeprefix(" WHERE ") if where else "")
         for status in STATUSES:
-            sql = f"SELECT count(*) FROM (SELECT 1 FROM mentions m WHERE {clause}"
+            source, params, key = _status_range(replace(filters, statuses=(status,)))
+            distinct = "DISTINCT " if len(filters.terms) > 1 else ""  # one row per term found
+            ident = f"{key}.mention_id" if key == "t" else "m.id"
+            sql = f"SELECT count(*) FROM (SELECT {distinct}{ident} {source}"
             sql += " LIMIT ?)" if cap else ")"
-            row = self._execute(sql, [status, *params, *([cap] if cap else [])], filters)
+            row = self._execute(sql, [*params, *([cap] if cap else [])], filters)
             n = int(row.fetchone()[0])
             if n:
                 counts[status] = n
@@ -1486,10 +1562,9 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
         clauses.append(f"m.status IN ({','.join('?' * len(f.statuses))})")
         params.extend(f.statuses)
     if f.intents:
-        # intents is a JSON list of plain words (models.INTENTS): a quoted word in the text
-        # is that intent, and LIKE costs far less per row than expanding the JSON.
-        clauses.append("(" + " OR ".join("m.intents LIKE ?" for _ in f.intents) + ")")
-        params.extend(f'%"{i}"%' for i in f.intents)
+        # LIKE on the JSON list costs far less per row than expanding it, and each intent's
+        # partial index (m011_feed_indexes) serves its clause.
+        clauses.append("(" + " OR ".join(_intent_clause(i) for i in f.intents) + ")")
     if f.search:
         clauses.append("m.id IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)")
         params.append(fts_query(f.search))
@@ -1497,6 +1572,58 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
         clauses.append("(m.relevance IS NULL OR m.relevance >= ?)")
         params.append(f.min_relevance)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+# More index ranges than this in one limited read: one plain query instead.
+_MAX_BRANCHES = 48
+
+
+def _status_range(f: Filters) -> tuple[str, list[Any], str]:
+    """`FROM … WHERE …` of the mentions that pass filters with one status, shaped so an
+    index range yields them in created_at order: mention_terms' (term, status, created_at)
+    for one term (the mention joined after it, in this order), else mentions' own indexes
+    (status, created_at; an intent's partial one; source or sentiment first). Also the
+    alias of the table whose id and created_at to read and order by: t (mention_terms, the
+    id is mention_id) or m."""
+    (status,) = f.statuses
+    if f.terms:
+        where, params = _where(replace(f, statuses=(), terms=()))
+        marks = ",".join("?" * len(f.terms))
+        if not where:  # the index alone answers
+            return (f"FROM mention_terms t WHERE t.term IN ({marks}) AND t.status = ?",
+                    [*f.terms, status], "t")  # fmt: skip
+        # CROSS JOIN: SQLite keeps this join order (the term's index drives); for other
+        # engines it is an inner join like any other.
+        return (f"FROM mention_terms t CROSS JOIN mentions m WHERE m.id = t.mention_id "
+                f"AND t.term IN ({marks}) AND t.status = ? AND {where.removeprefix(' WHERE ')}",
+                [*f.terms, status, *params], "t")  # fmt: skip
+    where, params = _where(f)
+    return f"FROM mentions m{where}", params, "m"
+
+
+def _branches(f: Filters, direction: str, limit: int) -> tuple[str, list[Any]] | None:
+    """The ids of the first `limit` mentions in created_at order, as a union of index
+    ranges read only as far as `limit`: one per status, term and intent asked for (SQLite
+    cannot merge several ranges of one index in order, so a list of statuses or terms
+    would otherwise sort every match). None when there would be too many ranges."""
+    statuses = f.statuses or STATUSES
+    terms: Sequence[str | None] = f.terms or (None,)
+    intents: Sequence[str | None] = f.intents or (None,)
+    if len(statuses) * len(terms) * len(intents) > _MAX_BRANCHES:
+        return None
+    parts, params = [], []
+    for status in statuses:
+        for term in terms:
+            for intent in intents:
+                one = replace(f, statuses=(status,), terms=(term,) if term else (),
+                              intents=(intent,) if intent else ())  # fmt: skip
+                source, values, key = _status_range(one)
+                ident = f"{key}.mention_id" if key == "t" else "m.id"
+                order = f"{key}.created_at {direction}, {ident} {direction}"
+                parts.append(f"SELECT id FROM (SELECT {ident} AS id {source} "
+                             f"ORDER BY {order} LIMIT ?)")  # fmt: skip
+                params += [*values, limit]
+    return " UNION ".join(parts), params
 
 
 class SearchError(UsageError):
