@@ -40,7 +40,9 @@ def test_the_full_example_loads(tmp_path, monkeypatch):
     assert cfg.terms[0].name == "acme"
     assert cfg.sources["reddit"].get("client_secret") == "value-of-reddit_client_secret"
     assert "value-of-x_bearer_token" in cfg.secrets()
-    assert cfg.templates["thanks"].startswith("Thanks {author}")
+    assert cfg.templates["thanks"].public.startswith("Thanks {author}")
+    pair = cfg.templates["sorry-then-dm"]
+    assert pair.public.startswith("Sorry about") and pair.private.startswith("Hi {author}")
     assert cfg.poll.interval == 300
 
 
@@ -55,6 +57,8 @@ def test_every_alert_key_is_documented(tmp_path, monkeypatch):
         assert re.search(rf"^{key} = ", body, re.M), f"alerts key {key} undocumented"
     path = tmp_path / "config.toml"
     path.write_text(uncommented())
-    (rule,) = config.load(path, tmp_path / "db.sqlite").alerts
+    rule, spike, digest = config.load(path, tmp_path / "db.sqlite").alerts
     assert set(rule.filters) == set(RULE_FILTERS)
     assert rule.secret == "value-of-mentionwatch_hook_secret" and rule.max_per_hour == 10
+    assert spike.on == "spike" and spike.follow_up and spike.spike["min_count"] == 10
+    assert digest.on == "digest" and str(digest.every) == "daily 09:00"

@@ -32,8 +32,10 @@ def test_every_command_has_examples_and_no_placeholders():
 
 
 def test_help_lists_valid_values():
+    from mentionwatch.sources import registry
+
     feed = help_text("feed")
-    for values in ("bluesky, github, hackernews", "open, handled, ignored, all",
+    for values in (", ".join(list(registry())[:3]), "open, handled, ignored, all",
                    "positive, neutral, negative", "rich, plain, jsonl, json, csv, ids",
                    "newest, priority", "question, complaint"):  # fmt: skip
         assert values in " ".join(feed.split()), values
@@ -51,7 +53,10 @@ def test_the_examples_in_help_are_valid_commands(project, monkeypatch):
     """Every example parses against the real CLI (no usage error)."""
     monkeypatch.chdir(project.dir)  # examples such as `export -o mentions.csv` write files
     alert = '\n[[alerts]]\nname = "complaints"\nto = ["{web}/hooks/nowhere"]\n'
-    project.write_config(HN_AND_RSS + '\n[templates]\nhelp = "Hi {author}"\n' + alert)
+    templates = (
+        '\n[templates]\nhelp = "Hi {author}"\nsorry-then-dm = {public = "Sorry", private = "Hi"}\n'
+    )
+    project.write_config(HN_AND_RSS + templates + alert)
     project.run("poll", "--no-alerts")
     # slow, or change setup
     skip = {"demo", "browse", "completion", "init", "poll", "rescore", "watch"}

@@ -11,12 +11,25 @@ HEAVY = (
     "asyncio", "httpx", "feedparser", "textblob", "sqlite_utils", "mentionwatch.sentiment",
     "datasette", "mentionwatch.pager",
     "apprise", "mentionwatch.channels", "mentionwatch.delivery", "mentionwatch.watch",
+    "mentionwatch.trendalerts",
     "llm", "openai", "pydantic", "mentionwatch.llm_analyzer",
 )  # fmt: skip
 ALERTS = """
 [[alerts]]
 name = "everything"
 to = ["https://hooks.example.com/mw", "ntfys://ntfy.sh/acme-alerts", "mailto://me:pw@example.com"]
+
+[[alerts]]
+name = "pile-ups"
+on = "spike"
+sentiment = ["negative"]
+to = ["ntfys://ntfy.sh/acme-alerts"]
+
+[[alerts]]
+name = "morning"
+on = "digest"
+every = "weekly mon 09:00"
+to = ["mailto://me:pw@example.com"]
 """
 PROBE = """
 import sys

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mentionwatch.sources import registry
 from mentionwatch.testing.demo import demo_config
 from mentionwatch.testing.platforms import bluesky, reddit, x
 
@@ -25,8 +26,7 @@ def test_sources_lists_every_source_and_its_last_poll(project):
     before = project.run("sources")
     assert before.code == 0
     lines = {line.split()[0]: line for line in before.out.splitlines()[1:] if line.strip()}
-    assert set(lines) == {"bluesky", "github", "hackernews", "mastodon", "reddit", "rss",
-                          "stackexchange", "x"}  # fmt: skip
+    assert set(lines) == set(registry())
     assert "not configured" in lines["x"]
     assert "disabled" in lines["github"]
     assert "missing credentials: set sources.reddit.client_id and" in lines["reddit"]
@@ -45,7 +45,7 @@ def test_check_calls_each_source_and_reports(project):
     result = project.run("sources", "--check")
     assert result.code == 0, result.out + result.err
     checks = [line for line in result.out.splitlines() if line.startswith(("ok", "FAIL"))]
-    assert len(checks) == 8 and all(line.startswith("ok") for line in checks)
+    assert len(checks) == len(registry()) and all(line.startswith("ok") for line in checks)
     assert any("authenticated as u/pebblebase_team" in line for line in checks)
     assert secrets_absent(result.out + result.err)
 

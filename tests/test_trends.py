@@ -10,6 +10,7 @@ import re
 import statistics
 import subprocess
 import sys
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -375,8 +376,9 @@ def test_digest_in_every_format_keeps_hostile_text_inert(project):
     assert len(data["unanswered_negative"]) == 5 and len(data["top_open"]) == 5
     assert data["responses"][-1]["source"] == "all"
     markdown = project.run("digest", "--format", "markdown").out
-    assert "@everyone" not in markdown and "@\u2060everyone" in markdown
-    assert "\\[click\\]\\(https://evil" in markdown  # no link, in any dialect
+    assert "@everyone" not in markdown and "\uff20everyone" in markdown  # a look-alike
+    assert "](https://evil" not in markdown and "click (https://evil.example)" in markdown
+    assert "<script>" not in markdown and not any(unicodedata.category(c) == "Cf" for c in markdown)
     assert "\x1b" not in markdown
     page = project.run("digest", "--format", "html").out
     assert "<script>" not in page and "&lt;script&gt;" in page and "\x1b" not in page

@@ -1,10 +1,12 @@
 """Alert rules: what a rule selects, and queueing its deliveries when mentions are saved.
 
-A rule (`[[alerts]]` in the config) selects new mentions with filters (`RULE_FILTERS`, each
-"any of", all given must hold) and names its channels. `Queue` runs inside the transaction
-that saves a page (`Store.save_page`): every new mention a rule matches becomes one outbox row
-per channel, so a crash between saving and sending loses nothing. `delivery.py` sends the
-outbox, `channels.py` knows how each kind of channel is spoken to.
+A rule (`[[alerts]]` in the config) fires on an event (`ALERT_EVENTS`), selects with filters
+(`RULE_FILTERS`, each "any of", all given must hold) and names its channels. `Queue` runs
+inside the transaction that saves a page (`Store.save_page`): every new mention a rule matches
+becomes one outbox row per channel, so a crash between saving and sending loses nothing.
+Spike and digest rules count mentions instead (`trendalerts.py` queues their events; the
+filters they can count by are `COUNTED_FILTERS`, the digest schedule is `Every`).
+`delivery.py` sends the outbox, `channels.py` knows how each kind of channel is spoken to.
 
 This module is read with the config (feed and export load it): it stays small and imports
 nothing heavy; channels and Apprise load only when something is sent.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from mentionwatch.models import (
     INTENTS,
     SENTIMENTS,
+    Filters,
     Mention,
     OutboxItem,
     account_key,
@@ -33,8 +36,9 @@ if TYPE_CHECKING:
     from mentionwatch.channels import Channel
     from mentionwatch.config import Config
 
-# What a rule fires on. Issue 13 adds "spike" and "digest" here (events through the outbox).
-ALERT_EVENTS: tuple[str, ...] = ("mention",)
+# What a rule fires on: each new mention it selects; a pile-up (a term's volume far above its
+# own baseline, once per episode); or a summary on a schedule (`every`).
+ALERT_EVENTS: tuple[str, ...] = ("mention", "spike", "digest")
 DEFAULT_MAX_AGE = 24 * 3600.0  # a first poll finds weeks of history: that is not news
 
 
@@ -144,6 +148,83 @@ RULE_FILTERS: dict[str, RuleFilter] = {
 }
 
 
+# The filters spike and digest rules count by, and the `Filters` field each one sets: counts
+# are SQL over the stored mentions, so only filters the store can count by apply there.
+COUNTED_FILTERS: dict[str, str] = {
+    "terms": "terms",
+    "sentiment": "sentiments",
+    "sources": "sources",
+    "intents": "intents",
+    "min_relevance": "min_relevance",
+}
+
+
+class Every:
+    """A digest's schedule: `daily HH:MM` or `weekly DAY HH:MM`, in local time."""
+
+    __slots__ = ("hour", "minute", "weekday")
+    DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    HELP = 'expected "daily HH:MM" or "weekly DAY HH:MM" (e.g. "daily 09:00", "weekly mon 09:00")'
+
+    def __init__(self, weekday: int | None, hour: int, minute: int) -> None:
+        self.weekday, self.hour, self.minute = weekday, hour, minute  # weekday None: daily
+
+    @classmethod
+    def parse(cls, value: Any) -> Every:
+        """Raises ValueError with the reason."""
+        if not isinstance(value, str):
+            raise ValueError(f"{cls.HELP}, got {value!r}")
+        words = value.lower().split()
+        found = re.fullmatch(r"(\d{1,2}):(\d{2})", words[-1]) if words else None
+        if not found or len(words) != {"daily": 2, "weekly": 3}.get(words[0]):
+            raise ValueError(f"{cls.HELP}, got {value!r}")
+        hour, minute = int(found.group(1)), int(found.group(2))
+        if hour > 23 or minute > 59:
+            raise ValueError(f"{words[-1]!r} is not a time of day (00:00 to 23:59)")
+        weekday = None
+        if words[0] == "weekly":
+            # "mon", "monday" (or any start of it from three letters on)
+            matches = [i for i, day in enumerate(cls.FULL_DAYS) if day.startswith(words[1])]
+            if len(words[1]) < 3 or len(matches) != 1:
+                days = ", ".join(cls.DAYS)
+                raise ValueError(f"unknown day {words[1]!r} (expected one of: {days})")
+            weekday = matches[0]
+        return cls(weekday, hour, minute)
+
+    def __str__(self) -> str:
+        day = "daily" if self.weekday is None else f"weekly {self.DAYS[self.weekday]}"
+        return f"{day} {self.hour:02d}:{self.minute:02d}"
+
+    @property
+    def days(self) -> int:
+        return 1 if self.weekday is None else 7
+
+    def _at(self, date: Any, zone: tzinfo) -> datetime:
+        return datetime(date.year, date.month, date.day, self.hour, self.minute, tzinfo=zone)
+
+    def latest(self, now: datetime, zone: tzinfo) -> datetime:
+        """The last scheduled moment at or before `now` (local time: a DST change moves
+        it in UTC, not on the clock on the wall)."""
+        date = now.astimezone(zone).date()
+        if self.weekday is not None:
+            date -= timedelta(days=(date.weekday() - self.weekday) % 7)
+        moment = self._at(date, zone)
+        if moment > now:
+            moment = self._at(date - timedelta(days=self.days), zone)
+        return moment
+
+    def before(self, moment: datetime, zone: tzinfo, periods: int = 1) -> datetime:
+        """The scheduled moment `periods` periods before this one (a day or a week)."""
+        date = moment.astimezone(zone).date() - timedelta(days=self.days * periods)
+        return self._at(date, zone)
+
+    def following(self, moment: datetime, zone: tzinfo) -> datetime:
+        """The first scheduled moment after `moment`."""
+        date = self.latest(moment, zone).astimezone(zone).date() + timedelta(days=self.days)
+        return self._at(date, zone)
+
+
 @dataclass(frozen=True)
 class AlertRule:
     name: str
@@ -156,6 +237,18 @@ class AlertRule:
     max_per_hour: int | None = None  # messages to each people channel
     group: bool = True  # several mentions of one poll in one message (people channels)
     problem: str | None = None  # an unset ${VAR}: only commands that deliver fail on it
+    every: Every | None = None  # on = "digest": when
+    spike: Mapping[str, float] = field(default_factory=dict)  # on = "spike": SpikeSettings
+    follow_up: bool = False  # on = "spike": also say when an episode is over
+
+    def counted(self) -> Filters:
+        """What a spike or digest rule counts: its filters as the store reads them."""
+        values: dict[str, Any] = {
+            COUNTED_FILTERS[name]: tuple(sorted(value)) if isinstance(value, frozenset) else value
+            for name, value in self.filters.items()
+            if name in COUNTED_FILTERS
+        }
+        return Filters(statuses=(), **values)
 
     def matches(self, m: Mention, now: datetime | None = None) -> bool:
         now = now or utcnow()

@@ -3,7 +3,8 @@
 - a webhook (an http(s) URL): one signed JSON event per delivery, the contract in design.md;
 - a command: the same JSON on stdin, delivered when it exits 0;
 - anything else goes to Apprise (ntfy, Slack, Discord, Telegram, Matrix, mail…) as a message
-  a person reads: a headline, the text cut short, the link and the command to answer.
+  a person reads: a headline, the text cut short, the link and the command to answer; for a
+  pile-up, what piled up and a few examples; a digest as HTML for mail and Markdown for chat.
 
 Mention text is hostile: `inert` makes it one line that no chat service, mail client or
 terminal interprets (no pings, links, markup, controls or invisible characters). httpx and
@@ -130,6 +131,79 @@ def grouped_message(alert: str, recs: Sequence[Mapping[str, Any]]) -> tuple[str,
     return f"{inert(alert)}: {len(recs)} new mentions", "\n".join(lines)
 
 
+def _window(spike: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The spike's window in the event's zone: (start, end, how long)."""
+    from mentionwatch.models import parse_iso
+    from mentionwatch.trends import zone_from_name
+
+    zone = zone_from_name(spike.get("zone"))
+    start, end = (parse_iso(spike[k]).astimezone(zone) for k in ("window_start", "window_end"))
+    minutes = max(1, round((end - start).total_seconds() / 60))
+    length = f"{minutes} min" if minutes < 120 else f"{minutes / 60:.0f} h"
+    day = "%a %H:%M" if (end - start).days or start.date() != end.date() else "%H:%M"
+    return start.strftime("%a %H:%M"), end.strftime(day), length
+
+
+def spike_message(alert: str, spike: Mapping[str, Any]) -> tuple[str, str]:
+    """Title and body of a message about a pile-up (or its end)."""
+    term = inert(spike.get("term"))
+    sentiment = inert(spike.get("sentiment"))
+    what = f"{sentiment} mentions" if sentiment else "mentions"
+    about = f"{term} ({sentiment})" if sentiment else term
+    start, end, length = _window(spike)
+    expected = f"about {float(spike.get('baseline') or 0):.1f} expected"
+    if spike.get("kind") == "end":
+        title = f"pile-up over · {about}"
+        lines = [f"The pile-up on {term} that began {start} is over: at most {spike.get('count')} "
+                 f"{what} in a window ({expected}), quiet since {end}."]  # fmt: skip
+    else:
+        baseline = float(spike.get("baseline") or 0)
+        ratio = f"{spike['count'] / baseline:.0f}× the usual" if baseline else "none usual"
+        title = f"pile-up · {about}: {spike.get('count')} {what} in {length}"
+        echoes = int(spike.get("echoes") or 0)
+        repeats = f"; {echoes} of them repeat other posts" if echoes else ""
+        lines = [f"{spike.get('count')} {what} of {term} from {start} to {end}, {expected} "
+                 f"({ratio}){repeats}."]  # fmt: skip
+        for rec in spike.get("examples") or ():
+            link = safe_link(rec.get("url"))
+            line = f"• {headline(rec)}: {_excerpt(rec, GROUPED_EXCERPT)}"
+            lines.append(line + (f" {link}" if link else "") + f" (reply {rec.get('id')})")
+        flags = f"--term {shlex.quote(str(spike.get('term')))}"
+        if spike.get("sentiment"):
+            flags += f" --sentiment {spike['sentiment']}"
+        lines.append(f"See them: mentionwatch feed {inert(flags)} --since {spike['window_start']}")
+    lines.append(f"alert: {inert(alert)}")
+    return title, "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message for people: plain text, and the richer forms a service may prefer."""
+
+    title: str
+    text: str
+    markdown: str | None = None  # chat services (Slack, Discord, Telegram, Matrix…)
+    html: str | None = None  # mail
+
+
+def event_message(alert: str, payload: Mapping[str, Any]) -> Message:
+    """The message a person gets for one queued event (a mention, a pile-up or a digest)."""
+    from mentionwatch import trendview
+
+    event = payload.get("event")
+    if event == "spike":
+        return Message(*spike_message(alert, payload.get("spike") or {}))
+    if event == "digest":
+        data = payload.get("digest") or {}
+        moved = data.get("change")
+        title = (f"{inert(alert)}: {data.get('total', 0)} mentions, {data.get('negative', 0)} "
+                 f"negative{f' ({moved:+.0%})' if moved is not None else ''}")  # fmt: skip
+        text = trendview.digest_text(data, defused=True)
+        page = trendview.digest_html(data, defused=True)
+        return Message(title, text, trendview.digest_markdown(data), page)
+    return Message(*single_message(alert, payload.get("mention") or {}))
+
+
 @dataclass(frozen=True)
 class Outcome:
     ok: bool
@@ -159,7 +233,12 @@ class Channel:
     def send_event(self, body: dict[str, Any], timeout: float) -> Outcome:
         raise NotImplementedError
 
-    def send_message(self, title: str, body: str, timeout: float) -> Outcome:
+    def send_message(
+        self, title: str, body: str, timeout: float, markdown: str | None = None,
+        html: str | None = None,
+    ) -> Outcome:  # fmt: skip
+        """Send `body` (plain text), or its `markdown` or `html` form where the service
+        reads that."""
         raise NotImplementedError
 
 
@@ -257,9 +336,13 @@ class AppriseChannel(Channel):
             return mask_url(self.target)
         return str(plugin.url(privacy=True)).split("?", 1)[0]
 
-    def send_message(self, title: str, body: str, timeout: float) -> Outcome:
+    def send_message(
+        self, title: str, body: str, timeout: float, markdown: str | None = None,
+        html: str | None = None,
+    ) -> Outcome:  # fmt: skip
         import apprise
 
+        body, body_format = _richest(apprise_plugin(self.target), body, markdown, html)
         asset = apprise.AppriseAsset(
             app_id="mentionwatch", app_desc="mentionwatch alerts", async_mode=False,
             app_url="https://pypi.org/project/mentionwatch/",
@@ -269,8 +352,7 @@ class AppriseChannel(Channel):
             if not notifier.add(self.target):
                 return Outcome(False, "Apprise cannot use this URL")
             try:
-                result = notifier.notify(body=body, title=title,
-                                         body_format=apprise.NotifyFormat.TEXT)  # fmt: skip
+                result = notifier.notify(body=body, title=title, body_format=body_format)
             except Exception as exc:  # a plugin bug must not stop the other channels
                 return Outcome(False, f"Apprise failed: {type(exc).__name__}")
         if result:
@@ -278,6 +360,22 @@ class AppriseChannel(Channel):
         reasons = said or _result_reasons(result)
         reason = reasons[-1] if reasons else "the service refused the message"
         return Outcome(False, self.scrub(shorten(inert(reason), 160)))
+
+
+def _richest(plugin: Any, text: str, markdown: str | None, html: str | None) -> tuple[str, Any]:
+    """The body and format to give Apprise: HTML for a mail service (its first format is
+    HTML, and it has no Markdown), Markdown for a service that reads it (Apprise turns it into
+    Slack's, Telegram's… own dialect), else plain text."""
+    from apprise import NotifyFormat
+
+    declared = getattr(plugin, "notify_format", NotifyFormat.TEXT) if plugin else NotifyFormat.TEXT
+    formats = [str(getattr(f, "value", f)) for f in (
+        declared if isinstance(declared, tuple | list) else (declared,))]  # fmt: skip
+    if html and formats[:1] == ["html"] and "markdown" not in formats:
+        return html, NotifyFormat.HTML
+    if markdown and "markdown" in formats:
+        return markdown, NotifyFormat.MARKDOWN
+    return text, NotifyFormat.TEXT
 
 
 def _result_reasons(result: Any) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mentionwatch.errors import ConfigError
-from mentionwatch.models import ANALYZER_NAMES, Option, Term, parse_duration
+from mentionwatch.models import ANALYZER_NAMES, Option, Template, Term, parse_duration
 
 if TYPE_CHECKING:
     from mentionwatch.alerts import AlertRule
@@ -86,7 +86,7 @@ class Config:
     terms: tuple[Term, ...] = ()
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
     poll: PollSettings = PollSettings()
-    templates: Mapping[str, str] = field(default_factory=dict)
+    templates: Mapping[str, Template] = field(default_factory=dict)
     analyzer: str | None = None
     llm: LLMSettings = LLMSettings()
     alerts: tuple[AlertRule, ...] = ()
@@ -230,7 +230,7 @@ _TOP_KEYS = {
     "terms": "array of [[terms]] tables",
     "sources": "table of [sources.NAME] tables",
     "poll": "table",
-    "templates": 'table of name = "text"',
+    "templates": 'table of name = "text" or name = {public = "…", private = "…"}',
     "sentiment": "table with 'analyzer' and [sentiment.llm]",
     "alerts": "array of [[alerts]] tables",
 }
@@ -341,9 +341,7 @@ class _Parser:
             if analyzer.strip().lower() not in ANALYZER_NAMES:
                 raise self.fail("sentiment.analyzer", f"unknown analyzer {analyzer!r} "
                                 f"(choose from: {', '.join(ANALYZER_NAMES)})")  # fmt: skip
-        templates = self.table("templates", data.get("templates", {}))
-        for name, text in templates.items():
-            self.check_type(f"templates.{name}", text, str, "the reply text")
+        templates = self.templates(self.table("templates", data.get("templates", {})))
         alerts = self.alerts(data["alerts"], [t.name for t in terms]) if "alerts" in data else ()
         return Config(
             path=self.path,
@@ -351,11 +349,32 @@ class _Parser:
             terms=terms,
             sources=sources,
             poll=self.poll(data.get("poll", {})),
-            templates=dict(templates),
+            templates=templates,
             analyzer=analyzer,
             llm=self.llm(sentiment.get("llm", {})),
             alerts=alerts,
         )
+
+    def templates(self, table: dict[str, Any]) -> dict[str, Template]:
+        """Each entry is the public reply's text, or a table pairing a public reply with a
+        private follow-up (`reply --template NAME` posts one, then sends the other)."""
+        found = {}
+        for name, value in table.items():
+            key = f"templates.{name}"
+            if isinstance(value, str):
+                found[name] = Template(public=value)
+                continue
+            if not isinstance(value, dict):
+                raise self.fail(key, f"expected the reply text or a table with public and/or "
+                                f"private, got {type(value).__name__}")  # fmt: skip
+            self.only(key, value, {"public", "private"})
+            for part in ("public", "private"):
+                if part in value:
+                    self.check_type(f"{key}.{part}", value[part], str, "the text")
+            if not value:
+                raise self.fail(key, 'give public = "…", private = "…", or both')
+            found[name] = Template(public=value.get("public"), private=value.get("private"))
+        return found
 
     def llm(self, value: Any) -> LLMSettings:
         table = self.table("sentiment.llm", value)
@@ -516,7 +535,7 @@ class _Parser:
         return tuple(rules)
 
     def alert_rule(self, key: str, raw: dict[str, Any], context: Any) -> AlertRule:
-        from mentionwatch.alerts import ALERT_EVENTS, RULE_FILTERS, AlertRule
+        from mentionwatch.alerts import ALERT_EVENTS, COUNTED_FILTERS, RULE_FILTERS, AlertRule
 
         self.only(key, raw, {*_ALERT_KEYS, *RULE_FILTERS})
         problem = None
@@ -536,9 +555,19 @@ class _Parser:
         if on not in ALERT_EVENTS:
             valid = ", ".join(ALERT_EVENTS)
             raise self.fail(f"{key}.on", f"unknown event {on!r} (expected one of: {valid})")
+        for k in raw:
+            if on not in _EVENT_KEYS.get(k, ALERT_EVENTS):
+                only = " or ".join(f'on = "{e}"' for e in _EVENT_KEYS[k])
+                raise self.fail(f"{key}.{k}", f"only for {only} rules (this one is on = {on!r})")
         filters = {}
         for filter_name, spec in RULE_FILTERS.items():
             if filter_name in raw:
+                if on != "mention" and filter_name not in COUNTED_FILTERS:
+                    raise self.fail(
+                        f"{key}.{filter_name}",
+                        f"not available for on = {on!r} rules: they count mentions by "
+                        f"{', '.join(COUNTED_FILTERS)}",
+                    )
                 try:
                     filters[filter_name] = spec.read(raw[filter_name], context)
                 except ValueError as exc:
@@ -551,13 +580,42 @@ class _Parser:
         if cap is not None and self.check_type(f"{key}.max_per_hour", cap, int, "a count") < 1:
             raise self.fail(f"{key}.max_per_hour", f"expected at least 1, got {cap}")
         group = self.check_type(f"{key}.group", raw.get("group", True), bool, "true or false")
-        optional = {}
+        optional: dict[str, Any] = {}
         if "max_age" in raw:
             optional["max_age"] = self.duration(f"{key}.max_age", raw["max_age"])
+        if on == "digest":
+            optional["every"] = self.every(f"{key}.every", raw)
+        if on == "spike":
+            optional["spike"] = self.spike_settings(key, raw)
+            optional["follow_up"] = self.check_type(
+                f"{key}.follow_up", raw.get("follow_up", False), bool, "true or false"
+            )
         return AlertRule(
             name=name, to=to, command=command, on=on, filters=filters, secret=secret or None,
             max_per_hour=cap, group=group, problem=problem, **optional,
         )  # fmt: skip
+
+    def every(self, key: str, raw: dict[str, Any]) -> Any:
+        from mentionwatch.alerts import Every
+
+        if "every" not in raw:
+            raise self.fail(key, f"a digest rule needs a schedule: {Every.HELP}")
+        try:
+            return Every.parse(raw["every"])
+        except ValueError as exc:
+            raise self.fail(key, str(exc)) from None
+
+    def spike_settings(self, key: str, raw: dict[str, Any]) -> dict[str, float]:
+        """A spike rule's own thresholds (spikes.SpikeSettings' defaults otherwise)."""
+        settings: dict[str, float] = {}
+        for name, (expected, what, low, high) in _SPIKE_KEYS.items():
+            if name in raw:
+                value = self.check_type(f"{key}.{name}", raw[name], expected, what)
+                if not low <= value <= high:
+                    raise self.fail(f"{key}.{name}", f"expected {what} from {low:g} to {high:g}, "
+                                    f"got {value!r}")  # fmt: skip
+                settings[name] = value
+        return settings
 
     def alert_channels(self, key: str, raw: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
         """A rule's `to` URLs and its `command`; at least one of them."""
@@ -595,7 +653,26 @@ def _without_unset(value: Any) -> Any:
 
 
 # Keys of an [[alerts]] rule besides its filters (alerts.RULE_FILTERS).
-_ALERT_KEYS = ("name", "on", "to", "command", "secret", "max_age", "max_per_hour", "group")
+_ALERT_KEYS = (
+    "name", "on", "to", "command", "secret", "max_age", "max_per_hour", "group",
+    "every", "min_count", "min_ratio", "p_value", "follow_up",
+)  # fmt: skip
+# The keys only some events take (the others take every event).
+_EVENT_KEYS = {
+    "max_age": ("mention",),
+    "group": ("mention",),
+    "every": ("digest",),
+    "min_count": ("spike",),
+    "min_ratio": ("spike",),
+    "p_value": ("spike",),
+    "follow_up": ("spike",),
+}
+# A spike rule's thresholds: type, what it is, and the range that makes sense.
+_SPIKE_KEYS: dict[str, tuple[Any, str, float, float]] = {
+    "min_count": (int, "a count of mentions", 1, 100000),
+    "min_ratio": ((int, float), "a ratio to the expected count", 1, 1000),
+    "p_value": ((int, float), "a probability", 1e-12, 0.05),
+}
 
 
 def config_error(config: Config, key: str, reason: str) -> ConfigError:

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 from mentionwatch.alerts import AlertRule
 from mentionwatch.channels import (
     Channel,
+    Message,
     Outcome,
     event_body,
+    event_message,
     grouped_message,
     inert,
     single_message,
@@ -234,7 +236,8 @@ def _channel_worker(
             outcome = send()
             results.put((key, _Sent([d.id for d in batch], outcome,
                                     max(d.attempts for d in batch))))  # fmt: skip
-            left = left[len(batch) :]
+            done = {d.id for d in batch}
+            left = [d for d in left if d.id not in done]
             if not outcome.ok:
                 # The channel is down: the rest wait for the same retry, untried.
                 rest = [d.id for d in left]
@@ -252,8 +255,21 @@ def _messages(
     rule: AlertRule, channel: Channel, deliveries: list[Delivery], room: int | None,
     timeout: float,
 ) -> Iterator[tuple[list[Delivery], Callable[[], Outcome]]]:  # fmt: skip
-    """The messages a people channel gets: one per mention, or grouped, within the cap."""
+    """The messages a people channel gets: one per mention, or grouped, within the cap; one
+    per pile-up or digest (those wait for the next hour beyond the cap)."""
     if room == 0:
+        return
+    events = [d for d in deliveries if d.event != "mention"]
+    for d in events[:room]:
+        message = event_message(rule.name, d.payload)
+        yield [d], partial(channel.send_message, message.title, message.text, timeout,
+                           markdown=message.markdown, html=message.html)  # fmt: skip
+    if room is not None:
+        room = max(0, room - len(events))
+        if room == 0:
+            return
+    deliveries = [d for d in deliveries if d.event == "mention"]
+    if not deliveries:
         return
     recs = [d.payload.get("mention") or {} for d in deliveries]
     if rule.group or (room is not None and len(deliveries) > room):
@@ -278,16 +294,20 @@ SAMPLE_TEXT = (
     "This is a test alert from mentionwatch. If you can read it here, this channel works: "
     "new mentions that match the rule will arrive like this."
 )
+SAMPLE_SPIKE_TEXT = (
+    "This is a test alert from mentionwatch: a made-up pile-up. If you can read it here, this "
+    "channel works: when mentions pile up far above their usual rate, you hear it like this."
+)
 
 
-def sample_record() -> dict[str, Any]:
+def sample_record(text: str = SAMPLE_TEXT) -> dict[str, Any]:
     from mentionwatch.models import iso
 
     now = iso(utcnow())
     return {
         "id": 0, "key": "mentionwatch:test", "source": "mentionwatch", "url": None,
         "author": "mentionwatch", "author_name": "mentionwatch", "title": None,
-        "text": SAMPLE_TEXT, "created_at": now, "fetched_at": now, "terms": [],
+        "text": text, "created_at": now, "fetched_at": now, "terms": [],
         "sentiment": "neutral", "polarity": 0.0, "status": "open", "reach": None,
         "reply_url": None, "intents": [], "priority": 0.0,
     }  # fmt: skip
@@ -302,17 +322,27 @@ class ChannelAnswer:
 def send_test(config: Config, store: Store, rule: AlertRule) -> list[ChannelAnswer]:
     """Send a sample event through each of the rule's channels (not through the outbox) and
     say what each answered; every answer is logged as a test."""
-    rec = sample_record()
-    payload = {"event": "mention", "alert": rule.name, "test": True, "mention": rec}
-    title, body = single_message(rule.name, rec)
-    title = f"mentionwatch test · {inert(rule.name)}"
+    rec = sample_record(SAMPLE_TEXT if rule.on == "mention" else SAMPLE_SPIKE_TEXT)
+    if rule.on == "mention":
+        payload = {"event": "mention", "alert": rule.name, "test": True, "mention": rec}
+        message = Message(f"mentionwatch test · {inert(rule.name)}",
+                          single_message(rule.name, rec)[1])  # fmt: skip
+    else:  # a made-up pile-up, or the rule's last digest
+        from mentionwatch.trendalerts import sample_event
+
+        payload = sample_event(config, store, rule, rec)
+        message = event_message(rule.name, payload)
+        message = replace(message, title=f"mentionwatch test · {message.title}")
     results = []
     for channel in rule.channels:
         if channel.per_event:
             outcome = channel.send_event(event_body(payload, str(uuid.uuid4())),
                                          config.poll.timeout)  # fmt: skip
         else:
-            outcome = channel.send_message(title, body, config.poll.timeout)
+            outcome = channel.send_message(
+                message.title, message.text, config.poll.timeout, markdown=message.markdown,
+                html=message.html,
+            )  # fmt: skip
         store.log_send(rule.name, channel.id, channel.label, 1, outcome.ok, outcome.detail,
                        test=True)  # fmt: skip
         results.append(ChannelAnswer(channel.label, outcome))

@@ -44,7 +44,12 @@ if TYPE_CHECKING:
 
 DEFAULT_USER_AGENT = f"mentionwatch/{__version__} (command-line mention monitor; +https://pypi.org/project/mentionwatch/)"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
-NO_RETRY_MARKERS = ("usage-capped", "throttle_violation")
+NO_RETRY_MARKERS = (
+    "usage-capped",
+    "throttle_violation",
+    "ACCESS_LIMIT_REACHED",
+    "RATE_LIMIT_EXCEEDED",
+)
 _SECRET_PARAMS = {"key", "token", "access_token", "password", "client_secret", "api_key", "apikey"}
 # Reset headers, in the order they are trusted. Their formats differ by platform (seconds
 # until, epoch seconds, or an ISO datetime); reset_delay() tells them apart.
@@ -70,6 +75,16 @@ _CREDENTIAL_HEADER = re.compile(
 _CHUNK = 64 * 1024
 # GitHub's secondary limit without a Retry-After: "wait at least one minute".
 SECONDARY_LIMIT_WAIT = 60.0
+# Meta (Facebook Pages, Instagram, Threads) reports how much of a rolling budget a caller has
+# used as percentages in X-App-Usage and X-Business-Use-Case-Usage. Near the top, calls stop
+# until the estimated time to regain access (or a quarter of an hour): a throttled caller's
+# calls still count, and the lock-out only grows.
+META_USAGE_HEADERS = ("x-app-usage", "x-business-use-case-usage")
+META_BACKOFF_PERCENT = 95.0
+META_THROTTLE_WAIT = 900.0
+# Graph error codes that mean "throttled": app, user, Page, custom, and the business use
+# case ones (80001 Pages, 80002 Instagram, …).
+META_THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
 
 
 class RateLimited(SourceError):
@@ -165,6 +180,62 @@ def _limit_used_up(headers: Any) -> bool:
     return False
 
 
+def meta_usage(headers: Any) -> tuple[float, float] | None:
+    """(the highest percentage used, seconds until access is regained) from Meta's usage
+    headers, or None without them. X-App-Usage is `{"call_count": 12, "total_cputime": 3,
+    "total_time": 5}`; X-Business-Use-Case-Usage maps an id to a list of such objects, each
+    with `estimated_time_to_regain_access` in minutes."""
+    found: list[dict[str, Any]] = []
+    for name in META_USAGE_HEADERS:
+        raw = headers.get(name)
+        if not raw or len(raw) > 20_000:
+            continue
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and "call_count" in data:
+            found.append(data)
+        elif isinstance(data, dict):  # {"<page id>": [{"type": "pages", …}]}
+            lists = [v for v in data.values() if isinstance(v, list)]
+            found += [e for entries in lists for e in entries if isinstance(e, dict)]
+    if not found:
+        return None
+    numbers = [float(v) for e in found for k, v in e.items()
+               if k in ("call_count", "total_cputime", "total_time") and _is_number(v)]  # fmt: skip
+    regain = [e["estimated_time_to_regain_access"] for e in found
+              if _is_number(e.get("estimated_time_to_regain_access"))]  # fmt: skip
+    minutes = max([float(m) for m in regain] or [0.0])
+    return max(numbers or [0.0]), max(0.0, minutes) * 60
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def meta_wait(headers: Any) -> float | None:
+    """Seconds to stop calling Meta when its usage headers say the budget is (nearly) used
+    up; None while there is room."""
+    usage = meta_usage(headers)
+    if usage is None:
+        return None
+    percent, regain = usage
+    if regain > 0:
+        return regain
+    return META_THROTTLE_WAIT if percent >= META_BACKOFF_PERCENT else None
+
+
+def _graph_throttled(response: httpx.Response) -> bool:
+    """A Graph error whose code means throttled (`(#32) Page request limit reached`)."""
+    if response.status_code < 400 or b'"code"' not in response.content[:4000]:
+        return False
+    try:
+        error = json.loads(response.content).get("error")
+    except (ValueError, AttributeError, RecursionError):
+        return False
+    return isinstance(error, dict) and error.get("code") in META_THROTTLE_CODES
+
+
 def error_detail(response: httpx.Response) -> str:
     """The platform's own reason from an error body, in one short line."""
     ctype = response.headers.get("content-type", "")
@@ -191,10 +262,15 @@ def message_in(data: Any) -> str | None:
         return message_in(data[0]) or " ".join(str(x) for x in data)[:160]
     if not isinstance(data, dict):
         return None
+    graph = data.get("error")
+    if isinstance(graph, dict) and isinstance(graph.get("message"), str) and "code" in graph:
+        return _graph_message(graph)
     if isinstance(data.get("error_message"), str):
         name, number = data.get("error_name"), data.get("error_id")
         head = f"{name} ({number})" if name and number is not None else name or number
         return f"{head}: {data['error_message']}" if head is not None else data["error_message"]
+    if isinstance(data.get("code"), str) and isinstance(data.get("description"), str):
+        return f"{data['code']}: {data['description']}"  # Yelp's {"error": {code, description}}
     name, message = data.get("error"), data.get("message") or data.get("error_description")
     if isinstance(name, str) and isinstance(message, str) and name != message:
         return f"{name}: {message}"  # XRPC and OAuth errors: a name and a message
@@ -212,6 +288,24 @@ def message_in(data: Any) -> str | None:
         return first
     code = data.get("code")
     return code if isinstance(code, str) else None
+
+
+def _graph_message(error: dict[str, Any]) -> str:
+    """Meta's Graph error as one line, its codes first as Meta writes them (`(#100) …`; the
+    message is often long, and a line is cut at its end): the message, and the user-facing
+    explanation when there is one."""
+    message = error["message"]
+    user = error.get("error_user_msg")
+    if isinstance(user, str) and user and user not in message:
+        message = f"{message}: {user}"
+    code, sub = error.get("code"), error.get("error_subcode")
+    if not isinstance(code, int | str) or isinstance(code, bool):
+        return message
+    sub_text = f", subcode {sub}" if isinstance(sub, int | str) and sub else ""
+    head = f"(#{code})"
+    if message.startswith(head):
+        return f"(#{code}{sub_text}){message[len(head) :]}"
+    return f"(#{code}{sub_text}) {message}"
 
 
 @dataclass
@@ -501,30 +595,36 @@ class Http:
             await self.wait(wait, f"rate limit of {host} used up")
 
     def _note_limit(self, url: str, response: httpx.Response) -> None:
+        delay = None
         if _limit_used_up(response.headers):
             delay = reset_delay({k: response.headers.get(k) for k in _RESET_HEADERS[1:]})
-            if delay:
-                key = (self.source, urlsplit(url).netloc)
-                self.shared.not_before[key] = time.monotonic() + delay
+        delay = delay or meta_wait(response.headers)
+        if delay:
+            key = (self.source, urlsplit(url).netloc)
+            self.shared.not_before[key] = time.monotonic() + delay
 
     def _wait_hint(self, response: httpx.Response) -> float | None:
         """How long the platform asks us to wait. A rate-limit reset header only means that
         on a 429 or an exhausted limit: X sends one on every response, 503s included."""
         if response.status_code == 429 or _limit_used_up(response.headers):
-            return reset_delay(response.headers)
+            return reset_delay(response.headers) or meta_wait(response.headers)
+        if _graph_throttled(response):
+            return meta_wait(response.headers) or META_THROTTLE_WAIT
         wait = reset_delay({"retry-after": response.headers.get("retry-after")})
         if wait is None and _secondary_limit(response):
             return SECONDARY_LIMIT_WAIT
         return wait
 
     def _should_retry(self, response: httpx.Response) -> bool:
-        # Refusals that a retry only prolongs: X's "usage-capped" (the credits are gone) and
-        # Stack Exchange's "throttle_violation" (an IP ban that repeats extend).
+        # Refusals that a retry only prolongs: X's "usage-capped" (the credits are gone),
+        # Stack Exchange's "throttle_violation" (an IP ban that repeats extend) and Yelp's
+        # "ACCESS_LIMIT_REACHED" (the day's calls are spent), App Store Connect's
+        # "RATE_LIMIT_EXCEEDED" (a rolling hour is spent).
         if response.status_code in (429, 502) and any(
             marker.encode() in response.content[:2000] for marker in NO_RETRY_MARKERS
         ):
             return False
-        if response.status_code in RETRY_STATUSES:
+        if response.status_code in RETRY_STATUSES or _graph_throttled(response):
             return True
         # GitHub signals an exhausted primary limit with 403 and remaining 0, and its
         # secondary limit with 403 and a retry-after header or only a message.

@@ -11,6 +11,9 @@ from typing import Any
 STATUSES = ("open", "handled", "ignored")
 SENTIMENTS = ("positive", "neutral", "negative")
 INTENTS = ("question", "complaint", "praise", "request")
+# How a reply reaches its author: in public where the mention is, or as a direct/private
+# message (`reply --private`). Stored in replies.kind.
+REPLY_KINDS = ("public", "private")
 # Analyzers `[sentiment] analyzer` may name (sentiment.py builds them; "llm" is configured in
 # [sentiment.llm] and built by tagging.py).
 ANALYZER_NAMES = ("mentionwatch", "textblob", "vader", "llm")
@@ -106,6 +109,11 @@ class Mention:
         return "\n".join(x for x in (self.title, self.text, self.url) if x)
 
     @property
+    def addressed(self) -> bool:
+        """Found where customers address the founder (their Page, app, channel: Job.owned)."""
+        return self.extra.get("addressed") is True
+
+    @property
     def in_thread(self) -> bool:
         """True when `title` is the thread's, not this mention's own."""
         return self.extra.get("kind") == "comment"
@@ -139,6 +147,15 @@ class ThreadPost:
 
 
 @dataclass(frozen=True, slots=True)
+class Template:
+    """A [templates] entry: a public reply, a private follow-up, or both (answer in public,
+    then take it private). {author}, {term} and {url} are filled from the mention."""
+
+    public: str | None = None
+    private: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Option:
     """One key a source accepts in its config section."""
 
@@ -155,6 +172,10 @@ class Job:
     source: str
     scope: str  # the cursor's name: a term name, a feed URL, "tag:acme@instance"…
     term: Term | None = None
+    # The founder's own channel, app or business (YouTube channel comments, app reviews, a
+    # Yelp page): every item is about the product, so one that names no term still belongs to
+    # every term that applies to the source ("crashes on login", one star).
+    owned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +190,7 @@ class Filters:
     statuses: tuple[str, ...] = ("open",)  # (): every status
     search: str | None = None  # the --search language (store.fts_query)
     intents: tuple[str, ...] = ()
+    until: datetime | None = None  # created before this (a digest's period ends here)
     min_relevance: float | None = None  # relevance at least this (unscored ones pass)
 
 

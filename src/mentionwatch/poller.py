@@ -152,7 +152,7 @@ class Poller:
             cursor = self.store.get_cursor(job.source, job.scope)
             async for page in source.fetch(job, cursor):
                 # The boundary: platform text becomes inert here, before matching and storing.
-                mentions = self._verified([inert_fields(m) for m in page.mentions])
+                mentions = self._verified([inert_fields(m) for m in page.mentions], job)
                 result.fetched += len(page.mentions)
                 self._tag_new(mentions)
                 result.new += self.store.save_page(
@@ -181,12 +181,15 @@ class Poller:
         self.on_job_done(result)
         return result
 
-    def _verified(self, mentions: list[Mention]) -> list[Mention]:
+    def _verified(self, mentions: list[Mention], job: Job) -> list[Mention]:
         kept = []
+        owned = [t.name for t in self.config.terms if t.applies_to(job.source)] if job.owned else []
         for m in mentions:
             if account_key(m.author) in self.ignored:
                 continue
-            m.terms = self.matcher.matching_terms(m.source, m.match_text)
+            m.terms = self.matcher.matching_terms(m.source, m.match_text) or owned
+            if job.owned:
+                m.extra["addressed"] = True
             if m.terms:
                 kept.append(m)
         return kept
@@ -282,6 +285,7 @@ class SourceOverview:
     new: int = 0
     fetched: int = 0
     errors: list[str] = field(default_factory=list)
+    usage: str | None = None  # the quota or budget left, where the source counts it
 
 
 def source_overview(config: Config, store: Store) -> list[SourceOverview]:
@@ -298,7 +302,7 @@ def source_overview(config: Config, store: Store) -> list[SourceOverview]:
                 row = SourceOverview(name, state, f"missing: ${{{settings.unset}}} is not set")
             else:
                 source = build_source(settings, config, store, client=None)
-                row = SourceOverview(name, state, _credentials(source))
+                row = SourceOverview(name, state, _credentials(source), usage=source.usage())
         jobs = last.get(name, [])
         if jobs:
             row.last_poll = parse_iso(max(j["finished_at"] for j in jobs))
@@ -313,6 +317,12 @@ def _credentials(source: Source) -> str:
     missing = source.missing_credentials()
     if missing:
         return missing.split(": ", 1)[-1]
+    if source.credentials():
+        return source.credentials() or ""
+    if source.oauth is not None:  # acting as the user: whether `auth` was run, never a token
+        from mentionwatch.oauth import Tokens
+
+        return Tokens(source, source.oauth).status()
     secrets = [k for k, o in source.options.items() if o.secret]
     if source.required:
         return "present"

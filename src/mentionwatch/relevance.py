@@ -15,6 +15,9 @@ Two layers, combined into one score in 0..1 stored with each mention:
    ``relevance_events`` (a trigger), so no code path can skip a lesson; :func:`learn`
    consumes them.
 
+A mention found in the founder's own channels (a review of their app, a comment on their
+Page: `Mention.addressed`) is about the product by where it was written and scores 1.
+
 ``feed --relevant`` keeps mentions scoring at least :data:`THRESHOLD` (and those not
 scored yet). Stdlib only: feed and handle import this without slowing down.
 """
@@ -184,6 +187,8 @@ class Scorer:
         An analyzer that read the term's ``about`` (the LLM) left its judgement in
         ``m.llm_relevance``; it then replaces the word-matching part of the local layer.
         """
+        if m.addressed and m.terms:  # a review of my app, a comment on my Page: mine by place
+            return 1.0
         analyzer_relevance = m.llm_relevance
         best = None
         for term in m.terms:

@@ -436,7 +436,8 @@ def print_detail(
         console.print(Text("replies:", style="bold"))
         for row in replies:
             where = row["url"] or row["remote_id"] or ""
-            line = Text(f"  {row['attempted_at']}  {row['outcome']:<8} ")
+            kind = "private " if row["kind"] == "private" else ""
+            line = Text(f"  {row['attempted_at']}  {kind}{row['outcome']:<8} ")
             line.append(safe(where), style="dim")
             console.print(line, soft_wrap=wrap)
             console.print(Text("    " + _shorten(safe(row["text"]), 200)), soft_wrap=wrap)
@@ -450,30 +451,44 @@ def print_detail(
             console.print(Text(f"  {row['at']}  {row['status']}{note}"), soft_wrap=wrap)
 
 
-def print_reply_preview(
-    console: Console, m: Mention, text: str, length: int, limit: int | None, by_hand: bool
-) -> None:
-    """What is about to be posted, and where, before the user confirms."""
+def print_mention_head(console: Console, m: Mention) -> None:
+    """The mention a reply answers, before the reply itself."""
     from rich.text import Text
 
     console.print(entry_header(m, utcnow()), soft_wrap=True)
     console.print(Text("      " + _shorten(safe(m.text), FEED_TEXT_LIMIT)), soft_wrap=True)
+
+
+def print_reply_text(
+    console: Console, text: str, where: str, length: int, limit: int | None, private: bool
+) -> None:
+    """What is about to be sent, where, and the platform's length check."""
+    from rich.text import Text
+
     console.print()
-    where = "to paste on the reply page" if by_hand else f"to post on {m.source}"
     counted = f"{length}/{limit}" if limit else str(length)
-    console.print(Text(f"Your reply, {where} ({counted} characters):", style="bold"))
+    head = f"Private message, as {where}" if private else f"Your reply, {where}"
+    console.print(Text(f"{head} ({counted} characters):", style="bold"))
     for line in safe(text).splitlines() or [""]:
-        console.print(Text("  > " + line, style="cyan"), soft_wrap=True)
+        console.print(Text("  > " + line, style="magenta" if private else "cyan"), soft_wrap=True)
 
 
-def print_templates(console: Console, templates: dict[str, str] | Any) -> None:
+def print_templates(console: Console, templates: Any) -> None:
+    """Each [templates] entry: its public reply and its private follow-up."""
     from rich.text import Text
 
     if not templates:
         console.print("No templates: add them under [templates] in the config.")
         return
-    for name, text in templates.items():
-        console.print(Text(f"{name}: ", style="bold") + Text(safe(text)), soft_wrap=True)
+    for name, template in templates.items():
+        parts = [("", template.public), ("private: ", template.private)]
+        shown = [(label, text) for label, text in parts if text]
+        line = Text(f"{name}: ", style="bold")
+        for number, (label, text) in enumerate(shown):
+            line.append(" · " if number else "")
+            line.append(label, style="magenta")
+            line.append(safe(text))
+        console.print(line, soft_wrap=True)
 
 
 def write_jsonl(out: IO[str], mentions: Iterable[Mention | Mapping[str, Any]]) -> int:
@@ -685,7 +700,15 @@ def _rule_summary(rule: Any) -> str:
             parts.append(f"query: {' OR '.join(' '.join(a) for a in value.alternatives)}")
         else:
             parts.append(f"{name} {value:g}")
-    parts.append(f"max_age {_duration(rule.max_age)}")
+    if rule.on == "mention":
+        parts.append(f"max_age {_duration(rule.max_age)}")
+    elif rule.on == "spike":
+        parts += [f"{name} {value:g}" for name, value in rule.spike.items()]
+        parts.append("per term" + (" and sentiment" if "sentiment" in rule.filters else ""))
+        if rule.follow_up:
+            parts.append("says when it is over")
+    else:
+        parts.append(f"every {rule.every} ({_zone_label()})")
     if rule.max_per_hour:
         parts.append(f"at most {rule.max_per_hour} messages/hour")
     if rule.secret:
@@ -693,8 +716,21 @@ def _rule_summary(rule: Any) -> str:
     return "; ".join(parts)
 
 
-def print_alert_log(console: Console, rows: Sequence[Any]) -> None:
-    """`alerts log`: recent messages, newest first."""
+def _zone_label() -> str:
+    from mentionwatch.trends import local_zone, zone_name
+
+    return f"{zone_name(local_zone())} time"
+
+
+# What one delivery of each kind of rule is about, for `alerts log`.
+_DELIVERY_NOUN = {"mention": "mention", "spike": "pile-up", "digest": "digest"}
+
+
+def print_alert_log(
+    console: Console, rows: Sequence[Any], events: Mapping[str, str] | None = None
+) -> None:
+    """`alerts log`: recent messages, newest first; `events` maps rule names to what they
+    fire on."""
     from rich.text import Text
 
     if not rows:
@@ -706,7 +742,8 @@ def print_alert_log(console: Console, rows: Sequence[Any]) -> None:
         line.append("ok    " if ok else "FAIL  ", style="green" if ok else "bold red")
         line.append(f"{safe(row['alert'])} → {safe(row['label'])}")
         count = row["deliveries"]
-        what = "test" if row["test"] else f"{count} mention{'s' if count != 1 else ''}"
+        noun = _DELIVERY_NOUN.get((events or {}).get(row["alert"], ""), "delivery")
+        what = "test" if row["test"] else f"{count} {noun}{'s' if count != 1 else ''}"
         line.append(f"  {what}: {safe(row['outcome'])}", style="dim")
         console.print(line, soft_wrap=True)
 
@@ -852,6 +889,9 @@ def print_sources(console: Console, rows: Sequence[Any]) -> None:
         table.add_row(row.name, Text(row.state, style=styles.get(row.state, "")),
                       Text(safe(row.credentials)), last)  # fmt: skip
     console.print(table)
+    for row in rows:  # quotas and budgets the sources count (YouTube's units, Yelp's calls)
+        if row.usage:
+            console.print(Text(f"{row.name}: {safe(row.usage)}"), soft_wrap=True)
 
 
 def print_checks(console: Console, checks: Sequence[Any]) -> None:

@@ -2,7 +2,9 @@
 
 Posting is safe to retry: a reply that got no answer is recorded as `unknown` with its
 idempotency key; the next attempt reuses the key (Mastodon honours it) and first asks the
-platform whether the reply already exists, so one reply is never posted twice.
+platform whether the reply already exists, so one reply is never posted twice. The same
+holds for private messages (`reply --private`), recorded with kind "private"; a template
+may pair a public reply with a private follow-up, sent as two such steps.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from mentionwatch.config import Config
 from mentionwatch.errors import MentionwatchError
 from mentionwatch.http import SourceError, Uncertain, open_client
-from mentionwatch.models import Mention, ThreadPost
+from mentionwatch.models import Mention, Template, ThreadPost
 from mentionwatch.sources import registry
 from mentionwatch.sources.base import Posted, Source
 from mentionwatch.store import Store
@@ -27,42 +30,72 @@ class ReplyError(MentionwatchError):
     """The reply was not posted; `code` is the exit code (1 refused or failed, 2 bad usage)."""
 
 
-def reply_text(
+@dataclass(frozen=True)
+class Step:
+    """One message of a reply: its text, and whether it goes in public or privately."""
+
+    kind: str  # one of models.REPLY_KINDS
+    text: str
+
+    @property
+    def private(self) -> bool:
+        return self.kind == "private"
+
+
+def step_kinds(template: str | None, templates: Mapping[str, Template], private: bool) -> list[str]:
+    """What a reply sends, in order: "public", "private", or a template's public reply and
+    then its private follow-up. `private` sends one private message (a template's private
+    text, or its only one)."""
+    if template and not private:
+        chosen = _template(template, templates)
+        return [k for k, text in (("public", chosen.public), ("private", chosen.private)) if text]
+    return ["private" if private else "public"]
+
+
+def reply_steps(
     mention: Mention,
     text: str | None,
     template: str | None,
-    templates: dict[str, str],
+    templates: Mapping[str, Template],
     interactive: bool,
+    private: bool = False,
     draft: Path | None = None,
-) -> str:
-    """The reply to post: as given, from a template, or written in $EDITOR on a terminal.
-
-    Made inert like any text: a pasted escape sequence or bidi override is never posted."""
+) -> list[Step]:
+    """The texts of step_kinds(): TEXT as given, from the template, or written in $EDITOR on
+    a terminal. Made inert like any text: a pasted escape sequence or bidi override is never
+    sent."""
     if text is not None and template:
         raise ReplyError("give either TEXT or --template, not both", code=2)
+    kinds = step_kinds(template, templates, private)
     if template:
-        return inert(fill_template(template, templates, mention))
+        chosen = _template(template, templates)
+        texts = {"public": chosen.public, "private": chosen.private or chosen.public}
+        return [Step(k, inert(fill_template(template, texts[k] or "", mention))) for k in kinds]
     if text is not None:
-        return inert(text)
+        return [Step(kinds[0], inert(text))]
     if not interactive:
         raise ReplyError(
             "no reply text: give TEXT or --template NAME (or run on a terminal for $EDITOR)", 2
         )
-    return inert(compose_in_editor(mention, draft))
+    return [Step(kinds[0], inert(compose_in_editor(mention, draft)))]
 
 
-def fill_template(name: str, templates: dict[str, str] | object, mention: Mention) -> str:
-    """A reply from [templates]: {author}, {term} and {url} are filled from the mention."""
-    if not isinstance(templates, dict) or name not in templates:
-        known = ", ".join(templates) if isinstance(templates, dict) and templates else "none"
+def _template(name: str, templates: Mapping[str, Template]) -> Template:
+    if name not in templates:
+        known = ", ".join(templates) or "none"
         raise ReplyError(f"no template {name!r} in [templates] (defined: {known})", code=2)
+    return templates[name]
+
+
+def fill_template(name: str, text: str, mention: Mention) -> str:
+    """A template's text with {author}, {term} and {url} filled from the mention."""
     values = {
         "author": mention.author_name or mention.author or "there",
         "term": mention.terms[0] if mention.terms else "",
         "url": mention.url or "",
     }
     try:
-        return templates[name].format_map(values)
+        return text.format_map(values)
     except (KeyError, ValueError, IndexError) as exc:
         raise ReplyError(
             f"template {name!r}: unknown placeholder {exc}; use {{author}}, {{term}} or {{url}}",
@@ -72,42 +105,118 @@ def fill_template(name: str, templates: dict[str, str] | object, mention: Mentio
 
 @dataclass
 class Target:
-    """Where a reply to one mention goes: a platform's API, or a web page for a person."""
+    """Where one step of a reply goes: a platform's API, or a web page for a person."""
 
     mention: Mention
     source: Source | None  # None: no reply API here; use `link`
     link: str | None
+    private: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "private" if self.private else "public"
 
     @property
     def limit(self) -> int | None:
-        return self.source.reply_limit if self.source else None
+        if self.source is None:
+            return None
+        return self.source.message_limit if self.private else self.source.reply_limit
 
     def length(self, text: str) -> int:
-        return self.source.reply_length(text) if self.source else len(text)
+        if self.source is None:
+            return len(text)
+        return self.source.message_length(text) if self.private else self.source.reply_length(text)
+
+    def where(self) -> str:
+        """Who gets it, how: for previews and dry runs."""
+        if self.source is None:
+            return "to paste on the reply page"
+        if self.private:
+            return self.source.message_where(self.mention)
+        return f"to post on {self.mention.source}"
 
     def check_length(self, text: str) -> None:
         if not text.strip():
             raise ReplyError("the reply is empty; nothing posted", code=2)
         if self.limit is not None and self.length(text) > self.limit:
+            what = "private message" if self.private else "reply"
             raise ReplyError(
-                f"the reply is {self.length(text)} characters; {self.mention.source} allows "
-                f"{self.limit}. Shorten it; nothing was posted"
+                f"the {what} is {self.length(text)} characters; {self.mention.source} allows "
+                f"{self.limit}. Shorten it; nothing was sent"
             )
 
+    async def send(self, text: str, key: str) -> Posted:
+        assert self.source is not None
+        if self.private:
+            return await self.source.send_message(self.mention, text, key)
+        return await self.source.reply(self.mention, text, key)
 
-def target(config: Config, store: Store, mention: Mention, client: object = None) -> Target:
+    async def find(self, text: str) -> Posted | None:
+        assert self.source is not None
+        if self.private:
+            return await self.source.find_message(self.mention, text)
+        return await self.source.find_reply(self.mention, text)
+
+
+def target(
+    config: Config,
+    store: Store,
+    mention: Mention,
+    client: object = None,
+    private: bool = False,
+    text: str | None = None,
+) -> Target:
+    """Where a reply to `mention` goes; ReplyError (exit 2) when it cannot go anywhere: no
+    write credentials, or, privately, no private messages on that platform (or none left:
+    a message already sent with this `text` is a retry, not another one)."""
     from mentionwatch.poller import build_source
 
     cls = registry().get(mention.source)
     settings = config.sources.get(mention.source)
+    if private:
+        return _private_target(config, store, mention, client, text)
     if cls is None or not cls.can_reply or settings is None:
         link = mention.reply_url or mention.url
         return Target(mention, None, link)
     source = build_source(settings, config, store, client)
+    if not source.replies_by_api(mention):
+        return Target(mention, None, source.reply_link(mention))
     problem = source.reply_problem(mention)
     if problem:
         raise ReplyError(f"{problem}; or reply by hand at {source.reply_link(mention)}", code=2)
     return Target(mention, source, source.reply_link(mention))
+
+
+def _private_target(
+    config: Config, store: Store, mention: Mention, client: object, text: str | None
+) -> Target:
+    from mentionwatch.poller import build_source
+
+    cls = registry().get(mention.source)
+    if cls is None or not cls.can_message:
+        reason = cls.no_messages if cls else "is not a known source"
+        raise ReplyError(f"cannot send a private message: {mention.source} {reason}", code=2)
+    settings = config.sources.get(mention.source)
+    if settings is None:
+        raise ReplyError(
+            f"{mention.source} is not configured, so no private message can be sent: add "
+            f"[sources.{mention.source}] to the config",
+            code=2,
+        )
+    source = build_source(settings, config, store, client)
+    problem = source.message_problem(mention)
+    if problem is None and cls.messages_per_mention is not None:
+        sent = [r for r in store.replies(mention.id or 0)
+                if r["kind"] == "private" and r["outcome"] == "posted"]  # fmt: skip
+        if len(sent) >= cls.messages_per_mention and all(r["text"] != text for r in sent):
+            problem = (
+                f"{mention.source}: {mention.author or 'this author'} already got the private "
+                f"message the platform allows per item ({sent[0]['attempted_at']}); go on in "
+                "your inbox once they answer"
+            )
+    if problem:
+        raise ReplyError(problem, code=2)
+    return Target(mention, source, source.reply_link(mention), private=True)
 
 
 def thread(config: Config, store: Store, mention: Mention) -> list[ThreadPost]:
@@ -139,34 +248,36 @@ def thread(config: Config, store: Store, mention: Mention) -> list[ThreadPost]:
     return posts
 
 
-def already_posted(store: Store, mention: Mention, text: str) -> dict | None:
+def already_posted(store: Store, mention: Mention, step: Step) -> dict | None:
     for row in store.replies(mention.id or 0):
-        if row["outcome"] == "posted" and row["text"] == text:
+        if row["outcome"] == "posted" and row["text"] == step.text and row["kind"] == step.kind:
             return dict(row)
     return None
 
 
-def post(config: Config, store: Store, mention: Mention, text: str, keep_open: bool) -> Posted:
-    """Post a reply once; record the attempt; mark the mention handled when it is posted."""
+def post(config: Config, store: Store, mention: Mention, step: Step, keep_open: bool) -> Posted:
+    """Send one step once (a public reply or a private message); record the attempt; mark
+    the mention handled when it went out."""
     assert mention.id is not None
     mention_id = mention.id
-    unknown = [
-        r for r in store.replies(mention_id) if r["text"] == text and r["outcome"] == "unknown"
-    ]
+    text, kind = step.text, step.kind
+    unknown = [r for r in store.replies(mention_id) if r["outcome"] == "unknown"
+               and (r["text"], r["kind"]) == (text, kind)]  # fmt: skip
     key = unknown[-1]["idempotency_key"] if unknown else uuid.uuid4().hex
     attempt: list[int] = []
 
     async def run() -> Posted:
         async with open_client(config.poll) as client:
-            where = target(config, store, mention, client)
+            where = target(config, store, mention, client, private=step.private, text=text)
             assert where.source is not None
             where.check_length(text)
             if unknown:
-                found = await where.source.find_reply(mention, text)
+                found = await where.find(text)
                 if found:
                     return found
-            attempt.append(store.add_reply(mention_id, text, "unknown", idempotency_key=key))
-            return await where.source.reply(mention, text, key)
+            attempt.append(store.add_reply(mention_id, text, "unknown", idempotency_key=key,
+                                           kind=kind))  # fmt: skip
+            return await where.send(text, key)
 
     try:
         posted = inert_fields(asyncio.run(run()))  # its id and link come from the platform
@@ -184,9 +295,10 @@ def post(config: Config, store: Store, mention: Mention, text: str, keep_open: b
         store.update_reply(attempt[0], "posted", remote_id=posted.remote_id, url=posted.url)
     else:  # an earlier attempt that got no answer had in fact been posted
         store.add_reply(mention_id, text, "posted", remote_id=posted.remote_id, url=posted.url,
-                        idempotency_key=key)  # fmt: skip
+                        idempotency_key=key, kind=kind)  # fmt: skip
     if not keep_open:
-        store.set_status([mention_id], "handled", note=f"replied: {posted.url or posted.remote_id}")
+        done = "sent privately" if step.private else "replied"
+        store.set_status([mention_id], "handled", note=f"{done}: {posted.url or posted.remote_id}")
     return posted
 
 

@@ -460,6 +460,13 @@ def m007_llm_cache(db: Any) -> None:
 
 
 @migration
+def m009_reply_kind(db: Any) -> None:
+    """replies.kind: "public" (posted where the mention is) or "private" (a direct message,
+    `reply --private`); every earlier reply was public."""
+    db.conn.execute("ALTER TABLE replies ADD COLUMN kind TEXT NOT NULL DEFAULT 'public'")
+
+
+@migration
 def m011_feed_indexes(db: Any) -> None:
     """Indexes that serve the feed's term and intent filters in its order, at any size.
 
@@ -969,6 +976,14 @@ class Store:
             "SELECT alert, channel, state, count(*) FROM outbox GROUP BY alert, channel, state"
         )
         return {(a, c, s): n for a, c, s, n in rows}
+
+    def last_subject(self, alert: str, event: str) -> str | None:
+        """The greatest subject queued for an alert's events of one kind (digests: the end of
+        the last period queued, as ISO 8601 UTC, which sorts as text)."""
+        row = self.conn.execute(
+            "SELECT max(subject) FROM outbox WHERE alert = ? AND event = ?", (alert, event)
+        ).fetchone()
+        return row[0] if row else None
 
     def get_cursor(self, source: str, scope: str) -> str | None:
         row = self.conn.execute(
@@ -1601,6 +1616,9 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
     if f.since is not None:
         clauses.append("m.created_at >= ?")
         params.append(iso(f.since))
+    if f.until is not None:
+        clauses.append("m.created_at < ?")
+        params.append(iso(f.until))
     if f.sources:
         clauses.append(f"m.source IN ({','.join('?' * len(f.sources))})")
         params.extend(f.sources)

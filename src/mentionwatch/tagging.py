@@ -15,6 +15,7 @@ from mentionwatch import relevance
 from mentionwatch.models import Filters, Mention
 from mentionwatch.query import parse
 from mentionwatch.sentiment import Analyzer, Post, get_analyzer, mask_terms, score_posts
+from mentionwatch.triage import rated, star_rating
 
 if TYPE_CHECKING:
     from mentionwatch.config import Config
@@ -89,7 +90,10 @@ class Tagger:
             return
         scores = score_posts(self.analyzer, [self.post(m) for m in mentions])
         for m, score in zip(mentions, scores, strict=True):
-            m.sentiment, m.polarity, m.intents = score.label, score.polarity, score.intents
+            # A review's stars outrank its words (triage.rated): a kind 1-star is a complaint.
+            m.sentiment, m.polarity, m.intents = rated(
+                score.label, score.polarity, score.intents, star_rating(m)
+            )
             m.llm_relevance = score.relevance
             m.relevance = self.relevance.score(m)
 

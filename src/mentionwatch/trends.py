@@ -9,6 +9,7 @@ with zeros, and derives changes, shares and percentiles. `spikes.py` holds the d
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -17,7 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from mentionwatch.errors import UsageError
 from mentionwatch.models import SENTIMENTS, Filters, Mention, parse_iso, utcnow
-from mentionwatch.spikes import BIN_SECONDS, Episode, Spike, SpikeSettings, check, fit
+from mentionwatch.spikes import (
+    BIN_SECONDS,
+    Assessment,
+    Episode,
+    Spike,
+    SpikeSettings,
+    assess,
+    check,
+    fit,
+    step,
+)
 
 if TYPE_CHECKING:
     from mentionwatch.store import Store
@@ -54,6 +65,35 @@ def local_zone(name: str | None = None) -> tzinfo:
             except (ZoneInfoNotFoundError, ValueError):
                 continue
     return datetime.now().astimezone().tzinfo or UTC
+
+
+def zone_name(zone: tzinfo) -> str:
+    """A zone as events carry it: its IANA name, or its fixed offset ("+05:30", "UTC")."""
+    key = getattr(zone, "key", None)
+    if key:
+        return str(key)
+    offset = zone.utcoffset(None) or timedelta(0)
+    if not offset:
+        return "UTC"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def zone_from_name(name: object) -> tzinfo:
+    """The zone `zone_name` wrote (UTC for anything unreadable: a message still reads)."""
+    from datetime import timezone
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    text = str(name or "UTC")
+    found = re.fullmatch(r"([+-])(\d\d):(\d\d)", text)
+    if found:
+        minutes = int(found.group(2)) * 60 + int(found.group(3))
+        return timezone(timedelta(minutes=-minutes if found.group(1) == "-" else minutes))
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 def period_start(moment: datetime, by: str, zone: tzinfo) -> datetime:
@@ -313,9 +353,32 @@ def stats(
 # Spikes
 
 
-def spike_filters(term: str, sentiment: str | None) -> Filters:
-    """What a spike rule counts: every mention of the term (echoes included), any status."""
-    return Filters(terms=(term,), sentiments=(sentiment,) if sentiment else (), statuses=())
+def spike_filters(term: str, sentiment: str | None, base: Filters | None = None) -> Filters:
+    """What a spike series counts: every mention of the term (echoes included: a complaint
+    repeated fifty times is a pile-up), any status, within `base` (a rule's sources and
+    intents); one sentiment, or all that `base` allows."""
+    base = base or Filters(statuses=())
+    sentiments = (sentiment,) if sentiment else base.sentiments
+    return replace(base, terms=(term,), sentiments=sentiments, statuses=(), since=None,
+                   until=None, search=None)  # fmt: skip
+
+
+def assess_spike(
+    store: Store,
+    term: str,
+    sentiment: str | None,
+    zone: tzinfo,
+    settings: SpikeSettings | None = None,
+    now: datetime | None = None,
+    base: Filters | None = None,
+) -> Assessment | None:
+    """How the windows ending now compare with the series' baseline (None: too little
+    history to judge). Read-only: the alert side moves the episode on with `spikes.step`."""
+    settings = settings or SpikeSettings()
+    now = now or utcnow()
+    counts, history_start = _spike_counts(store, term, sentiment, now, now, settings, base)
+    baseline = fit(counts, now, zone, settings, history_start)
+    return None if baseline is None else assess(counts, now, baseline, settings)
 
 
 def check_spike(
@@ -326,6 +389,7 @@ def check_spike(
     zone: tzinfo,
     settings: SpikeSettings | None = None,
     now: datetime | None = None,
+    base: Filters | None = None,
 ) -> tuple[Episode, Spike | None]:
     """One poll's spike decision for one rule, term and sentiment, from the stored counts and
     the rule's stored episode. The caller saves the returned episode with
@@ -333,9 +397,9 @@ def check_spike(
     queues the alert, so a crash can neither lose nor repeat the alert."""
     settings = settings or SpikeSettings()
     now = now or utcnow()
-    counts, history_start = _spike_counts(store, term, sentiment, now, now, settings)
     episode = Episode.loads(store.spike_state(rule, term, sentiment))
-    return check(counts, now, episode, zone, settings, history_start)
+    found = assess_spike(store, term, sentiment, zone, settings, now, base)
+    return (episode, None) if found is None else step(found, episode, settings, now)
 
 
 def _spike_counts(
@@ -345,27 +409,54 @@ def _spike_counts(
     first: datetime,
     last: datetime,
     settings: SpikeSettings,
+    base: Filters | None = None,
 ) -> tuple[dict[int, int], datetime | None]:
     """Bin counts covering what `check` reads at every moment from `first` to `last`, and
     when the term's history starts (its first mention of any sentiment)."""
     start = first - timedelta(seconds=BIN_SECONDS * (settings.recent_bins + settings.history_bins))
-    filters = spike_filters(term, sentiment)
+    filters = spike_filters(term, sentiment, base)
     counts = dict(
         store.bin_counts(filters, _stamp(start), _stamp(last + timedelta(seconds=1)), BIN_SECONDS)
     )
-    span = store.span(spike_filters(term, None))
+    span = store.span(replace(filters, sentiments=()))
     return counts, parse_iso(span[0]) if span else None
 
 
-def spike_examples(
-    store: Store, term: str, sentiment: str | None, spike: Spike, limit: int = 3
-) -> list[Mention]:
-    """A few mentions of the spike's window, the ones to answer first."""
+@dataclass(slots=True)
+class SpikeWindow:
+    """The mentions of a spike's window, as a message shows them."""
+
+    examples: list[Mention]  # the ones to answer first, one per group of echoes
+    echoes: int  # how many of the window's mentions repeat another post
+
+
+def spike_window(
+    store: Store,
+    term: str,
+    sentiment: str | None,
+    spike: Spike,
+    limit: int = 3,
+    base: Filters | None = None,
+) -> SpikeWindow:
+    """A few mentions of the spike's window (an original rather than three copies of it) and
+    how many of them are echoes."""
     from mentionwatch.triage import by_priority
 
-    filters = replace(spike_filters(term, sentiment), since=spike.window_start)
+    filters = replace(spike_filters(term, sentiment, base), since=spike.window_start)
     window = [m for m in store.mentions(filters, limit=500) if m.created_at <= spike.window_end]
-    return by_priority(window, limit)
+    echoes = sum(m.echo_of is not None for m in window)
+    groups: dict[int, Mention] = {m.id or 0: m for m in window if m.echo_of is None}
+    for m in by_priority(window, len(window)):  # an original, else its most pressing echo
+        groups.setdefault(m.echo_of or m.id or 0, m)
+    return SpikeWindow(by_priority(list(groups.values()), limit), echoes)
+
+
+def spike_examples(
+    store: Store, term: str, sentiment: str | None, spike: Spike, limit: int = 3,
+    base: Filters | None = None,
+) -> list[Mention]:  # fmt: skip
+    """A few mentions of the spike's window, the ones to answer first."""
+    return spike_window(store, term, sentiment, spike, limit, base).examples
 
 
 def scan_spikes(
@@ -377,11 +468,12 @@ def scan_spikes(
     zone: tzinfo,
     settings: SpikeSettings | None = None,
     every: timedelta = timedelta(minutes=15),
+    base: Filters | None = None,
 ) -> list[Spike]:
     """The episodes that began in [since, until], found as polls every `every` would have
     found them (for digests and `stats`, which need no alert rule to have run)."""
     settings = settings or SpikeSettings()
-    counts, history_start = _spike_counts(store, term, sentiment, since, until, settings)
+    counts, history_start = _spike_counts(store, term, sentiment, since, until, settings, base)
     if not any(b * BIN_SECONDS >= since.timestamp() for b in counts):
         return []  # nothing new in the period: nothing can have spiked
     found, episode = [], Episode()
@@ -425,6 +517,7 @@ class SpikeReport:
     sentiment: str | None
     spike: Spike
     examples: list[Mention]
+    echoes: int = 0  # mentions of the window that repeat another post
 
 
 @dataclass(slots=True)
@@ -450,7 +543,7 @@ class Digest:
 
 def _counts(store: Store, filters: Filters, since: datetime, until: datetime) -> Counts:
     bounds = [(_stamp(since), _stamp(until))]
-    window = replace(filters, since=since, statuses=())
+    window = replace(filters, since=since, until=None, statuses=())
     result = Counts()
     for _, _, sentiment, count in store.period_counts(window, bounds):
         result.total += count
@@ -480,17 +573,23 @@ def digest(
     length = until - since
     current = _counts(store, base, since, until)
     previous = _counts(store, base, since - length, since)
-    window = replace(base, since=since, statuses=("open",))
-    in_period = [m for m in store.mentions(window) if m.created_at < until]
-    top_open = by_priority(in_period, limit)
-    negative = replace(window, sentiments=("negative",))
-    unanswered = [m for m in store.unanswered(negative, limit * 4) if m.created_at < until][:limit]
+    period = replace(base, since=since, until=until)
+    window = replace(period, statuses=("open",))
+    top_open = by_priority(list(store.mentions(window)), limit)
+    unanswered = []
+    if "negative" in (base.sentiments or SENTIMENTS):
+        unanswered = store.unanswered(replace(window, sentiments=("negative",)), limit)
     reports = []
-    for term in terms or _terms_in(store, replace(base, since=since)):
-        for sentiment in (None, "negative"):
-            for spike in scan_spikes(store, term, sentiment, since, until, zone, settings):
-                examples = spike_examples(store, term, sentiment, spike)
-                reports.append(SpikeReport(term, sentiment, spike, examples))
+    # Every sentiment the filters allow together, and the unhappy ones on their own.
+    series: list[str | None] = [None]
+    if "negative" in (base.sentiments or SENTIMENTS) and base.sentiments != ("negative",):
+        series.append("negative")
+    for term in terms or _terms_in(store, period):
+        for sentiment in series:
+            found = scan_spikes(store, term, sentiment, since, until, zone, settings, base=base)
+            for spike in found:
+                seen = spike_window(store, term, sentiment, spike, base=base)
+                reports.append(SpikeReport(term, sentiment, spike, seen.examples, seen.echoes))
     reports.sort(key=lambda r: r.spike.window_start)
     return Digest(
         since,
@@ -501,7 +600,7 @@ def digest(
         top_open,
         unanswered,
         reports,
-        responses(store, replace(base, since=since)),
+        responses(store, period),
     )
 
 

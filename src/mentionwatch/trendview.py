@@ -14,11 +14,11 @@ import csv
 import html
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from mentionwatch.models import Mention, iso
+from mentionwatch.models import Mention, iso, parse_iso
 from mentionwatch.render import SENTIMENT_STYLE, csv_cell, record, safe
 
 if TYPE_CHECKING:
@@ -272,11 +272,13 @@ def print_responses(console: Console, rows: Sequence[ResponseRow]) -> None:
         )
 
 
-# Digests
+# Digests: rendered from the digest object (the webhook's), so `digest` prints exactly what a
+# digest alert says.
 
 
-def spike_dict(term: str, sentiment: str | None, spike: Spike, examples: Sequence[Mention]
-               ) -> dict[str, Any]:  # fmt: skip
+def spike_dict(
+    term: str, sentiment: str | None, spike: Spike, examples: Sequence[Mention], echoes: int = 0,
+) -> dict[str, Any]:  # fmt: skip
     """The webhook's `spike` object (design.md): one episode's start (or end)."""
     return {
         "term": term,
@@ -287,12 +289,15 @@ def spike_dict(term: str, sentiment: str | None, spike: Spike, examples: Sequenc
         "count": spike.count,
         "baseline": round(spike.baseline, 3),
         "p_value": spike.p_value,
+        "echoes": echoes,
         "examples": [record(m) for m in examples],
     }
 
 
 def digest_dict(d: Digest) -> dict[str, Any]:
     """The webhook's `digest` object (design.md) and `digest --format json`."""
+    from mentionwatch.trends import zone_name
+
     return {
         "since": iso(d.since),
         "until": iso(d.until),
@@ -303,78 +308,84 @@ def digest_dict(d: Digest) -> dict[str, Any]:
             **d.previous.as_dict(),
         },
         "change": d.change,
+        "zone": zone_name(d.zone),
         "top_open": [record(m) for m in d.top_open],
         "unanswered_negative": [record(m) for m in d.unanswered_negative],
-        "spikes": [spike_dict(s.term, s.sentiment, s.spike, s.examples) for s in d.spikes],
+        "spikes": [
+            spike_dict(s.term, s.sentiment, s.spike, s.examples, s.echoes) for s in d.spikes
+        ],
         "responses": [r.as_dict() for r in d.responses],
     }
 
 
-def _digest_lines(d: Digest) -> dict[str, Any]:
-    """The digest's sentences, format-neutral: (heading, [items]) where each item is a list
-    of (kind, text) pieces: "text" (ours), "user" (hostile), "link" (a URL)."""
-    local = d.since.astimezone(d.zone), d.until.astimezone(d.zone)
-    title = f"mentionwatch digest {local[0]:%Y-%m-%d %H:%M} – {local[1]:%Y-%m-%d %H:%M}"
-    c, p = d.current, d.previous
+Piece = tuple[str, str]  # (kind, text): "text" (ours), "user" (hostile), "link" (a URL)
+
+
+def _digest_lines(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The digest's sentences, format-neutral: a title, a summary, and sections of
+    (heading, [items]) where each item is a list of pieces."""
+    from mentionwatch.trends import zone_from_name
+
+    zone = zone_from_name(data.get("zone"))
+    since, until = (parse_iso(data[k]).astimezone(zone) for k in ("since", "until"))
+    title = f"mentionwatch digest {since:%Y-%m-%d %H:%M} – {until:%Y-%m-%d %H:%M}"
+    before, moved = data.get("previous") or {}, data.get("change")
     summary = (
-        f"{c.total} mentions ({c.positive} positive, {c.neutral} neutral, {c.negative} "
-        f"negative), {c.open} open; {p.total} the period before"
-        f"{' (' + change(d.change) + ')' if d.change is not None else ''}"
+        f"{data['total']} mentions ({data['positive']} positive, {data['neutral']} neutral, "
+        f"{data['negative']} negative), {data['open']} open; {before.get('total', 0)} the "
+        f"period before{' (' + change(moved) + ')' if moved is not None else ''}"
     )
-    sections: list[tuple[str, list[list[tuple[str, str]]]]] = []
-
-    def mention_item(m: Mention) -> list[tuple[str, str]]:
-        item = [
-            ("text", f"#{m.id} {m.sentiment or 'neutral'} on {m.source} by "),
-            ("user", m.author or "someone"),
-            ("text", ": "),
-            ("user", _one_line(m.text or m.title or "", 160)),
-        ]
-        if m.url:
-            item += [("text", " "), ("link", m.url)]
-        return item
-
-    if d.spikes:
-        sections.append(
-            (
-                "Spikes",
-                [
-                    [
-                        ("text", "term "),
-                        ("user", s.term),
-                        (
-                            "text",
-                            f"{' (' + s.sentiment + ')' if s.sentiment else ''}: {s.spike.count} "
-                            f"mentions from {s.spike.window_start.astimezone(d.zone):%a %H:%M}, "
-                            f"{s.spike.baseline:.1f} expected",
-                        ),
-                    ]
-                    for s in d.spikes
-                ],
-            )
-        )
-    if d.unanswered_negative:
-        sections.append(("Unanswered negative", [mention_item(m) for m in d.unanswered_negative]))
-    if d.top_open:
-        sections.append(("Answer first", [mention_item(m) for m in d.top_open]))
-    if d.responses:
-        items = []
-        for r in d.responses:
-            reply, handled = r.delays.get("reply", {}), r.delays.get("handled", {})
-            items.append(
-                [
-                    ("user" if r.source != "all" else "text", r.source),
-                    (
-                        "text",
-                        f": {r.dealt} of {r.mentions - r.ignored} answered or handled "
-                        f"({share(r.dealt_share)}); first reply median {duration(reply.get(0.5))}, "
-                        f"p90 {duration(reply.get(0.9))}; handled median "
-                        f"{duration(handled.get(0.5))}",
-                    ),
-                ]
-            )
-        sections.append(("Response times", items))
+    sections: list[tuple[str, list[list[Piece]]]] = []
+    if data.get("spikes"):
+        sections.append(("Spikes", [spike_item(s, zone) for s in data["spikes"]]))
+    if data.get("unanswered_negative"):
+        unanswered = [_mention_item(r) for r in data["unanswered_negative"]]
+        sections.append(("Unanswered negative", unanswered))
+    if data.get("top_open"):
+        sections.append(("Answer first", [_mention_item(r) for r in data["top_open"]]))
+    if data.get("responses"):
+        sections.append(("Response times", [_response_item(r) for r in data["responses"]]))
     return {"title": title, "summary": summary, "sections": sections}
+
+
+def _mention_item(rec: Mapping[str, Any]) -> list[Piece]:
+    item = [
+        ("text", f"#{rec.get('id')} {rec.get('sentiment') or 'neutral'} on "),
+        ("user", str(rec.get("source") or "")),
+        ("text", " by "),
+        ("user", str(rec.get("author") or "someone")),
+        ("text", ": "),
+        ("user", _one_line(rec.get("text") or rec.get("title") or "", 160)),
+    ]
+    if rec.get("url"):
+        item += [("text", " "), ("link", str(rec["url"]))]
+    return item
+
+
+def spike_item(spike: Mapping[str, Any], zone: Any) -> list[Piece]:
+    """One line about a spike: `term pebblebase (negative): 25 mentions from Tue 14:05, 0.4
+    expected, 18 of them echoes`."""
+    started = parse_iso(spike["window_start"]).astimezone(zone)
+    echoes = spike.get("echoes") or 0
+    return [
+        ("text", "term "),
+        ("user", str(spike["term"])),
+        ("text", f"{' (' + spike['sentiment'] + ')' if spike.get('sentiment') else ''}: "
+                 f"{spike['count']} mentions from {started:%a %H:%M}, {spike['baseline']:.1f} "
+                 f"expected{f', {echoes} of them echoes' if echoes else ''}"),
+    ]  # fmt: skip
+
+
+def _response_item(row: Mapping[str, Any]) -> list[Piece]:
+    wanted = row["mentions"] - row["ignored"]
+    return [
+        ("user" if row["source"] != "all" else "text", str(row["source"])),
+        ("text", f": {row['answered_or_handled']} of {wanted} answered or handled "
+                 f"({share(row['answered_or_handled_share'])}); first reply median "
+                 f"{duration(row['reply_median_seconds'])}, p90 "
+                 f"{duration(row['reply_p90_seconds'])}; handled median "
+                 f"{duration(row['handled_median_seconds'])}"),
+    ]  # fmt: skip
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -387,45 +398,67 @@ def _flat(text: str) -> str:
     return re.sub(r"\s+", " ", safe(text))
 
 
+# CommonMark's inline specials (Apprise turns CommonMark into each chat service's dialect).
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
-_MD_UNTRUSTED = re.compile(r"([\\`*_\[\]<>|~()#!=+{}-])")  # every dialect's specials
 
 
 def markdown_text(value: str, untrusted: bool = True) -> str:
-    """Text made inert for chat Markdown (Slack, Discord, Matrix, Telegram...): untrusted
-    text has every character any dialect formats with escaped, ours only the usual ones."""
-    value = (_MD_UNTRUSTED if untrusted else _MD_SPECIAL).sub(r"\\\1", _flat(value))
-    # @everyone/@here/@channel ping a whole room; a zero-width joiner after @ defuses it.
-    return re.sub(r"@(?=\w)", "@\u2060", value)
+    """Text made inert for chat Markdown: untrusted text first loses everything a chat
+    service acts on (pings such as @everyone, <!channel>, links, markup: `channels.inert`),
+    then every piece of text has Markdown's specials escaped."""
+    if untrusted:
+        from mentionwatch.channels import inert
+
+        value = inert(value)
+    return _MD_SPECIAL.sub(r"\\\1", _flat(value))
 
 
-def digest_markdown(d: Digest) -> str:
-    parts = _digest_lines(d)
-    out = [f"**{parts['title']}**", "", parts["summary"]]
+def digest_markdown(data: Mapping[str, Any]) -> str:
+    parts = _digest_lines(data)
+    out = [f"**{markdown_text(parts['title'], False)}**", ""]
+    out.append(markdown_text(parts["summary"], False))
     for heading, items in parts["sections"]:
         out += ["", f"**{heading}**"]
-        for item in items:
-            line = "".join(
-                f"<{t}>" if k == "link" and _is_web(t) else markdown_text(t, k != "text")
-                for k, t in item
-            )
-            out.append(f"- {line}")
+        out += [f"- {markdown_pieces(item)}" for item in items]
     return "\n".join(out) + "\n"
 
 
-def digest_text(d: Digest) -> str:
-    """Plain text for mail: no markup at all."""
-    parts = _digest_lines(d)
+def markdown_pieces(item: Sequence[Piece]) -> str:
+    """One line of Markdown from pieces: links as autolinks, everything else escaped."""
+    from mentionwatch.channels import safe_link
+
+    line = []
+    for kind, text in item:
+        link = safe_link(text) if kind == "link" else None
+        line.append(f"<{link}>" if link else markdown_text(text, kind != "text"))
+    return "".join(line)
+
+
+def digest_text(data: Mapping[str, Any], defused: bool = False) -> str:
+    """Plain text for mail: no markup at all. `defused` (alerts): untrusted pieces lose
+    pings, disguised links and markup (`channels.inert`), as in every message of an alert."""
+
+    parts = _digest_lines(data)
     out = [parts["title"], "", parts["summary"]]
     for heading, items in parts["sections"]:
         out += ["", heading + ":"]
-        out += ["  - " + "".join(_flat(t) for _, t in item) for item in items]
+        out += ["  - " + "".join(_plain(k, t, defused) for k, t in item) for item in items]
     return "\n".join(out) + "\n"
 
 
-def digest_html(d: Digest) -> str:
-    """A self-contained HTML part for mail; every piece of text escaped."""
-    parts = _digest_lines(d)
+def _plain(kind: str, text: str, defused: bool) -> str:
+    if defused and kind == "user":
+        from mentionwatch.channels import inert
+
+        return inert(text)
+    return _flat(text)
+
+
+def digest_html(data: Mapping[str, Any], defused: bool = False) -> str:
+    """A self-contained HTML part for mail; every piece of text escaped (and with `defused`,
+    untrusted text also loses pings and disguised links, as the plain part made from it
+    would otherwise carry them)."""
+    parts = _digest_lines(data)
     esc = html.escape
     out = [
         "<!DOCTYPE html>",
@@ -440,9 +473,11 @@ def digest_html(d: Digest) -> str:
             pieces = []
             for kind, text in item:
                 if kind == "link" and _is_web(text):
-                    pieces.append(f'<a href="{esc(text, quote=True)}">link</a>')
+                    # The address as the link's text: mail's plain part (made from this
+                    # HTML) keeps it, and nobody clicks a link whose target they cannot see.
+                    pieces.append(f'<a href="{esc(text, quote=True)}">{esc(text)}</a>')
                 else:
-                    pieces.append(esc(_flat(text)))
+                    pieces.append(esc(_plain(kind, text, defused)))
             out.append(f"<li>{''.join(pieces)}</li>")
         out.append("</ul>")
     out.append("</body></html>")
@@ -453,10 +488,10 @@ def _is_web(url: str) -> bool:
     return bool(re.match(r"https?://[^\s<>\"']+$", url))
 
 
-def print_digest(console: Console, d: Digest) -> None:
+def print_digest(console: Console, data: Mapping[str, Any]) -> None:
     from rich.text import Text
 
-    parts = _digest_lines(d)
+    parts = _digest_lines(data)
     console.print(Text(parts["title"], style="bold"), soft_wrap=True)
     console.print(Text(parts["summary"]), soft_wrap=True)
     styles = {"text": None, "user": "bold", "link": "dim underline"}

@@ -67,4 +67,26 @@ def by_priority(mentions: Iterable[Mention], limit: int | None = None) -> list[M
 
 def mention_priority(m: Mention, now: datetime | None = None) -> float:
     age_hours = ((now or utcnow()) - m.created_at).total_seconds() / 3600
-    return priority(m.sentiment or "neutral", m.polarity or 0.0, m.intents, m.reach, age_hours)
+    label, polarity, intents = rated(m.sentiment or "neutral", m.polarity or 0.0, m.intents,
+                                     star_rating(m))  # fmt: skip
+    return priority(label, polarity, intents, m.reach, age_hours)
+
+
+def star_rating(m: Mention) -> int | None:
+    """The 1-5 stars of a review (app stores, Yelp), kept by its source in `extra["rating"]`."""
+    rating = m.extra.get("rating")
+    return rating if isinstance(rating, int) and 1 <= rating <= 5 else None
+
+
+def rated(
+    label: str, polarity: float, intents: Sequence[str], rating: int | None
+) -> tuple[str, float, tuple[str, ...]]:
+    """What a star rating says, over the words: one or two stars is a negative complaint
+    however kindly it is written ("love the idea, but…"), five stars is at least positive
+    praise whatever its words. Three and four stars leave the words to decide."""
+    if rating is None or rating in (3, 4):
+        return label, polarity, tuple(intents)
+    if rating <= 2:
+        return "negative", min(polarity, -0.5 if rating == 1 else -0.25), (*intents, "complaint")
+    kept = tuple(i for i in intents if i != "complaint")
+    return "positive", max(polarity, 0.0), (*kept, "praise")

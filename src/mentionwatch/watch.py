@@ -2,8 +2,10 @@
 
 One asyncio loop runs a task per enabled source: poll it (the same Poller as `poll`, limited
 to that source), then sleep its interval with jitter, or until the rate limit it hit resets;
-a slow or limited source delays only itself. Alerts go out from a delivery thread with its
-own database connection, woken after every save, so a slow channel never delays a poll.
+a slow or limited source delays only itself. After each poll, spike rules look at the volume
+(`trendalerts`); a timer queues each digest when it is due. Alerts go out from a delivery
+thread with its own database connection, woken after every save, so a slow channel never
+delays a poll.
 
 SIGINT/SIGTERM cancel the source tasks at their next await (a save is one synchronous
 transaction, so it is never cut in half), flush the outbox with a short deadline, and return.
@@ -23,15 +25,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mentionwatch import alerts, delivery
+from mentionwatch import alerts, delivery, trendalerts
 from mentionwatch.config import Config, SourceSettings
 from mentionwatch.models import JobResult, PollReport, utcnow
 from mentionwatch.poller import Poller
 from mentionwatch.sources import registry
 from mentionwatch.store import Store
+from mentionwatch.trends import local_zone
 
 JITTER = 0.1  # each wait is the interval ± 10%, so sources drift apart instead of bunching
 SHUTDOWN_FLUSH = 2.5  # seconds the last flush may take after a stop signal
+TREND_LOOK = 60.0  # seconds between looks at the digest schedule, at most
+SPIKE_GAP = 60.0  # seconds between looks at spikes after saves, at least
+SPIKE_RECHECK = 300.0  # with nothing new, spikes are looked at this often (episodes end)
 
 
 @dataclass
@@ -95,6 +101,9 @@ class Watcher:
         )
         self.queue = alerts.Queue(config.alerts) if self.alerting else None
         self.failed = False  # a source or channel failed (--once exits 1)
+        self._trend_rules = any(r.on in ("spike", "digest") for r in config.alerts)
+        self._saved = False  # new mentions since spikes were last looked at
+        self._poke = asyncio.Event()  # set by a save: the trend task looks soon
         self._stop: asyncio.Event | None = None
         self._deliveries: _DeliveryThread | None = None
 
@@ -125,6 +134,8 @@ class Watcher:
             # The first polls go out at once, a moment apart, not in one burst.
             status.next_at = start + min(0.2 * i, status.interval * JITTER)
             tasks.append(asyncio.create_task(self._source(status)))
+        if self.alerting and not self.once and self._trend_rules:
+            tasks.append(asyncio.create_task(self._trend_alerts()))
         stopper = asyncio.create_task(self._stop.wait())
         if self.once:
             everything = asyncio.gather(*tasks, return_exceptions=True)
@@ -155,10 +166,64 @@ class Watcher:
                 report = PollReport([JobResult(status.name, "*", error=f"{status.name}: {exc}")])
             status.polling = False
             self._polled(status, report)
-            if self._deliveries and report.new:
+            if report.new:
+                self._saved = True
+                self._poke.set()
+            queued = self._check(trendalerts.check) if self.once else 0
+            if self._deliveries and (report.new or queued):
                 self._deliveries.kick()
             if self.once:
                 return
+
+    async def _trend_alerts(self) -> None:
+        """Spikes and digests. Spikes are looked at soon after new mentions are saved, but
+        at most once a minute (a look reads two weeks of counts per term, and the shortest
+        window is 15 minutes), and every few minutes regardless (an episode ends in quiet);
+        each digest at its time. A look at least every minute: a sleeping machine's timers do
+        not count the time it slept."""
+        assert self._stop is not None
+        last = time.monotonic() - SPIKE_GAP  # the first save is looked at at once
+        while True:
+            gap = time.monotonic() - last
+            queued = 0
+            if (self._saved and gap >= SPIKE_GAP) or gap >= SPIKE_RECHECK:
+                self._saved, last = False, time.monotonic()
+                queued += self._check(trendalerts.check_spikes)
+            queued += self._check(trendalerts.check_digests)
+            if queued and self._deliveries:
+                self._deliveries.kick()
+            now = utcnow()
+            wait = TREND_LOOK
+            due = trendalerts.next_digest_at(self.config, now, local_zone())
+            if due is not None:
+                wait = min(wait, (due - now).total_seconds() + 0.05)
+            if self._saved:
+                wait = min(wait, last + SPIKE_GAP - time.monotonic())
+            self._poke.clear()
+            if await self._sleep(max(0.05, wait)):
+                return
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Wait that long, or until a save pokes; True when watch is stopping."""
+        assert self._stop is not None
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._stop, self._poke)]
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()
+        return self._stop.is_set()
+
+    def _check(self, look: Callable[[Config, Store], int]) -> int:
+        """Spike and digest alerts queued by `look`; a failure is a note, never the end of
+        watch (the next look tries again)."""
+        if not self.alerting:
+            return 0
+        try:
+            return look(self.config, self.store)
+        except Exception as exc:  # e.g. the database is locked by a long write elsewhere
+            self.failed = True
+            if self.notify:
+                self.notify(f"spike and digest alerts: {type(exc).__name__}: {exc}")
+            return 0
 
     def _polled(self, status: SourceStatus, report: PollReport) -> None:
         status.polls += 1

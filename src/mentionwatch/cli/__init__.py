@@ -6,7 +6,16 @@ import importlib
 from mentionwatch.cli.app import app, main, state
 
 # Importing a module registers its commands; this order is the order of --help.
-for _subject in ("polling", "importing", "mentions", "replying", "scoring", "alerting", "trends"):
+for _subject in (
+    "polling",
+    "importing",
+    "mentions",
+    "replying",
+    "scoring",
+    "alerting",
+    "trends",
+    "auth",
+):
     importlib.import_module(f"{__name__}.{_subject}")
 
 __all__ = ["app", "main", "state"]

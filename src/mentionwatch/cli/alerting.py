@@ -144,9 +144,14 @@ def alerts_test(
 ) -> None:
     """Send a sample through a rule's channels; say what each answered.
 
+    A mention rule sends a sample mention, a spike rule a made-up pile-up, a digest rule
+    its last digest (from the database, as it would go out). Nothing goes through the
+    outbox: real alerts are not affected.
+
     \b
     Examples:
       mentionwatch alerts test complaints
+      mentionwatch alerts test "morning digest"
     """
     from mentionwatch import alerts, delivery, render
 
@@ -175,4 +180,4 @@ def alerts_log(
 
     cfg = load_config()
     rows = _store(cfg).alert_log(limit, alert)
-    render.print_alert_log(stdout_console(), rows)
+    render.print_alert_log(stdout_console(), rows, {r.name: r.on for r in cfg.alerts})

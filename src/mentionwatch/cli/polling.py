@@ -82,7 +82,7 @@ def poll(
       mentionwatch poll --no-alerts
       */15 * * * * mentionwatch poll --quiet     (a crontab line)
     """
-    from mentionwatch import alerts, delivery
+    from mentionwatch import alerts, delivery, trendalerts
     from mentionwatch.poller import Poller, PollInterrupted
     from mentionwatch.render import poll_progress, print_deliveries, print_summary
 
@@ -102,6 +102,8 @@ def poll(
             "alerts wait in the outbox), and the next poll picks up from there")  # fmt: skip
         raise typer.Exit(EXIT_INTERRUPTED) from None
     print_summary(report, quiet=quiet, err=say)
+    if alerting:
+        trendalerts.check(cfg, store)  # pile-ups, and a digest that is due (or overdue)
     sent = delivery.deliver(cfg, store) if alerting else delivery.DeliveryReport()
     print_deliveries(sent, quiet=quiet, err=say)
     if report.failures or sent.failures:

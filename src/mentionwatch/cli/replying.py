@@ -24,7 +24,7 @@ from mentionwatch.cli.app import (
 if TYPE_CHECKING:
     from mentionwatch.config import Config
     from mentionwatch.models import Mention
-    from mentionwatch.replies import Target
+    from mentionwatch.replies import Step, Target
     from mentionwatch.store import Store
 
 
@@ -58,6 +58,10 @@ def reply(
     keep_open: Annotated[
         bool, typer.Option("--keep-open", help="Do not mark the mention handled.")
     ] = False,
+    private: Annotated[
+        bool,
+        typer.Option("--private", help="Send a direct/private message instead (where one exists)."),
+    ] = False,
     list_templates: Annotated[
         bool, typer.Option("--list-templates", help="List the reply templates.")
     ] = False,
@@ -68,11 +72,18 @@ def reply(
     marks the mention handled. Platforms without a reply API (Hacker News, Stack Exchange,
     feeds) get their reply page opened (or printed), and the reply is recorded.
 
+    --private takes it private: an X DM, a Bluesky chat message, a Mastodon direct
+    status, a Facebook or Instagram private reply, a Reddit message; platforms without
+    one say so. A template with public and private text does both: the public reply,
+    then the private message.
+
     \b
     Examples:
       mentionwatch reply 42 "Thanks, glad it helps!"
       mentionwatch reply 42 --template help --dry-run
       mentionwatch reply 42 "Thanks!" --yes --keep-open
+      mentionwatch reply 42 "Could you send me your account email?" --private
+      mentionwatch reply 42 --template sorry-then-dm
       mentionwatch reply --list-templates
     """
     from mentionwatch import render, replies
@@ -89,13 +100,25 @@ def reply(
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if m.echo_of is not None:
         m = _original_first(store, m, interactive)
-    where = replies.target(cfg, store, m)
+    # Where each step goes is settled before anything is sent (or written in $EDITOR): a
+    # template whose private half cannot be delivered here fails before its public half.
+    kinds = replies.step_kinds(template, cfg.templates, private)
+    editing = text is None and not template
+    steps = (
+        None if editing else replies.reply_steps(m, text, template, cfg.templates, False, private)
+    )
+    texts = {step.kind: step.text for step in steps or []}
+    targets = {k: replies.target(cfg, store, m, private=k == "private", text=texts.get(k))
+               for k in kinds}  # fmt: skip
     # Text written in $EDITOR is kept in a draft file until it is posted.
-    draft = replies.draft_path(m) if text is None and not template and interactive else None
+    draft = replies.draft_path(m) if editing and interactive else None
     sent = False
     try:
-        body = replies.reply_text(m, text, template, dict(cfg.templates), interactive, draft)
-        sent = _send(store, cfg, m, body, where, dry_run=dry_run, yes=yes, keep_open=keep_open,
+        if steps is None:
+            steps = replies.reply_steps(m, text, template, cfg.templates, interactive, private,
+                                        draft)  # fmt: skip
+        plan = [(step, targets[step.kind]) for step in steps]
+        sent = _send(store, cfg, m, plan, dry_run=dry_run, yes=yes, keep_open=keep_open,
                      interactive=interactive)  # fmt: skip
     finally:
         if draft is not None and (sent or not replies.read_draft(draft)):
@@ -108,45 +131,64 @@ def _send(
     store: Store,
     cfg: Config,
     m: Mention,
-    body: str,
-    where: Target,
+    plan: list[tuple[Step, Target]],
     *,
     dry_run: bool,
     yes: bool,
     keep_open: bool,
     interactive: bool,
 ) -> bool:
-    """Preview, confirm and post (or open the reply page); True once the reply went out."""
+    """Preview, confirm and send each step (or open the reply page); True once it all went
+    out. A step already sent with the same text is skipped, so a retry finishes the rest."""
     from mentionwatch import render, replies
 
-    where.check_length(body)
+    for step, where in plan:
+        where.check_length(step.text)
     console = stdout_console()
-    render.print_reply_preview(
-        console, m, body, where.length(body), where.limit, where.source is None
-    )
-    if where.source is None:
-        if dry_run:
-            print(render.safe(where.link or ""))
-            say("dry run: nothing recorded")
-            return False
-        _reply_by_hand(store, m, body, where.link, interactive)
-        return True
+    render.print_mention_head(console, m)
+    for step, where in plan:
+        render.print_reply_text(console, step.text, where.where(), where.length(step.text),
+                                where.limit, step.private)  # fmt: skip
     if dry_run:
-        say("dry run: nothing posted")
+        for _, where in plan:
+            if where.source is None:
+                print(render.safe(where.link or ""))
+        say("dry run: nothing posted" if any(w.source for _, w in plan) else
+            "dry run: nothing recorded")  # fmt: skip
         return False
-    if replies.already_posted(store, m, body):
-        say(f"already replied to {m.id} with this text; nothing posted")
-        return True
-    if not yes:
+    todo = []
+    for step, where in plan:
+        if where.source is not None and replies.already_posted(store, m, step):
+            what = "sent this private message to" if step.private else "replied to"
+            say(f"already {what} {m.id} with this text; not sent again")
+        else:
+            todo.append((step, where))
+    sending = [step for step, where in todo if where.source is not None]
+    if sending and not yes:
         if not sys.stdin.isatty():
             fail("refusing to post without confirmation when not on a terminal: pass --yes")
-        if not typer.confirm(f"Post this reply on {m.source}?", default=False):
+        if not typer.confirm(_question(m, sending), default=False):
             fail("not posted", EXIT_FAILED)
-    posted = replies.post(cfg, store, m, body, keep_open)
-    print(f"posted: {render.safe(posted.url or posted.remote_id)}")
-    if not keep_open:
+    for step, where in todo:
+        if where.source is None:  # no reply API here: the reply page, by hand
+            _reply_by_hand(store, m, step.text, where.link, interactive)
+            continue
+        # The mention is marked handled once its last step went out.
+        posted = replies.post(cfg, store, m, step, keep_open or step is not sending[-1])
+        verb = "sent" if step.private else "posted"
+        print(f"{verb}: {render.safe(posted.url or posted.remote_id)}")
+    if sending and not keep_open:
         say(f"mention {m.id} marked handled")
     return True
+
+
+def _question(m: Mention, steps: list[Step]) -> str:
+    kinds = {s.kind for s in steps}
+    if kinds == {"public", "private"}:
+        return f"Post this reply and send this private message on {m.source}?"
+    if kinds == {"private"}:
+        return f"Send this private message on {m.source}?"
+    return f"Post this reply on {m.source}?"
 
 
 def _reply_by_hand(

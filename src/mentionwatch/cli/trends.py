@@ -146,9 +146,11 @@ def digest(
     cfg = load_config()
     names = list(term or ()) or [t.name for t in cfg.terms]
     store = open_store(cfg, readonly=True)
-    result = trends.digest(store, filters.since, names, trends.local_zone(tz), filters)
+    result = trendview.digest_dict(
+        trends.digest(store, filters.since, names, trends.local_zone(tz), filters)
+    )
     if fmt == "json":
-        print(json.dumps(trendview.digest_dict(result), ensure_ascii=False, indent=1))
+        print(json.dumps(result, ensure_ascii=False, indent=1))
     elif fmt == "markdown":
         sys.stdout.write(trendview.digest_markdown(result))
     elif fmt == "html":

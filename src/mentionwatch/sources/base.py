@@ -28,6 +28,7 @@ class Posted:
 if TYPE_CHECKING:
     from mentionwatch.config import PollSettings, SourceSettings
     from mentionwatch.http import Http
+    from mentionwatch.oauth import Spec
 
 
 class State(Protocol):
@@ -54,6 +55,18 @@ class Source:
     max_pages: ClassVar[int] = 10
     # The shortest interval `watch` uses unless the config sets this source's own `interval`.
     default_interval: ClassVar[float | None] = None
+    # Private messages (`reply --private`: take it private) where the platform has them.
+    can_message: ClassVar[bool] = False
+    message_limit: int | None = None
+    # How many private messages one mention may get (Meta's private reply: one); None: any.
+    messages_per_mention: ClassVar[int | None] = None
+    # Said plainly by `reply --private` where there are none, with what to do instead.
+    no_messages: ClassVar[str] = (
+        "has no private messages in its API: reply in public, or reach them another way"
+    )
+    # How `mentionwatch auth NAME` obtains a user token (oauth.py), for sources that act as a
+    # user; None: the source needs no authorization flow.
+    oauth: ClassVar[Spec | None] = None
 
     def __init__(
         self, settings: SourceSettings, http: Http, state: State, poll: PollSettings
@@ -79,6 +92,13 @@ class Source:
         """One job per term by default (searching sources)."""
         return [Job(self.name, t.name, t) for t in terms if t.applies_to(self.name)]
 
+    def owned_jobs(self, terms: Sequence[Term], scopes: Sequence[str]) -> list[Job]:
+        """Jobs that read the founder's own page or account (Job.owned), when a term applies
+        here at all: without one, what they find could be filed under none."""
+        if not any(t.applies_to(self.name) for t in terms):
+            return []
+        return [Job(self.name, scope, owned=True) for scope in scopes]
+
     def fetch(self, job: Job, cursor: str | None) -> AsyncIterator[Page]:
         raise NotImplementedError
 
@@ -99,6 +119,16 @@ class Source:
     def legacy_mark(self, cursor: str) -> float | None:
         """The time a cursor of an earlier release stood at (a bare time, or JSON)."""
         return common.legacy_mark(cursor)
+
+    def credentials(self) -> str | None:
+        """What `sources` says about this source's credentials, when the generic line (set,
+        missing, optional) would mislead; never a value."""
+        return None
+
+    def usage(self) -> str | None:
+        """What the platform's quota or budget has left, from what the last polls recorded
+        (no request): one line for `sources`, or None when the source keeps no count."""
+        return None
 
     async def check(self) -> str:
         """One cheap (authenticated, where the source has auth) call; a line saying what works.
@@ -124,6 +154,11 @@ class Source:
         """Why a reply to this mention cannot be posted (missing write credentials…), or None."""
         return None
 
+    def replies_by_api(self, mention: Mention) -> bool:
+        """Whether this mention can be answered through the API; False sends the user to its
+        page (a platform may allow replies to some items and not others)."""
+        return self.can_reply
+
     async def reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
         """Post `text` as a reply to `mention`; raise SourceError with the platform's reason.
 
@@ -142,4 +177,35 @@ class Source:
     async def find_reply(self, mention: Mention, text: str) -> Posted | None:
         """After a timeout, look on the platform for a reply of ours with this text, so a retry
         never posts twice. None: not found (safe to post)."""
+        return None
+
+    # Private messages
+
+    def message_length(self, text: str) -> int:
+        """Length as the platform counts it against message_limit."""
+        return len(text)
+
+    def message_where(self, mention: Mention) -> str:
+        """Who gets a private message about this mention, and how, in a few words."""
+        return f"a private message to {mention.author or 'its author'} on {self.name}"
+
+    def message_problem(self, mention: Mention) -> str | None:
+        """Why this mention's author cannot be messaged privately (credentials, a closed
+        window…), or None."""
+        return None
+
+    async def send_message(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
+        """Send `text` privately to the mention's author; SourceError with the reason."""
+        problem = self.message_problem(mention)
+        if problem:
+            raise SourceError(problem)
+        return await self.post_message(mention, text, idempotency_key)
+
+    async def post_message(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
+        """The platform's message call, once message_problem() found nothing in the way."""
+        raise NotImplementedError
+
+    async def find_message(self, mention: Mention, text: str) -> Posted | None:
+        """After a timeout, look for a private message of ours with this text (find_reply's
+        twin). None: not found (safe to send)."""
         return None

@@ -3,6 +3,10 @@ proxies app.bsky.feed.searchPosts to the AppView: public search answers 403 nowa
 
 createSession is limited to 30 logins per 5 minutes per account, so the session is kept in the
 source state and renewed with refreshSession when the access token expires.
+
+Private messages (`reply --private`) go through the same PDS to Bluesky's chat service
+(chat.bsky.convo.*, with the `atproto-proxy` header naming it). They need an app password
+created with access to direct messages; any other is refused with "Bad token scope".
 """
 
 from __future__ import annotations
@@ -50,6 +54,17 @@ OVERLAP_SECONDS = 600
 MAX_QUERY = 512
 REFRESHABLE = {"ExpiredToken", "InvalidToken"}
 OWN_REPLIES_SCANNED = 50
+CHAT_PROXY = {"atproto-proxy": "did:web:api.bsky.chat#bsky_chat"}
+CHAT_LIMIT = 1000  # graphemes (and 10,000 bytes) per chat message
+# What the PDS answers for a session that may not use chat: an app password made without
+# direct-message access ("Bad token scope" in 2024, "Bad token method" since 2025).
+NO_CHAT_ACCESS = ("Bad token scope", "Bad token method")
+CHAT_REFUSALS = {
+    "MessagesDisabled": "{who} does not accept chat messages",
+    "NotFollowedBySender": "{who} accepts chat messages only from accounts they follow",
+    "BlockedActor": "a block stands between you and {who}",
+    "RecipientNotFound": "{who} has no chat account",
+}
 
 
 class Bluesky(Source):
@@ -62,6 +77,8 @@ class Bluesky(Source):
     required = (("handle", "app_password"),)
     reply_limit = 300  # graphemes
     can_reply = True
+    can_message = True
+    message_limit = CHAT_LIMIT
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         import asyncio  # lazily: config loading imports every source
@@ -109,15 +126,22 @@ class Bluesky(Source):
 
     async def _xrpc(self, method: str, nsid: str, *, retry: bool = True, **kwargs: Any) -> Any:
         """An authenticated XRPC call; an expired access token is refreshed once."""
+        return self.http.json(await self._call(method, nsid, retry=retry, **kwargs))
+
+    async def _call(
+        self, method: str, nsid: str, *, retry: bool = True, headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:  # fmt: skip
         url = f"{self.base_url}/xrpc/{nsid}"
         for attempt in range(2):
             session = await self._session()
-            headers = {"Authorization": f"Bearer {session['accessJwt']}"}
-            response = await self.http.request(method, url, headers=headers, retry=retry, **kwargs)
-            if attempt or _error_name(response) not in REFRESHABLE:
+            sent = {**(headers or {}), "Authorization": f"Bearer {session['accessJwt']}"}
+            response = await self.http.request(method, url, headers=sent, retry=retry, **kwargs)
+            # A session without chat access is not stale: renewing it changes nothing.
+            if attempt or _error_name(response) not in REFRESHABLE or _no_chat_access(response):
                 break
             await self._refresh(session)
-        return self.http.json(response)
+        return response
 
     async def _session(self) -> dict[str, Any]:
         async with self._session_lock:
@@ -253,6 +277,84 @@ class Bluesky(Source):
             if parent.get("uri") == mention.extra.get("uri") and value.get("text") == text:
                 return Posted(item["uri"], post_url(session["handle"], item["uri"]))
         return None
+
+    # Chat (`reply --private`)
+
+    def message_length(self, text: str) -> int:
+        return grapheme_count(text)
+
+    def message_where(self, mention: Mention) -> str:
+        return f"a Bluesky chat message to @{mention.author}"
+
+    def message_problem(self, mention: Mention) -> str | None:
+        missing = self.missing_credentials()
+        if missing:
+            return missing
+        if not str(mention.extra.get("did") or "").startswith("did:"):
+            return f"{self.name}: this mention has no author did to send a chat message to"
+        return None
+
+    async def post_message(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
+        convo = await self._convo(mention)
+        body = {"convoId": convo, "message": {"text": text}}
+        # Not idempotent: a timeout must not resend (find_message looks for it instead).
+        response = await self._call("POST", "chat.bsky.convo.sendMessage", json=body,
+                                    headers=CHAT_PROXY, retry=False)  # fmt: skip
+        sent = page_of(self._chat_answer(response, mention), "the sendMessage answer")
+        return Posted(sent.need("id"), _chat_url(convo))
+
+    async def find_message(self, mention: Mention, text: str) -> Posted | None:
+        """The newest messages of the conversation with the author, looking for ours."""
+        session = await self._session()
+        convo = await self._convo(mention)
+        response = await self._call("GET", "chat.bsky.convo.getMessages", headers=CHAT_PROXY,
+                                    params={"convoId": convo, "limit": 50})  # fmt: skip
+        messages = self._chat_answer(response, mention).get("messages")
+        for message in messages if isinstance(messages, list) else []:
+            if (
+                isinstance(message, dict)
+                and dig(message, "sender", "did") == session["did"]
+                and message.get("text") == text
+                and isinstance(message.get("id"), str)
+            ):
+                return Posted(message["id"], _chat_url(convo))
+        return None
+
+    async def _convo(self, mention: Mention) -> str:
+        """The id of the one-to-one conversation with the mention's author (made if new)."""
+        response = await self._call("GET", "chat.bsky.convo.getConvoForMembers",
+                                    params={"members": [mention.extra["did"]]},
+                                    headers=CHAT_PROXY)  # fmt: skip
+        convo = page_of(self._chat_answer(response, mention), "the getConvoForMembers answer")
+        found = convo.obj("convo")
+        assert found is not None
+        return str(found.need("id"))
+
+    def _chat_answer(self, response: httpx.Response, mention: Mention) -> Any:
+        """The JSON of a chat call, or its refusal said plainly."""
+        if response.status_code < 400:
+            return self.http.json(response)
+        if _no_chat_access(response):
+            raise SourceError(
+                f"{self.name}: this app password does not allow direct messages: create one "
+                "with access to your direct messages ticked (Settings → Privacy and security → "
+                f"App passwords) and set it as sources.{self.name}.app_password"
+            )
+        refusal = CHAT_REFUSALS.get(_error_name(response) or "")
+        if refusal:
+            who = f"@{mention.author}" if mention.author else "the author"
+            raise SourceError(f"{self.name}: {refusal.format(who=who)}; reply in public instead")
+        raise self.http.refused(response, "chat message refused")
+
+
+def _chat_url(convo: str) -> str:
+    return f"{APP}/messages/{convo}"
+
+
+def _no_chat_access(response: httpx.Response) -> bool:
+    if _error_name(response) != "InvalidToken":
+        return False
+    return any(marker.encode() in response.content[:2000] for marker in NO_CHAT_ACCESS)
 
 
 def _rendered(query: Query) -> str:

@@ -125,13 +125,17 @@ def page_of(data: Any, where: str) -> Obj:
 
 
 def convert(
-    items: Sequence[Any], to_mention: Callable[[Obj], Mention | None], page: int = 1
+    items: Sequence[Any],
+    to_mention: Callable[[Obj], Mention | list[Mention] | None],
+    page: int = 1,
 ) -> tuple[list[Mention], list[str]]:
     """The mentions of a page's items, and a problem line for each item that is malformed.
 
-    `to_mention` returns None for an item that is fine but not a mention (a deleted post).
+    `to_mention` returns None for an item that is fine but not a mention (a deleted post), or
+    a list for an item that holds several (a comment thread with its replies).
     """
-    mentions, problems = [], []
+    mentions: list[Mention] = []
+    problems = []
     for number, raw in enumerate(items, 1):
         where = f"item {number}" if page == 1 else f"item {number} on page {page}"
         try:
@@ -139,7 +143,9 @@ def convert(
         except Malformed as exc:
             problems.append(str(exc))
             continue
-        if mention is not None:
+        if isinstance(mention, list):
+            mentions += mention
+        elif mention is not None:
             mentions.append(mention)
     return mentions, problems
 
@@ -460,3 +466,18 @@ def _too_long(source: str, term: str, limit: int) -> QueryTooLong:
         f"{source}: term {term!r} has a word or phrase too long to search: the platform allows "
         f"{limit} characters per query; shorten it"
     )
+
+
+# Google's APIs (YouTube, Google Play) share one error envelope:
+# {"error": {"code": 403, "message": "…", "errors": [{"domain", "reason", "message"}], "status"}}
+
+
+def google_reason(response: Any) -> str | None:
+    """The machine-readable reason of a Google API error (quotaExceeded, commentTextTooLong,
+    PERMISSION_DENIED…), or None."""
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        return None
+    reason = dig(data, "error", "errors", 0, "reason")
+    return reason if isinstance(reason, str) else string(dig(data, "error", "status"))

@@ -48,6 +48,10 @@ _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)  # issue templates leave these i
 
 class GitHub(Source):
     name = "github"
+    no_messages = (
+        "has no private messages (GitHub has no direct messaging at all): reply in public on "
+        "the issue, or write to an email address the author published"
+    )
     default_base_url = "https://api.github.com"
     options: ClassVar[dict[str, Option]] = {
         "token": Option(str, secret=True, help="optional: raises search to 30/min; replies"),

@@ -38,6 +38,10 @@ MAX_QUERY_BYTES = 512  # Algolia's limit on `query` (bytes, not characters)
 
 class HackerNews(Source):
     name = "hackernews"
+    no_messages = (
+        "has no private messages: reply in public on the thread, or write to an address the "
+        "author put in their profile (news.ycombinator.com/user?id=NAME)"
+    )
     default_base_url = "https://hn.algolia.com/api/v1"
 
     overlap = OVERLAP_SECONDS

@@ -15,6 +15,9 @@ Each term becomes hashtags (`Query.hashtags()`); every (hashtag, instance) pair 
 job with its own `min_id` cursor, and the local matcher decides which terms a post mentions.
 With a token each term is also searched (`/api/v2/search`, statuses), which finds posts without
 the hashtag on servers that have full-text search.
+
+`reply --private` posts a "private mention": a status with visibility `direct`, seen only by
+the accounts it mentions (Mastodon has no separate chat), in reply to the mention.
 """
 
 from __future__ import annotations
@@ -69,7 +72,9 @@ class Mastodon(Source):
         "instances": Option(list, default=[], help="extra instance URLs for hashtag timelines"),
     }
     reply_limit = DEFAULT_MAX_CHARACTERS
+    message_limit = DEFAULT_MAX_CHARACTERS
     can_reply = True
+    can_message = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -80,7 +85,7 @@ class Mastodon(Source):
         # An instance may allow longer posts; check() and reply() remember what it said.
         cached = self.state.get("max_characters")
         if cached and cached.isdigit():
-            self.reply_limit = int(cached)
+            self.reply_limit = self.message_limit = int(cached)
 
     @property
     def token(self) -> str | None:
@@ -239,6 +244,39 @@ class Mastodon(Source):
         return None
 
     async def post_reply(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
+        return await self._post_status(mention, text, idempotency_key, "public")
+
+    async def find_reply(self, mention: Mention, text: str) -> Posted | None:
+        return await self._find_status(mention, text, "public")
+
+    # Private mentions (visibility: direct)
+
+    message_length = reply_length
+
+    def message_where(self, mention: Mention) -> str:
+        return f"a private mention (visibility: direct) to @{mention.author} from {self.home}"
+
+    def message_problem(self, mention: Mention) -> str | None:
+        if not self.token:
+            return (
+                f"{self.name}: private mentions need a token with write:statuses: set "
+                f"sources.{self.name}.token"
+            )
+        if not mention.author:
+            return f"{self.name}: this mention has no author to mention privately"
+        return None
+
+    async def post_message(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
+        return await self._post_status(mention, text, idempotency_key, "direct")
+
+    async def find_message(self, mention: Mention, text: str) -> Posted | None:
+        return await self._find_status(mention, text, "direct")
+
+    async def _post_status(
+        self, mention: Mention, text: str, idempotency_key: str, visibility: str
+    ) -> Posted:
+        """A status in reply to the mention, addressed to its author: public, or direct (seen
+        only by the accounts it mentions)."""
         status = with_mention(mention.author, text)
         limit = await self._max_characters()
         if self.reply_length(status) > limit:
@@ -252,14 +290,15 @@ class Mastodon(Source):
         # with its key (retries used up would fail it, and the next run would post again).
         headers = {**self._auth(), "Idempotency-Key": idempotency_key}
         url = f"{self.base_url}/api/v1/statuses"
-        form = {"status": status, "in_reply_to_id": local_id, "visibility": "public"}
+        form = {"status": status, "in_reply_to_id": local_id, "visibility": visibility}
         # The Idempotency-Key makes retries safe: Mastodon answers a repeat with the first post.
         response = await self.http.request("POST", url, data=form, headers=headers)
         if response.status_code >= 400:
-            raise self.http.refused(response)
+            raise self.http.refused(response, "reply refused" if visibility == "public" else
+                                    "private mention refused")  # fmt: skip
         return _posted(self.http.json(response, url), self.name)
 
-    async def find_reply(self, mention: Mention, text: str) -> Posted | None:
+    async def _find_status(self, mention: Mention, text: str, visibility: str) -> Posted | None:
         if self.reply_problem(mention):
             return None
         me = await self.http.get_json(
@@ -277,6 +316,7 @@ class Mastodon(Source):
                 and isinstance(status.get("account"), dict)
                 and status["account"].get("id") == me.get("id")
                 and status.get("in_reply_to_id") == local_id
+                and status.get("visibility", "public") == visibility
                 and _comparable(html_to_text(status.get("content"))) == wanted
             ):
                 return _posted(status, self.name)
@@ -305,7 +345,7 @@ class Mastodon(Source):
         if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
             limit = DEFAULT_MAX_CHARACTERS
         self.state.set("max_characters", str(limit))
-        self.reply_limit = limit
+        self.reply_limit = self.message_limit = limit
         return limit
 
 

@@ -4,6 +4,10 @@ streams matched locally (the documented search has no comment type).
 Auth is OAuth only (anonymous .json is blocked): a script app with username and password
 (needed to reply), or app-only client credentials (read-only). The token is kept in the
 source state until it expires and fetched again on a 401.
+
+`reply --private` sends a Reddit message (`/api/compose`). Reddit folded private messages
+into its chat in 2025 and says the message API keeps working "for 99% of requests"; an
+account that only takes chat requests answers RESTRICTED_TO_PM, said plainly.
 """
 
 from __future__ import annotations
@@ -47,6 +51,15 @@ SEARCH_OVERLAP = 900
 COMMENTS_OVERLAP = 120
 TOKEN_MARGIN = 10  # refresh this early, as prawcore does
 TOKEN_KEY = "token"
+SUBJECT_LIMIT = 100  # characters of a message subject
+# Refusals of /api/compose, said plainly (Reddit's own wording is terse).
+COMPOSE_REFUSALS = {
+    "RESTRICTED_TO_PM": "u/{who} does not take direct messages, only chat requests (Reddit "
+    "moved messages to its chat in 2025, which has no API): message them in the Reddit app, "
+    "or reply in public",
+    "NOT_WHITELISTED_BY_USER_MESSAGE": "u/{who} only takes messages from people they approved",
+    "USER_DOESNT_EXIST": "u/{who} no longer exists",
+}
 # Search `t` windows, smallest first: the one that still covers the cursor is sent.
 WINDOWS = (("hour", 3600), ("day", 86400), ("week", 604800), ("month", 2678400), ("year", 31622400))
 
@@ -66,6 +79,8 @@ class Reddit(Source):
     required = (("client_id", "client_secret"),)
     reply_limit = 10_000
     can_reply = True
+    can_message = True
+    message_limit = 10_000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         import asyncio  # lazily: config loading imports every source
@@ -321,6 +336,64 @@ class Reddit(Source):
             ):
                 return Posted(thing["name"], _comment_url(thing, mention.extra.get("subreddit")))
         return None
+
+    # Messages (`reply --private`)
+
+    def message_where(self, mention: Mention) -> str:
+        return f"a Reddit message to u/{mention.author}"
+
+    def message_problem(self, mention: Mention) -> str | None:
+        if not (self.settings.get("username") and self.settings.get("password")):
+            return (
+                f"{self.name}: messages need a user token: set sources.{self.name}.username and "
+                f"sources.{self.name}.password (a script app)"
+            )
+        if not mention.author or mention.author == "[deleted]":
+            return f"{self.name}: the author of this mention deleted their account"
+        return None
+
+    async def post_message(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
+        url = f"{self.base_url}/api/compose"
+        subject = f"Re: {mention.title or 'your ' + ('comment' if mention.in_thread else 'post')}"
+        form = {"api_type": "json", "to": mention.author or "", "text": text,
+                "subject": subject[:SUBJECT_LIMIT]}  # fmt: skip
+        # Not idempotent: a timeout must not resend (find_message looks for it instead).
+        response = await self._api("POST", url, data=form, retry=False)
+        if response.status_code in (403, 404):
+            retired = (
+                "message refused (Reddit moved messages to chat and may have retired this API)"
+            )
+            raise self.http.refused(response, retired)
+        body = self.http.json(response, url)
+        errors = dig(body, "json", "errors")
+        if not isinstance(dig(body, "json"), dict):
+            raise SourceError(f"{self.name}: unexpected answer to the message (no 'json' object)")
+        if errors:
+            raise SourceError(f"{self.name}: message refused: {_compose_refusal(errors, mention)}")
+        # /api/compose answers with no id: the message is the newest in our sent box.
+        found = await self.find_message(mention, text)
+        return found or Posted(f"message to u/{mention.author}", f"{WEB}/message/sent/")
+
+    async def find_message(self, mention: Mention, text: str) -> Posted | None:
+        data = await self._get("/message/sent", {"limit": 25, "raw_json": 1})
+        for child in self._children(data, "/message/sent").array("children"):
+            thing = child.get("data") if isinstance(child, dict) else None
+            if (
+                isinstance(thing, dict)
+                and str(thing.get("dest") or "").lower() == (mention.author or "").lower()
+                and str(thing.get("body") or "").strip() == text.strip()
+                and isinstance(thing.get("name"), str)
+            ):
+                return Posted(thing["name"], f"{WEB}/message/messages/{thing.get('id') or ''}")
+        return None
+
+
+def _compose_refusal(errors: Any, mention: Mention) -> str:
+    for error in errors if isinstance(errors, list) else []:
+        name = error[0] if isinstance(error, list) and error else None
+        if name in COMPOSE_REFUSALS:
+            return f"{name}: {COMPOSE_REFUSALS[name].format(who=mention.author)}"
+    return _errors(errors)
 
 
 def to_mention(child: Obj) -> Mention | None:

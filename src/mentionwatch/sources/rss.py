@@ -20,6 +20,7 @@ from mentionwatch.text import html_to_text, unescape
 
 class Rss(Source):
     name = "rss"
+    no_messages = "is a feed, with no messages: reply where the entry was published"
     options: ClassVar[dict[str, Option]] = {"feeds": Option(list, default=[], help="feed URLs")}
 
     def missing_credentials(self) -> str | None:

@@ -52,6 +52,7 @@ _OWN_DOMAINS = {
 
 class StackExchange(Source):
     name = "stackexchange"
+    no_messages = "has no private messages: comment or answer in public on the question"
     default_base_url = "https://api.stackexchange.com/2.3"
     options: ClassVar[dict[str, Option]] = {
         "key": Option(str, secret=True, help="optional app key: 10,000 requests a day, not 300"),

@@ -2,8 +2,8 @@
 
 Config (`[sources.x]`):
   bearer_token        app-only token for search (required).
-  user_token          OAuth 2.0 user token (scopes tweet.read tweet.write users.read) for
-                      replies; optional.
+  user_token          OAuth 2.0 user token (scopes tweet.read tweet.write users.read, and
+                      dm.read dm.write for `reply --private`) for replies; optional.
   max_reads_per_poll  new posts read per poll across all terms (default 100, at least 10, the
                       smallest page X serves). Terms are read one after another so the cap is
                       never overshot.
@@ -60,6 +60,10 @@ _LIGHT = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037)
 TWEET_FIELDS = (
     "created_at,public_metrics,author_id,conversation_id,note_tweet,lang,referenced_tweets"
 )
+DM_LIMIT = 10_000  # characters of a direct message
+_DM_CLOSED_HINT = (
+    "they may accept direct messages only from accounts they follow: reply in public instead"
+)
 _SUMMON_HINT = (
     "X lets self-serve apps reply only to posts whose author mentioned or quoted your "
     "account; reply by hand at {link}"
@@ -77,6 +81,8 @@ class X(Source):
     required = (("bearer_token",),)
     reply_limit = 280
     can_reply = True
+    can_message = True
+    message_limit = DM_LIMIT
     default_interval = 900.0  # every post read is billed: watch polls X every 15 min
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -265,6 +271,63 @@ class X(Source):
                 return Posted(str(post["id"]), post_url(str(post["id"]), me.get("username")))
         return None
 
+    # Direct messages (one-to-one, the "legacy" DMs the v2 API sends)
+
+    def message_where(self, mention: Mention) -> str:
+        return f"a direct message to @{mention.author or mention.extra.get('author_id')} on X"
+
+    def message_problem(self, mention: Mention) -> str | None:
+        if not self.settings.get("user_token"):
+            return (
+                f"{self.name}: direct messages need a user token with the dm.write scope (an "
+                f"app bearer token cannot send them): set sources.{self.name}.user_token"
+            )
+        if not _id(mention.extra.get("author_id")):
+            return f"{self.name}: this mention has no author id to send a direct message to"
+        return None
+
+    async def post_message(self, mention: Mention, text: str, idempotency_key: str) -> Posted:
+        author = mention.extra["author_id"]
+        url = f"{self.base_url}/2/dm_conversations/with/{author}/messages"
+        # No idempotency key here either: a timeout is Uncertain, and find_message looks.
+        response = await self.http.request(
+            "POST", url, json={"text": text}, headers=self._auth("user_token"), retry=False
+        )
+        if response.status_code >= 400:
+            line = str(self.http.refused(response, "direct message refused"))
+            raise SourceError(
+                f"{line} — {_DM_CLOSED_HINT}" if response.status_code == 403 else line
+            )
+        data = page_of(self.http.json(response, url), "the direct message answer").obj("data")
+        assert data is not None
+        return _dm_posted(
+            data.need("dm_event_id"), data.string("dm_conversation_id", required=False)
+        )
+
+    async def find_message(self, mention: Mention, text: str) -> Posted | None:
+        """Our newest events in the one-to-one conversation with the author (each event read
+        is billed, so only after a message got no answer)."""
+        if self.message_problem(mention):
+            return None
+        me = await self._me()
+        author = mention.extra["author_id"]
+        data = await self.http.get_json(
+            f"{self.base_url}/2/dm_conversations/with/{author}/dm_events",
+            params={"dm_event.fields": "id,text,sender_id,dm_conversation_id,created_at",
+                    "event_types": "MessageCreate", "max_results": 20},
+            headers=self._auth("user_token"),
+        )  # fmt: skip
+        events = data.get("data") if isinstance(data, dict) else None
+        for event in events if isinstance(events, list) else []:
+            if (
+                isinstance(event, dict)
+                and event.get("sender_id") == me["id"]
+                and _comparable(string(event.get("text")) or "") == _comparable(text)
+                and _id(event.get("id"))
+            ):
+                return _dm_posted(str(event["id"]), string(event.get("dm_conversation_id")))
+        return None
+
     async def _me(self) -> dict[str, Any]:
         data = await self.http.get_json(
             f"{self.base_url}/2/users/me", headers=self._auth("user_token")
@@ -382,6 +445,11 @@ def to_mention(post: Obj, users: dict[Any, dict[str, Any]]) -> Mention | None:
             "lang": post.string("lang", required=False),
         },
     )
+
+
+def _dm_posted(event_id: str, conversation: str | None) -> Posted:
+    """A sent direct message: its event id, and the conversation on x.com."""
+    return Posted(event_id, f"https://x.com/messages/{conversation}" if conversation else None)
 
 
 def post_url(post_id: str, username: str | None = None) -> str:

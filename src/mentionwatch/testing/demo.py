@@ -24,7 +24,14 @@ DEMO_TEMPLATES = """\
 [templates]
 thanks = "Thanks {author}, glad Pebblebase helps!"
 help = "Sorry about that, {author}. Could you email help@pebblebase.io so we can fix it?"
+
+[templates.sorry-then-dm]
+public = "Sorry about that, {author}: we just sent you a DM."
+private = "Hi {author}, could you send me your account's email? I'll look at your deploys now."
 """
+# The complaint the demo answers in public, then in private (it mentions @pebblebase, so X
+# accepts the reply).
+DEMO_COMPLAINT = "x:1859260000000000202"
 
 
 DEMO_SECRET = "demo-signing-secret"
@@ -92,6 +99,10 @@ def run_demo(console: Any, keep: Path | None, say: Callable[[str], None]) -> Non
         say("demo: $ mentionwatch feed --sort priority --limit 12\n")
         app([*base, "--no-pager", "feed", "--sort", "priority", "--limit", "12"],
             prog_name="mentionwatch", standalone_mode=False)  # fmt: skip
+        say(f"\ndemo: $ mentionwatch reply {DEMO_COMPLAINT} --template sorry-then-dm --yes")
+        say("demo: (answer in public, then take it private: a reply, then a direct message)\n")
+        app([*base, "reply", DEMO_COMPLAINT, "--template", "sorry-then-dm", "--yes"],
+            prog_name="mentionwatch", standalone_mode=False)  # fmt: skip
         if keep:
             say(f"\ndemo: the demo database is kept at {db}; try: mentionwatch --db {db} feed")
         else:
@@ -155,6 +166,11 @@ def serve_demo(folder: Path, port: int, say: Callable[[str], None]) -> None:
         web.stop()
 
 
+# Platforms added after the README's examples were written: their mentions are numbered after
+# the others', so `reply 4` or `show 13` in the README keeps naming the same mention.
+LATER_PLATFORMS = ("appstore", "devto", "googleplay", "lobsters", "producthunt", "yelp", "youtube")
+
+
 def _build(web: LoopbackWeb, folder: Path, hook: str) -> tuple[Path, int]:
     """Write the config and a fresh database: a real poll into a staging file, its mentions
     saved again in key order (stable IDs), then a real poll of the final database so its
@@ -174,7 +190,8 @@ def _build(web: LoopbackWeb, folder: Path, hook: str) -> tuple[Path, int]:
         standalone_mode=False)  # fmt: skip
     source, target = Store(staging), Store(db)
     try:
-        mentions = sorted(source.mentions(Filters(statuses=())), key=lambda m: m.key)
+        mentions = sorted(source.mentions(Filters(statuses=())),
+                          key=lambda m: (m.source in LATER_PLATFORMS, m.key))  # fmt: skip
         for m in mentions:
             target.save_page(m.source, "demo", [m], None)
     finally:

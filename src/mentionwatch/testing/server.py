@@ -2,9 +2,9 @@
 
 Each platform lives in `testing/platforms/<name>/`: an `__init__.py` with a `Platform` class
 that answers requests under `/<name>/…`, and the fixture files it serves, written with the
-platform's real field names. Fixture text may hold `{{ago:3h}}` (an ISO time that long ago)
-and `{{ago_epoch:3h}}` (the same as epoch seconds), filled in when served, so a demo always
-looks like today.
+platform's real field names. Fixture text may hold `{{ago:3h}}` (an ISO time that long ago),
+`{{ago_epoch:3h}}` (the same as epoch seconds) and `{{ago_graph:3h}}` (Meta's form), filled in
+when served, so a demo always looks like today.
 
 Switches for tests: `latency` (seconds per request), and `fail()` to answer the next requests
 under a path with a fault. Every fault works on every platform:
@@ -45,13 +45,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-_AGO = re.compile(r"\{\{ago(_epoch|_rfc822)?:(\d+)([smhdw])\}\}")
+_AGO = re.compile(r"\{\{ago(_epoch|_rfc822|_graph)?:(\d+)([smhdw])\}\}")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def fill_times(text: str, now: float | None = None) -> str:
-    """Replace {{ago:3h}} (ISO), {{ago_epoch:3h}} and {{ago_rfc822:3h}} with times that long
-    before now."""
+    """Replace {{ago:3h}} (ISO), {{ago_epoch:3h}}, {{ago_rfc822:3h}} and {{ago_graph:3h}}
+    (Meta's `2026-08-20T14:03:11+0000`) with times that long before now."""
     now = time.time() if now is None else now
 
     def sub(match: re.Match[str]) -> str:
@@ -61,6 +61,8 @@ def fill_times(text: str, now: float | None = None) -> str:
         if match.group(1) == "_rfc822":
             return formatdate(moment, usegmt=True)
         stamp = datetime.fromtimestamp(moment, UTC)
+        if match.group(1) == "_graph":
+            return stamp.strftime("%Y-%m-%dT%H:%M:%S+0000")
         return stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
     return _AGO.sub(sub, text)

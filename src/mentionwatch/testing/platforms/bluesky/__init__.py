@@ -5,6 +5,13 @@ access token answers 400 ExpiredToken, refreshSession takes the refresh token an
 both, search is loose (matches inside words, ignores exclusions, also looks at link cards)
 and filters `since` (inclusive) on sortAt, every answer carries RateLimit-* headers (reset as
 epoch seconds), and createRecord validates the reply record.
+
+Chat (chat.bsky.convo.getConvoForMembers, sendMessage, getMessages) is proxied to the chat
+service only with the `atproto-proxy: did:web:api.bsky.chat#bsky_chat` header, and only for
+a session of an app password with direct-message access (`chat_allowed`): any other answers
+400 InvalidToken "Bad token scope", as the PDS does. Recipients in `chat_refusals` answer
+with that XRPC error (MessagesDisabled, NotFollowedBySender…). Shapes from the lexicons
+(chat/bsky/convo/defs.json: convoView, messageView).
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ HANDLE = "pebblebase.bsky.social"
 APP_PASSWORD = "pbpb-7x2k-m9q4-w3n8"
 DID = "did:plc:pebblebaseteam4x7k2q"
 _POST = "app.bsky.feed.post"
+_CHAT_REFUSALS = {
+    "MessagesDisabled": "recipient has disabled incoming messages",
+    "NotFollowedBySender": "recipient requires incoming messages to come from someone they follow",
+}
 
 
 class Platform(PlatformBase):
@@ -43,6 +54,10 @@ class Platform(PlatformBase):
         # one, the page then holds fewer than `limit` posts though a cursor follows.
         self.hidden: set[str] = set()
         self.write_errors: list[tuple[int, dict[str, str]]] = []  # next createRecord answers
+        self.chat_allowed = True  # the app password was created with access to DMs
+        self.privileged: set[str] = set()  # access tokens of such a password
+        self.chat_refusals: dict[str, str] = {}  # recipient did -> XRPC error name
+        self.chats: dict[str, list[dict[str, Any]]] = {}  # convo id -> messages, oldest first
 
     def add_item(self, text: str, created: float) -> str:
         """A post created at `created` and indexed now (later, for a late one)."""
@@ -77,11 +92,14 @@ class Platform(PlatformBase):
             ("GET", "app.bsky.feed.getPosts"): self.get_posts,
             ("POST", "com.atproto.repo.createRecord"): self.create_record,
             ("GET", "com.atproto.repo.listRecords"): self.list_records,
+            ("GET", "chat.bsky.convo.getConvoForMembers"): self.convo_for_members,
+            ("POST", "chat.bsky.convo.sendMessage"): self.send_message,
+            ("GET", "chat.bsky.convo.getMessages"): self.get_messages,
         }
         route = routes.get((request.method, nsid))
         if route is None:
             return None
-        denied = self.authorise(request)
+        denied = self.authorise(request) or self.chat_denied(request, nsid)
         response = denied or route(request)
         response.headers.update(
             {
@@ -111,8 +129,11 @@ class Platform(PlatformBase):
         return json_response(self.new_session())
 
     def new_session(self) -> dict[str, Any]:
-        access, refresh = _jwt("com.atproto.appPass", 7200), _jwt("com.atproto.refresh", 7776000)
+        scope = "com.atproto.appPassPrivileged" if self.chat_allowed else "com.atproto.appPass"
+        access, refresh = _jwt(scope, 7200), _jwt("com.atproto.refresh", 7776000)
         self.access[access] = True
+        if self.chat_allowed:
+            self.privileged.add(access)
         self.refresh.add(refresh)
         return {
             "accessJwt": access,
@@ -132,6 +153,15 @@ class Platform(PlatformBase):
             return _error(401, "InvalidToken", "Token could not be verified")
         if not self.access[token]:
             return _error(400, "ExpiredToken", "Token has expired")
+        return None
+
+    def chat_denied(self, request: Request, nsid: str) -> Response | None:
+        if not nsid.startswith("chat.bsky."):
+            return None
+        if request.headers.get("atproto-proxy") != "did:web:api.bsky.chat#bsky_chat":
+            return _error(501, "MethodNotImplemented", "Method Not Implemented")
+        if _bearer(request) not in self.privileged:
+            return _error(400, "InvalidToken", "Bad token scope")
         return None
 
     def get_session(self, request: Request) -> Response:
@@ -186,6 +216,43 @@ class Platform(PlatformBase):
         return json_response(
             {"records": [{k: r[k] for k in ("uri", "cid", "value")} for r in wanted[:limit]]}
         )
+
+    # Chat
+
+    def convo_for_members(self, request: Request) -> Response:
+        members = request.query.get("members") or []
+        if not members:
+            return _error(400, "InvalidRequest", 'Error: Params must have the property "members"')
+        other = next((m for m in members if m != DID), DID)
+        if other in self.chat_refusals:
+            name = self.chat_refusals[other]
+            return _error(400, name, _CHAT_REFUSALS.get(name, name))
+        convo = "3l" + base64.b32encode(other.encode()).decode().lower().rstrip("=")[-11:]
+        self.chats.setdefault(convo, [])
+        members_view = [{"did": DID, "handle": HANDLE}, {"did": other, "handle": "someone.test"}]
+        view = {"id": convo, "rev": "22222222fuaaa", "members": members_view, "muted": False,
+                "status": "request", "unreadCount": 0}  # fmt: skip
+        return json_response({"convo": view})
+
+    def send_message(self, request: Request) -> Response:
+        body = request.json() or {}
+        convo, text = body.get("convoId"), (body.get("message") or {}).get("text")
+        if convo not in self.chats:
+            return _error(400, "InvalidRequest", "Convo not found")
+        if not isinstance(text, str) or not text or len(text) > 1000 or len(text.encode()) > 10000:
+            return _error(400, "InvalidRequest", "Input/message/text must not be longer than "
+                          "1000 graphemes")  # fmt: skip
+        number = len(self.chats[convo])
+        message = {"id": f"3lmsg{number:08d}{convo[-4:]}", "rev": f"2222222{number:06d}",
+                   "text": text, "sender": {"did": DID}, "sentAt": _iso(time.time())}  # fmt: skip
+        self.chats[convo].append(message)
+        return json_response(message)
+
+    def get_messages(self, request: Request) -> Response:
+        convo = request.arg("convoId")
+        if convo not in self.chats:
+            return _error(400, "InvalidRequest", "Convo not found")
+        return json_response({"messages": list(reversed(self.chats[convo]))})
 
     # Writes
 

@@ -187,6 +187,11 @@ class Platform(PlatformBase):
         if parent and parent not in {s["id"] for s in data["statuses"]}:
             return _limited(NOT_FOUND, 404)
         status = self._status(text, parent, data["me"])
+        visibility = fields.get("visibility") or "public"
+        if visibility not in ("public", "unlisted", "private", "direct"):
+            return _limited({"error": "Validation failed: Visibility is not included in the list"},
+                            422)  # fmt: skip
+        status["visibility"] = visibility
         self.posted.append(status)
         if key:
             self._idempotent[key] = status

@@ -5,7 +5,11 @@ Like Reddit, the search is loose (it matches inside words and ignores exclusions
 HTML-escaped unless raw_json=1, generic User-Agents are blocked with an HTML page, a request
 without a token gets 403 and an expired token 401, every API answer carries the
 X-Ratelimit-* headers (reset in seconds until), and reply rejections arrive as HTTP 200 with
-json.errors.
+json.errors. Messages: /api/compose answers `{"json": {"errors": []}}` and nothing else
+(recorded in praw's TestRedditor.test_message cassette), the message then heads
+/message/sent; users in `pm_restricted` answer RESTRICTED_TO_PM ("User doesn't accept
+direct messages. Try sending a chat request instead.", as reported since Reddit moved
+messages to chat).
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class Platform(PlatformBase):
         self.extra_comments: list[dict[str, Any]] = []  # new comments in subreddit streams
         self.replies: list[dict[str, Any]] = []
         self.reply_errors: list[list[Any]] = []  # the next reply is refused with these
+        self.messages: list[dict[str, Any]] = []  # sent through /api/compose, oldest first
+        self.pm_restricted: set[str] = set()  # usernames that only take chat requests
         self.remaining = 600.0
         self.reset_seconds = 412
 
@@ -124,6 +130,10 @@ class Platform(PlatformBase):
             return json_response({"name": user, "id": "k2x9q", "link_karma": 12})
         if path == "/api/comment" and request.method == "POST":
             return self.comment(request, user)
+        if path in ("/api/compose", "/api/compose/") and request.method == "POST":
+            return self.compose(request, user)
+        if re.fullmatch(r"/message/sent(?:\.json)?/?", path):
+            return self.listing(request, list(reversed(self.messages)))
         return None
 
     # Auth
@@ -263,6 +273,28 @@ class Platform(PlatformBase):
         }
         self.replies.append(thing)
         return json_response({"json": {"errors": [], "data": {"things": [thing]}}})
+
+    def compose(self, request: Request, user: str | None) -> Response:
+        form = request.form()
+        if user is None:
+            return _errors(["USER_REQUIRED", "Please log in to do that.", None])
+        to, subject, text = form.get("to", ""), form.get("subject", ""), form.get("text", "")
+        if not subject.strip():
+            return _errors(["NO_SUBJECT", "please enter a subject", "subject"])
+        if len(subject) > 100:
+            return _errors(["TOO_LONG", "this is too long (max: 100)", "subject"])
+        if not text.strip():
+            return _errors(["NO_TEXT", "we need something here", "text"])
+        if to in self.pm_restricted:
+            return _errors(["RESTRICTED_TO_PM", "User doesn't accept direct messages. Try sending "
+                            "a chat request instead.", "to"])  # fmt: skip
+        message_id = f"2{len(self.messages) + 1:06d}"
+        self.messages.append({"kind": "t4", "data": {
+            "id": message_id, "name": f"t4_{message_id}", "author": user, "dest": to,
+            "subject": subject, "body": text, "created_utc": float(int(time.time())),
+            "was_comment": False, "new": False,
+        }})  # fmt: skip
+        return json_response({"json": {"errors": []}})
 
 
 def _generic_agent(agent: str) -> bool:

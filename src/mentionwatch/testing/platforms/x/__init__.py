@@ -5,7 +5,10 @@ max_results (10-100) and next_token, returns newest first with per-page meta, an
 keywords against the text and the expanded links (so `pebblebase` finds a post whose only
 link goes to pebblebasegardens.example: the local matcher must reject it). Posting needs the
 user token and only works when the replied-to post mentions us (the 2026 "summon" rule).
-Every post returned by a search is counted in `reads`, as X bills them.
+Every post returned by a search is counted in `reads`, as X bills them. Direct messages
+(/2/dm_conversations/with/:id/messages, and its dm_events) need the user token; an author
+in `dm_closed` refuses them with 403. The DM answers' shapes are copied from tweepy's
+recorded cassette test_manage_and_lookup_direct_messages.yaml.
 """
 
 from __future__ import annotations
@@ -38,7 +41,14 @@ NOT_SUMMONED = {
     "title": "Forbidden",
     "status": 403,
 }
+DM_CLOSED = {
+    "title": "Forbidden",
+    "type": "about:blank",
+    "status": 403,
+    "detail": "You cannot send messages to this user.",
+}
 _USER_POSTS = re.compile(r"^/2/users/(\d+)/tweets$")
+_DM = re.compile(r"^/2/dm_conversations/with/(\d+)/(messages|dm_events)$")
 _POST = re.compile(r"^/2/tweets/(\d+)$")
 _DEFAULT_FIELDS = ("id", "text", "edit_history_tweet_ids")
 TWEPOCH_MS = 1288834974657
@@ -60,6 +70,8 @@ class Platform(PlatformBase):
         # play "a cursor older than the 7-day window"): X answers a smaller one with 400.
         self.oldest_bound_id: int | None = None
         self._ids = itertools.count(1859900000000000001)
+        self.messages: list[dict[str, Any]] = []  # direct messages received, oldest first
+        self.dm_closed: set[str] = set()  # user ids that do not accept our messages
 
     def add_item(self, text: str, created: float) -> str:
         """A post whose id is a snowflake of its creation time, as X makes them."""
@@ -93,7 +105,9 @@ class Platform(PlatformBase):
             if auth not in (f"Bearer {BEARER}", f"Bearer {USER_TOKEN}"):
                 return _limited(UNAUTHORIZED, 401)
             return self.lookup(request, lookup.group(1))
-        if auth == f"Bearer {BEARER}" and request.path.startswith(("/2/users", "/2/tweets")):
+        if auth == f"Bearer {BEARER}" and request.path.startswith(
+            ("/2/users", "/2/tweets", "/2/dm_")
+        ):
             return _limited(APP_ONLY_FORBIDDEN, 403)
         if auth != f"Bearer {USER_TOKEN}":
             return _limited(UNAUTHORIZED, 401)
@@ -101,6 +115,14 @@ class Platform(PlatformBase):
             return _limited({"data": ME})
         if request.path == "/2/tweets" and request.method == "POST":
             return self.post(request)
+        dm = _DM.match(request.path)
+        if dm and dm.group(2) == "messages" and request.method == "POST":
+            return self.direct_message(request, dm.group(1))
+        if dm and dm.group(2) == "dm_events" and request.method == "GET":
+            mine = [m for m in reversed(self.messages) if m["participant"] == dm.group(1)]
+            events = [{k: v for k, v in m.items() if k != "participant"} for m in mine]
+            meta = {"result_count": len(events)}
+            return _limited({"data": events, "meta": meta} if events else {"meta": meta})
         if _USER_POSTS.match(request.path):
             since = int(request.arg("since_id", "0") or 0)
             mine = [p for p in reversed(self.posted) if int(p["id"]) > since]
@@ -198,6 +220,22 @@ class Platform(PlatformBase):
         self.posted.append(post)
         return _limited({"data": {k: post[k] for k in ("id", "text", "edit_history_tweet_ids")}},
                         201)  # fmt: skip
+
+    def direct_message(self, request: Request, participant: str) -> Response:
+        text = (request.json() or {}).get("text") or ""
+        if not text.strip() or len(text) > 10_000:
+            return _limited(_invalid("The `text` field must be between 1 and 10000 characters"),
+                            400)  # fmt: skip
+        if participant in self.dm_closed:
+            return _limited(DM_CLOSED, 403)
+        event_id = str(next(self._ids))
+        conversation = f"{ME['id']}-{participant}"
+        self.messages.append({
+            "id": event_id, "event_type": "MessageCreate", "text": text, "sender_id": ME["id"],
+            "dm_conversation_id": conversation, "created_at": _now(), "participant": participant,
+        })  # fmt: skip
+        body = {"data": {"dm_conversation_id": conversation, "dm_event_id": event_id}}
+        return _limited(body, 201)
 
 
 def _matches(post: dict[str, Any], query: str) -> bool:
