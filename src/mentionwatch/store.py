@@ -435,6 +435,90 @@ def m009_reply_kind(db: Any) -> None:
 
 
 @migration
+def m011_feed_indexes(db: Any) -> None:
+    """Indexes that serve the feed's term and intent filters in its order, at any size.
+
+    - mention_terms keeps a copy of its mention's status (a trigger follows every change)
+      and created_at (which never changes), so "term X, status S, newest first" and the
+      per-status counts are one index range each: (term, status, created_at, mention_id),
+      and (term, created_at, mention_id) for every status at once.
+    - One partial index per intent (models.INTENTS) over (status, created_at): the query
+      names the intent as the literal the index was declared with (see _intent_clause).
+    - The FTS5 index is rewritten only when an indexed column changes: the trigger m001
+      made rewrote a mention's index entry on every update (status, reach, priority...).
+    """
+    from mentionwatch.models import INTENTS
+
+    conn = db.conn
+    conn.execute("ALTER TABLE mention_terms ADD COLUMN status TEXT")
+    conn.execute("ALTER TABLE mention_terms ADD COLUMN created_at TEXT")
+    conn.execute(
+        "UPDATE mention_terms SET (status, created_at) = (SELECT m.status, m.created_at "
+        "FROM mentions m WHERE m.id = mention_terms.mention_id)"
+    )
+    conn.execute("DROP INDEX IF EXISTS idx_mention_terms_term")
+    conn.execute(
+        "CREATE INDEX idx_mention_terms_term_status ON mention_terms "
+        "(term, status, created_at, mention_id)"
+    )
+    conn.execute(
+        "CREATE INDEX idx_mention_terms_term_created ON mention_terms "
+        "(term, created_at, mention_id)"
+    )
+    db.trigger(
+        "mentions_status_terms", "UPDATE OF status ON mentions",
+        db.distinct("NEW.status", "OLD.status"),
+        "UPDATE mention_terms SET status = NEW.status WHERE mention_id = NEW.id",
+    )  # fmt: skip
+    for intent in INTENTS:
+        conn.execute(
+            f"CREATE INDEX idx_mentions_intent_{intent} ON mentions (status, created_at) "
+            f"WHERE {_intent_clause(intent, 'intents')}"
+        )
+    db.full_text_on_text_only()  # SQLite's FTS5 triggers; PostgreSQL's tsvector has none
+    conn.execute("ANALYZE")  # the planner picks these indexes by their statistics
+
+
+def _intent_clause(intent: str, column: str = "m.intents") -> str:
+    """The condition "has this intent" as SQL text, the same in the partial index of the
+    intent (m011_feed_indexes) and in queries, which is how the planner knows it applies.
+    intents is a JSON list of plain words (models.INTENTS), so a quoted word is the intent."""
+    from mentionwatch.models import INTENTS
+
+    if intent not in INTENTS:  # only known words are ever written into SQL text
+        raise ValueError(f"unknown intent {intent!r}")
+    return f"{column} LIKE '%\"{intent}\"%'"
+
+
+@migration
+def m011_search_order(db: Any) -> None:
+    """--search served in the feed's order: the FTS5 index's rowid is the mention's
+    time_key (created_at, then id, as one integer), so FTS5 yields matches newest (or
+    oldest) first and stops at the limit, and it indexes the status too (a column the
+    user's query never reaches: fts_match), so "matches that are open" is one FTS5 query.
+    Rebuilds the FTS5 index (about a minute per million mentions here)."""
+    db.execute("ALTER TABLE mentions ADD COLUMN time_key INTEGER")
+    db.fill_time_keys(_time_key)
+    db.execute("CREATE UNIQUE INDEX idx_mentions_time_key ON mentions (time_key)")
+    db.full_text_by_time()  # SQLite: FTS5's rowid becomes time_key; PostgreSQL: nothing
+
+
+_EPOCH_2000 = 946_684_800
+_SECONDS_SPAN = 1 << 31  # seconds either side of 2000 a time_key holds (ids: 32 bits)
+
+
+def _time_key(created_at: str, mention_id: int) -> int:
+    """created_at (whole seconds since 2000, signed) and the id as one integer, in the
+    order of (created_at, id): the rowid of mentions_fts (m011_search_order). Times are
+    whole seconds (models.iso), so this is exactly the feed's order for 1932 to 2068; a
+    time outside (a platform's placeholder date) is clamped to its end so the key stays a
+    64-bit integer, and ties there go by id."""
+    seconds = int(parse_iso(created_at).timestamp()) - _EPOCH_2000
+    seconds = min(max(seconds, -_SECONDS_SPAN), _SECONDS_SPAN - 1)
+    return (seconds << 32) + mention_id
+
+
+@migration
 def m012_team(db: Schema) -> None:
     """A team on one database (team.py): who did each state change, assignment and reply;
     who a mention is assigned to; who is answering a mention right now (claims); which
@@ -489,13 +573,18 @@ class UnknownMention(UsageError, LookupError):
     """An ID or key that names no stored mention."""
 
 
-# The columns a save writes: the key, every Mention field declared as a column
-# (models.MENTION_COLUMNS), and the stored part of priority.
-_INSERT_COLUMNS = ("key", *(name for name, _ in MENTION_COLUMNS), "priority_base", "priority_key")
+# The columns a save writes: the id (given before the insert: time_key needs it), the key,
+# every Mention field declared as a column (models.MENTION_COLUMNS), the stored part of
+# priority, and the search order's key.
+_INSERT_COLUMNS = ("id", "key", *(name for name, _ in MENTION_COLUMNS), "priority_base",
+                   "priority_key", "time_key")  # fmt: skip
 _NEGATIVES = "sum(CASE WHEN m.sentiment = 'negative' THEN 1 ELSE 0 END)"
 Row = Any  # a result row, read by column name or position (sqlite3.Row or its like)
-# What reads select of a mention: its id, those columns and its terms (a JSON list).
-_READ_COLUMNS = ", ".join(f"m.{c}" for c in ("id", *_INSERT_COLUMNS))
+# What reads select of a mention: those columns and its terms (a JSON list).
+_READ_COLUMNS = ", ".join(f"m.{c}" for c in _INSERT_COLUMNS)
+# --sort relevance ranks this many of the newest matches that pass the other filters (the
+# rank of every match would cost as much as the matches are many).
+RANKED = 1000
 
 
 def _encode(value: Any, kind: str) -> Any:
@@ -508,10 +597,11 @@ def _encode(value: Any, kind: str) -> Any:
 
 
 def _row(m: Mention) -> list[Any]:
-    """The values of _INSERT_COLUMNS for a mention."""
-    values = [m.key, *(_encode(getattr(m, name), kind) for name, kind in MENTION_COLUMNS)]
+    """The values of _INSERT_COLUMNS for a mention (its id already given)."""
+    values = [m.id, m.key, *(_encode(getattr(m, name), kind) for name, kind in MENTION_COLUMNS)]
     created = iso(m.created_at) or ""
     values += _priority_columns(m.sentiment, m.polarity, m.intents, m.reach, created)
+    values.append(_time_key(created, m.id or 0))
     return values
 
 
@@ -584,8 +674,9 @@ class Store:
                 )
             Store(self.location).close()  # migrate it, then read
             self.db = self.conn = engines.connect(self.location, readonly=True)
-        self._select = (f"SELECT {_READ_COLUMNS}, {self.db.terms_json('m.id')} AS terms "
-                        "FROM mentions m")  # fmt: skip
+        # What reads select of a mention (then FROM mentions m, or m joined to a search).
+        self._columns = f"SELECT {_READ_COLUMNS}, {self.db.terms_json('m.id')} AS terms"
+        self._select = f"{self._columns} FROM mentions m"
 
     @property
     def engine(self) -> str:
@@ -707,14 +798,15 @@ class Store:
         return set(keys) - set(self._known(keys))
 
     def _known(self, keys: Iterable[str]) -> dict[str, Row]:
-        """The stored rows (id, key, reach and what priority reads) of these keys."""
+        """The stored rows (id, key, reach, what priority reads and what mention_terms
+        copies) of these keys."""
         wanted = list(dict.fromkeys(keys))
         found: dict[str, Row] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             rows = self.conn.execute(
-                "SELECT id, key, reach, sentiment, polarity, intents, created_at FROM mentions "
-                f"WHERE key IN ({','.join('?' * len(chunk))})",
+                "SELECT id, key, reach, sentiment, polarity, intents, created_at, status "
+                f"FROM mentions WHERE key IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
             found.update((r["key"], r) for r in rows)
@@ -730,8 +822,8 @@ class Store:
     ) -> int:
         """Save mentions (deduplicated by key, terms merged) and move the cursor, atomically.
 
-        Set-based: one lookup of the page's known keys, one multi-row insert of the new
-        mentions (their ids come back with RETURNING), one statement each for their terms,
+        Set-based: one lookup of the page's known keys, one executemany insert of the new
+        mentions (their ids given: the next free ones), one statement each for their terms,
         the reach of known ones and their echo keys. `queue` gets the new mentions (with
         their ids) and returns the alert deliveries they cause, which go into the outbox in
         the same transaction. Returns how many were new.
@@ -752,10 +844,13 @@ class Store:
             for m in fresh:
                 m.fetched_at = m.fetched_at or stamp
             self._insert(fresh)
-            ids = {k: known[k]["id"] for k in known} | {m.key: m.id for m in fresh}
+            # mention_terms copies each mention's status and created_at (m011_feed_indexes).
+            stored = {k: (r["id"], r["status"], r["created_at"]) for k, r in known.items()}
+            stored |= {m.key: (m.id, m.status, iso(m.created_at)) for m in fresh}
             self.conn.executemany(
-                "INSERT INTO mention_terms (mention_id, term) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [(ids[m.key], t) for m in page.values() for t in m.terms],
+                "INSERT INTO mention_terms (mention_id, status, created_at, term) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(*stored[m.key], t) for m in page.values() for t in m.terms],
             )
             self._update_reach([(known[k], m.reach) for k, m in page.items()
                                 if k in known and m.reach is not None
@@ -769,19 +864,19 @@ class Store:
         return len(fresh)
 
     def _insert(self, mentions: Sequence[Mention]) -> None:
-        """Insert new mentions (in order: ids ascend with it) and set their ids."""
+        """Insert new mentions with ids that ascend in their order (the next free ones:
+        the caller's write transaction holds the lock: SQLite's, or the "save" lock on
+        PostgreSQL), and set those ids."""
+        if not mentions:
+            return
+        first = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM mentions").fetchone()[0]
+        for offset, m in enumerate(mentions):
+            m.id = first + offset
         columns, marks, values = self._insert_plan()
-        step = max(1, 900 // len(columns))  # stay under any SQLite's 999 parameters
-        for start in range(0, len(mentions), step):
-            chunk = mentions[start : start + step]
-            rows = self.conn.execute(
-                f"INSERT INTO mentions ({', '.join(columns)}) VALUES "
-                f"{','.join([marks] * len(chunk))} RETURNING id, key",
-                [v for m in chunk for v in values(m)],
-            ).fetchall()
-            by_key = dict((key, i) for i, key in rows)
-            for m in chunk:
-                m.id = by_key[m.key]
+        self.conn.executemany(
+            f"INSERT INTO mentions ({', '.join(columns)}) VALUES {marks}",
+            [values(m) for m in mentions],
+        )
 
     def _insert_plan(self) -> tuple[tuple[str, ...], str, Callable[[Mention], list[Any]]]:
         """The columns a new mention's row fills, their placeholders and its values: those
@@ -1343,6 +1438,16 @@ class Store:
                 yield self.get(mention_id)
             return
         if order == "relevance" and filters.search:
+            if self.db.SEARCH_IN_TIME_ORDER:  # FTS5: bm25 over the newest RANKED matches
+                source, params = self._search_range(filters, ranked=True)
+                newest = f"SELECT f.rowid AS hit, f.rank AS rank {source} ORDER BY f.rowid DESC"
+                sql = (f"{self._columns} FROM ({newest} LIMIT {RANKED}) f CROSS JOIN mentions m "
+                       f"WHERE m.time_key = f.hit ORDER BY f.rank, f.hit DESC")  # fmt: skip
+                if limit is not None:
+                    sql += " LIMIT ?"
+                    params.append(limit)
+                yield from map(_mention, self._execute(sql, params, filters))
+                return
             where, params = self._where(filters)
             ranked = self.db.ranked(self._select, where, params, filters.search, limit)
             yield from map(_mention, self._guarded(ranked, filters))
@@ -1354,8 +1459,24 @@ class Store:
     ) -> Iterator[Row]:
         """The stored rows (every column and `terms`, a JSON list) of the mentions that pass
         the filters, newest or oldest first: what export streams, with no Mention built."""
-        where, params = self._where(filters)
         direction = "ASC" if order == "oldest" else "DESC"
+        if filters.search and self.db.SEARCH_IN_TIME_ORDER:  # m011_search_order
+            source, params = self._search_range(filters)
+            sql = f"{self._columns} {source} ORDER BY f.rowid {direction}"
+            if limit is not None:
+                sql += " LIMIT ?"
+                params.append(limit)
+            yield from self._guarded(self.db.stream(sql, params), filters)
+            return
+        if limit is not None:
+            branched = self._branches(filters, direction, limit)
+            if branched is not None:
+                ids, params = branched
+                sql = (f"{self._select} WHERE m.id IN ({ids}) "
+                       f"ORDER BY m.created_at {direction}, m.id {direction} LIMIT ?")  # fmt: skip
+                yield from self._guarded(self.db.stream(sql, [*params, limit]), filters)
+                return
+        where, params = self._where(filters)
         sql = f"{self._select}{where} ORDER BY m.created_at {direction}, m.id {direction}"
         if limit is not None:
             sql += " LIMIT ?"
@@ -1444,13 +1565,14 @@ class Store:
     def count_by_status(self, filters: Filters, cap: int | None = None) -> dict[str, int]:
         """How many mentions pass the filters, per status (the status filter ignored); with
         `cap`, counting stops there (a count equal to the cap means at least that many)."""
-        where, params = self._where(replace(filters, statuses=()))
         counts = {}
-        clause = "m.status = ?" + (" AND " + where.removeprefix(" WHERE ") if where else "")
         for status in STATUSES:
-            sql = f"SELECT count(*) FROM (SELECT 1 FROM mentions m WHERE {clause}"
+            source, params, key = self._status_range(replace(filters, statuses=(status,)))
+            # Several terms: a mention found by two is one row, not two.
+            picked = "DISTINCT t.mention_id" if key == "t" and len(filters.terms) > 1 else "1"
+            sql = f"SELECT count(*) FROM (SELECT {picked} {source}"
             sql += " LIMIT ?) n" if cap else ") n"
-            row = self._execute(sql, [status, *params, *([cap] if cap else [])], filters)
+            row = self._execute(sql, [*params, *([cap] if cap else [])], filters)
             n = int(row.fetchone()[0])
             if n:
                 counts[status] = n
@@ -1496,10 +1618,9 @@ class Store:
             clauses.append(f"m.status IN ({','.join('?' * len(f.statuses))})")
             params.extend(f.statuses)
         if f.intents:
-            # intents is a JSON list of plain words (models.INTENTS): a quoted word in the text
-            # is that intent, and LIKE costs far less per row than expanding the JSON.
-            clauses.append("(" + " OR ".join("m.intents LIKE ?" for _ in f.intents) + ")")
-            params.extend(f'%"{i}"%' for i in f.intents)
+            # LIKE on the JSON list costs far less per row than expanding it, and each intent's
+            # partial index (m011_feed_indexes) serves its clause.
+            clauses.append("(" + " OR ".join(_intent_clause(i) for i in f.intents) + ")")
         if f.search:
             clause, args = self.db.search(f.search)
             clauses.append(clause)
@@ -1513,6 +1634,74 @@ class Store:
             clauses.append("(" + " OR ".join(either) + ")")
             params.extend(f.assignees)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def _status_range(self, f: Filters) -> tuple[str, list[Any], str]:
+        """`FROM … WHERE …` of the mentions that pass filters with one status, shaped so an
+        index range yields them in created_at order: mention_terms' (term, status, created_at)
+        for one term (the mention joined after it, in this order), else mentions' own indexes
+        (status, created_at; an intent's partial one; source or sentiment first); with
+        --search, FTS5's matches of that status. Also the alias of the table whose id and
+        created_at to read and order by: t (mention_terms, the id is mention_id), m, or f (the
+        FTS5 index, whose rowid is the time_key)."""
+        (status,) = f.statuses
+        if f.search and self.db.SEARCH_IN_TIME_ORDER:
+            source, params = self._search_range(f, joined=False)
+            return source, params, "f"
+        if f.terms:
+            where, params = self._where(replace(f, statuses=(), terms=()))
+            marks = ",".join("?" * len(f.terms))
+            if not where:  # the index alone answers
+                return (f"FROM mention_terms t WHERE t.term IN ({marks}) AND t.status = ?",
+                        [*f.terms, status], "t")  # fmt: skip
+            # CROSS JOIN: SQLite keeps this join order (the term's index drives); for other
+            # engines it is an inner join like any other.
+            return (f"FROM mention_terms t CROSS JOIN mentions m WHERE m.id = t.mention_id "
+                    f"AND t.term IN ({marks}) AND t.status = ? AND {where.removeprefix(' WHERE ')}",
+                    [*f.terms, status, *params], "t")  # fmt: skip
+        where, params = self._where(f)
+        return f"FROM mentions m{where}", params, "m"
+
+    def _search_range(
+        self, f: Filters, joined: bool = True, ranked: bool = False
+    ) -> tuple[str, list[Any]]:
+        """SQLite: `FROM … WHERE …` of the --search matches that pass the filters, driven by
+        FTS5 (its rowid order is the time order; the statuses are part of the match, the
+        other filters are checked on each mention joined to a match). `joined=False`: the
+        mention is joined only if a filter needs it (for counting). `ranked`: the statuses
+        are checked on the mention instead, since bm25 would first count every mention of
+        the status."""
+        where, params = self._where(replace(f, statuses=f.statuses if ranked else (), search=None))
+        match = fts_match(f.search or "", () if ranked else f.statuses)
+        if not where and not joined:
+            return "FROM mentions_fts f WHERE f.mentions_fts MATCH ?", [match]
+        # CROSS JOIN keeps FTS5 driving in SQLite; elsewhere an inner join like any other.
+        rest = where.replace(" WHERE ", " AND ", 1)
+        return (f"FROM mentions_fts f CROSS JOIN mentions m WHERE f.mentions_fts MATCH ? "
+                f"AND m.time_key = f.rowid{rest}", [match, *params])  # fmt: skip
+
+    def _branches(self, f: Filters, direction: str, limit: int) -> tuple[str, list[Any]] | None:
+        """The ids of the first `limit` mentions in created_at order, as a union of index
+        ranges read only as far as `limit`: one per status, term and intent asked for (SQLite
+        cannot merge several ranges of one index in order, so a list of statuses or terms
+        would otherwise sort every match). None when there would be too many ranges."""
+        statuses = f.statuses or STATUSES
+        terms: Sequence[str | None] = f.terms or (None,)
+        intents: Sequence[str | None] = f.intents or (None,)
+        if len(statuses) * len(terms) * len(intents) > _MAX_BRANCHES:
+            return None
+        parts, params = [], []
+        for status in statuses:
+            for term in terms:
+                for intent in intents:
+                    one = replace(f, statuses=(status,), terms=(term,) if term else (),
+                                  intents=(intent,) if intent else ())  # fmt: skip
+                    source, values, key = self._status_range(one)
+                    ident = f"{key}.mention_id" if key == "t" else "m.id"
+                    order = f"{key}.created_at {direction}, {ident} {direction}"
+                    parts.append(f"SELECT id FROM (SELECT {ident} AS id {source} "
+                                 f"ORDER BY {order} LIMIT ?) b")  # fmt: skip
+                    params += [*values, limit]
+        return " UNION ".join(parts), params
 
     # Reads for trends.py: every aggregate is computed here, in SQL.
 
@@ -1721,11 +1910,15 @@ class LLMCache:
             )  # fmt: skip
 
 
+# More index ranges than this in one limited read: one plain query instead.
+_MAX_BRANCHES = 48
+
+
 class SearchError(UsageError):
     """A --search query that cannot be read; the message says what to change."""
 
 
-FTS_COLUMNS = ("text", "title", "author")  # the columns of mentions_fts (m001_initial)
+FTS_COLUMNS = ("text", "title", "author")  # what --search reads (mentions_fts has status too)
 _SEARCH_TOKEN = re.compile(r'\s+|[()]|-?(?:[A-Za-z_]+:)?(?:"[^"]*"?\*?|[^\s()"]+)')
 _BAREWORD = re.compile(r"[\w\x80-\U0010ffff]+\*?")
 
@@ -1785,6 +1978,17 @@ def _search_items(text: str) -> list[str]:
     if items[-1] in ("OR", "AND", "NOT"):
         raise SearchError(f"--search: {items[-1]} needs a word after it in {text!r}")
     return items
+
+
+def fts_match(search: str, statuses: Sequence[str] = ()) -> str:
+    """The MATCH expression of a --search: the user's query over the text columns only
+    (mentions_fts also indexes the status, m011_search_order), and any of `statuses`."""
+    query = "{" + " ".join(FTS_COLUMNS) + "} : (" + fts_query(search) + ")"
+    if not statuses:
+        return query
+    if not set(statuses) <= set(STATUSES):
+        raise ValueError(f"unknown status in {statuses!r}")
+    return query + " AND (" + " OR ".join(f'status : "{s}"' for s in statuses) + ")"
 
 
 def _fts_operand(token: str, text: str) -> str:

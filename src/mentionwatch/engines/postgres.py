@@ -103,6 +103,8 @@ class Engine:
     FOR_UPDATE = " FOR UPDATE"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     DOCUMENT = ("search", "CAST(? AS tsvector)")  # the column document() fills, and how
+    # Full-text matches are a filter on mentions (GIN), ordered by the feed's own indexes.
+    SEARCH_IN_TIME_ORDER = False
 
     def __init__(self, url: str, *, readonly: bool = False) -> None:
         self.location = url
@@ -246,6 +248,21 @@ class Engine:
         mention is saved: see document()) under a GIN index."""
         self.execute("ALTER TABLE mentions ADD COLUMN search tsvector")
         self.execute("CREATE INDEX idx_mentions_search ON mentions USING GIN (search)")
+
+    def full_text_on_text_only(self) -> None:
+        """Nothing: the tsvector is written with the row, no trigger keeps it."""
+
+    def fill_time_keys(self, time_key: Any) -> None:
+        """mentions.time_key of every stored mention (the same integers as on SQLite; only
+        SQLite's full text uses them)."""
+        rows = self.execute("SELECT id, created_at FROM mentions").fetchall()
+        self.executemany(
+            "UPDATE mentions SET time_key = ? WHERE id = ?",
+            [(time_key(created, mention_id), mention_id) for mention_id, created in rows],
+        )
+
+    def full_text_by_time(self) -> None:
+        """Nothing: matches are filtered by the GIN index and ordered by the feed's."""
 
     def trigger(self, name: str, event: str, when: str, action: str) -> None:
         self.execute(

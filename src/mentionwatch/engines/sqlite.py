@@ -43,6 +43,8 @@ class Engine:
 
     name = NAME
     FOR_UPDATE = ""  # a write transaction holds the whole file already
+    # Full text in the feed's order: FTS5's rowid is the time_key (m011_search_order).
+    SEARCH_IN_TIME_ORDER = True
     SKIP_LOCKED = ""
     document = None  # the FTS5 triggers index what a row holds
 
@@ -132,6 +134,37 @@ class Engine:
                 f'CREATE TRIGGER "mentions_{name}" AFTER {event} ON "mentions" BEGIN {body} END'
             )
 
+    def full_text_on_text_only(self) -> None:
+        """The FTS5 entry is rewritten only when an indexed column changes: m001's trigger
+        rewrote it on every update (status, reach, priority...)."""
+        self.conn.execute("DROP TRIGGER mentions_au")
+        self.conn.execute(
+            'CREATE TRIGGER mentions_au AFTER UPDATE OF "text", "title", "author" ON mentions '
+            'BEGIN INSERT INTO mentions_fts (mentions_fts, rowid, "text", "title", "author") '
+            'VALUES (\'delete\', old.rowid, old."text", old."title", old."author"); '
+            'INSERT INTO mentions_fts (rowid, "text", "title", "author") '
+            'VALUES (new.rowid, new."text", new."title", new."author"); END'
+        )
+
+    def fill_time_keys(self, time_key: Any) -> None:
+        """mentions.time_key of every stored mention, computed in SQLite by `time_key`."""
+        self.conn.create_function("time_key", 2, time_key, deterministic=True)
+        try:
+            self.conn.execute("UPDATE mentions SET time_key = time_key(created_at, id)")
+        finally:  # a connection holding a Python function is not closed at exit (WAL left behind)
+            self.conn.create_function("time_key", 2, None)
+
+    def full_text_by_time(self) -> None:
+        """The FTS5 index rebuilt with the time_key as its rowid and the status as a column
+        (m011_search_order): it yields matches newest (or oldest) first and stops at the
+        limit, and "matches that are open" is one FTS5 query. About a minute per million."""
+        for trigger in ("mentions_ai", "mentions_ad", "mentions_au"):
+            self.conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        self.conn.execute("DROP TABLE mentions_fts")
+        for sql in _FTS_SCHEMA:
+            self.conn.execute(sql)
+        self.conn.execute("INSERT INTO mentions_fts (mentions_fts) VALUES ('rebuild')")
+
     def trigger(self, name: str, event: str, when: str, action: str) -> None:
         """AFTER `event` (e.g. "UPDATE OF status ON mentions"), for each row where `when`
         holds, run `action` (one statement using NEW/OLD)."""
@@ -185,40 +218,10 @@ class Engine:
     @staticmethod
     def search(text: str) -> tuple[str, list[Any]]:
         """The WHERE clause (on mentions `m`) and parameters for --search TEXT."""
-        from mentionwatch.store import fts_query
+        from mentionwatch.store import fts_match
 
-        return "m.id IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)", [
-            fts_query(text)
-        ]
-
-    def ranked(
-        self, select: str, where: str, params: list[Any], text: str, limit: int | None
-    ) -> Iterator[sqlite3.Row]:
-        """Rows of `select` + `where` (which holds the search), best match first (FTS5's
-        bm25 rank), then newest. The rank is limited inside FTS5; the other filters may drop
-        some of those hits, so it asks for more until enough pass or there are no more."""
-        from mentionwatch.store import fts_query
-
-        query = fts_query(text)
-        sql = (f"{select} JOIN (SELECT rowid AS hit, rank FROM mentions_fts WHERE "
-               f"mentions_fts MATCH ? ORDER BY rank{' LIMIT ?' if limit else ''}) f "
-               f"ON f.hit = m.id{where} ORDER BY f.rank, m.created_at DESC")  # fmt: skip
-        args = [query, *([limit] if limit else []), *params]
-        if limit is None:
-            yield from self.conn.execute(sql, args)
-            return
-        wanted = limit
-        while True:
-            rows = self.conn.execute(sql, args).fetchall()
-            if len(rows) >= limit or wanted >= self._hits(query):
-                yield from rows[:limit]
-                return
-            wanted *= 4
-            args[1] = wanted
-
-    def _hits(self, query: str) -> int:
-        sql = "SELECT count(*) FROM mentions_fts WHERE mentions_fts MATCH ?"
-        return int(self.conn.execute(sql, [query]).fetchone()[0])
+        clause = "m.time_key IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)"
+        return clause, [fts_match(text)]
 
     @staticmethod
     def search_failed(exc: Exception) -> bool:
@@ -288,3 +291,24 @@ def _try_lock(handle: IO[str]) -> bool:
     except OSError:
         return False
     return True
+
+
+# What m011_search_order makes: the index, its rank (bm25 over the text columns only) and
+# the triggers that keep it in step with mentions (external content: mentions holds the text).
+_FTS_COLUMNS_SQL = '"text", "title", "author", "status"'
+_FTS_SCHEMA = (
+    f"CREATE VIRTUAL TABLE mentions_fts USING fts5({_FTS_COLUMNS_SQL}, content='mentions', "
+    "content_rowid='time_key')",
+    "INSERT INTO mentions_fts (mentions_fts, rank) VALUES ('rank', 'bm25(1.0, 1.0, 1.0, 0.0)')",
+    f"CREATE TRIGGER mentions_ai AFTER INSERT ON mentions BEGIN "
+    f"INSERT INTO mentions_fts (rowid, {_FTS_COLUMNS_SQL}) VALUES "
+    f"(new.time_key, new.text, new.title, new.author, new.status); END",
+    f"CREATE TRIGGER mentions_ad AFTER DELETE ON mentions BEGIN "
+    f"INSERT INTO mentions_fts (mentions_fts, rowid, {_FTS_COLUMNS_SQL}) VALUES "
+    f"('delete', old.time_key, old.text, old.title, old.author, old.status); END",
+    f"CREATE TRIGGER mentions_au AFTER UPDATE OF {_FTS_COLUMNS_SQL}, time_key ON mentions BEGIN "
+    f"INSERT INTO mentions_fts (mentions_fts, rowid, {_FTS_COLUMNS_SQL}) VALUES "
+    f"('delete', old.time_key, old.text, old.title, old.author, old.status); "
+    f"INSERT INTO mentions_fts (rowid, {_FTS_COLUMNS_SQL}) VALUES "
+    f"(new.time_key, new.text, new.title, new.author, new.status); END",
+)
