@@ -522,8 +522,8 @@ def _time_key(created_at: str, mention_id: int) -> int:
 def m012_team(db: Schema) -> None:
     """A team on one database (team.py): who did each state change, assignment and reply;
     who a mention is assigned to; who is answering a mention right now (claims); which
-    `watch` process is polling a job right now (leases). Claims and leases end by expiry,
-    so a process that dies holds nothing for long."""
+    `watch` process is polling a job right now (leases). Claims and leases end when they
+    expire or their holder's connection is gone, so a process that dies holds nothing."""
     db.execute("ALTER TABLE status_log ADD COLUMN actor TEXT")
     # An assignment's row in the history: assignee is the name, '' for "unassigned"; the
     # status column then keeps the mention's status (NULL assignee: a status change or note).
