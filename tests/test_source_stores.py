@@ -77,6 +77,7 @@ def test_owned_reviews_belong_to_the_term_and_stars_outrank_words(project):
     for review in reviews:
         if review["rating"] <= 2:
             assert review["sentiment"] == "negative" and "complaint" in review["intents"], review
+        assert len(review["intents"]) == len(set(review["intents"])), review  # each intent once
         if review["rating"] == 5:
             assert review["sentiment"] == "positive", review
     # The kind one-star ("Love the idea… useless until fixed") ranks before the five-star.

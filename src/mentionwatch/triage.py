@@ -87,6 +87,7 @@ def rated(
     if rating is None or rating in (3, 4):
         return label, polarity, tuple(intents)
     if rating <= 2:
-        return "negative", min(polarity, -0.5 if rating == 1 else -0.25), (*intents, "complaint")
-    kept = tuple(i for i in intents if i != "complaint")
+        kept = tuple(i for i in intents if i not in ("complaint", "praise"))
+        return "negative", min(polarity, -0.5 if rating == 1 else -0.25), (*kept, "complaint")
+    kept = tuple(i for i in intents if i not in ("complaint", "praise"))
     return "positive", max(polarity, 0.0), (*kept, "praise")

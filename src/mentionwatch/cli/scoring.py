@@ -17,6 +17,7 @@ from mentionwatch.cli.app import (
     open_store,
     say,
 )
+from mentionwatch.models import ANALYZER_NAMES
 
 if TYPE_CHECKING:
     from mentionwatch.sentiment import Contribution, Score
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 SCORE_FORMATS = ("plain", "jsonl")
 AnalyzerOpt = Annotated[
     str | None,
-    typer.Option("--analyzer", metavar="NAME",
-                 help="mentionwatch (default), textblob, vader, llm; or [sentiment] analyzer."),
+    choice_option("--analyzer", Choice(ANALYZER_NAMES, "analyzer"),
+                  "The analyzer (default: [sentiment] analyzer, else mentionwatch).", "NAME"),
 ]  # fmt: skip
 
 
