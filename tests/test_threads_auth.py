@@ -122,8 +122,17 @@ def test_pasted_redirect_long_lived_swap_renewal_and_revocation(project):
     assert "the last renewal failed" in listed.out and "mentionwatch auth threads" in listed.out
     said += [revoked.out, revoked.err, listed.out, listed.err]
 
-    # Unused for 60 days: expired tokens cannot be renewed; no call is made.
+    # Unused for 60 days: expired tokens cannot be renewed. A configured token is used then;
+    # without one, no call is made.
     shift_record(project, 61 * 86400)
+    fallback = project.run("poll")
+    assert fallback.code == 0, fallback.err
+    searched = web.seen("/threads/v1.0/keyword_search")[-1]
+    assert searched.headers["authorization"] == f"Bearer {TOKEN}"
+    listed = project.run("sources")
+    assert "the authorization expired on" in listed.out and "token is used meanwhile" in listed.out
+    said += [fallback.out, fallback.err, listed.out, listed.err]
+    project.write_config(CONFIG.replace(f'token = "{TOKEN}"\n', "").replace("REDIRECT", REDIRECT))
     calls = len(web.seen("/threads"))
     expired = project.run("poll")
     assert expired.code == 1 and "the authorization expired on" in expired.err

@@ -82,6 +82,7 @@ class Spec:
     upgrade: Swap | None = None  # after the code exchange: the token swapped for a lasting one
     renew: Swap | None = None  # the token renews itself (no refresh token)
     renew_after: float = 0.0  # seconds: a token this old is renewed (Meta: at least 24 h)
+    lifetime: float = DEFAULT_LIFETIME  # seconds, when a token answer names none
 
 
 GOOGLE_AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth"
@@ -240,7 +241,7 @@ class Tokens:
             "client_secret": secret,
         }
         answer = await exchange(self.source, form, "renewing the access token")
-        self.source.state.set(STATE_KEY, json.dumps(_record(answer, client_id, refresh)))
+        self.source.state.set(STATE_KEY, json.dumps(_record(answer, client_id, refresh, self.spec)))
         return str(answer["access_token"])
 
     async def _renewed(self, record: dict[str, Any], token: str, left: float) -> str:
@@ -264,7 +265,7 @@ class Tokens:
             record.update(renew_failed=str(exc).split(": ", 1)[-1], renew_tried_at=now)
             self.source.state.set(STATE_KEY, json.dumps(record))
             return token
-        renewed = _record(answer, str(record.get("client_id") or ""), None)
+        renewed = _record(answer, str(record.get("client_id") or ""), None, self.spec)
         self.source.state.set(STATE_KEY, json.dumps({**renewed, "scope": record.get("scope")}))
         return str(answer["access_token"])
 
@@ -333,11 +334,14 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _record(answer: dict[str, Any], client_id: str, refresh: str | None) -> dict[str, Any]:
-    lifetime = answer.get("expires_in")
-    lifetime = (
-        float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else DEFAULT_LIFETIME
-    )
+def _record(
+    answer: dict[str, Any], client_id: str, refresh: str | None, spec: Spec
+) -> dict[str, Any]:
+    given = answer.get("expires_in")
+    if isinstance(given, str) and given.isdigit():  # some answers quote their numbers
+        given = int(given)
+    valid = isinstance(given, int | float) and not isinstance(given, bool) and given > 0
+    lifetime = float(given) if valid else spec.lifetime
     return {
         "client_id": client_id,
         "access_token": answer["access_token"],
@@ -536,7 +540,7 @@ def authorize(
             return {"scope": answer.get("scope"), **lasting}
 
     answer = asyncio.run(run())
-    record = _record(answer, client[0], None)
+    record = _record(answer, client[0], None, spec)
     if spec.refreshable and not record["refresh_token"]:
         say(
             f"{name}: warning: no refresh token came back, so this authorization lasts only as "

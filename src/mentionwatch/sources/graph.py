@@ -96,9 +96,14 @@ class GraphSource(Source):
     async def access_token(self) -> str:
         """The token every call sends: the one `mentionwatch auth` stored (renewed before it
         expires), else the configured long-lived `token`."""
+        configured = str(self.settings.get("token") or "")
         if self.tokens is not None and self._authorized():
-            return await self.tokens.bearer()
-        return str(self.settings.get("token") or "")
+            try:
+                return await self.tokens.bearer()
+            except SourceError:
+                if not configured:  # expired, and no token of the user's own to fall back on
+                    raise
+        return configured
 
     async def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {await self.access_token()}"}
@@ -117,7 +122,10 @@ class GraphSource(Source):
         if self.tokens is None:
             return None
         if self._authorized():
-            return self.tokens.status()
+            status = self.tokens.status()
+            if status.startswith("not authorized") and self.settings.get("token"):
+                return f"{status}; sources.{self.name}.token is used meanwhile"
+            return status
         return f"token set (or run 'mentionwatch auth {self.name}' to have it renewed)"
 
     # Requests

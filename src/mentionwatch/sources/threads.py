@@ -80,6 +80,7 @@ OAUTH = Spec(
     upgrade=Swap("../access_token", "th_exchange_token", secret=True),
     renew=Swap("../refresh_access_token", "th_refresh_token"),
     renew_after=86400.0,
+    lifetime=60 * 86400.0,  # the long-lived token's, should an answer leave expires_in out
     console="developers.facebook.com/apps → your app → Use cases → Access the Threads API → "
     "Settings: Redirect Callback URLs",
 )
