@@ -340,8 +340,9 @@ def _record(
     given = answer.get("expires_in")
     if isinstance(given, str) and given.isdigit():  # some answers quote their numbers
         given = int(given)
-    valid = isinstance(given, int | float) and not isinstance(given, bool) and given > 0
-    lifetime = float(given) if valid else spec.lifetime
+    lifetime = spec.lifetime
+    if isinstance(given, int | float) and not isinstance(given, bool) and given > 0:
+        lifetime = float(given)
     return {
         "client_id": client_id,
         "access_token": answer["access_token"],
