@@ -44,6 +44,12 @@ def measure(argv: list[str]) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,1000000")
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="build the corpus databases in DIR "
+        "once and reuse them in later runs (default: a temporary folder)",
+    )
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -56,23 +62,26 @@ def main() -> None:
               "RSS MB | sqlite-utils peak RSS MB |\n|---:|---:|---:|---:|---:|---:|")  # fmt: skip
         peaks = []
         for size in sizes:
-            db = Path(tmp) / f"{size}.db"
-            corpus.build_db(str(db), size)
+            db = Path(corpus.cached_db(args.keep, tmp, size))
             ours = [sys.executable, "-m", "mentionwatch", "--config", str(config), "--db",
                     str(db), "export", "--format", "jsonl"]  # fmt: skip
             theirs = [utils, "rows", str(db), "mentions", "--nl"]
             mine, anchor = [], []
             for r in range(args.runs):  # interleaved, alternating who goes first
-                for side in (("mw", "su") if r % 2 == 0 else ("su", "mw")):
+                for side in ("mw", "su") if r % 2 == 0 else ("su", "mw"):
                     (mine if side == "mw" else anchor).append(
-                        measure(ours if side == "mw" else theirs))
+                        measure(ours if side == "mw" else theirs)
+                    )
             t_mine = statistics.median(t for t, _ in mine)
             t_anchor = statistics.median(t for t, _ in anchor)
             rss_mine = max(m for _, m in mine) / 1024
             rss_anchor = max(m for _, m in anchor) / 1024
             peaks.append(rss_mine)
-            print(f"| {size} | {size / t_mine:,.0f} | {size / t_anchor:,.0f} | "
-                  f"{t_anchor / t_mine:.2f} | {rss_mine:.0f} | {rss_anchor:.0f} |", flush=True)
+            print(
+                f"| {size} | {size / t_mine:,.0f} | {size / t_anchor:,.0f} | "
+                f"{t_anchor / t_mine:.2f} | {rss_mine:.0f} | {rss_anchor:.0f} |",
+                flush=True,
+            )
         print(f"\nmentionwatch peak RSS at {sizes[-1]} / at {sizes[0]}: {peaks[-1] / peaks[0]:.2f}")
 
 

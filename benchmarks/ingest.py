@@ -44,6 +44,7 @@ from mentionwatch.store import (
     _candidate_query,
     _row,
     _sharing_keys,
+    _time_key,
 )
 
 PAGE = 100
@@ -127,28 +128,36 @@ def run_anchor(prepared: list[tuple[str, list, list]], db: Path) -> float:
     conn.execute("PRAGMA foreign_keys=ON")
     columns = ", ".join(_INSERT_COLUMNS)
     marks = ",".join("?" * len(_INSERT_COLUMNS))
+    key_col, created_col = _INSERT_COLUMNS.index("key"), _INSERT_COLUMNS.index("created_at")
     window = timedelta(days=echoes.WINDOW_DAYS)
     start = time.perf_counter()
     for n, (scope, rows, echo) in enumerate(prepared):
         conn.execute("BEGIN IMMEDIATE")
-        keys = [r[0][0] for r in rows]
+        keys = [r[0][key_col] for r in rows]
         known = {k: (i, reach) for i, k, reach in conn.execute(
             f"SELECT id, key, reach FROM mentions WHERE key IN ({','.join('?' * len(keys))})",
             keys)}  # fmt: skip
-        new_rows = [r for r in rows if r[0][0] not in known]
+        new_rows = [r for r in rows if r[0][key_col] not in known]
+        first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM mentions").fetchone()[0]
+        for offset, r in enumerate(new_rows):  # ids given, as the store does (time_key)
+            r[0][0] = first + offset
+            r[0][-1] = _time_key(r[0][created_col], first + offset)
         conn.executemany(
             f"INSERT INTO mentions ({columns}) VALUES ({marks}) ON CONFLICT(key) DO NOTHING",
             [r[0] for r in new_rows],
         )
-        ids = {k: i for i, k in conn.execute(
-            f"SELECT id, key FROM mentions WHERE key IN ({','.join('?' * len(keys))})", keys)}
+        ids = {k: (i, st, c) for i, k, st, c in conn.execute(
+            f"SELECT id, key, status, created_at FROM mentions WHERE key IN "
+            f"({','.join('?' * len(keys))})", keys)}  # fmt: skip
         conn.executemany(
-            "INSERT INTO mention_terms (mention_id, term) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            [(ids[r[0][0]], t) for r in rows for t in r[1]],
+            "INSERT INTO mention_terms (mention_id, status, created_at, term) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [(*ids[r[0][key_col]], t) for r in rows for t in r[1]],
         )
+        ids = {k: v[0] for k, v in ids.items()}
         reach_col = _INSERT_COLUMNS.index("reach")
-        moved = [(r[0][reach_col], known[r[0][0]][0]) for r in rows
-                 if r[0][0] in known and r[0][reach_col] != known[r[0][0]][1]]  # fmt: skip
+        moved = [(r[0][reach_col], known[k][0]) for r in rows
+                 if (k := r[0][key_col]) in known and r[0][reach_col] != known[k][1]]  # fmt: skip
         conn.executemany("UPDATE mentions SET reach = ? WHERE id = ?", moved)
         filed = {}
         for key, sig, band_keys, created in echo:

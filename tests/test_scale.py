@@ -4,6 +4,7 @@ grouping that stays linear on templated texts, the analyzer's labels kept."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -78,6 +79,89 @@ def test_priority_order_from_indexes_is_the_order_of_sorting_everything(tmp_path
         ]
         top = [m.id for m in store.mentions(filters, limit=7, order="priority")]
         assert top == [m.id for m in everything[:7]]
+
+
+def test_limited_reads_are_the_head_of_the_full_order_and_follow_status_changes(tmp_path):
+    # A limited read is a union of index ranges (per status, term and intent); it must give
+    # exactly what reading everything in order gives, and counts what the filters pass.
+    store = Store(tmp_path / "m.db")
+    _seed(store)
+    store.save_page(
+        "x",
+        "t",
+        [
+            Mention(
+                source="x",
+                native_id=str(i),
+                text=f"stonebase {i}",
+                created_at=utcnow() - timedelta(hours=i),
+                terms=["stonebase"],
+            )
+            for i in (3, 6, 400)
+        ],
+        None,
+    )  # fmt: skip (3, 6: both terms)
+    both = [
+        r[0]
+        for r in store.conn.execute(
+            "SELECT mention_id FROM mention_terms GROUP BY mention_id HAVING count(*) = 2"
+        )
+    ]
+    assert len(both) == 2
+    store.set_status([*both, 10, 11], "ignored")  # mention_terms must follow status changes
+    cases = (Filters(), Filters(statuses=()), Filters(statuses=("ignored", "open")),
+             Filters(terms=("stonebase",)), Filters(terms=("stonebase", "pebblebase")),
+             Filters(terms=("stonebase",), statuses=("ignored",)),
+             Filters(terms=("pebblebase",), sources=("reddit",), statuses=()),
+             Filters(intents=("complaint",)), Filters(intents=("praise", "question"), statuses=()),
+             Filters(intents=("request",), terms=("pebblebase",), sentiments=("negative",)),
+             Filters(search="feature", statuses=()), Filters(search="feature"),
+             Filters(search="feature OR stonebase", statuses=("ignored", "open")),
+             Filters(search="post", terms=("pebblebase",), sources=("x",)),
+             Filters(search="author:u3", intents=("complaint",), statuses=()))  # fmt: skip
+    for filters in cases:
+        for order in ("newest", "oldest"):
+            everything = [r["id"] for r in store.rows(filters, order=order)]
+            assert everything, filters
+            assert len(set(everything)) == len(everything)
+            for limit in (1, 7, len(everything) + 5):
+                assert [r["id"] for r in store.rows(filters, limit, order)] == everything[:limit]
+        counts = store.count_by_status(filters)
+        for status in ("open", "handled", "ignored"):
+            wanted = replace(filters, statuses=(status,))
+            assert counts.get(status, 0) == len(list(store.rows(wanted))), (filters, status)
+    terms = store.conn.execute(
+        "SELECT t.status, m.status, t.created_at, m.created_at FROM "
+        "mention_terms t JOIN mentions m ON m.id = t.mention_id"
+    ).fetchall()
+    assert all(a == b and c == d for a, b, c, d in terms)
+
+
+def test_search_reads_matches_in_time_order_and_ranks_the_newest(tmp_path, monkeypatch):
+    # --search is read from FTS5 in time order (its rowid is the time key), so dates far
+    # outside the usual range (placeholders of broken APIs) must still be stored and found.
+    store = Store(tmp_path / "m.db")
+    now = utcnow()
+    texts = ["backup backup backup", "backup", "backup restore", "backup backup"]
+    page = [Mention(source="x", native_id=str(i), text=t, created_at=now - timedelta(days=i))
+            for i, t in enumerate(texts)]  # fmt: skip
+    page += [Mention(source="x", native_id="far", text="backup far", created_at=when)
+             for when in (now.replace(year=9999), now.replace(year=1900))]  # fmt: skip
+    page[-1].native_id = "old"
+    store.save_page("x", "t", page, None)
+    newest = [m.text for m in store.mentions(Filters(search="backup"))]
+    assert newest == ["backup far", *texts, "backup far"]
+    assert [m.text for m in store.mentions(Filters(search="backup"), limit=2)] == newest[:2]
+    ranked = [m.text for m in store.mentions(Filters(search="backup"), order="relevance")]
+    assert ranked[0] == "backup backup backup"
+    # Relevance ranks the newest store.RANKED matches that pass the filters.
+    monkeypatch.setattr("mentionwatch.store.RANKED", 3)
+    ranked = [m.text for m in store.mentions(Filters(search="backup"), order="relevance")]
+    assert sorted(ranked) == sorted(newest[:3]) and ranked[0] == "backup backup backup"
+    store.set_status([page[0].id], "handled")  # open matches only: the next one moves up
+    ranked = [m.text for m in store.mentions(Filters(search="backup"), order="relevance")]
+    assert sorted(ranked) == sorted(["backup far", "backup", "backup restore"])
+    assert ranked[0] == "backup"
 
 
 def test_the_priority_order_reads_few_rows_of_a_large_table(tmp_path):
@@ -205,3 +289,29 @@ def test_the_default_analyzer_keeps_its_labels_on_a_fixed_corpus():
         score = analyzer.score(case["text"])
         assert (score.label, score.polarity, list(score.intents)) == (
             case["label"], case["polarity"], case["intents"]), case["text"]  # fmt: skip
+
+
+def test_databases_from_before_the_search_order_are_searched_after_upgrading(tmp_path):
+    from mentionwatch import store as store_module
+
+    path = tmp_path / "m.db"
+    before = [m for m in store_module.MIGRATIONS if m.__name__ != "m011_search_order"]
+    saved = store_module.MIGRATIONS[:]
+    store_module.MIGRATIONS[:] = before
+    try:
+        old = Store(path)
+        old.conn.executemany(  # as the insert of a store before m011_search_order wrote it
+            "INSERT INTO mentions (key, source, native_id, text, created_at, status) "
+            "VALUES (?, 'x', ?, ?, ?, ?)",
+            [(f"x:{i}", str(i), f"backup {i}", f"2026-0{i}-01T00:00:00Z", s)
+             for i, s in ((1, "open"), (3, "handled"), (2, "open"))],
+        )  # fmt: skip
+        old.close()
+    finally:
+        store_module.MIGRATIONS[:] = saved
+    store = Store(path)
+    assert [m.text for m in store.mentions(Filters(search="backup"))] == ["backup 2", "backup 1"]
+    store.save_page("x", "t", [Mention(source="x", native_id="9", text="backup 9",
+                                       created_at=utcnow())], None)  # fmt: skip
+    found = [m.text for m in store.mentions(Filters(search="backup", statuses=()), limit=3)]
+    assert found == ["backup 9", "backup 3", "backup 2"]

@@ -83,7 +83,7 @@ def metadata(db: Path) -> dict[str, Any]:
             "description": "Every mention, once; search it with FTS5 syntax.",
             "label_column": "key",
             "fts_table": "mentions_fts",
-            "fts_pk": "id",
+            "fts_pk": "time_key",
             "searchmode": "raw",
             "sort_desc": "created_at",
             "facets": ["source", "sentiment", "status"],

@@ -466,6 +466,126 @@ def m009_reply_kind(db: Any) -> None:
     db.conn.execute("ALTER TABLE replies ADD COLUMN kind TEXT NOT NULL DEFAULT 'public'")
 
 
+@migration
+def m011_feed_indexes(db: Any) -> None:
+    """Indexes that serve the feed's term and intent filters in its order, at any size.
+
+    - mention_terms keeps a copy of its mention's status (a trigger follows every change)
+      and created_at (which never changes), so "term X, status S, newest first" and the
+      per-status counts are one index range each: (term, status, created_at, mention_id),
+      and (term, created_at, mention_id) for every status at once.
+    - One partial index per intent (models.INTENTS) over (status, created_at): the query
+      names the intent as the literal the index was declared with (see _intent_clause).
+    - The FTS5 index is rewritten only when an indexed column changes: the trigger m001
+      made rewrote a mention's index entry on every update (status, reach, priority...).
+    """
+    from mentionwatch.models import INTENTS
+
+    conn = db.conn
+    conn.execute("ALTER TABLE mention_terms ADD COLUMN status TEXT")
+    conn.execute("ALTER TABLE mention_terms ADD COLUMN created_at TEXT")
+    conn.execute(
+        "UPDATE mention_terms SET (status, created_at) = (SELECT m.status, m.created_at "
+        "FROM mentions m WHERE m.id = mention_terms.mention_id)"
+    )
+    conn.execute("DROP INDEX IF EXISTS idx_mention_terms_term")
+    conn.execute(
+        "CREATE INDEX idx_mention_terms_term_status ON mention_terms "
+        "(term, status, created_at, mention_id)"
+    )
+    conn.execute(
+        "CREATE INDEX idx_mention_terms_term_created ON mention_terms "
+        "(term, created_at, mention_id)"
+    )
+    conn.execute(
+        "CREATE TRIGGER mentions_status_terms AFTER UPDATE OF status ON mentions "
+        "WHEN NEW.status IS NOT OLD.status BEGIN "
+        "UPDATE mention_terms SET status = NEW.status WHERE mention_id = NEW.id; END"
+    )
+    for intent in INTENTS:
+        conn.execute(
+            f"CREATE INDEX idx_mentions_intent_{intent} ON mentions (status, created_at) "
+            f"WHERE {_intent_clause(intent, 'intents')}"
+        )
+    conn.execute("DROP TRIGGER mentions_au")
+    conn.execute(
+        'CREATE TRIGGER mentions_au AFTER UPDATE OF "text", "title", "author" ON mentions BEGIN '
+        'INSERT INTO mentions_fts (mentions_fts, rowid, "text", "title", "author") '
+        'VALUES (\'delete\', old.rowid, old."text", old."title", old."author"); '
+        'INSERT INTO mentions_fts (rowid, "text", "title", "author") '
+        'VALUES (new.rowid, new."text", new."title", new."author"); END'
+    )
+    conn.execute("ANALYZE")  # the planner picks these indexes by their statistics
+
+
+def _intent_clause(intent: str, column: str = "m.intents") -> str:
+    """The condition "has this intent" as SQL text, the same in the partial index of the
+    intent (m011_feed_indexes) and in queries, which is how the planner knows it applies.
+    intents is a JSON list of plain words (models.INTENTS), so a quoted word is the intent."""
+    from mentionwatch.models import INTENTS
+
+    if intent not in INTENTS:  # only known words are ever written into SQL text
+        raise ValueError(f"unknown intent {intent!r}")
+    return f"{column} LIKE '%\"{intent}\"%'"
+
+
+@migration
+def m011_search_order(db: Any) -> None:
+    """--search served in the feed's order: the FTS5 index's rowid is the mention's
+    time_key (created_at, then id, as one integer), so FTS5 yields matches newest (or
+    oldest) first and stops at the limit, and it indexes the status too (a column the
+    user's query never reaches: fts_match), so "matches that are open" is one FTS5 query.
+    Rebuilds the FTS5 index (about a minute per million mentions here)."""
+    conn = db.conn
+    conn.execute("ALTER TABLE mentions ADD COLUMN time_key INTEGER")
+    conn.create_function("time_key", 2, _time_key, deterministic=True)
+    try:
+        conn.execute("UPDATE mentions SET time_key = time_key(created_at, id)")
+    finally:  # a connection holding a Python function is not closed at exit (WAL left behind)
+        conn.create_function("time_key", 2, None)
+    conn.execute("CREATE UNIQUE INDEX idx_mentions_time_key ON mentions (time_key)")
+    for trigger in ("mentions_ai", "mentions_ad", "mentions_au"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    conn.execute("DROP TABLE mentions_fts")
+    for sql in _FTS_SCHEMA:
+        conn.execute(sql)
+    conn.execute("INSERT INTO mentions_fts (mentions_fts) VALUES ('rebuild')")
+
+
+# What m011_search_order makes: the index, its rank (bm25 over the text columns only) and
+# the triggers that keep it in step with mentions (external content: mentions holds the text).
+_FTS_COLUMNS_SQL = '"text", "title", "author", "status"'
+_FTS_SCHEMA = (
+    f"CREATE VIRTUAL TABLE mentions_fts USING fts5({_FTS_COLUMNS_SQL}, content='mentions', "
+    "content_rowid='time_key')",
+    "INSERT INTO mentions_fts (mentions_fts, rank) VALUES ('rank', 'bm25(1.0, 1.0, 1.0, 0.0)')",
+    f"CREATE TRIGGER mentions_ai AFTER INSERT ON mentions BEGIN "
+    f"INSERT INTO mentions_fts (rowid, {_FTS_COLUMNS_SQL}) VALUES "
+    f"(new.time_key, new.text, new.title, new.author, new.status); END",
+    f"CREATE TRIGGER mentions_ad AFTER DELETE ON mentions BEGIN "
+    f"INSERT INTO mentions_fts (mentions_fts, rowid, {_FTS_COLUMNS_SQL}) VALUES "
+    f"('delete', old.time_key, old.text, old.title, old.author, old.status); END",
+    f"CREATE TRIGGER mentions_au AFTER UPDATE OF {_FTS_COLUMNS_SQL}, time_key ON mentions BEGIN "
+    f"INSERT INTO mentions_fts (mentions_fts, rowid, {_FTS_COLUMNS_SQL}) VALUES "
+    f"('delete', old.time_key, old.text, old.title, old.author, old.status); "
+    f"INSERT INTO mentions_fts (rowid, {_FTS_COLUMNS_SQL}) VALUES "
+    f"(new.time_key, new.text, new.title, new.author, new.status); END",
+)
+_EPOCH_2000 = 946_684_800
+_SECONDS_SPAN = 1 << 31  # seconds either side of 2000 a time_key holds (ids: 32 bits)
+
+
+def _time_key(created_at: str, mention_id: int) -> int:
+    """created_at (whole seconds since 2000, signed) and the id as one integer, in the
+    order of (created_at, id): the rowid of mentions_fts (m011_search_order). Times are
+    whole seconds (models.iso), so this is exactly the feed's order for 1932 to 2068; a
+    time outside (a platform's placeholder date) is clamped to its end so the key stays a
+    64-bit integer, and ties there go by id."""
+    seconds = int(parse_iso(created_at).timestamp()) - _EPOCH_2000
+    seconds = min(max(seconds, -_SECONDS_SPAN), _SECONDS_SPAN - 1)
+    return (seconds << 32) + mention_id
+
+
 # The relevance_counts row of a term that counts its decisions (features are never empty).
 _DECISIONS = ""
 
@@ -481,14 +601,19 @@ class UnknownMention(UsageError, LookupError):
     """An ID or key that names no stored mention."""
 
 
-# The columns a save writes: the key, every Mention field declared as a column
-# (models.MENTION_COLUMNS), and the stored part of priority.
-_INSERT_COLUMNS = ("key", *(name for name, _ in MENTION_COLUMNS), "priority_base", "priority_key")
-_SELECT = (
+# The columns a save writes: the id (given before the insert: time_key needs it), the key,
+# every Mention field declared as a column (models.MENTION_COLUMNS), the stored part of
+# priority, and the search order's key.
+_INSERT_COLUMNS = ("id", "key", *(name for name, _ in MENTION_COLUMNS), "priority_base",
+                   "priority_key", "time_key")  # fmt: skip
+_COLUMNS = (
     "SELECT m.*, (SELECT json_group_array(term) FROM "
-    "(SELECT term FROM mention_terms WHERE mention_id = m.id ORDER BY term)) AS terms "
-    "FROM mentions m"
+    "(SELECT term FROM mention_terms WHERE mention_id = m.id ORDER BY term)) AS terms"
 )
+_SELECT = f"{_COLUMNS} FROM mentions m"
+# --sort relevance ranks this many of the newest matches that pass the other filters (the
+# rank of every match would cost as much as the matches are many).
+RANKED = 1000
 
 
 def _encode(value: Any, kind: str) -> Any:
@@ -501,10 +626,11 @@ def _encode(value: Any, kind: str) -> Any:
 
 
 def _row(m: Mention) -> list[Any]:
-    """The values of _INSERT_COLUMNS for a mention."""
-    values = [m.key, *(_encode(getattr(m, name), kind) for name, kind in MENTION_COLUMNS)]
+    """The values of _INSERT_COLUMNS for a mention (its id already given)."""
+    values = [m.id, m.key, *(_encode(getattr(m, name), kind) for name, kind in MENTION_COLUMNS)]
     created = iso(m.created_at) or ""
     values += _priority_columns(m.sentiment, m.polarity, m.intents, m.reach, created)
+    values.append(_time_key(created, m.id or 0))
     return values
 
 
@@ -651,14 +777,15 @@ class Store:
         return set(keys) - set(self._known(keys))
 
     def _known(self, keys: Iterable[str]) -> dict[str, sqlite3.Row]:
-        """The stored rows (id, key, reach and what priority reads) of these keys."""
+        """The stored rows (id, key, reach, what priority reads and what mention_terms
+        copies) of these keys."""
         wanted = list(dict.fromkeys(keys))
         found: dict[str, sqlite3.Row] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             rows = self.conn.execute(
-                "SELECT id, key, reach, sentiment, polarity, intents, created_at FROM mentions "
-                f"WHERE key IN ({','.join('?' * len(chunk))})",
+                "SELECT id, key, reach, sentiment, polarity, intents, created_at, status "
+                f"FROM mentions WHERE key IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
             found.update((r["key"], r) for r in rows)
@@ -674,8 +801,8 @@ class Store:
     ) -> int:
         """Save mentions (deduplicated by key, terms merged) and move the cursor, atomically.
 
-        Set-based: one lookup of the page's known keys, one multi-row insert of the new
-        mentions (their ids come back with RETURNING), one statement each for their terms,
+        Set-based: one lookup of the page's known keys, one executemany insert of the new
+        mentions (their ids given: the next free ones), one statement each for their terms,
         the reach of known ones and their echo keys. `queue` gets the new mentions (with
         their ids) and returns the alert deliveries they cause, which go into the outbox in
         the same transaction. Returns how many were new.
@@ -693,10 +820,13 @@ class Store:
             for m in fresh:
                 m.fetched_at = m.fetched_at or stamp
             self._insert(fresh)
-            ids = {k: known[k]["id"] for k in known} | {m.key: m.id for m in fresh}
+            # mention_terms copies each mention's status and created_at (m011_feed_indexes).
+            stored = {k: (r["id"], r["status"], r["created_at"]) for k, r in known.items()}
+            stored |= {m.key: (m.id, m.status, iso(m.created_at)) for m in fresh}
             self.conn.executemany(
-                "INSERT INTO mention_terms (mention_id, term) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [(ids[m.key], t) for m in page.values() for t in m.terms],
+                "INSERT INTO mention_terms (mention_id, status, created_at, term) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(*stored[m.key], t) for m in page.values() for t in m.terms],
             )
             self._update_reach([(known[k], m.reach) for k, m in page.items()
                                 if k in known and m.reach is not None
@@ -710,20 +840,18 @@ class Store:
         return len(fresh)
 
     def _insert(self, mentions: Sequence[Mention]) -> None:
-        """Insert new mentions (in order: ids ascend with it) and set their ids."""
-        per_row = len(_INSERT_COLUMNS)
-        step = max(1, 900 // per_row)  # stay under any SQLite's 999 parameters
-        for start in range(0, len(mentions), step):
-            chunk = mentions[start : start + step]
-            values = ",".join([f"({','.join('?' * per_row)})"] * len(chunk))
-            rows = self.conn.execute(
-                f"INSERT INTO mentions ({', '.join(_INSERT_COLUMNS)}) VALUES {values} "
-                "RETURNING id, key",
-                [v for m in chunk for v in _row(m)],
-            ).fetchall()
-            by_key = dict((key, i) for i, key in rows)
-            for m in chunk:
-                m.id = by_key[m.key]
+        """Insert new mentions with ids that ascend in their order (the next free ones:
+        the caller's write transaction holds the lock), and set those ids."""
+        if not mentions:
+            return
+        first = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM mentions").fetchone()[0]
+        for offset, m in enumerate(mentions):
+            m.id = first + offset
+        marks = ",".join("?" * len(_INSERT_COLUMNS))
+        self.conn.executemany(
+            f"INSERT INTO mentions ({', '.join(_INSERT_COLUMNS)}) VALUES ({marks})",
+            [_row(m) for m in mentions],
+        )
 
     def _update_reach(self, changes: Sequence[tuple[sqlite3.Row, int]]) -> None:
         """New reach of stored mentions, with the priority it moves."""
@@ -1096,25 +1224,16 @@ class Store:
             for mention_id in self._by_priority(filters, limit):
                 yield self.get(mention_id)
             return
-        where, params = _where(filters)
         if order == "relevance" and filters.search:
-            sql = (f"{_SELECT} JOIN (SELECT rowid AS hit, rank FROM mentions_fts WHERE "
-                   f"mentions_fts MATCH ? ORDER BY rank{' LIMIT ?' if limit else ''}) f "
-                   f"ON f.hit = m.id{where} ORDER BY f.rank, m.created_at DESC")  # fmt: skip
-            params = [fts_query(filters.search), *([limit] if limit else []), *params]
-            if limit is None:
-                yield from map(_mention, self._execute(sql, params, filters))
-                return
-            # The rank is limited inside FTS5; the other filters may drop some of those
-            # hits, so ask for more until enough pass or there are no more.
-            wanted = limit
-            while True:
-                rows = self._execute(sql, params, filters).fetchall()
-                if len(rows) >= limit or wanted >= self._hits(filters):
-                    yield from map(_mention, rows[:limit])
-                    return
-                wanted *= 4
-                params[1] = wanted
+            source, params = _search_range(filters, ranked=True)
+            newest = f"SELECT f.rowid AS hit, f.rank AS rank {source} ORDER BY f.rowid DESC"
+            sql = (f"{_COLUMNS} FROM ({newest} LIMIT {RANKED}) f CROSS JOIN mentions m "
+                   f"WHERE m.time_key = f.hit ORDER BY f.rank, f.hit DESC")  # fmt: skip
+            if limit is not None:
+                sql += " LIMIT ?"
+                params.append(limit)
+            yield from map(_mention, self._execute(sql, params, filters))
+            return
         yield from map(_mention, self.rows(filters, limit, order))
 
     def rows(
@@ -1122,17 +1241,29 @@ class Store:
     ) -> Iterator[sqlite3.Row]:
         """The stored rows (every column and `terms`, a JSON list) of the mentions that pass
         the filters, newest or oldest first: what export streams, with no Mention built."""
-        where, params = _where(filters)
         direction = "ASC" if order == "oldest" else "DESC"
+        if filters.search:  # FTS5 yields the matches in this order (m011_search_order)
+            source, params = _search_range(filters)
+            sql = f"{_COLUMNS} {source} ORDER BY f.rowid {direction}"
+            if limit is not None:
+                sql += " LIMIT ?"
+                params.append(limit)
+            yield from self._execute(sql, params, filters)
+            return
+        if limit is not None:
+            branched = _branches(filters, direction, limit)
+            if branched is not None:
+                ids, params = branched
+                sql = (f"{_SELECT} WHERE m.id IN ({ids}) "
+                       f"ORDER BY m.created_at {direction}, m.id {direction} LIMIT ?")  # fmt: skip
+                yield from self._execute(sql, [*params, limit], filters)
+                return
+        where, params = _where(filters)
         sql = f"{_SELECT}{where} ORDER BY m.created_at {direction}, m.id {direction}"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
         yield from self._execute(sql, params, filters)
-
-    def _hits(self, filters: Filters) -> int:
-        sql = "SELECT count(*) FROM mentions_fts WHERE mentions_fts MATCH ?"
-        return int(self._execute(sql, [fts_query(filters.search or "")], filters).fetchone()[0])
 
     def _by_priority(self, filters: Filters, limit: int | None) -> Iterator[int]:
         """Ids in priority order (ties: newer first), from two index-ordered lists.
@@ -1207,13 +1338,14 @@ class Store:
     def count_by_status(self, filters: Filters, cap: int | None = None) -> dict[str, int]:
         """How many mentions pass the filters, per status (the status filter ignored); with
         `cap`, counting stops there (a count equal to the cap means at least that many)."""
-        where, params = _where(replace(filters, statuses=()))
         counts = {}
-        clause = "m.status = ?" + (" AND " + where.removeprefix(" WHERE ") if where else "")
         for status in STATUSES:
-            sql = f"SELECT count(*) FROM (SELECT 1 FROM mentions m WHERE {clause}"
+            source, params, key = _status_range(replace(filters, statuses=(status,)))
+            # Several terms: a mention found by two is one row, not two.
+            picked = "DISTINCT t.mention_id" if key == "t" and len(filters.terms) > 1 else "1"
+            sql = f"SELECT count(*) FROM (SELECT {picked} {source}"
             sql += " LIMIT ?)" if cap else ")"
-            row = self._execute(sql, [status, *params, *([cap] if cap else [])], filters)
+            row = self._execute(sql, [*params, *([cap] if cap else [])], filters)
             n = int(row.fetchone()[0])
             if n:
                 counts[status] = n
@@ -1504,24 +1636,95 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
         clauses.append(f"m.status IN ({','.join('?' * len(f.statuses))})")
         params.extend(f.statuses)
     if f.intents:
-        # intents is a JSON list of plain words (models.INTENTS): a quoted word in the text
-        # is that intent, and LIKE costs far less per row than expanding the JSON.
-        clauses.append("(" + " OR ".join("m.intents LIKE ?" for _ in f.intents) + ")")
-        params.extend(f'%"{i}"%' for i in f.intents)
+        # LIKE on the JSON list costs far less per row than expanding it, and each intent's
+        # partial index (m011_feed_indexes) serves its clause.
+        clauses.append("(" + " OR ".join(_intent_clause(i) for i in f.intents) + ")")
     if f.search:
-        clauses.append("m.id IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)")
-        params.append(fts_query(f.search))
+        clauses.append("m.time_key IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)")
+        params.append(fts_match(f.search))
     if f.min_relevance is not None:
         clauses.append("(m.relevance IS NULL OR m.relevance >= ?)")
         params.append(f.min_relevance)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
+# More index ranges than this in one limited read: one plain query instead.
+_MAX_BRANCHES = 48
+
+
+def _status_range(f: Filters) -> tuple[str, list[Any], str]:
+    """`FROM … WHERE …` of the mentions that pass filters with one status, shaped so an
+    index range yields them in created_at order: mention_terms' (term, status, created_at)
+    for one term (the mention joined after it, in this order), else mentions' own indexes
+    (status, created_at; an intent's partial one; source or sentiment first); with
+    --search, FTS5's matches of that status. Also the alias of the table whose id and
+    created_at to read and order by: t (mention_terms, the id is mention_id), m, or f (the
+    FTS5 index, whose rowid is the time_key)."""
+    (status,) = f.statuses
+    if f.search:
+        source, params = _search_range(f, joined=False)
+        return source, params, "f"
+    if f.terms:
+        where, params = _where(replace(f, statuses=(), terms=()))
+        marks = ",".join("?" * len(f.terms))
+        if not where:  # the index alone answers
+            return (f"FROM mention_terms t WHERE t.term IN ({marks}) AND t.status = ?",
+                    [*f.terms, status], "t")  # fmt: skip
+        # CROSS JOIN: SQLite keeps this join order (the term's index drives); for other
+        # engines it is an inner join like any other.
+        return (f"FROM mention_terms t CROSS JOIN mentions m WHERE m.id = t.mention_id "
+                f"AND t.term IN ({marks}) AND t.status = ? AND {where.removeprefix(' WHERE ')}",
+                [*f.terms, status, *params], "t")  # fmt: skip
+    where, params = _where(f)
+    return f"FROM mentions m{where}", params, "m"
+
+
+def _search_range(f: Filters, joined: bool = True, ranked: bool = False) -> tuple[str, list[Any]]:
+    """`FROM … WHERE …` of the --search matches that pass the filters, driven by FTS5 (its
+    rowid order is the time order; the statuses are part of the match, the other filters
+    are checked on each mention joined to a match). `joined=False`: the mention is joined
+    only if a filter needs it (for counting). `ranked`: the statuses are checked on the
+    mention instead, since bm25 would first count every mention of the status."""
+    where, params = _where(replace(f, statuses=f.statuses if ranked else (), search=None))
+    match = fts_match(f.search or "", () if ranked else f.statuses)
+    if not where and not joined:
+        return "FROM mentions_fts f WHERE f.mentions_fts MATCH ?", [match]
+    # CROSS JOIN keeps FTS5 driving in SQLite; elsewhere an inner join like any other.
+    rest = where.replace(" WHERE ", " AND ", 1)
+    return (f"FROM mentions_fts f CROSS JOIN mentions m WHERE f.mentions_fts MATCH ? "
+            f"AND m.time_key = f.rowid{rest}", [match, *params])  # fmt: skip
+
+
+def _branches(f: Filters, direction: str, limit: int) -> tuple[str, list[Any]] | None:
+    """The ids of the first `limit` mentions in created_at order, as a union of index
+    ranges read only as far as `limit`: one per status, term and intent asked for (SQLite
+    cannot merge several ranges of one index in order, so a list of statuses or terms
+    would otherwise sort every match). None when there would be too many ranges."""
+    statuses = f.statuses or STATUSES
+    terms: Sequence[str | None] = f.terms or (None,)
+    intents: Sequence[str | None] = f.intents or (None,)
+    if len(statuses) * len(terms) * len(intents) > _MAX_BRANCHES:
+        return None
+    parts, params = [], []
+    for status in statuses:
+        for term in terms:
+            for intent in intents:
+                one = replace(f, statuses=(status,), terms=(term,) if term else (),
+                              intents=(intent,) if intent else ())  # fmt: skip
+                source, values, key = _status_range(one)
+                ident = f"{key}.mention_id" if key == "t" else "m.id"
+                order = f"{key}.created_at {direction}, {ident} {direction}"
+                parts.append(f"SELECT id FROM (SELECT {ident} AS id {source} "
+                             f"ORDER BY {order} LIMIT ?)")  # fmt: skip
+                params += [*values, limit]
+    return " UNION ".join(parts), params
+
+
 class SearchError(UsageError):
     """A --search query that cannot be read; the message says what to change."""
 
 
-FTS_COLUMNS = ("text", "title", "author")  # the columns of mentions_fts (m001_initial)
+FTS_COLUMNS = ("text", "title", "author")  # what --search reads (mentions_fts has status too)
 _SEARCH_TOKEN = re.compile(r'\s+|[()]|-?(?:[A-Za-z_]+:)?(?:"[^"]*"?\*?|[^\s()"]+)')
 _BAREWORD = re.compile(r"[\w\x80-\U0010ffff]+\*?")
 
@@ -1576,6 +1779,17 @@ def fts_query(text: str) -> str:
     if items[-1] in ("OR", "AND", "NOT"):
         raise SearchError(f"--search: {items[-1]} needs a word after it in {text!r}")
     return " ".join(items)
+
+
+def fts_match(search: str, statuses: Sequence[str] = ()) -> str:
+    """The MATCH expression of a --search: the user's query over the text columns only
+    (mentions_fts also indexes the status, m011_search_order), and any of `statuses`."""
+    query = "{" + " ".join(FTS_COLUMNS) + "} : (" + fts_query(search) + ")"
+    if not statuses:
+        return query
+    if not set(statuses) <= set(STATUSES):
+        raise ValueError(f"unknown status in {statuses!r}")
+    return query + " AND (" + " OR ".join(f'status : "{s}"' for s in statuses) + ")"
 
 
 def _fts_operand(token: str, text: str) -> str:
