@@ -1,11 +1,18 @@
-"""OAuth 2.0 for sources that act as a user (YouTube and Google Play; Threads declares its own).
+"""OAuth 2.0 for sources that act as a user (YouTube, Google Play, Threads).
 
 - A source declares one `Spec`: where the browser authorizes, where tokens come from, which
   scopes, and how the platform expects them. `options(spec)` are the config keys it adds
-  (client id and secret, an optional refresh token obtained elsewhere, the endpoints).
+  (client id and secret, an optional refresh token obtained elsewhere, the endpoints, a
+  registered redirect URI).
 - `authorize()` is `mentionwatch auth NAME`: the authorization-code flow on loopback (RFC
   8252), with PKCE (S256) where the platform offers it and a random `state` always. The
-  browser comes back to a one-shot server on 127.0.0.1; the code is exchanged at once.
+  browser comes back to a one-shot server on 127.0.0.1; the address it ends on may also be
+  pasted into the terminal (a browser on another machine, or a platform that only redirects
+  to a registered https address, as Meta does). The code is exchanged at once.
+- Some platforms hand out no refresh token but a token that renews itself (Meta's long-lived
+  Threads token): `Spec.upgrade` swaps the first token for a long-lived one, `Spec.renew`
+  trades a still-valid token for a fresh one once it is `renew_after` old. Both are a
+  `Swap`, one GET with the current token.
 - `Tokens` is what a source polls with: the stored access token while it has more than
   `MARGIN` left, else a refresh first; a 401 drops it and refreshes once.
 
@@ -23,11 +30,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 from mentionwatch import scrub
 from mentionwatch.errors import SourceError, UsageError
 from mentionwatch.models import Option
+from mentionwatch.text import inert
 
 if TYPE_CHECKING:
     import httpx
@@ -39,6 +47,18 @@ if TYPE_CHECKING:
 STATE_KEY = "oauth"
 MARGIN = 120.0  # seconds: a token closer than this to its expiry is refreshed first
 DEFAULT_LIFETIME = 3600.0  # when the token answer names none
+RENEW_PAUSE = 3600.0  # seconds between attempts to renew a token after one failed
+
+
+@dataclass(frozen=True)
+class Swap:
+    """A GET that trades an access token for a new one: `grant_type` and `access_token` (and
+    the client secret when `secret`) in the query, the answer shaped like a token answer.
+    `path` is relative to the token endpoint, so a configured token_url moves it too."""
+
+    path: str
+    grant_type: str
+    secret: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,13 @@ class Spec:
     refreshable: bool = True  # the platform issues refresh tokens
     callback_path: str = "/callback"
     console: str = ""  # where the user creates the OAuth client, for messages
+    # False: the platform redirects only to an address registered for the app (Meta), so
+    # `redirect_uri` must be configured; True: any http://127.0.0.1 port will do (RFC 8252).
+    loopback: bool = True
+    upgrade: Swap | None = None  # after the code exchange: the token swapped for a lasting one
+    renew: Swap | None = None  # the token renews itself (no refresh token)
+    renew_after: float = 0.0  # seconds: a token this old is renewed (Meta: at least 24 h)
+    lifetime: float = DEFAULT_LIFETIME  # seconds, when a token answer names none
 
 
 GOOGLE_AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth"
@@ -76,15 +103,21 @@ def google(*scopes: str) -> Spec:
 
 def options(spec: Spec) -> dict[str, Option]:
     """The config keys every OAuth source takes."""
-    return {
+    keys = {
         "client_id": Option(str, help="OAuth client id (for 'mentionwatch auth')"),
         "client_secret": Option(str, secret=True, help="OAuth client secret"),
         "refresh_token": Option(
             str, secret=True, help="optional: a refresh token obtained elsewhere"
         ),
+        "redirect_uri": Option(
+            str, help="the redirect URI registered for the client (default: loopback)"
+        ),
         "authorize_url": Option(str, default=spec.authorize_url, help="authorization endpoint"),
         "token_url": Option(str, default=spec.token_url, help="token endpoint"),
     }
+    if not spec.refreshable:
+        del keys["refresh_token"]
+    return keys
 
 
 @dataclass
@@ -132,6 +165,8 @@ class Tokens:
                 f" ({self.spec.console})" if self.spec.console else ""
             )
         if not self.authorized():
+            if not self.spec.refreshable:
+                return f"run 'mentionwatch auth {self.name}'"
             return f"run 'mentionwatch auth {self.name}' (or set sources.{self.name}.refresh_token)"
         return None
 
@@ -141,10 +176,20 @@ class Tokens:
         left = float(record.get("expires_at") or 0) - time.time()
         if self.missing():
             return f"not authorized: {self.missing()}"
-        if record.get("access_token") and left > 0:
-            renew = ", renewed automatically" if self.refresh_token() else ""
-            return f"authorized (access token valid {round(left / 60)} more min{renew})"
+        token = record.get("access_token")
+        if token and left > 0:
+            renew = ", renewed automatically" if self.refresh_token() or self.spec.renew else ""
+            failed = record.get("renew_failed")
+            note = f"; the last renewal failed: {failed}" if isinstance(failed, str) else ""
+            return f"authorized (access token valid for {_span(left)}{renew}){note}"
+        if self.spec.renew is not None or not self.refresh_token():
+            return f"not authorized: {self._expired(record)}"
         return "authorized (a new access token is fetched on the next call)"
+
+    def _expired(self, record: dict[str, Any]) -> str:
+        ended = float(record.get("expires_at") or 0)
+        when = f" on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(ended))}" if ended else ""
+        return f"the authorization expired{when}: run 'mentionwatch auth {self.name}' again"
 
     async def bearer(self) -> str:
         """A valid access token: the stored one, or a refreshed one."""
@@ -155,10 +200,10 @@ class Tokens:
         async with self._lock:
             record = self.saved()
             token = record.get("access_token")
-            if (
-                isinstance(token, str)
-                and float(record.get("expires_at") or 0) > time.time() + MARGIN
-            ):
+            left = float(record.get("expires_at") or 0) - time.time()
+            if self.spec.renew is not None:
+                return await self._renewed(record, token if isinstance(token, str) else "", left)
+            if isinstance(token, str) and left > MARGIN:
                 return token
             return await self._refresh(record)
 
@@ -196,22 +241,68 @@ class Tokens:
             "client_secret": secret,
         }
         answer = await exchange(self.source, form, "renewing the access token")
-        self.source.state.set(STATE_KEY, json.dumps(_record(answer, client_id, refresh)))
+        self.source.state.set(STATE_KEY, json.dumps(_record(answer, client_id, refresh, self.spec)))
+        return str(answer["access_token"])
+
+    async def _renewed(self, record: dict[str, Any], token: str, left: float) -> str:
+        """A self-renewing token (`Spec.renew`): kept until `renew_after` old, then traded for
+        a fresh one while it is still valid. A failed renewal keeps the token it has (and
+        `sources` says so); an expired one cannot be renewed at all."""
+        assert self.spec.renew is not None
+        if not token or left <= 0:
+            raise SourceError(f"{self.name}: {self._expired(record)}")
+        now = time.time()
+        age = now - float(record.get("obtained_at") or now)
+        tried = float(record.get("renew_tried_at") or 0)
+        if left > MARGIN and (age < self.spec.renew_after or now - tried < RENEW_PAUSE):
+            return token
+        try:
+            answer = await swap(self.source, self.spec.renew, token, "renewing the access token")
+        except SourceError as exc:
+            if left <= MARGIN:
+                raise
+            # The token still works: keep it, say why in `sources`, try again later.
+            record.update(renew_failed=str(exc).split(": ", 1)[-1], renew_tried_at=now)
+            self.source.state.set(STATE_KEY, json.dumps(record))
+            return token
+        renewed = _record(answer, str(record.get("client_id") or ""), None, self.spec)
+        self.source.state.set(STATE_KEY, json.dumps({**renewed, "scope": record.get("scope")}))
         return str(answer["access_token"])
 
 
 async def exchange(source: Source, form: dict[str, str], doing: str) -> dict[str, Any]:
     """POST to the token endpoint; the answer (with an access_token) or a SourceError."""
-    url = source.settings.get("token_url") or (source.oauth.token_url if source.oauth else "")
+    return await _token_call(source, "POST", _token_url(source), doing, data=form)
+
+
+async def swap(source: Source, how: Swap, token: str, doing: str) -> dict[str, Any]:
+    """Trade `token` for a new one (`Spec.upgrade`, `Spec.renew`): the token answer."""
+    params = {"grant_type": how.grant_type, "access_token": token}
+    if how.secret:
+        params["client_secret"] = str(source.settings.get("client_secret") or "")
+    return await _token_call(source, "GET", urljoin(_token_url(source), how.path), doing,
+                             params=params)  # fmt: skip
+
+
+def _token_url(source: Source) -> str:
+    return str(source.settings.get("token_url") or (source.oauth.token_url if source.oauth else ""))
+
+
+async def _token_call(
+    source: Source, method: str, url: str, doing: str, **kwargs: Any
+) -> dict[str, Any]:
     response = await source.http.request(
-        "POST", url, data=form, headers={"Accept": "application/json"}
+        method, url, headers={"Accept": "application/json"}, **kwargs
     )
     if response.status_code >= 400:
         data = _json(response)
-        if data.get("error") == "invalid_grant":
+        error = data.get("error")
+        # OAuth's invalid_grant (Google), Graph's 190 (Meta): the grant itself is gone.
+        if error == "invalid_grant" or (isinstance(error, dict) and error.get("code") == 190):
+            reason = "invalid_grant" if error == "invalid_grant" else "OAuthException 190"
             raise SourceError(
                 f"{source.name}: {doing}: the authorization was revoked or has expired "
-                f"(invalid_grant): run 'mentionwatch auth {source.name}' again"
+                f"({reason}): run 'mentionwatch auth {source.name}' again"
             )
         raise source.http.error(
             response, doing, f"check sources.{source.name}.client_id and client_secret"
@@ -226,6 +317,15 @@ async def exchange(source: Source, form: dict[str, str], doing: str) -> dict[str
     return answer
 
 
+def _span(seconds: float) -> str:
+    """A time left, in the unit that reads best: '59 days', '5 h', '12 min'."""
+    if seconds >= 2 * 86400:
+        return f"{round(seconds / 86400)} days"
+    if seconds >= 2 * 3600:
+        return f"{round(seconds / 3600)} h"
+    return f"{round(seconds / 60)} min"
+
+
 def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         data = json.loads(response.content)
@@ -234,11 +334,15 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _record(answer: dict[str, Any], client_id: str, refresh: str | None) -> dict[str, Any]:
-    lifetime = answer.get("expires_in")
-    lifetime = (
-        float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else DEFAULT_LIFETIME
-    )
+def _record(
+    answer: dict[str, Any], client_id: str, refresh: str | None, spec: Spec
+) -> dict[str, Any]:
+    given = answer.get("expires_in")
+    if isinstance(given, str) and given.isdigit():  # some answers quote their numbers
+        given = int(given)
+    lifetime = spec.lifetime
+    if isinstance(given, int | float) and not isinstance(given, bool) and given > 0:
+        lifetime = float(given)
     return {
         "client_id": client_id,
         "access_token": answer["access_token"],
@@ -353,11 +457,24 @@ def authorize(
     client = tokens.client()
     if client is None:
         raise UsageError(f"{name}: {tokens.missing()}")
+    configured = str(settings.get("redirect_uri") or "")
+    if not configured and not spec.loopback:
+        raise UsageError(
+            f"{name}: set sources.{name}.redirect_uri to a redirect URI registered for your app"
+            + (f" ({spec.console})" if spec.console else "")
+        )
+    listen = _loopback(configured) if configured else (port, spec.callback_path)
+    if configured and listen and port and port != listen[0]:
+        raise UsageError(
+            f"--port {port} differs from the port of sources.{name}.redirect_uri ({configured})"
+        )
     verifier, challenge = pkce_pair()
-    callback = _Callback(state=secrets.token_urlsafe(24), path=spec.callback_path)
-    server = _serve_callback(callback, port)
+    callback = _Callback(state=secrets.token_urlsafe(24), path=listen[1] if listen else "")
+    server = _serve_callback(callback, listen[0]) if listen else None
     try:
-        redirect = f"http://127.0.0.1:{server.server_address[1]}{spec.callback_path}"
+        redirect = configured or (
+            f"http://127.0.0.1:{server.server_address[1]}{spec.callback_path}" if server else ""
+        )
         query = {
             "response_type": "code",
             "client_id": client[0],
@@ -370,26 +487,38 @@ def authorize(
             query.update(code_challenge=challenge, code_challenge_method="S256")
         base = settings.get("authorize_url") or spec.authorize_url
         url = f"{base}{'&' if '?' in base else '?'}{urlencode(query)}"
-        say(
-            f"{name}: open this address in a browser and allow access "
-            f"(waiting {round(timeout)} s for it to come back to {redirect}):"
+        back = (
+            f"mentionwatch waits {round(timeout)} s for it to come back to {redirect}, or for "
+            "the address the browser ends on, pasted here"
+            if server
+            else f"then paste here the address the browser ends on ({redirect}?…, even if the "
+            f"page does not load) or just its code; mentionwatch waits {round(timeout)} s"
         )
+        say(f"{name}: open this address in a browser and allow access; {back}:")
         print(url, flush=True)
         if open_browser:
             import webbrowser
 
             webbrowser.open(url)
-        if not callback.event.wait(timeout):
+        if not _wait(callback, timeout, listening=server is not None):
             raise UsageError(
-                f"{name}: no answer from the browser within {round(timeout)} s; "
-                "nothing changed (run the command again)"
+                f"{name}: no answer from the browser within {round(timeout)} s (or the input "
+                "ended); nothing changed (run the command again)"
             )
     finally:
-        server.shutdown()
-        server.server_close()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
     params = callback.params or {}
+    if params.get("state", callback.state) != callback.state:
+        raise UsageError(
+            f"{name}: the pasted address is not the answer to this request (its state differs: "
+            "from an older attempt?); nothing changed (run the command again)"
+        )
     if "code" not in params:
-        reason = params.get("error_description") or params.get("error") or "no code came back"
+        reason = params.get("error") or "no code came back"
+        detail = params.get("error_description")
+        reason = inert(f"{reason}: {detail}" if detail and detail != reason else reason)[:200]
         raise SourceError(f"{name}: authorization refused: {reason}; nothing changed")
 
     async def run() -> dict[str, Any]:
@@ -404,10 +533,15 @@ def authorize(
             }
             if spec.pkce:
                 form["code_verifier"] = verifier
-            return await exchange(live, form, "exchanging the authorization code")
+            answer = await exchange(live, form, "exchanging the authorization code")
+            if spec.upgrade is None:
+                return answer
+            lasting = await swap(live, spec.upgrade, answer["access_token"],
+                                 "swapping for a long-lived token")  # fmt: skip
+            return {"scope": answer.get("scope"), **lasting}
 
     answer = asyncio.run(run())
-    record = _record(answer, client[0], None)
+    record = _record(answer, client[0], None, spec)
     if spec.refreshable and not record["refresh_token"]:
         say(
             f"{name}: warning: no refresh token came back, so this authorization lasts only as "
@@ -416,10 +550,79 @@ def authorize(
         )
     store.set_state(name, STATE_KEY, json.dumps(record))
     granted = record.get("scope") or spec.scope_separator.join(spec.scopes)
+    lasts = f" (valid {_span(record['expires_at'] - time.time())})" if spec.renew else ""
     return (
-        f"{name}: authorized (scopes: {granted}); the token is kept in {store.path} and "
+        f"{name}: authorized (scopes: {granted}); the token{lasts} is kept in {store.path} and "
         "renewed automatically"
     )
+
+
+def _loopback(redirect: str) -> tuple[int, str] | None:
+    """(port, path) to listen on when `redirect` is a plain-http loopback address, else None:
+    the browser's answer is then pasted (https, or another host)."""
+    parts = urlsplit(redirect)
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost"):
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return (port, parts.path or "/") if port else None
+
+
+def _wait(callback: _Callback, timeout: float, *, listening: bool) -> bool:
+    """Wait for the browser's answer: the loopback server's, or a line pasted on stdin (the
+    address the browser ended on, or only the code). False when the time ran out."""
+    import select
+    import sys
+
+    deadline = time.monotonic() + timeout
+    reading = _readable(sys.stdin)
+    if not reading and not listening:  # input without a file descriptor: read it as it is
+        callback.params = _pasted(sys.stdin.readline())
+        return callback.params is not None
+    while time.monotonic() < deadline:
+        if listening and callback.event.wait(0 if reading else 0.1):
+            return True
+        if not reading:
+            if not listening:
+                return False  # the input ended and no server listens: nothing can come
+            continue
+        ready, _, _ = select.select([sys.stdin], [], [], 0.1)
+        if not ready:
+            continue
+        line = sys.stdin.readline()
+        if not line:  # end of input: only the browser can answer now
+            reading = False
+            continue
+        pasted = _pasted(line)
+        if pasted is not None:
+            callback.params = pasted
+            return True
+    return False
+
+
+def _readable(stream: Any) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
+
+
+def _pasted(line: str) -> dict[str, str] | None:
+    """The answer in a pasted line: the query of a redirected address, or a bare code (Meta
+    appends `#_` to its redirects, which a copy may keep)."""
+    text = line.strip()
+    if not text:
+        return None
+    if "://" in text or "=" in text:
+        query = urlsplit(text).query if "://" in text else text.lstrip("?")
+        params = {k: v[0] for k, v in parse_qs(query.split("#", 1)[0]).items()}
+        # An address without our state could be anyone's: treat it as not ours.
+        params.setdefault("state", "")
+        return params
+    return {"code": text.removesuffix("#_")}
 
 
 def forget(store: Store, name: str) -> bool:

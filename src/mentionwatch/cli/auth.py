@@ -50,12 +50,16 @@ def auth(
     Opens the platform's consent page; once you allow access, the browser comes back to
     mentionwatch on 127.0.0.1 and the token is kept in the database (never printed) and
     renewed automatically. On a machine without a browser: --no-browser, open the printed
-    address elsewhere, and forward the port (ssh -L N:127.0.0.1:N) with --port N.
+    address elsewhere, and forward the port (ssh -L N:127.0.0.1:N) with --port N, or paste
+    the address the browser ends on into the waiting command. Platforms that redirect only
+    to a registered https address (Threads) need sources.SOURCE.redirect_uri, and the
+    pasted address.
 
     \b
     Examples:
       mentionwatch auth youtube
       mentionwatch auth googleplay --no-browser --port 8977
+      mentionwatch auth threads --no-browser
       mentionwatch auth youtube --forget
     """
     from mentionwatch import oauth

@@ -2,7 +2,9 @@
 token, its error envelope, its cursor paging and its ids.
 
 - One token per source, sent as `Authorization: Bearer` (never in the URL, where logs and
-  paging links would keep it); `access_token()` is the one place it is read.
+  paging links would keep it); `access_token()` is the one place it is read: the token
+  `mentionwatch auth` stored (renewed before it expires) for a source with an OAuth `Spec`,
+  else the configured `token`.
 - Errors are `{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}`;
   `http.message_in` reads them, and the codes that need an action get a hint here (190: a
   new token; 10 and 200-299: a permission; 368: a temporary block). Throttling codes and
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from mentionwatch.http import SourceError, meta_usage
 from mentionwatch.models import Mention, iso, utcnow
+from mentionwatch.oauth import Tokens
 from mentionwatch.sources.base import Posted, Source
 from mentionwatch.sources.common import Malformed, Obj, describe, dig, page_of
 
@@ -85,21 +88,52 @@ class GraphSource(Source):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.base_url = self.base_url.rstrip("/")
+        self.tokens = Tokens(self, self.oauth) if self.oauth is not None else None
 
-    def access_token(self) -> str:
-        """The token every call sends. Read from the config (a long-lived token); the one
-        place to change when tokens come from `mentionwatch auth`."""
-        return str(self.settings.get("token") or "")
+    def _authorized(self) -> bool:
+        return self.tokens is not None and bool(self.tokens.saved().get("access_token"))
 
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token()}"}
+    async def access_token(self) -> str:
+        """The token every call sends: the one `mentionwatch auth` stored (renewed before it
+        expires), else the configured long-lived `token`."""
+        configured = str(self.settings.get("token") or "")
+        if self.tokens is not None and self._authorized():
+            try:
+                return await self.tokens.bearer()
+            except SourceError:
+                if not configured:  # expired, and no token of the user's own to fall back on
+                    raise
+        return configured
+
+    async def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {await self.access_token()}"}
+
+    def missing_credentials(self) -> str | None:
+        if self.tokens is None:
+            return super().missing_credentials()
+        if self._authorized() or self.settings.get("token"):
+            return None
+        return (
+            f"{self.name}: missing credentials: set sources.{self.name}.token, or client_id "
+            f"and client_secret and run 'mentionwatch auth {self.name}'"
+        )
+
+    def credentials(self) -> str | None:
+        if self.tokens is None:
+            return None
+        if self._authorized():
+            status = self.tokens.status()
+            if status.startswith("not authorized") and self.settings.get("token"):
+                return f"{status}; sources.{self.name}.token is used meanwhile"
+            return status
+        return f"token set (or run 'mentionwatch auth {self.name}' to have it renewed)"
 
     # Requests
 
     async def get(self, path: str, params: dict[str, Any] | None = None, doing: str = "") -> Obj:
         """GET `path` below base_url: the answer as an object, or one line with the reason."""
         response = await self.http.request(
-            "GET", f"{self.base_url}/{path}", params=params, headers=self.headers()
+            "GET", f"{self.base_url}/{path}", params=params, headers=await self.headers()
         )
         self._note_usage(response)
         if response.status_code >= 400:
@@ -109,7 +143,7 @@ class GraphSource(Source):
     async def post(self, path: str, *, doing: str, **kwargs: Any) -> Obj:
         """A write (never retried: a timeout is Uncertain, and find_* looks for it)."""
         response = await self.http.request(
-            "POST", f"{self.base_url}/{path}", headers=self.headers(), retry=False, **kwargs
+            "POST", f"{self.base_url}/{path}", headers=await self.headers(), retry=False, **kwargs
         )
         self._note_usage(response)
         if response.status_code >= 400:

@@ -1,9 +1,12 @@
 """Threads (Meta): keyword search for every term, and replies, with a user access token.
 
 Config (`[sources.threads]`):
-  token                 a long-lived Threads user access token (60 days; scopes threads_basic,
-                        threads_keyword_search, threads_manage_replies). See
-                        config.example.toml for how to get one.
+  client_id, client_secret, redirect_uri
+                        the Threads app id and secret and a redirect URI registered for the
+                        app: `mentionwatch auth threads` then gets a long-lived token (60
+                        days) and renews it once a day while it is used.
+  token                 or: a long-lived Threads user access token obtained elsewhere (scopes
+                        below; not renewed). A token from `mentionwatch auth` wins.
   max_searches_per_day  keyword searches mentionwatch makes in any 24 hours (default 2,200:
                         Meta's limit per user, shared by every app the user authorised).
 
@@ -25,6 +28,8 @@ from functools import partial
 from typing import Any, ClassVar
 
 from mentionwatch.models import Job, Mention, Option, Page, iso
+from mentionwatch.oauth import Spec, Swap
+from mentionwatch.oauth import options as oauth_options
 from mentionwatch.query import Query, parse
 from mentionwatch.sources.base import Posted
 from mentionwatch.sources.common import (
@@ -50,17 +55,48 @@ REPLY_LIMIT = 500  # characters of a post
 SEARCHES_KEY = "searches"  # state: when each counted search was made (epoch seconds)
 CAPPED = "the keyword search budget is spent; the rest waits"
 
+# Meta's Threads login (developers.facebook.com/docs/threads/get-started): the authorization
+# window on threads.com (threads.net answers with a redirect that can drop the query), the
+# code traded for a short-lived token (1 h), that swapped for a long-lived one (60 days),
+# which renews itself while unexpired and at least 24 h old. No refresh tokens, no PKCE
+# (UNCERTAIN: neither Meta's docs nor its sample app send a code_challenge), and redirects
+# only to an address registered for the app (https; an http loopback one: UNCERTAIN, Meta's
+# dashboard refused it in fbsamples/threads_api#32).
+OAUTH = Spec(
+    "https://threads.com/oauth/authorize",
+    "https://graph.threads.net/oauth/access_token",
+    # search, reply (a published reply post), find a reply after a timeout
+    scopes=(
+        "threads_basic",
+        "threads_keyword_search",
+        "threads_manage_replies",
+        "threads_content_publish",
+        "threads_read_replies",
+    ),
+    scope_separator=",",
+    pkce=False,
+    refreshable=False,
+    loopback=False,
+    upgrade=Swap("../access_token", "th_exchange_token", secret=True),
+    renew=Swap("../refresh_access_token", "th_refresh_token"),
+    renew_after=86400.0,
+    lifetime=60 * 86400.0,  # the long-lived token's, should an answer leave expires_in out
+    console="developers.facebook.com/apps → your app → Use cases → Access the Threads API → "
+    "Settings: Redirect Callback URLs",
+)
+
 
 class Threads(GraphSource):
     name = "threads"
     default_base_url = "https://graph.threads.net/v1.0"
+    oauth = OAUTH
     options: ClassVar[dict[str, Option]] = {
         "token": Option(str, secret=True, help="a long-lived Threads user access token"),
         "max_searches_per_day": Option(
             int, default=DAILY_SEARCHES, help="keyword searches in any 24 hours"
         ),
+        **oauth_options(OAUTH),
     }
-    required = (("token",),)
     can_reply = True
     reply_limit = REPLY_LIMIT
     no_messages = (
@@ -70,9 +106,7 @@ class Threads(GraphSource):
     overlap = 600.0
     max_pages = 5
     default_interval = 900.0
-    token_help = (
-        "get a new long-lived token (see config.example.toml) and set sources.threads.token"
-    )
+    token_help = "run 'mentionwatch auth threads' (or set a new long-lived sources.threads.token)"
     permissions: ClassVar[dict[str, str]] = {
         "keyword_search": "threads_keyword_search",
         "threads": "threads_manage_replies and threads_content_publish",

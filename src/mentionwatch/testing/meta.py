@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from mentionwatch.testing.oauth import AuthServer
 from mentionwatch.testing.server import Request, Response, json_response
 
 
@@ -102,11 +105,105 @@ class Usage:
         }
 
 
-def authorised(request: Request, token: str, expired: Callable[[], bool]) -> Response | None:
-    """None for the right bearer token; Graph's 190 error otherwise."""
+def authorised(
+    request: Request, token: str, expired: Callable[[], bool], auth: MetaAuth | None = None
+) -> Response | None:
+    """None for the right bearer token (or one `auth` issued); Graph's 190 error otherwise."""
     header = request.headers.get("authorization", "")
+    if auth is not None and header.removeprefix("Bearer ") in auth.born:
+        return auth.refusal(header.removeprefix("Bearer "))
     if header != f"Bearer {token}":
         return graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
     if expired():
         return expired_token()
     return None
+
+
+LONG_LIVED = 5183944  # seconds: Meta's example answer (60 days, less a little)
+
+
+@dataclass
+class MetaAuth(AuthServer):
+    """Meta's login for Threads (developers.facebook.com/docs/threads/get-started): the
+    authorization window redirects only to a registered URI, with `#_` after the query; the
+    code becomes a short-lived token (`POST /oauth/access_token` → `{access_token, user_id}`,
+    1 h), swapped for a long-lived one (`GET /access_token?grant_type=th_exchange_token`, with
+    the app secret), which renews itself (`GET /refresh_access_token?grant_type=
+    th_refresh_token`) while unexpired and at least 24 h old. Errors in Graph's envelope;
+    the codes for a bad code (100/36008), a bad secret (1) and a revoked grant (190/458)
+    are Facebook Login's, the refusal of a token under a day old is UNCERTAIN."""
+
+    scope_separator: str = ","
+    denied: tuple[tuple[str, str], ...] = (
+        ("error", "access_denied"), ("error_reason", "user_denied"),
+        ("error_description", "Permissions error"),
+    )  # fmt: skip
+    fragment: str = "#_"
+    code_prefix: str = "AQB"
+    born: dict[str, float] = field(default_factory=dict)  # token -> when it was issued
+    long: set[str] = field(default_factory=set)  # the long-lived ones
+    revoked: bool = False  # the user removed the app in their Threads settings
+
+    def age(self, seconds: float) -> None:
+        """Every token issued so far becomes `seconds` older (and nearer its expiry)."""
+        self.born = {t: at - seconds for t, at in self.born.items()}
+        self.access = {t: at - seconds for t, at in self.access.items()}
+
+    def refusal(self, token: str) -> Response | None:
+        """None for a valid token this server issued; Graph's 190 error otherwise."""
+        if self.revoked:
+            return graph_error(400, 190, "Error validating access token: The user has not "
+                               "authorized application 990602627938098.", 458)  # fmt: skip
+        if self.access.get(token, 0.0) <= time.time():
+            return expired_token()
+        return None
+
+    def handle_token(self, request: Request) -> Response:
+        form = {**{k: v[0] for k, v in request.query.items()}, **request.form()}
+        if form.get("client_id") != self.client_id:
+            return graph_error(400, 101, "Error validating application. Invalid application ID.")
+        if form.get("client_secret") != self.client_secret:
+            return graph_error(400, 1, "Error validating client secret.")
+        if form.get("grant_type") != "authorization_code":
+            return graph_error(400, 100, "Unsupported grant_type")
+        found = self.codes.pop(form.get("code", ""), None)
+        if found is None or found[0] != form.get("redirect_uri"):
+            return graph_error(400, 100, "Error validating verification code. Please make sure "
+                               "your redirect_uri is identical to the one you used in the OAuth "
+                               "dialog request", 36008)  # fmt: skip
+        token = self._issue(3600, "THAAshort")
+        return json_response({"access_token": token, "user_id": 25034521987654321})
+
+    def handle_exchange(self, request: Request) -> Response:
+        if request.arg("grant_type") != "th_exchange_token":
+            return graph_error(400, 100, "Unsupported grant_type")
+        if request.arg("client_secret") != self.client_secret:
+            return graph_error(400, 1, "Error validating client secret.")
+        return self._swap(request.arg("access_token") or "", short=True)
+
+    def handle_refresh(self, request: Request) -> Response:
+        if request.arg("grant_type") != "th_refresh_token":
+            return graph_error(400, 100, "Unsupported grant_type")
+        token = request.arg("access_token") or ""
+        if token in self.long and time.time() - self.born.get(token, 0.0) < 86400:
+            return graph_error(400, 100, "(#100) The access token can be refreshed only when "
+                               "it is at least 24 hours old")  # fmt: skip
+        return self._swap(token, short=False)
+
+    def _swap(self, token: str, *, short: bool) -> Response:
+        if token not in self.born or (token in self.long) == short:
+            return graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+        refused = self.refusal(token)
+        if refused is not None:
+            return refused
+        fresh = self._issue(LONG_LIVED, "THAAlong")
+        self.long.add(fresh)
+        return json_response({"access_token": fresh, "token_type": "bearer",
+                              "expires_in": LONG_LIVED})  # fmt: skip
+
+    def _issue(self, lifetime: float, prefix: str) -> str:
+        token = prefix + secrets.token_urlsafe(48)
+        self.born[token] = time.time()
+        self.access[token] = time.time() + lifetime
+        self.issued.append(token)
+        return token

@@ -8,6 +8,10 @@ loopback redirect, scopes, PKCE S256) and redirects back with a code, or with
 code (once, for its redirect URI) and the code verifier against the challenge, and answers
 in Google's shapes: `{"error": "invalid_grant", "error_description": "Bad Request"}`.
 Access tokens expire after `lifetime` seconds, or at once with `expire_access()`.
+
+Platforms that differ say so in the fields: `registered` redirect URIs instead of any
+loopback one, another `scope_separator`, what a refusal carries (`denied`), a `fragment`
+after the redirect; Meta's token endpoints are in testing/meta.py.
 """
 
 from __future__ import annotations
@@ -54,6 +58,11 @@ class AuthServer:
     refresh: set[str] = field(default_factory=set)
     issued: list[str] = field(default_factory=list)  # every token handed out (for leak checks)
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
+    registered: tuple[str, ...] = ()  # redirect URIs of the app; (): any loopback (Desktop)
+    scope_separator: str = " "
+    denied: tuple[tuple[str, str], ...] = (("error", "access_denied"),)
+    fragment: str = ""  # after the redirect's query (Meta adds "#_")
+    code_prefix: str = "4/0A"
 
     def seed_refresh_token(self, token: str) -> str:
         """A refresh token this server accepts without a browser (the demo's, the tests')."""
@@ -76,7 +85,16 @@ class AuthServer:
         if args.get("client_id") != self.client_id:
             return _page(401, "Error 401: invalid_client", "The OAuth client was not found.")
         parts = urlsplit(redirect)
-        if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", "[::1]"):
+        if self.registered and redirect not in self.registered:
+            return _page(
+                400,
+                "URL Blocked",
+                "This redirect failed because the redirect URI is not whitelisted in the app's "
+                "Client OAuth Settings.",
+            )
+        if not self.registered and (
+            parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", "[::1]")
+        ):
             return _page(
                 400,
                 "Error 400: redirect_uri_mismatch",
@@ -84,7 +102,7 @@ class AuthServer:
             )
         if args.get("response_type") != "code":
             return self._back(redirect, {"error": "unsupported_response_type"}, args)
-        wanted = set((args.get("scope") or "").split())
+        wanted = {s.strip() for s in (args.get("scope") or "").split(self.scope_separator)} - {""}
         if not wanted or not wanted <= set(self.scopes):
             return self._back(redirect, {"error": "invalid_scope"}, args)
         challenge = args.get("code_challenge")
@@ -95,8 +113,8 @@ class AuthServer:
                 args,
             )
         if self.deny:
-            return self._back(redirect, {"error": "access_denied"}, args)
-        code = "4/0A" + secrets.token_urlsafe(30)
+            return self._back(redirect, dict(self.denied), args)
+        code = self.code_prefix + secrets.token_urlsafe(30)
         self.codes[code] = (redirect, challenge, " ".join(sorted(wanted)))
         return self._back(redirect, {"code": code, "scope": " ".join(sorted(wanted))}, args)
 
@@ -105,7 +123,10 @@ class AuthServer:
             params = {"state": args["state"], **params}
         joiner = "&" if "?" in redirect else "?"
         return Response(
-            302, b"", {"Location": f"{redirect}{joiner}{urlencode(params)}"}, "text/html"
+            302,
+            b"",
+            {"Location": f"{redirect}{joiner}{urlencode(params)}{self.fragment}"},
+            "text/html",
         )
 
     def handle_token(self, request: Request) -> Response:

@@ -10,6 +10,10 @@ budget, not its refusal). `own_posts_only` plays an app without threads_keyword_
 approval. Replies: `POST /me/threads` with `reply_to_id` and `auto_publish_text=true` (from
 Meta's Postman collection, fbsamples/threads_api), or a container published with
 `/me/threads_publish`; `/me/replies` lists them with `replied_to`.
+
+Meta's login for `mentionwatch auth threads` (testing/meta.MetaAuth): `/oauth/authorize` (on
+threads.com in life), `POST /oauth/access_token`, `GET /access_token` (the long-lived swap),
+`GET /refresh_access_token`; the API takes the tokens it issued as well as `TOKEN`.
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from mentionwatch.testing.meta import authorised, graph_error, no_permission, paged
+from mentionwatch.sources.threads import OAUTH
+from mentionwatch.testing.meta import MetaAuth, authorised, graph_error, no_permission, paged
 from mentionwatch.testing.server import PlatformBase, Request, Response, json_response
 
 TOKEN = "THAAGpbPebblebaseLongLivedUserToken2ZBx7QdK9mZCeVhL0ZDZD"
+CLIENT_ID = "990602627938098"  # the Threads app id of Meta's docs example
+CLIENT_SECRET = "a1b2C3D4e5f6PebbleThreadsSecret"
+REDIRECT = "https://127.0.0.1:8977/callback"  # registered for the app (Meta wants https)
 FIRST_SINCE = 1688540400
 _VERSION = re.compile(r"^/v\d+\.\d+(/.*)$")
 
@@ -45,9 +53,17 @@ class Platform(PlatformBase):
         self.published: list[dict[str, Any]] = []  # replies made, as posts
         self.reply_refusals: set[str] = set()  # posts whose authors limit who may reply
         self._ids = itertools.count(18099000000000001)
+        self.auth = MetaAuth(CLIENT_ID, CLIENT_SECRET, OAUTH.scopes, registered=(REDIRECT,))
 
     def source_settings(self) -> dict[str, Any]:
-        return {"base_url": f"{self.web.base_url(self.name)}/v1.0", "token": TOKEN}
+        base = self.web.base_url(self.name)
+        return {"base_url": f"{base}/v1.0", "token": TOKEN, **self.oauth_settings()}
+
+    def oauth_settings(self) -> dict[str, Any]:
+        base = self.web.base_url(self.name)
+        return {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uri": REDIRECT,
+                "authorize_url": f"{base}/oauth/authorize",
+                "token_url": f"{base}/oauth/access_token"}  # fmt: skip
 
     def add_item(self, text: str, created: float) -> str:
         post_id = str(next(self._ids))
@@ -68,10 +84,18 @@ class Platform(PlatformBase):
     # Routing
 
     def handle(self, request: Request) -> Response | None:
+        login = {
+            ("GET", "/oauth/authorize"): self.auth.handle_authorize,
+            ("POST", "/oauth/access_token"): self.auth.handle_token,
+            ("GET", "/access_token"): self.auth.handle_exchange,
+            ("GET", "/refresh_access_token"): self.auth.handle_refresh,
+        }.get((request.method, request.path))
+        if login is not None:
+            return login(request)
         match = _VERSION.match(request.path)
         if not match:
             return None
-        denied = authorised(request, TOKEN, lambda: self.expired)
+        denied = authorised(request, TOKEN, lambda: self.expired, self.auth)
         return denied or self.route(request, match.group(1).strip("/"))
 
     def route(self, request: Request, path: str) -> Response | None:
