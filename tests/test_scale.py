@@ -315,3 +315,23 @@ def test_databases_from_before_the_search_order_are_searched_after_upgrading(tmp
                                        created_at=utcnow())], None)  # fmt: skip
     found = [m.text for m in store.mentions(Filters(search="backup", statuses=()), limit=3)]
     assert found == ["backup 9", "backup 3", "backup 2"]
+
+
+def test_a_config_of_ten_thousand_terms_loads_and_its_errors_name_the_line(project):
+    terms = "\n".join(
+        f'[[terms]]\nname = "brand{i}"\nquery = \'brand{i} OR "brand {i} app" -jobs\'\n'
+        for i in range(10_000)
+    )
+    project.config.write_text(terms)
+    project.config.chmod(0o600)
+    Store(project.db).close()
+    listed = project.run("feed", "--term", "brand9999", "--format", "ids")
+    assert listed.code == 0, listed.err
+    # A big config is read by the compiled parser: a mistake is still one line with its place.
+    project.config.write_text(terms + "\n[[terms]]\nname = \n")
+    broken = project.run("feed")
+    assert broken.code == 2
+    assert f"{project.config}: invalid TOML: Invalid value (at line 40002, column 8)" in broken.err
+    project.config.write_text(terms + '\n[[terms]]\nname = "x"\nquery = \'"unclosed\'\n')
+    bad_query = project.run("feed")
+    assert bad_query.code == 2 and f"{project.config}:40003: terms[10000].query" in bad_query.err
