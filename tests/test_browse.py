@@ -58,6 +58,10 @@ def test_browse_serves_the_database_ready_to_explore(project):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    assert proc.returncode == 0  # stopped, not failed
+    # Stopping mentionwatch stopped Datasette too: nothing answers on the port any more.
+    with pytest.raises(OSError):
+        get(f"{base}.json")
 
 
 @pytest.mark.sqlite_only

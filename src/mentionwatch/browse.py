@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -119,7 +120,31 @@ def serve(db: Path, port: int, open_browser: bool) -> int:
                 "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
         if open_browser:
             argv.append("--open")
-        try:
-            return subprocess.run(argv, check=False).returncode
-        except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error
-            return 0
+        return _run_until_stopped(argv)
+
+
+def _run_until_stopped(argv: list[str]) -> int:
+    """Run the server; stopping mentionwatch (Ctrl-C, kill, a closed terminal) stops it too,
+    so no Datasette is left holding the port and the database."""
+    server = subprocess.Popen(argv)
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        server.terminate()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                code = server.wait()
+                return 0 if stopping else code
+            except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error
+                stopping = True  # the server, in the same process group, got it too
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=10)
