@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -56,9 +55,10 @@ def shift_record(project, seconds: float, **changes) -> None:
     saved = record(project)
     saved.update(obtained_at=saved["obtained_at"] - seconds,
                  expires_at=saved["expires_at"] - seconds, **changes)  # fmt: skip
-    with sqlite3.connect(project.db) as conn:
-        conn.execute("UPDATE source_state SET value = ? WHERE source = 'threads' AND key = "
-                     "'oauth'", (json.dumps(saved),))  # fmt: skip
+    value = json.dumps(saved).replace("'", "''")  # an SQL literal: execute takes no parameters
+    project.execute(
+        f"UPDATE source_state SET value = '{value}' WHERE source = 'threads' AND key = 'oauth'"
+    )
 
 
 def test_pasted_redirect_long_lived_swap_renewal_and_revocation(project):

@@ -135,6 +135,7 @@ def test_sigint_flushes_what_the_last_poll_saved(project, rx):
     assert sent >= 1
 
 
+@pytest.mark.both_engines  # on PostgreSQL watch also renews leases: --once must still end
 def test_once_polls_every_source_once_and_delivers(project, rx):
     project.write_config(CONFIG.replace("HOOK", rx.url("/hooks/w")))
     done = project.run_process("watch", "--once")

@@ -132,18 +132,19 @@ class Watcher:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stop.set)
         start = time.time()
-        tasks = []
+        polls = []
         for i, status in enumerate(self.status.sources.values()):
             # The first polls go out at once, a moment apart, not in one burst.
             status.next_at = start + min(0.2 * i, status.interval * JITTER)
-            tasks.append(asyncio.create_task(self._source(status)))
+            polls.append(asyncio.create_task(self._source(status)))
+        tasks = list(polls)
         if self.alerting and not self.once and self._trend_rules:
             tasks.append(asyncio.create_task(self._trend_alerts()))
         if self.leases is not None:
             tasks.append(asyncio.create_task(self._keep_leases()))
         stopper = asyncio.create_task(self._stop.wait())
-        if self.once:
-            everything = asyncio.gather(*tasks, return_exceptions=True)
+        if self.once:  # done when every source has polled once (lease renewal never ends)
+            everything = asyncio.gather(*polls, return_exceptions=True)
             either: list[asyncio.Future[Any]] = [stopper, everything]
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         else:
