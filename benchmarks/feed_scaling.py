@@ -44,11 +44,9 @@ CASES: dict[str, list[str]] = {
 }
 
 
-def own_work(db: Path, args: list[str], runs: int) -> float:
-    """The feed's reads, in this process (options through the CLI's own parsing)."""
-    from mentionwatch.cli import mentions as cli_mentions
+def parsed(args: list[str]) -> tuple[object, str]:
+    """A case's options as the feed parses them: its filters and its order."""
     from mentionwatch.cli.app import build_filters
-    from mentionwatch.store import Store
 
     opts = dict(zip(args[::2], args[1::2], strict=True))
     filters = build_filters(
@@ -59,6 +57,15 @@ def own_work(db: Path, args: list[str], runs: int) -> float:
         [opts["--intent"]] if "--intent" in opts else None,
     )  # fmt: skip
     order = opts.get("--sort", "newest")
+    return filters, order
+
+
+def own_work(db: Path, args: list[str], runs: int) -> float:
+    """The feed's reads, in this process (options through the CLI's own parsing)."""
+    from mentionwatch.cli import mentions as cli_mentions
+    from mentionwatch.store import Store
+
+    filters, order = parsed(args)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -67,7 +74,7 @@ def own_work(db: Path, args: list[str], runs: int) -> float:
         store.count_by_status(filters, cap=cli_mentions.COUNT_CAP)
         store.close()
         times.append(time.perf_counter() - start)
-        assert shown or "--since" in opts, args
+        assert shown or "--since" in args, args
     return statistics.median(times)
 
 

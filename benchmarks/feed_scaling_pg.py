@@ -25,30 +25,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import corpus
-from feed_scaling import CASES
+from feed_scaling import CASES, parsed
 
 
 def reads(store: object, args: list[str], runs: int) -> float:
     """What `feed --limit 20` reads (the mentions and the note's capped counts), median."""
     from mentionwatch.cli import mentions as cli_mentions
-    from mentionwatch.cli.app import build_filters
 
-    opts = dict(zip(args[::2], args[1::2], strict=True))
-    filters = build_filters(
-        opts.get("--since"), [opts["--source"]] if "--source" in opts else None,
-        [opts["--term"]] if "--term" in opts else None,
-        [opts["--sentiment"]] if "--sentiment" in opts else None,
-        [opts["--status"]] if "--status" in opts else None, opts.get("--search"),
-        [opts["--intent"]] if "--intent" in opts else None,
-    )  # fmt: skip
-    order = opts.get("--sort", "newest")
+    filters, order = parsed(args)
     times = []
     for _ in range(runs + 1):  # the first warms the caches
         start = time.perf_counter()
         shown = list(store.mentions(filters, limit=20, order=order))  # type: ignore[attr-defined]
         store.count_by_status(filters, cap=cli_mentions.COUNT_CAP)  # type: ignore[attr-defined]
         times.append(time.perf_counter() - start)
-        assert shown or "--since" in opts, args
+        assert shown or "--since" in args, args
     return statistics.median(times[1:])
 
 
