@@ -161,25 +161,18 @@ def test_youtube_errors_are_one_line(project):
     assert "The channel could not be found" in project.run("poll").err
 
 
+def start_auth(project, source):
+    """`auth SOURCE --no-browser` running; its first line of output is the address to open."""
+    argv = [sys.executable, "-m", "mentionwatch", "--config", str(project.config), "--db",
+            str(project.db), "auth", source, "--no-browser", "--timeout", "30s"]  # fmt: skip
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def test_auth_flow_with_the_test_as_browser(project):
     web = project.web
     youtube = web.platform("youtube")
     configure(project, "youtube", youtube={"refresh_token": ""})
-    argv = [
-        sys.executable,
-        "-m",
-        "mentionwatch",
-        "--config",
-        str(project.config),
-        "--db",
-        str(project.db),
-        "auth",
-        "youtube",
-        "--no-browser",
-        "--timeout",
-        "30s",
-    ]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_auth(project, "youtube")
     url = proc.stdout.readline().strip()
     assert url.startswith(web.base_url("youtube") + "/o/oauth2/v2/auth?"), url
     page = httpx.get(url, follow_redirects=True, timeout=10)  # consent, then back to mentionwatch
@@ -218,21 +211,7 @@ def test_auth_refused_in_the_browser_changes_nothing(project):
     youtube = project.web.platform("youtube")
     youtube.auth.deny = True
     configure(project, "youtube", youtube={"refresh_token": ""})
-    argv = [
-        sys.executable,
-        "-m",
-        "mentionwatch",
-        "--config",
-        str(project.config),
-        "--db",
-        str(project.db),
-        "auth",
-        "youtube",
-        "--no-browser",
-        "--timeout",
-        "30s",
-    ]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_auth(project, "youtube")
     httpx.get(proc.stdout.readline().strip(), follow_redirects=True, timeout=10)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1 and "authorization refused: access_denied; nothing changed" in err
