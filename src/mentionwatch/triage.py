@@ -86,8 +86,7 @@ def rated(
     praise whatever its words. Three and four stars leave the words to decide."""
     if rating is None or rating in (3, 4):
         return label, polarity, tuple(intents)
-    if rating <= 2:
-        kept = tuple(i for i in intents if i not in ("complaint", "praise"))
-        return "negative", min(polarity, -0.5 if rating == 1 else -0.25), (*kept, "complaint")
     kept = tuple(i for i in intents if i not in ("complaint", "praise"))
+    if rating <= 2:
+        return "negative", min(polarity, -0.5 if rating == 1 else -0.25), (*kept, "complaint")
     return "positive", max(polarity, 0.0), (*kept, "praise")
