@@ -255,7 +255,10 @@ def iso(dt: datetime | None) -> str | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    dt = dt.astimezone(UTC)
+    if dt.year >= 1000:  # isoformat is strftime's text here, at a fraction of its cost
+        return dt.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_iso(value: str) -> datetime:

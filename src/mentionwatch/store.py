@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from functools import partial
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -300,11 +301,18 @@ def _priority_columns(
 ) -> tuple[float, float]:  # fmt: skip
     """(priority_base, priority_key) of a mention: priority = base × freshness(age), and
     freshness's ageing part 0.5 ** (age / half-life) is 2 ** (key - now in half-lives)."""
+    return _priority_at(label, polarity, intents, reach, parse_iso(created_at).timestamp())
+
+
+def _priority_at(
+    label: str | None, polarity: float | None, intents: Sequence[str], reach: int | None,
+    seconds: float,
+) -> tuple[float, float]:  # fmt: skip
+    """_priority_columns of a mention created at `seconds` since 1970."""
     from mentionwatch.triage import HALF_LIFE_HOURS, base_priority
 
     base = base_priority(label, polarity, intents, reach)
-    when = parse_iso(created_at).timestamp() / 3600 / HALF_LIFE_HOURS
-    return base, math.log2(base) + when
+    return base, math.log2(base) + seconds / 3600 / HALF_LIFE_HOURS
 
 
 def _json_list(value: str | None) -> list[Any]:
@@ -513,7 +521,11 @@ def _time_key(created_at: str, mention_id: int) -> int:
     whole seconds (models.iso), so this is exactly the feed's order for 1932 to 2068; a
     time outside (a platform's placeholder date) is clamped to its end so the key stays a
     64-bit integer, and ties there go by id."""
-    seconds = int(parse_iso(created_at).timestamp()) - _EPOCH_2000
+    return _time_key_at(parse_iso(created_at).timestamp(), mention_id)
+
+
+def _time_key_at(seconds_since_1970: float, mention_id: int) -> int:
+    seconds = int(seconds_since_1970) - _EPOCH_2000
     seconds = min(max(seconds, -_SECONDS_SPAN), _SECONDS_SPAN - 1)
     return (seconds << 32) + mention_id
 
@@ -591,17 +603,30 @@ def _encode(value: Any, kind: str) -> Any:
     if kind == "time":
         return iso(value)
     if kind == "json":
+        if not value and isinstance(value, dict | list | tuple):  # most: no extra, no intents
+            return "{}" if isinstance(value, dict) else "[]"
         return json.dumps(list(value) if isinstance(value, tuple) else value,
                           ensure_ascii=False, sort_keys=True)  # fmt: skip
     return value
 
 
+# _row's plan: every column field read in one call, then only the time and JSON ones encoded.
+_FIELDS = attrgetter(*(name for name, _ in MENTION_COLUMNS))
+_ENCODED = tuple((i + 2, kind) for i, (_, kind) in enumerate(MENTION_COLUMNS) if kind != "value")
+_STATUS, _CREATED, _TEXT, _TITLE, _AUTHOR = (
+    _INSERT_COLUMNS.index(name) for name in ("status", "created_at", "text", "title", "author")
+)
+
+
 def _row(m: Mention) -> list[Any]:
     """The values of _INSERT_COLUMNS for a mention (its id already given)."""
-    values = [m.id, m.key, *(_encode(getattr(m, name), kind) for name, kind in MENTION_COLUMNS)]
-    created = iso(m.created_at) or ""
-    values += _priority_columns(m.sentiment, m.polarity, m.intents, m.reach, created)
-    values.append(_time_key(created, m.id or 0))
+    values = [m.id, m.key, *_FIELDS(m)]
+    for i, kind in _ENCODED:
+        values[i] = _encode(values[i], kind)
+    created = values[_CREATED] or ""
+    seconds = parse_iso(created).timestamp()
+    values += _priority_at(m.sentiment, m.polarity, m.intents, m.reach, seconds)
+    values.append(_time_key_at(seconds, m.id or 0))
     return values
 
 
@@ -843,10 +868,10 @@ class Store:
             fresh = [m for k, m in page.items() if k not in known]
             for m in fresh:
                 m.fetched_at = m.fetched_at or stamp
-            self._insert(fresh)
+            rows = self._insert(fresh)
             # mention_terms copies each mention's status and created_at (m011_feed_indexes).
             stored = {k: (r["id"], r["status"], r["created_at"]) for k, r in known.items()}
-            stored |= {m.key: (m.id, m.status, iso(m.created_at)) for m in fresh}
+            stored |= {r[1]: (r[0], r[_STATUS], r[_CREATED]) for r in rows}
             self.conn.executemany(
                 "INSERT INTO mention_terms (mention_id, status, created_at, term) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -855,28 +880,27 @@ class Store:
             self._update_reach([(known[k], m.reach) for k, m in page.items()
                                 if k in known and m.reach is not None
                                 and m.reach != known[k]["reach"]])  # fmt: skip
-            _group_echoes(self.conn, [(m.id or 0, m.text, m.title, m.author,
-                                       iso(m.created_at) or "") for m in fresh])  # fmt: skip
+            _group_echoes(self.conn, [(r[0], r[_TEXT], r[_TITLE], r[_AUTHOR], r[_CREATED])
+                                      for r in rows])  # fmt: skip
             if cursor is not None:
                 self.set_cursor(source, scope, cursor)
             if queue is not None and fresh:
                 self.enqueue(queue(fresh))
         return len(fresh)
 
-    def _insert(self, mentions: Sequence[Mention]) -> None:
+    def _insert(self, mentions: Sequence[Mention]) -> list[list[Any]]:
         """Insert new mentions with ids that ascend in their order (the next free ones:
         the caller's write transaction holds the lock: SQLite's, or the "save" lock on
-        PostgreSQL), and set those ids."""
+        PostgreSQL), and set those ids. Returns the rows written (_INSERT_COLUMNS first)."""
         if not mentions:
-            return
+            return []
         first = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM mentions").fetchone()[0]
         for offset, m in enumerate(mentions):
             m.id = first + offset
         columns, marks, values = self._insert_plan()
-        self.conn.executemany(
-            f"INSERT INTO mentions ({', '.join(columns)}) VALUES {marks}",
-            [values(m) for m in mentions],
-        )
+        rows = list(map(values, mentions))
+        self.conn.executemany(f"INSERT INTO mentions ({', '.join(columns)}) VALUES {marks}", rows)
+        return rows
 
     def _insert_plan(self) -> tuple[tuple[str, ...], str, Callable[[Mention], list[Any]]]:
         """The columns a new mention's row fills, their placeholders and its values: those
