@@ -9,18 +9,23 @@ with mentionwatch's schema (unique key, term rows, FTS5 external-content index k
 triggers, the feed's indexes, echo keys and signatures).
 
 What the anchor does, with plain sqlite3 statements: per page, one lookup of the known
-keys, an executemany INSERT of the new rows, the term rows, the reach update of known
-ones, the echo key and signature rows, the query that finds which new mentions share an
-echo key with an earlier one and, for those, the candidate query; the cursor upsert.
-What it does not do (mentionwatch does, in Python): build the rows from Mentions, normalise
-the texts and compute their MinHash keys (the anchor's are computed before the clock
-starts), compare echo candidates word by word, compute priority. So the ratio is
-mentionwatch's whole cost per mention against SQLite's cost of the same writes and reads.
+keys, the next free id, an executemany INSERT of the new rows, the term rows, the reach (and
+priority) update of known ones, the echo key and signature rows, the query that finds which
+new mentions share an echo key with an earlier one and, for those, the candidate query; the
+cursor upsert: the statements Store.save_page runs (it also links the echoes it finds; this
+corpus has almost none). What it does not do (mentionwatch does, in Python): build the rows
+from Mentions, normalise the texts and compute their MinHash keys (the anchor's are computed
+before the clock starts), compare echo candidates word by word, compute priority. So the
+ratio is mentionwatch's whole cost per mention against SQLite's cost of the same writes.
 
-"with the default analyzer": mentionwatch also tags each new mention as a poll does
-(terms masked, the default analyzer); the anchor stays the same.
-Ratios are anchor time / mentionwatch time (higher is better; 1.0 = SQLite's speed), the
-median of `--rounds` interleaved rounds (the machine is shared: ratios, not absolute times).
+"with the default analyzer": mentionwatch also tags each page's new mentions as a poll does
+(Poller._tag_new: one lookup of the unknown keys, then tagging.Tagger: terms masked, the
+default analyzer, relevance); the anchor stays the same.
+
+The two sides take turns page by page (who goes first alternates), each into its own fresh
+database, so the machine's changing load falls on both alike. Ratios are anchor time /
+mentionwatch time (higher is better; 1.0 = SQLite's speed): the median and range of
+`--rounds` rounds.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -72,34 +78,32 @@ def copy(pages: list[tuple[str, list[Mention]]]) -> list[tuple[str, list[Mention
             for scope, page in pages]  # fmt: skip
 
 
-def run_mentionwatch(pages: list[tuple[str, list[Mention]]], db: Path, tag: bool) -> float:
-    store = Store(db)
-    tagger = None
-    if tag:
-        from mentionwatch.query import parse
-        from mentionwatch.sentiment import get_analyzer, mask_terms
+class Mentionwatch:
+    """Store.save_page, page by page; with `tag`, each page's new mentions are first tagged
+    as Poller._tag_new tags them (tagging.Tagger: terms masked, the default analyzer,
+    relevance)."""
 
-        analyzer = get_analyzer()
-        atoms = {t: parse(t).atoms() for t in corpus.TERMS}
+    def __init__(self, pages: list[tuple[str, list[Mention]]], db: Path, tag: bool) -> None:
+        self.pages, self.store, self.tagger = pages, Store(db), None
+        if tag:
+            from mentionwatch.config import Config
+            from mentionwatch.models import Term
+            from mentionwatch.sentiment import get_analyzer
+            from mentionwatch.tagging import Tagger
 
-        def tagger(ms: list[Mention]) -> None:
-            new = store.unknown_keys([m.key for m in ms])  # as Poller._tag_new
-            for m in ms:
-                if m.key in new:
-                    score = analyzer.score(mask_terms(m.text, [a for t in m.terms
-                                                               for a in atoms[t]]))  # fmt: skip
-                    m.sentiment, m.polarity, m.intents = (score.label, score.polarity,
-                                                          score.intents)  # fmt: skip
+            config = Config(path=None, db_path=db, terms=tuple(Term(t, t) for t in corpus.TERMS))
+            self.tagger = Tagger(config, self.store, get_analyzer())
+            self.tagger.tag(copy(pages[:1])[0][1][:1])  # the analyzer's one-time load
 
-        tagger(pages[0][1][:1])  # the analyzer's one-time load is not ingest
-    start = time.perf_counter()
-    for n, (scope, page) in enumerate(pages):
-        if tagger is not None:
-            tagger(page)
-        store.save_page("hackernews", scope, page, f"cursor-{n}")
-    elapsed = time.perf_counter() - start
-    store.close()
-    return elapsed
+    def step(self, n: int) -> None:
+        scope, page = self.pages[n]
+        if self.tagger is not None:
+            new = self.store.unknown_keys([m.key for m in page])
+            self.tagger.tag([m for m in page if m.key in new])
+        self.store.save_page("hackernews", scope, page, f"cursor-{n}")
+
+    def close(self) -> None:
+        self.store.close()
 
 
 def prepare_anchor(pages: list[tuple[str, list[Mention]]]) -> list[tuple[str, list, list]]:
@@ -115,50 +119,55 @@ def prepare_anchor(pages: list[tuple[str, list[Mention]]]) -> list[tuple[str, li
     return prepared
 
 
-def run_anchor(prepared: list[tuple[str, list, list]], db: Path) -> float:
-    import sqlite3
-    from datetime import timedelta
+class Anchor:
+    """The same writes and reads with plain sqlite3 statements, page by page."""
 
-    from mentionwatch.models import parse_iso
+    def __init__(self, prepared: list[tuple[str, list, list]], db: Path) -> None:
+        import sqlite3
 
-    Store(db).close()  # the same schema
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    columns = ", ".join(_INSERT_COLUMNS)
-    marks = ",".join("?" * len(_INSERT_COLUMNS))
-    key_col, created_col = _INSERT_COLUMNS.index("key"), _INSERT_COLUMNS.index("created_at")
-    window = timedelta(days=echoes.WINDOW_DAYS)
-    start = time.perf_counter()
-    for n, (scope, rows, echo) in enumerate(prepared):
+        Store(db).close()  # the same schema
+        self.prepared = prepared
+        self.conn = sqlite3.connect(db, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.insert = (f"INSERT INTO mentions ({', '.join(_INSERT_COLUMNS)}) VALUES "
+                       f"({','.join('?' * len(_INSERT_COLUMNS))})")  # fmt: skip
+
+    def step(self, n: int) -> None:
+        from datetime import timedelta
+
+        from mentionwatch.models import parse_iso
+
+        conn = self.conn
+        scope, rows, echo = self.prepared[n]
+        key_col, created_col = _INSERT_COLUMNS.index("key"), _INSERT_COLUMNS.index("created_at")
+        status_col, reach_col = _INSERT_COLUMNS.index("status"), _INSERT_COLUMNS.index("reach")
+        base_col = _INSERT_COLUMNS.index("priority_base")  # then priority_key
+        window = timedelta(days=echoes.WINDOW_DAYS)
         conn.execute("BEGIN IMMEDIATE")
         keys = [r[0][key_col] for r in rows]
-        known = {k: (i, reach) for i, k, reach in conn.execute(
-            f"SELECT id, key, reach FROM mentions WHERE key IN ({','.join('?' * len(keys))})",
-            keys)}  # fmt: skip
+        known = {k: (i, reach, st, c) for i, k, reach, st, c in conn.execute(
+            "SELECT id, key, reach, status, created_at FROM mentions WHERE key IN "
+            f"({','.join('?' * len(keys))})", keys)}  # fmt: skip
         new_rows = [r for r in rows if r[0][key_col] not in known]
         first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM mentions").fetchone()[0]
         for offset, r in enumerate(new_rows):  # ids given, as the store does (time_key)
             r[0][0] = first + offset
             r[0][-1] = _time_key(r[0][created_col], first + offset)
-        conn.executemany(
-            f"INSERT INTO mentions ({columns}) VALUES ({marks}) ON CONFLICT(key) DO NOTHING",
-            [r[0] for r in new_rows],
-        )
-        ids = {k: (i, st, c) for i, k, st, c in conn.execute(
-            f"SELECT id, key, status, created_at FROM mentions WHERE key IN "
-            f"({','.join('?' * len(keys))})", keys)}  # fmt: skip
+        conn.executemany(self.insert, [r[0] for r in new_rows])
+        ids = {k: v[0] for k, v in known.items()} | {r[0][key_col]: r[0][0] for r in new_rows}
         conn.executemany(
             "INSERT INTO mention_terms (mention_id, status, created_at, term) "
             "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [(*ids[r[0][key_col]], t) for r in rows for t in r[1]],
-        )
-        ids = {k: v[0] for k, v in ids.items()}
-        reach_col = _INSERT_COLUMNS.index("reach")
-        moved = [(r[0][reach_col], known[k][0]) for r in rows
+            [(ids[k], *(known[k][2:] if k in known else (r[0][status_col], r[0][created_col])), t)
+             for r in rows for k in (r[0][key_col],) for t in r[1]],
+        )  # fmt: skip
+        moved = [(r[0][reach_col], r[0][base_col], r[0][base_col + 1], known[k][0]) for r in rows
                  if (k := r[0][key_col]) in known and r[0][reach_col] != known[k][1]]  # fmt: skip
-        conn.executemany("UPDATE mentions SET reach = ? WHERE id = ?", moved)
+        conn.executemany(
+            "UPDATE mentions SET reach = ?, priority_base = ?, priority_key = ? WHERE id = ?", moved
+        )
         filed = {}
         for key, sig, band_keys, created in echo:
             if key in known:
@@ -182,9 +191,29 @@ def run_anchor(prepared: list[tuple[str, list, list]], db: Path) -> float:
             ("hackernews", scope, f"cursor-{n}", "2026-01-01T00:00:00Z"),
         )
         conn.execute("COMMIT")
-    elapsed = time.perf_counter() - start
-    conn.close()
-    return elapsed
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def side_by_side(sides: list[Any], pages: int, first: int) -> list[float]:
+    """Each side's total time over every page, the sides taking turns page by page (who
+    goes first alternates), so a change in the machine's load falls on both alike."""
+    spent = [0.0] * len(sides)
+    for n in range(pages):
+        for i in range(len(sides)) if (n + first) % 2 == 0 else reversed(range(len(sides))):
+            start = time.perf_counter()
+            sides[i].step(n)
+            spent[i] += time.perf_counter() - start
+    for side in sides:
+        side.close()
+    return spent
+
+
+def copy_prepared(prepared: list[tuple[str, list, list]]) -> list[tuple[str, list, list]]:
+    """Fresh row lists (the anchor gives them ids)."""
+    return [(scope, [(list(row), terms) for row, terms in rows], echo)
+            for scope, rows, echo in prepared]  # fmt: skip
 
 
 def main() -> None:
@@ -196,17 +225,15 @@ def main() -> None:
     total = sum(len(p) for _, p in pages)
     prepared = prepare_anchor(pages)
     results: dict[str, list[float]] = {"plain": [], "analyzer": []}
-    anchors: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for label in ("plain", "analyzer"):
-                for side in (("mw", "anchor") if r % 2 == 0 else ("anchor", "mw")):
-                    db = Path(tmp) / f"{label}-{side}-{r}.db"
-                    if side == "anchor":
-                        anchor = run_anchor(prepared, db)
-                        anchors.append(anchor)
-                    else:
-                        mine = run_mentionwatch(copy(pages), db, tag=label == "analyzer")
+                folder = Path(tmp) / f"{label}-{r}"
+                folder.mkdir()
+                mine, anchor = side_by_side([
+                    Mentionwatch(copy(pages), folder / "mw.db", tag=label == "analyzer"),
+                    Anchor(copy_prepared(prepared), folder / "anchor.db"),
+                ], len(pages), r)  # fmt: skip
                 results[label].append(anchor / mine)
                 print(f"round {r + 1} {label:8}: mentionwatch {args.count / mine:7.0f} "
                       f"mentions/s, anchor {args.count / anchor:7.0f}/s, ratio "
@@ -216,8 +243,7 @@ def main() -> None:
     for label, name in (("plain", "Store.save_page"),
                         ("analyzer", "with the default analyzer, as a poll tags")):  # fmt: skip
         values = results[label]
-        print(f"| {name} | {statistics.median(values):.2f} "
-              f"({min(values):.2f}–{max(values):.2f}) |")
+        print(f"| {name} | {statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f}) |")
 
 
 if __name__ == "__main__":
