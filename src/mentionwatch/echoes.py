@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise, repeat
-from operator import mod, mul, xor
+from operator import mod, xor
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -96,28 +96,29 @@ class Signature:
         return Signature(tuple(words), repeats or None, truncated == "t", credits or None)
 
 
-class _WordHashes(dict[str, int]):
-    """A stable 32-bit hash per word (Python's own str hash changes per process), kept once
-    computed: a page's lookups are one C-level map over its words; misses come here."""
+class _WordHashes(dict[str, tuple[int, int]]):
+    """Per word, a stable 32-bit hash (Python's own str hash changes per process) and that
+    hash times _PAIR, kept once computed: a text's lookups are one C-level map over its
+    words; misses come here."""
 
-    def __missing__(self, word: str) -> int:
+    def __missing__(self, word: str) -> tuple[int, int]:
         import hashlib
 
         if len(self) > 100_000:
             self.clear()
         value = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest()) or 1
-        self[word] = value
-        return value
+        self[word] = entry = (value, value * _PAIR)
+        return entry
 
 
 _WORD_HASHES = _WordHashes()
 
 
 def _band_keys(words: Sequence[str]) -> list[int]:
-    hashes = list(map(_WORD_HASHES.__getitem__, words))
+    hashes, multiplied = zip(*map(_WORD_HASHES.__getitem__, words), strict=True)
     # A word pair's hash from its words' (a xor b*K), each bin's minimum: all in C-level
     # map/sort/dict calls (sorted descending, so the dict keeps each bin's smallest).
-    pairs = list(map(xor, hashes, map(mul, hashes[1:], repeat(_PAIR)))) or hashes
+    pairs = list(map(xor, hashes, multiplied[1:])) or list(hashes)
     pairs.sort(reverse=True)
     smallest = dict(zip(map(mod, pairs, repeat(_HASHES)), pairs, strict=True))
     mins = [smallest.get(i, -1) for i in range(_HASHES)]
@@ -164,7 +165,8 @@ def signature(text: str | None) -> Signature:
     if _may_trail(text):
         text = r.trailing.sub(" ", text)
     if text.isascii():  # \w is [A-Za-z0-9_] here: runs between other characters
-        words = tuple(w for w in text.lower().translate(_NON_WORD).split() if w != "_")
+        split = text.lower().translate(_NON_WORD).split()
+        words = tuple(w for w in split if w != "_") if "_" in split else tuple(split)
     else:
         text = r.unspaced.sub(lambda m: f" {m.group()} ", text.casefold())
         words = tuple(w for w in r.word.findall(text) if w != "_")
