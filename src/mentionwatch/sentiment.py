@@ -16,7 +16,9 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import repeat
+from operator import gt, lt
 from typing import Protocol
 
 from mentionwatch.models import ANALYZER_NAMES, INTENTS
@@ -570,6 +572,9 @@ class _UnitCache(dict):
         return value
 
 
+_ABOVE_ZERO, _BELOW_ZERO = partial(lt, 0.0), partial(gt, 0.0)  # v > 0, v < 0
+
+
 def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], list[str], dict[str, float]]:
     """Unigram keys, bigram keys (both with repeats = counts) and dense features of a text.
 
@@ -595,8 +600,8 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], list[str],
                 v = lexicon.get(tok[1:])
                 if v:
                     vals.append(v)
-    pos = sum(v for v in vals if v > 0)
-    neg = sum(v for v in vals if v < 0)
+    pos = sum(filter(_ABOVE_ZERO, vals))  # C-level filters: the same sums, in the same order
+    neg = sum(filter(_BELOW_ZERO, vals))
     dense: dict[str, float] = {}
     if pos:
         dense["_lex+"] = pos / 4.0
