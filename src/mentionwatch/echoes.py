@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise, repeat
-from operator import mod, xor
+from operator import mod, mul, xor
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -96,29 +96,26 @@ class Signature:
         return Signature(tuple(words), repeats or None, truncated == "t", credits or None)
 
 
-class _WordHashes(dict[str, tuple[int, int]]):
-    """Per word, a stable 32-bit hash (Python's own str hash changes per process) and that
-    hash times _PAIR, kept once computed: a text's lookups are one C-level map over its
-    words; misses come here."""
-
-    def __missing__(self, word: str) -> tuple[int, int]:
-        import hashlib
-
-        if len(self) > 100_000:
-            self.clear()
-        value = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest()) or 1
-        self[word] = entry = (value, value * _PAIR)
-        return entry
+_WORD_HASHES: dict[str, int] = {}
 
 
-_WORD_HASHES = _WordHashes()
+def _word_hash(word: str) -> int:
+    """A stable 32-bit hash of a word (Python's own str hash changes per process)."""
+    import hashlib
+
+    if len(_WORD_HASHES) > 100_000:
+        _WORD_HASHES.clear()
+    value = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest()) or 1
+    _WORD_HASHES[word] = value
+    return value
 
 
 def _band_keys(words: Sequence[str]) -> list[int]:
-    hashes, multiplied = zip(*map(_WORD_HASHES.__getitem__, words), strict=True)
+    known = _WORD_HASHES.get
+    hashes = [known(w) or _word_hash(w) for w in words]
     # A word pair's hash from its words' (a xor b*K), each bin's minimum: all in C-level
     # map/sort/dict calls (sorted descending, so the dict keeps each bin's smallest).
-    pairs = list(map(xor, hashes, multiplied[1:])) or list(hashes)
+    pairs = list(map(xor, hashes, map(mul, hashes[1:], repeat(_PAIR)))) or hashes
     pairs.sort(reverse=True)
     smallest = dict(zip(map(mod, pairs, repeat(_HASHES)), pairs, strict=True))
     mins = [smallest.get(i, -1) for i in range(_HASHES)]
