@@ -42,13 +42,16 @@ def priority(
     return base_priority(label, polarity, intents, reach) * freshness(age_hours)
 
 
+_LABEL_URGENCY = {"negative": 3.0, "neutral": 1.5, "positive": 1.0}
+_INTENT_URGENCY = {"complaint": 2.0, "question": 1.5, "request": 1.0, "praise": 0.5}
+
+
 def base_priority(
     label: str | None, polarity: float | None, intents: Sequence[str], reach: int | None
 ) -> float:
     """urgency * audience: the part of priority that does not age (always >= 1)."""
-    base = {"negative": 3.0, "neutral": 1.5, "positive": 1.0}.get(label or "neutral", 1.5)
-    bonus = {"complaint": 2.0, "question": 1.5, "request": 1.0, "praise": 0.5}
-    urgency = base + sum(bonus.get(i, 0.0) for i in set(intents))
+    base = _LABEL_URGENCY.get(label or "neutral", 1.5)
+    urgency = base + sum(_INTENT_URGENCY.get(i, 0.0) for i in set(intents))
     urgency += max(0.0, -max(-1.0, min(1.0, polarity or 0.0)))
     audience = 1.0 + math.log10(1.0 + max(0, reach or 0)) / 2.0
     return urgency * audience
