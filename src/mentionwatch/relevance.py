@@ -82,9 +82,24 @@ def _stem(word: str) -> str:
     return word
 
 
+class _Stems(dict[str, str]):
+    """_stem of each word seen, kept (a text's words are then one C-level map)."""
+
+    def __missing__(self, word: str) -> str:
+        if len(self) > 100_000:
+            self.clear()
+        self[word] = stem = _stem(word)
+        return stem
+
+
+_STEMS = _Stems()
+
+
 def words(text: str) -> set[str]:
     """Content words of a text: lower-cased, singular, no function words."""
-    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
+    found = set(_WORD.findall(text.lower()))
+    found -= STOPWORDS  # before stemming: "this" is a function word, its "stem" "thi" is not
+    return set(map(_STEMS.__getitem__, found))
 
 
 def profile(term: Term, atoms: Sequence[str] = ()) -> TermProfile:
