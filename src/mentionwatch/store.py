@@ -820,7 +820,15 @@ class Store:
     # Writes
 
     def unknown_keys(self, keys: Sequence[str]) -> set[str]:
-        return set(keys) - set(self._known(keys))
+        """The keys not stored yet (read from the key index alone)."""
+        wanted = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found.update(r[0] for r in self.conn.execute(
+                f"SELECT key FROM mentions WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            ))  # fmt: skip
+        return set(wanted) - found
 
     def _known(self, keys: Iterable[str]) -> dict[str, Row]:
         """The stored rows (id, key, reach, what priority reads and what mention_terms
