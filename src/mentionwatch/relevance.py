@@ -146,10 +146,15 @@ class Counts:
     irrelevant: int = 0
     by_feature: dict[str, tuple[int, int]] = field(default_factory=dict)
 
+    @property
+    def learned(self) -> bool:
+        """True once decisions taught something (before that, logit is 0 for any text)."""
+        return bool(self.relevant + self.irrelevant and self.by_feature)
+
     def logit(self, feats: Iterable[str]) -> float:
-        n = self.relevant + self.irrelevant
-        if not n or not self.by_feature:
+        if not self.learned:
             return 0.0
+        n = self.relevant + self.irrelevant
         a = SMOOTHING
         evidence, count = 0.0, 0
         for f in feats:
@@ -218,7 +223,9 @@ class Scorer:
             # the `about` evidence fades (an explicit not_about word never does).
             n = counts.relevant + counts.irrelevant
             about *= SHRINK / (n + SHRINK)
-            value = sigmoid(about + penalty + counts.logit(features(m, prof)))
+            # A term without decisions yet learned nothing: its text's features are not read.
+            learned = counts.logit(features(m, prof)) if counts.learned else 0.0
+            value = sigmoid(about + penalty + learned)
             best = value if best is None else max(best, value)
         return None if best is None else round(best, 4)
 
