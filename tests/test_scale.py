@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mentionwatch import echoes
@@ -162,6 +162,22 @@ def test_search_reads_matches_in_time_order_and_ranks_the_newest(tmp_path, monke
     ranked = [m.text for m in store.mentions(Filters(search="backup"), order="relevance")]
     assert sorted(ranked) == sorted(["backup far", "backup", "backup restore"])
     assert ranked[0] == "backup"
+
+
+def test_dates_at_the_ends_of_the_calendar_save_and_group(tmp_path):
+    # Placeholder dates of broken APIs (Go's zero time 0001-01-01, 9999-12-31): stored as
+    # ISO 8601 text that reads back, and echo grouping looks 30 days either side of them.
+    store = Store(tmp_path / "m.db")
+    text = "pebblebase shipped offline sync for every plan today"
+    ends = (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC))
+    page = [Mention(source="x", native_id=f"{i}{copy}", text=("RT: " * copy) + text,
+                    created_at=when, terms=["pebblebase"])
+            for i, when in enumerate(ends) for copy in (0, 1)]  # fmt: skip
+    assert store.save_page("x", "pebblebase", page, "c1") == 4
+    stored = {m.native_id: m for m in store.mentions(Filters(statuses=()))}
+    assert stored["01"].echo_of == stored["00"].id and stored["11"].echo_of == stored["10"].id
+    assert store.get_cursor("x", "pebblebase") == "c1"
+    assert sorted(m.created_at for m in stored.values()) == [ends[1]] * 2 + [ends[0]] * 2
 
 
 def test_the_priority_order_reads_few_rows_of_a_large_table(tmp_path):

@@ -255,10 +255,10 @@ def iso(dt: datetime | None) -> str | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    dt = dt.astimezone(UTC)
-    if dt.year >= 1000:  # strftime's text, "+00:00" cut, at a fraction of its cost
-        return dt.isoformat(timespec="seconds")[:-6] + "Z"
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat's "+00:00" cut: strftime's text at a fraction of its cost, and years before
+    # 1000 zero-padded (Go's zero time, 0001-01-01, is a placeholder some APIs send), which
+    # strftime leaves unpadded and so unparseable.
+    return dt.astimezone(UTC).isoformat(timespec="seconds")[:-6] + "Z"
 
 
 def parse_iso(value: str) -> datetime:

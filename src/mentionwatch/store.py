@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from operator import attrgetter
 from pathlib import Path
@@ -333,15 +333,12 @@ def _group_echoes(
 
     if not rows:
         return
-    window = timedelta(days=echoes.WINDOW_DAYS)
     filed: dict[int, tuple[echoes.Signature, list[int], str, str, str | None, str]] = {}
     for mention_id, text, title, author, created_at in rows:
         sig = echoes.signature(echoes.text_of(text, title))
         keys = sig.band_keys()
         if keys:
-            moment = parse_iso(created_at)
-            lo, hi = iso(moment - window) or "", iso(moment + window) or ""
-            filed[mention_id] = (sig, keys, lo, hi, author, created_at)
+            filed[mention_id] = (sig, keys, *_echo_window(created_at), author, created_at)
     if not filed:
         return
     conn.executemany(
@@ -367,6 +364,19 @@ def _group_echoes(
             )
         else:
             conn.execute("UPDATE mentions SET echo_of = ? WHERE id = ?", (root, mention_id))
+
+
+def _echo_window(created_at: str) -> tuple[str, str]:
+    """The stored times an echo of a mention created then may have: WINDOW_DAYS either
+    side, cut at the ends of the calendar (a broken API's placeholder date, 9999-12-31,
+    must still save)."""
+    from mentionwatch.echoes import WINDOW_DAYS
+
+    moment, window = parse_iso(created_at), timedelta(days=WINDOW_DAYS)
+    low, high = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    lo = moment - window if moment - low > window else low
+    hi = moment + window if high - moment > window else high
+    return iso(lo) or "", iso(hi) or ""
 
 
 def _sharing_keys(conn: Any, filed: dict[int, Any]) -> list[int]:
