@@ -1834,11 +1834,14 @@ class Store:
 
     def echo_group(self, root: int, filters: Filters) -> list[Mention]:
         """The original `root` and its echoes that pass the filters, oldest first."""
+        # The members are found first (the root's id, the echo_of index) and the filters
+        # checked on just those rows: as `id = ? OR echo_of = ?` the planner walked the
+        # status index through every open mention instead (0.5 s per feed entry at 100k).
         where, params = self._where(filters)
-        clause = "(m.id = ? OR m.echo_of = ?)"
-        where += (" AND " if where else " WHERE ") + clause
+        clause = "m.id IN (SELECT ? UNION ALL SELECT e.id FROM mentions e WHERE e.echo_of = ?)"
+        where = f" WHERE {clause}" + where.replace(" WHERE ", " AND ", 1)
         sql = f"{self._select}{where} ORDER BY m.created_at, m.id"
-        return [_mention(row) for row in self._execute(sql, [*params, root, root], filters)]
+        return [_mention(row) for row in self._execute(sql, [root, root, *params], filters)]
 
     def echoes_of(self, ids: Sequence[int]) -> list[int]:
         """The ids of the echoes of these originals."""
