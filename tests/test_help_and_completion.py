@@ -55,6 +55,23 @@ def test_the_subjects_table_names_every_command_where_it_is_registered():
     assert [g.name for g in app.commands("alerts").registered_groups] == ["alerts"]
 
 
+def test_a_run_inside_a_run_builds_the_command_it_is_given(project, monkeypatch):
+    """The demo runs poll and feed in its own process: the args it passes, not the process's
+    command line (here `demo --serve`), name the command."""
+    import contextlib
+    import io
+
+    from mentionwatch.cli import app
+
+    monkeypatch.setattr(sys, "argv", ["mentionwatch", "demo", "--serve"])
+    project.write_config(HN_AND_RSS)
+    base = ["--config", str(project.config), "--db", str(project.db)]
+    with contextlib.redirect_stderr(io.StringIO()):
+        app([*base, "poll", "--quiet", "--no-alerts"], prog_name="mentionwatch",
+            standalone_mode=False)  # fmt: skip
+    assert project.run("feed", "-f", "ids").out.split()
+
+
 @pytest.mark.parametrize(
     ("argv", "command"),
     [

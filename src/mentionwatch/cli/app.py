@@ -107,7 +107,8 @@ class RootApp(App):
     command line needs them all (--help, completion, an unknown command)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        view = self.commands(invoked_command(kwargs.get("args")))
+        words = args[0] if args else kwargs.get("args")  # click's main(args=None, ...)
+        view = self.commands(invoked_command(words))
         return typer.Typer.__call__(view, *args, **kwargs)
 
     def commands(self, name: str | None = None) -> typer.Typer:
