@@ -543,6 +543,19 @@ def m012_team(db: Schema) -> None:
     )
 
 
+@migration
+def m013_priority_lists(db: Schema) -> None:
+    """The two priority lists (m007_scale) carry everything --sort priority reads of a
+    mention (id, the other key, created_at), so its threshold algorithm reads both lists
+    from their indexes alone: it fetched ~8 table rows per mention shown, each from a random
+    place in the table (at 1M mentions 2.1 ms of index and row reads for 20, 0.7 ms now).
+    The id follows the key, as the lists are ordered and paged by (key, id)."""
+    for column, other in (("priority_base", "priority_key"), ("priority_key", "priority_base")):
+        db.execute(f"DROP INDEX idx_mentions_{column}")
+        db.execute(f"CREATE INDEX idx_mentions_{column} ON mentions "
+                   f"(status, {column}, id, {other}, created_at)")  # fmt: skip
+
+
 # Tables a copy to another database leaves alone: each keeps its own migrations' record.
 _NOT_COPIED = {"_migrations"}
 # The leases row that says a `watch` process is alive ("worker HOST:PID"), beside its jobs'.
