@@ -554,6 +554,11 @@ def m013_priority_lists(db: Schema) -> None:
         db.execute(f"DROP INDEX idx_mentions_{column}")
         db.execute(f"CREATE INDEX idx_mentions_{column} ON mentions "
                    f"(status, {column}, id, {other}, created_at)")  # fmt: skip
+    # A SQLite database with statistics (someone ran ANALYZE): the new indexes need theirs,
+    # or the planner takes them for tiny and reads the feed's newest-first order through
+    # them, sorting every open mention (with no statistics at all it plans right).
+    if "sqlite_stat1" in db.tables():
+        db.execute("ANALYZE mentions")
 
 
 # Tables a copy to another database leaves alone: each keeps its own migrations' record.
