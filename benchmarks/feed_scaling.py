@@ -10,12 +10,18 @@ filter and order the feed offers:
 and the anchor, in the same run: `sqlite-utils rows DB mentions --limit 20` (whole process)
 on the 100k database. Printed: the time at each size, the ratio largest/smallest size (the
 target: <= 1.5, an order served by an index stays flat), and feed/sqlite-utils at 100k.
+
+Then, at 100k, the feed's output formats (rich, the default, on a pipe; plain; ids; jsonl)
+against the same anchor and against the floors of any Python CLI (`python -c pass`, `python
+-c 'import typer'`), as wall time and as CPU time (user + system of the child): on a shared,
+busy machine the CPU time is the steadier of the two.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -88,6 +94,40 @@ def whole(argv: list[str], runs: int) -> float:
     return statistics.median(times)
 
 
+def _child_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def formats(cli: list[str], db: Path, anchor: list[str], runs: int) -> None:
+    """Wall and CPU medians of each output format, the floors and the anchor, interleaved."""
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "python -c 'import typer'": [sys.executable, "-c", "import typer"],
+        **{f"feed -f {fmt}": [*cli, "--db", str(db), "feed", "--limit", "20", "-f", fmt]
+           for fmt in ("rich", "plain", "ids", "jsonl")},
+        "sqlite-utils rows --limit 20": anchor,
+    }  # fmt: skip
+    wall: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
+    for argv in commands.values():
+        subprocess.run(argv, capture_output=True, env=ENV, check=True)
+    for _ in range(runs):
+        for name, argv in commands.items():
+            used, start = _child_cpu(), time.perf_counter()
+            subprocess.run(argv, capture_output=True, env=ENV, check=True)
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(_child_cpu() - used)
+    w_anchor = statistics.median(wall["sqlite-utils rows --limit 20"])
+    c_anchor = statistics.median(cpu["sqlite-utils rows --limit 20"])
+    print("\n| whole process at 100k | wall ms | / sqlite-utils | CPU ms | / sqlite-utils |")
+    print("|---|---:|---:|---:|---:|")
+    for name in commands:
+        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        print(f"| {name} | {w * 1000:.0f} | {w / w_anchor:.2f} | {c * 1000:.0f} | "
+              f"{c / c_anchor:.2f} |", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
@@ -113,8 +153,8 @@ def main() -> None:
         cli = [sys.executable, "-m", "mentionwatch", "--config", str(config)]
         anchor_size = 100_000 if 100_000 in dbs else sizes[-1]
         utils = shutil.which("sqlite-utils") or "sqlite-utils"
-        anchor = whole([utils, "rows", str(dbs[anchor_size]), "mentions", "--limit", "20"],
-                       args.runs)  # fmt: skip
+        anchor_argv = [utils, "rows", str(dbs[anchor_size]), "mentions", "--limit", "20"]
+        anchor = whole(anchor_argv, args.runs)
         print(f"\nanchor: sqlite-utils rows DB mentions --limit 20 at {anchor_size}: "
               f"{anchor * 1000:.0f} ms\n")  # fmt: skip
         head = " | ".join(f"{s // 1000}k ms" for s in sizes)
@@ -134,6 +174,7 @@ def main() -> None:
                   + " | ".join(f"{t * 1000:.0f}" for t in process)
                   + f" | {process[-1] / process[0]:.2f} | {at_anchor / anchor:.2f} |",
                   flush=True)  # fmt: skip
+        formats(cli, dbs[anchor_size], anchor_argv, max(5, args.runs * 2))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,84 @@ def test_every_command_has_examples_and_no_placeholders():
     assert "<" not in top.split("Commands:")[0]
 
 
+def test_the_subjects_table_names_every_command_where_it_is_registered():
+    """A run imports only the module SUBJECTS names for its command; the table must say
+    where each command really lives (a missing one would still work, slower)."""
+    from mentionwatch.cli.app import SUBJECTS, app, command_name
+
+    full = app.commands()
+    registered: dict[str, list[str]] = {}
+    for info in full.registered_commands:
+        module = info.callback.__module__.rsplit(".", 1)[1]
+        registered.setdefault(module, []).append(command_name(info))
+    for group in full.registered_groups:
+        module = group.typer_instance.registered_callback.callback.__module__.rsplit(".", 1)[1]
+        registered.setdefault(module, []).append(group.name)
+    assert {m: sorted(n) for m, n in registered.items()} == {
+        m: sorted(n) for m, n in SUBJECTS.items()
+    }
+    assert list(registered) == list(SUBJECTS)  # --help's order
+    # A run builds just the command it names; anything else builds them all.
+    only = app.commands("export")
+    assert [command_name(c) for c in only.registered_commands] == ["export"]
+    assert not only.registered_groups
+    assert [g.name for g in app.commands("alerts").registered_groups] == ["alerts"]
+
+
+def test_a_run_inside_a_run_builds_the_command_it_is_given(project, monkeypatch):
+    """The demo runs poll and feed in its own process: the args it passes, not the process's
+    command line (here `demo --serve`), name the command."""
+    import contextlib
+    import io
+
+    from mentionwatch.cli import app
+
+    monkeypatch.setattr(sys, "argv", ["mentionwatch", "demo", "--serve"])
+    project.write_config(HN_AND_RSS)
+    base = ["--config", str(project.config), "--db", str(project.db)]
+    with contextlib.redirect_stderr(io.StringIO()):
+        app([*base, "poll", "--quiet", "--no-alerts"], prog_name="mentionwatch",
+            standalone_mode=False)  # fmt: skip
+    assert project.run("feed", "-f", "ids").out.split()
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["feed", "-n", "3"], "feed"),
+        (["--config", "feed", "--db", "x.db", "--debug", "--no-pager", "export"], "export"),
+        (["--config=c.toml", "--db=x.db", "handle", "1"], "handle"),
+        (["alerts", "test"], "alerts"),
+        (["--help", "feed"], None),
+        (["--version"], None),
+        (["fed"], None),
+        (["--db"], None),
+        ([], None),
+    ],
+)
+def test_a_command_line_names_its_command(argv, command):
+    from mentionwatch.cli.app import invoked_command
+
+    assert invoked_command(argv) == command
+
+
+def test_help_keeps_its_order_after_a_run_imported_one_module_first():
+    code = (
+        "from mentionwatch.cli.app import app, command_name\n"
+        "app.commands('feed')\n"
+        "print(' '.join(command_name(c) for c in app.commands().registered_commands))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    listed = out.split()
+    assert (
+        listed.index("init")
+        < listed.index("import")
+        < listed.index("feed")
+        < listed.index("reply")
+        < listed.index("auth")
+    ), listed
+
+
 def test_help_lists_valid_values():
     from mentionwatch.sources import registry
 

@@ -45,9 +45,9 @@ print("LOADED:" + ",".join(m for m in {heavy!r} if m in sys.modules), file=sys._
 """
 
 
-def loaded_modules(project, *args: str) -> set[str]:
+def loaded_modules(project, *args: str, watched: tuple[str, ...] = HEAVY) -> set[str]:
     argv = ["mentionwatch", "--config", str(project.config), "--db", str(project.db), *args]
-    code = f"import sys; sys.argv = {argv!r}\n" + PROBE.format(heavy=HEAVY)
+    code = f"import sys; sys.argv = {argv!r}\n" + PROBE.format(heavy=watched)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("LOADED:")]
     return {m for m in line.removeprefix("LOADED:").split(",") if m}
@@ -75,6 +75,27 @@ def test_reading_commands_import_nothing_heavy(project):
     for command in commands:
         assert loaded_modules(project, *command) == set(), command
     assert "mentionwatch.sentiment" in loaded_modules(project, "sentiment", "fine")
+
+
+@pytest.mark.sqlite_only
+def test_a_command_loads_its_own_cli_module_and_rich_only_to_draw(project):
+    """A run imports the module of the command it invokes, not every command's; the data
+    formats write without rich (rich costs more to import than the rest of the feed)."""
+    from mentionwatch.cli.app import SUBJECTS
+
+    project.write_config(demo_config(project.web, project.db))
+    project.run("poll", "--no-alerts")
+    modules = tuple(f"mentionwatch.cli.{m}" for m in SUBJECTS)
+    watched = (*modules, "rich", "mentionwatch.echoes", "mentionwatch.team", "html.parser")
+    for command in (["feed", "-f", "jsonl"], ["feed", "-f", "ids"], ["feed", "-f", "plain"],
+                    ["feed", "-f", "csv", "--search", "a"], ["export"]):  # fmt: skip
+        assert loaded_modules(project, *command, watched=watched) == {
+            "mentionwatch.cli.mentions"
+        }, command
+    assert loaded_modules(project, "handle", "1", watched=watched) == {
+        "mentionwatch.cli.mentions", "mentionwatch.team"
+    }  # fmt: skip
+    assert "rich" in loaded_modules(project, "feed", watched=watched)
 
 
 @pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)

@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from mentionwatch import echoes
 from mentionwatch.models import MENTION_COLUMNS, RECORD_KEYS, Filters, Mention, utcnow
 from mentionwatch.render import record, records
@@ -331,6 +333,31 @@ def test_databases_from_before_the_search_order_are_searched_after_upgrading(tmp
                                        created_at=utcnow())], None)  # fmt: skip
     found = [m.text for m in store.mentions(Filters(search="backup", statuses=()), limit=3)]
     assert found == ["backup 9", "backup 3", "backup 2"]
+
+
+@pytest.mark.sqlite_only
+def test_an_analyzed_database_keeps_its_plans_after_the_priority_lists_grow(tmp_path):
+    """m013_priority_lists replaces two indexes; a SQLite database with statistics gets
+    them for the new ones too, or the planner reads the newest-first feed through a
+    priority list (it covers created_at) and sorts every open mention."""
+    from mentionwatch import store as store_module
+
+    path = tmp_path / "m.db"
+    saved = store_module.MIGRATIONS[:]
+    store_module.MIGRATIONS[:] = [m for m in saved if m.__name__ != "m013_priority_lists"]
+    try:
+        old = Store(path)
+        _seed(old)
+        old.conn.execute("ANALYZE")
+        old.close()
+    finally:
+        store_module.MIGRATIONS[:] = saved
+    store = Store(path)
+    sql = "SELECT id FROM mentions WHERE status = ? ORDER BY created_at DESC, id DESC LIMIT 20"
+    plan = " ".join(r[3] for r in store.conn.execute(f"EXPLAIN QUERY PLAN {sql}", ["open"]))
+    assert "idx_mentions_status_created_at" in plan and "TEMP B-TREE" not in plan, plan
+    top = list(store.mentions(Filters(), limit=5, order="priority"))
+    assert [m.id for m in top] == [m.id for m in by_priority(store.mentions(Filters()), 5)]
 
 
 def test_a_config_of_ten_thousand_terms_loads_and_its_errors_name_the_line(project):

@@ -61,3 +61,44 @@ def test_check_failures_exit_1_and_name_the_problem(project):
     assert failed == {"bluesky", "hackernews"}
     assert "wrong-pass" not in result.out + result.err
     assert secrets_absent(result.out + result.err)
+
+
+def test_every_source_module_is_named_after_its_source():
+    """The registry lists names from module names and imports a module when its class is
+    asked for; a module that is not a source is one of the helpers."""
+    import importlib
+    import pkgutil
+
+    import mentionwatch.sources as package
+    from mentionwatch.sources import HELPERS
+
+    for module in pkgutil.iter_modules(package.__path__):
+        source = getattr(importlib.import_module(f"mentionwatch.sources.{module.name}"),
+                         "SOURCE", None)  # fmt: skip
+        if module.name in HELPERS:
+            assert source is None, module.name
+        else:
+            assert source is not None and source.name == module.name, module.name
+    names = list(registry())
+    assert names == sorted(names) and "x" in names and "base" not in names
+    assert registry()["x"].name == "x" and registry().get("nowhere") is None
+
+
+def test_a_config_loads_only_the_sources_it_sets_up(project):
+    import subprocess
+    import sys
+
+    project.write_config('[sources.hackernews]\n[[terms]]\nquery = "pebblebase"\n')
+    project.run("poll", "--no-alerts")
+    code = (
+        "import sys; sys.argv = ['mentionwatch', '--config', sys.argv[1], '--db', sys.argv[2],"
+        " 'feed', '--source', 'x']\n"
+        "from mentionwatch.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('mentionwatch.sources.')))"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(project.config), str(project.db)],
+                         capture_output=True, text=True)  # fmt: skip
+    loaded = eval(run.stdout.strip().splitlines()[-1])
+    assert "mentionwatch.sources.hackernews" in loaded
+    assert "mentionwatch.sources.reddit" not in loaded and "mentionwatch.sources.x" not in loaded

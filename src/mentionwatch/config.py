@@ -212,7 +212,8 @@ def load(
                 f"{path}: config file not found; run 'mentionwatch init' to write one"
                 " or pass --config PATH"
             )
-        return _with_database(Config(path=None, db_path=default_db_path()), db_override, None)
+        db_path = _chosen_file(db_override) or default_db_path()
+        return _with_database(Config(path=None, db_path=db_path), db_override, None)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -243,12 +244,25 @@ def _file_path(configured: str | None, config_dir: Path | None) -> Path:
     return default_db_path()
 
 
+def _chosen_file(cli_value: Path | str | None) -> Path | None:
+    """The database file --db or MENTIONWATCH_DB names (None: neither, or a URL): when one
+    is given, the platform's default path is never looked up (platformdirs costs start-up)."""
+    from mentionwatch.engines import is_url
+
+    chosen = _chosen(cli_value)
+    return Path(chosen).expanduser() if chosen and not is_url(chosen) else None
+
+
+def _chosen(cli_value: Path | str | None) -> str | None:
+    return str(cli_value) if cli_value is not None else os.environ.get("MENTIONWATCH_DB")
+
+
 def _with_database(config: Config, cli_value: Path | str | None, url: str | None) -> Config:
     """The database: --db, else MENTIONWATCH_DB, else [storage] url, else [storage] db (as
     read into `config.db_path`). --db and the variable take a file path or a URL."""
     from mentionwatch.engines import is_url
 
-    chosen = str(cli_value) if cli_value is not None else os.environ.get("MENTIONWATCH_DB")
+    chosen = _chosen(cli_value)
     if chosen:
         if is_url(chosen):
             return replace(config, db_url=chosen)
@@ -394,7 +408,7 @@ class _Parser:
         alerts = self.alerts(data["alerts"], [t.name for t in terms]) if "alerts" in data else ()
         config = Config(
             path=self.path,
-            db_path=_file_path(db, self.path.parent),
+            db_path=_chosen_file(db_override) or _file_path(db, self.path.parent),
             terms=terms,
             sources=sources,
             poll=self.poll(data.get("poll", {})),

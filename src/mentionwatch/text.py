@@ -32,7 +32,6 @@ import re
 from collections.abc import Callable
 from dataclasses import fields
 from functools import cache
-from html.parser import HTMLParser
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -151,27 +150,35 @@ _SPACES = re.compile(r"[ \t\f\v]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
 
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
+@cache
+def _text_extractor() -> type:
+    """The HTML parser class, defined on first use: html.parser is needed to read a
+    platform's HTML, never to show or export stored mentions."""
+    from html.parser import HTMLParser
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
-            self._skip += 1
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
+    class TextExtractor(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self._skip = 0
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style"):
-            self._skip = max(0, self._skip - 1)
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag in ("script", "style"):
+                self._skip += 1
+            elif tag in _BLOCK_TAGS:
+                self.parts.append("\n")
 
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("script", "style"):
+                self._skip = max(0, self._skip - 1)
+            elif tag in _BLOCK_TAGS:
+                self.parts.append("\n")
+
+        def handle_data(self, data: str) -> None:
+            if not self._skip:
+                self.parts.append(data)
+
+    return TextExtractor
 
 
 def html_to_text(value: str | None) -> str:
@@ -180,7 +187,7 @@ def html_to_text(value: str | None) -> str:
         return ""
     if "<" not in value and "&" not in value:
         return clean(value)
-    parser = _TextExtractor()
+    parser = _text_extractor()()
     parser.feed(value)
     parser.close()
     return clean("".join(parser.parts))

@@ -1,22 +1,10 @@
 """The command line, grouped by subject (like toot's cli/ package): each command parses its
-options, calls a service module and a renderer; the work itself lives outside cli/."""
+options, calls a service module and a renderer; the work itself lives outside cli/.
 
-import importlib
+Each subject module registers its commands when imported (`app.SUBJECTS` lists them in
+--help's order); running the app imports only the invoked command's module.
+"""
 
 from mentionwatch.cli.app import app, main, state
-
-# Importing a module registers its commands; this order is the order of --help.
-for _subject in (
-    "polling",
-    "importing",
-    "mentions",
-    "replying",
-    "team",
-    "scoring",
-    "alerting",
-    "trends",
-    "auth",
-):
-    importlib.import_module(f"{__name__}.{_subject}")
 
 __all__ = ["app", "main", "state"]

@@ -13,7 +13,8 @@ Conventions every command follows (the `alerts`/`watch` commands too):
 from __future__ import annotations
 
 import contextlib
-import difflib
+import copy
+import importlib
 import os
 import sqlite3
 import sys
@@ -84,7 +85,75 @@ class App(typer.Typer):
         return super().command(*args, cls=cls or Command, **kwargs)
 
 
-app = App(
+# The modules of cli/ in --help's order, and the commands each one registers when imported.
+# A run imports only the module of the command it invokes and typer builds only that
+# command: importing every module and building every command was most of feed's start-up.
+# (tests/test_help_and_completion.py checks this table against what the modules register.)
+SUBJECTS: dict[str, tuple[str, ...]] = {
+    "polling": ("init", "poll", "sources", "demo", "completion"),
+    "importing": ("import",),
+    "mentions": ("feed", "show", "handle", "ignore", "reopen", "export", "browse"),
+    "replying": ("reply",),
+    "team": ("assign", "unassign", "migrate-to"),
+    "scoring": ("sentiment", "rescore"),
+    "alerting": ("watch", "alerts"),
+    "trends": ("stats", "digest"),
+    "auth": ("auth",),
+}
+
+
+class RootApp(App):
+    """The `mentionwatch` app: running it builds only the invoked command, unless the
+    command line needs them all (--help, completion, an unknown command)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        words = args[0] if args else kwargs.get("args")  # click's main(args=None, ...)
+        view = self.commands(invoked_command(words))
+        return typer.Typer.__call__(view, *args, **kwargs)
+
+    def commands(self, name: str | None = None) -> typer.Typer:
+        """This app with every command, in --help's order, or with only command `name`."""
+        for module, names in SUBJECTS.items():
+            if name is None or name in names:
+                importlib.import_module(f"{__package__}.{module}")
+        view = copy.copy(self)
+        order = {f"{__package__}.{module}": i for i, module in enumerate(SUBJECTS)}
+        view.registered_commands = sorted(
+            (c for c in self.registered_commands if name in (None, command_name(c))),
+            key=lambda c: order.get(getattr(c.callback, "__module__", ""), len(order)),
+        )
+        view.registered_groups = [g for g in self.registered_groups if name in (None, g.name)]
+        if name is not None and not (view.registered_commands or view.registered_groups):
+            return self.commands()  # SUBJECTS is out of date: let click find it, or not
+        return view
+
+
+def command_name(info: Any) -> str:
+    """A registered command's name, as typer names it."""
+    return str(info.name or typer.main.get_command_name(info.callback.__name__))
+
+
+def invoked_command(args: Sequence[str] | None) -> str | None:
+    """The command a command line surely invokes: the first word after the global options.
+    None for anything else (--help, --version, completion, no command, an unknown one)."""
+    if f"_{PROG.upper()}_COMPLETE" in os.environ:  # shell completion: every command
+        return None
+    words = list(sys.argv[1:] if args is None else args)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in ("--config", "--db"):
+            i += 2
+        elif word in ("--debug", "--no-pager") or word.startswith(("--config=", "--db=")):
+            i += 1
+        elif word.startswith("-"):
+            return None
+        else:
+            return word if any(word in names for names in SUBJECTS.values()) else None
+    return None
+
+
+app = RootApp(
     name=PROG,
     help="Listen to what people say about your product, from the terminal.",
     epilog="Start with 'mentionwatch demo'; 'mentionwatch COMMAND -h' shows examples.",
@@ -252,6 +321,8 @@ def configured_term_names(ctx: click.Context | None = None) -> list[str]:
 
 
 def closest(value: str, choices: Sequence[str]) -> str | None:
+    import difflib
+
     found = difflib.get_close_matches(value.casefold(), [c.casefold() for c in choices], 1, 0.6)
     if not found:
         return None

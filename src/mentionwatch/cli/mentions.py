@@ -157,6 +157,8 @@ def _people(
     cfg: Config, filters: Filters, mine: bool, unassigned: bool, names: list[str] | None
 ) -> Filters:
     """--mine, --assignee and --unassigned (together: any of them)."""
+    if not (mine or unassigned or names):
+        return filters
     from mentionwatch import team
 
     chosen = [team.clean_name(n) for n in names or ()]

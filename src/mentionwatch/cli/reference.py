@@ -23,7 +23,7 @@ def help_text(*command: str) -> str:
 
     state.__init__()  # type: ignore[misc]
     state.config = Config(path=None, db_path=Path("/nonexistent/mentions.db"))
-    group = typer.main.get_command(app)
+    group = typer.main.get_command(app.commands())
     root = click.Context(group, info_name=PROG, terminal_width=WIDTH, max_content_width=WIDTH,
                          help_option_names=["-h", "--help"])  # fmt: skip
     if not command:
@@ -36,7 +36,7 @@ def help_text(*command: str) -> str:
 
 def reference() -> str:
     """Markdown: `mentionwatch --help`, then each command's help, in --help's order."""
-    group = typer.main.get_command(app)
+    group = typer.main.get_command(app.commands())
     names = list(group.commands)  # type: ignore[attr-defined]
     parts = ["```\n$ mentionwatch --help\n" + help_text() + "\n```\n"]
     for name in names:
