@@ -215,6 +215,21 @@ def test_feed_sorts_by_relevance_and_counts_with_a_cap(project):
     assert project.run("feed", "--sort", "priority", "-f", "ids", "-n", "2").out.count("\n") == 2
 
 
+def test_the_feed_note_counts_search_matches_to_a_smaller_cap(project):
+    project.write_config(CONFIG)
+    store = Store(project.db)
+    now = utcnow()
+    texts = ["pebblebase backup"] * 120 + ["pebblebase other"] * 5
+    store.save_page("x", "t", [Mention(source="x", native_id=str(i), text=f"{t} {i}",
+                                       created_at=now - timedelta(minutes=i), terms=["pebblebase"])
+                               for i, t in enumerate(texts)], None)  # fmt: skip
+    store.close()
+    note = project.run("feed", "-n", "5").out.strip().splitlines()[-1]
+    assert note == "120 more: --limit 0 shows all"  # under the feed's cap: exact
+    note = project.run("feed", "--search", "backup", "-n", "5").out.strip().splitlines()[-1]
+    assert note == "95+ more: --limit 0 shows all"  # 100 matches counted, "at least"
+
+
 def test_import_round_trips_an_export_and_reads_twarc(project, tmp_path):
     project.write_config(CONFIG)
     store = Store(project.db)
