@@ -87,6 +87,7 @@ class Action:
     verb: str
     mention: int
     args: list[str]
+    race: bool = False  # all three replied to this mention at once
     code: int = -1
     err: str = ""
     start: float = 0.0
@@ -103,6 +104,7 @@ class Report:
     deliveries: int = 0
     actions: collections.Counter[str] = field(default_factory=collections.Counter)
     replies_posted: int = 0
+    races: int = 0  # mentions all three replied to at the same moment
     command_ms: list[float] = field(default_factory=list)
     takeover: float | None = None  # seconds from the kill until all its jobs were held again
     problems: list[str] = field(default_factory=list)
@@ -112,7 +114,7 @@ class Report:
         out = [
             f"ran {self.seconds:.0f} s: {self.added} posts added, {self.stored} mentions stored, "
             f"{self.requests} searches in {self.runs} job polls, {self.deliveries} webhook "
-            f"deliveries, {self.replies_posted} replies posted",
+            f"deliveries, {self.replies_posted} replies posted, {self.races} three-way races",
             "people: " + ", ".join(f"{k} {v}" for k, v in sorted(self.actions.items())),
             f"people's commands: median {statistics.median(ms):.0f} ms, "
             f"p95 {ms[int(len(ms) * 0.95)]:.0f} ms",
@@ -162,6 +164,8 @@ class Soak:
         self.added: list[tuple[str, float]] = []  # (key, when) of each post added
         self.actions: list[Action] = []
         self.stopping = threading.Event()
+        self.barrier = threading.Barrier(len(PEOPLE))
+        self.race_target: list[int] = []
         self.report = Report()
         self.killed: tuple[Worker, float] | None = None
 
@@ -187,24 +191,32 @@ class Soak:
                                time.time()))  # fmt: skip
 
     def _person(self, person: str) -> None:
-        """Act on the newest mentions, as teammates working one inbox do (so they collide)."""
+        """Act on the newest mentions, as teammates working one inbox do (so they collide);
+        every third action all three reply to the same mention at the same moment."""
         rnd = random.Random(f"{person}{self.random.random()}")
-        config = self.config
         n = 0
         while not self.stopping.is_set():
             if not self._ready():
                 time.sleep(0.2)
                 continue
             n += 1
-            verb = rnd.choices(["reply", "handle", "assign", "reopen", "ignore"],
-                               [4, 2, 2, 1, 1])[0]  # fmt: skip
-            source = "AND source = 'mastodon' " if verb == "reply" else ""
-            newest = self.sql(f"SELECT id FROM mentions WHERE status = 'open' {source}"
-                              "ORDER BY id DESC LIMIT 2")  # fmt: skip
-            if not newest:
+            race = n % 3 == 0
+            if race:
+                try:  # all three here; one picks the mention; all three go
+                    if self.barrier.wait(60) == 0:
+                        self.race_target = self._unanswered(1)
+                    self.barrier.wait(60)
+                except threading.BrokenBarrierError:
+                    return
+                verb, targets = "reply", self.race_target
+            else:
+                verb = rnd.choices(["reply", "handle", "assign", "reopen", "ignore"],
+                                   [4, 2, 2, 1, 1])[0]  # fmt: skip
+                targets = self._unanswered(2) if verb == "reply" else self._newest(2)
+            if not targets:
                 time.sleep(0.2)
                 continue
-            target = rnd.choice(newest)[0]
+            target = rnd.choice(targets)
             tag = f"{person} #{n}"
             args = {
                 "reply": [str(target), f"Thanks, from {tag}", "--yes"],
@@ -213,15 +225,29 @@ class Soak:
                 "reopen": [str(target), "--note", tag],
                 "assign": [str(target), rnd.choice(PEOPLE)],
             }[verb]
-            action = Action(person, verb, target, args, start=time.monotonic())
-            done = subprocess.run(
-                [sys.executable, "-m", "mentionwatch", "--config", str(config), "--db",
-                 self.db, verb, *args],
-                capture_output=True, text=True, timeout=120,
-                env={**os.environ, "MENTIONWATCH_USER": person},
-            )  # fmt: skip
-            action.code, action.err, action.end = done.returncode, done.stderr, time.monotonic()
-            self.actions.append(action)
+            self.actions.append(self._act(person, verb, target, args, race))
+
+    def _act(self, person: str, verb: str, target: int, args: list[str], race: bool) -> Action:
+        action = Action(person, verb, target, args, race=race, start=time.monotonic())
+        done = subprocess.run(
+            [sys.executable, "-m", "mentionwatch", "--config", str(self.config), "--db",
+             self.db, verb, *args],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "MENTIONWATCH_USER": person},
+        )  # fmt: skip
+        action.code, action.err, action.end = done.returncode, done.stderr, time.monotonic()
+        return action
+
+    def _newest(self, limit: int) -> list[int]:
+        newest = "SELECT id FROM mentions WHERE status = 'open' ORDER BY id DESC LIMIT ?"
+        return [r[0] for r in self.sql(newest, limit)]
+
+    def _unanswered(self, limit: int) -> list[int]:
+        """The newest open Mastodon mentions nobody has replied to."""
+        return [r[0] for r in self.sql(
+            "SELECT id FROM mentions m WHERE status = 'open' AND source = 'mastodon' AND NOT "
+            "EXISTS (SELECT 1 FROM replies r WHERE r.mention_id = m.id) ORDER BY id DESC "
+            "LIMIT ?", limit)]  # fmt: skip
 
     def _ready(self) -> bool:
         """The workers have made the tables."""
@@ -257,11 +283,13 @@ class Soak:
                 workers.append(self._kill_one(workers))
                 time.sleep(max(0.0, started + self.seconds - time.monotonic()))
                 self.stopping.set()
+                self.barrier.abort()
                 for t in threads:
                     t.join(180)
                 self._settle(workers)
             finally:
                 self.stopping.set()
+                self.barrier.abort()
                 for w in workers:
                     if w.proc.poll() is None:
                         w.proc.send_signal(signal.SIGTERM)
@@ -420,6 +448,15 @@ class Soak:
             if _outcome(a) == "failed":
                 problems.append(f"{a.person}: {a.verb} {' '.join(a.args)} exited {a.code}: "
                                 f"{a.err.strip()[-300:]}")  # fmt: skip
+        races = collections.defaultdict(list)
+        for a in self.actions:
+            if a.race:
+                races[a.mention].append(a)
+        r.races = len(races)
+        for mention, racers in races.items():
+            won = [a.person for a in racers if a.code == 0]
+            if len(racers) == len(PEOPLE) and len(won) != 1:
+                problems.append(f"three replied to {mention} at once: {won or 'nobody'} posted")
         posted = self.web.platform("mastodon").posted
         r.replies_posted = len(posted)
         per = collections.Counter(s.get("in_reply_to_id") for s in posted)
