@@ -221,7 +221,7 @@ def deliver(
 
 
 def _lease_name(alert: str, channel: str) -> str:
-    return f"deliver {alert} {channel}"
+    return f"{team.DELIVERY_PREFIX}{alert} {channel}"
 
 
 def _room(store: Store, rule: AlertRule, channel: Channel) -> int | None:

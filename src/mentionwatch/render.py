@@ -902,6 +902,27 @@ def print_sources(console: Console, rows: Sequence[Any]) -> None:
             console.print(Text(f"{row.name}: {safe(row.usage)}"), soft_wrap=True)
 
 
+def print_leases(console: Console, leases: Sequence[Any]) -> None:
+    """Which worker polls each job of a shared database now (team.job_leases)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if not leases:
+        return
+    console.print()
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+    for column in ("job", "polled by", "lease"):
+        table.add_column(column, overflow="fold")
+    now = utcnow()
+    for lease in leases:
+        if lease.holder is None:
+            table.add_row(Text(safe(lease.job)), Text("nobody now", style="dim"), Text(""))
+        else:
+            left = age(now, lease.until)  # how long the lease still runs
+            table.add_row(Text(safe(lease.job)), Text(safe(lease.who)), Text(f"{left} left"))
+    console.print(table)
+
+
 def print_checks(console: Console, checks: Sequence[Any]) -> None:
     from rich.text import Text
 
