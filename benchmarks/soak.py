@@ -429,7 +429,13 @@ class Soak:
                 first.setdefault(body["delivery"], when)
             twice = [i for i in twice if not at - 2.0 <= first[i] <= at]
         if twice:
-            self.report.problems.append(f"{len(twice)} delivery ID(s) received twice")
+            times = collections.defaultdict(list)
+            for body, when in got:
+                times[body["delivery"]].append(f"{when:.2f}")
+            kill = f" (the kill at {self.killed[1]:.2f})" if self.killed else ""
+            examples = [(i[:8], times[i]) for i in twice[:3]]
+            self.report.problems.append(f"{len(twice)} delivery ID(s) received twice{kill}: "
+                                        f"{examples}")  # fmt: skip
         mentions = collections.Counter(body["mention"]["key"] for body, _ in got)
         if set(mentions) != stored:
             self.report.problems.append(
