@@ -105,6 +105,7 @@ class Report:
     actions: collections.Counter[str] = field(default_factory=collections.Counter)
     replies_posted: int = 0
     races: int = 0  # mentions all three replied to at the same moment
+    left_pending: int = 0  # alerts still queued when the workers stopped (a poll sent them)
     command_ms: list[float] = field(default_factory=list)
     takeover: float | None = None  # seconds from the kill until all its jobs were held again
     problems: list[str] = field(default_factory=list)
@@ -114,7 +115,8 @@ class Report:
         out = [
             f"ran {self.seconds:.0f} s: {self.added} posts added, {self.stored} mentions stored, "
             f"{self.requests} searches in {self.runs} job polls, {self.deliveries} webhook "
-            f"deliveries, {self.replies_posted} replies posted, {self.races} three-way races",
+            f"deliveries ({self.left_pending} still queued at the stop, sent by one more poll), "
+            f"{self.replies_posted} replies posted, {self.races} three-way races",
             "people: " + ", ".join(f"{k} {v}" for k, v in sorted(self.actions.items())),
             f"people's commands: median {statistics.median(ms):.0f} ms, "
             f"p95 {ms[int(len(ms) * 0.95)]:.0f} ms",
@@ -295,6 +297,7 @@ class Soak:
                         w.proc.send_signal(signal.SIGTERM)
                 codes = {w.name: w.proc.wait(30) for w in workers}
             self.report.seconds = time.monotonic() - started
+            self._flush()
             self._check(workers, codes)
             with open(self.dir / "requests.jsonl", "w", encoding="utf-8") as out:
                 for q in self.web.seen("/"):
@@ -342,6 +345,23 @@ class Soak:
             if keys <= stored and pending == 0:
                 return
             time.sleep(0.25)
+
+    def _flush(self) -> None:
+        """Alerts still queued when the workers stopped (they flush for a moment only) go
+        out with the next poll: one `mentionwatch poll`, through a door of its own."""
+        left = self.sql("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0]
+        self.report.left_pending = left
+        if not left:
+            return
+        env = {**os.environ, "http_proxy": self.web.door("final"),
+               "no_proxy": f"all://127.0.0.1:{self.rx.port}"}  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "mentionwatch", "--config", str(self.config), "--db", self.db,
+             "poll", "--quiet"], capture_output=True, text=True, timeout=600, env=env,
+        )  # fmt: skip
+        if done.returncode != 0:
+            self.report.problems.append(f"the last poll exited {done.returncode}: "
+                                        f"{done.stderr.strip()[-300:]}")  # fmt: skip
 
     # The checks
 

@@ -157,3 +157,33 @@ def test_poll_leaves_a_running_watch_its_jobs_and_sources_names_the_holders(shar
     assert "skipped" not in err and "hackernews:" in out
     assert _holders(project) == set()  # given back at the end
     assert "nobody now" in project.run("sources").out
+
+
+@pytest.mark.sqlite_only
+def test_a_cron_poll_beside_a_watch_leaves_it_the_channel_it_is_sending(project, rx):
+    """One SQLite file, a running `watch` busy sending alerts to a slow webhook, and a cron
+    `poll`: the poll saves its new mentions but sends nothing the watch is sending (it says
+    so); the watch sends the poll's alerts too, each exactly once."""
+    project.write_config(CONFIG.replace("HOOK", rx.url("/hooks/w")))
+    rx.slow("/hooks/w", 0.4, times=1000)
+    watch = Watch(project, "--interval", "60s")
+    try:
+        assert watch.wait_until(lambda: rx.seen("/hooks/w"), timeout=30), watch.lines
+        hn = project.web.platform("hackernews")
+        hn.extra_hits += [new_hit("990001", "acme?"), new_hit("990002", "gizmo!")]
+        polled = project.run("poll")
+        assert polled.code == 0, polled.err
+        assert "2 new mention(s)" in polled.out
+        assert "left to another mentionwatch process" in polled.out, polled.out
+        stored = project.rows("SELECT count(*) FROM mentions")[0][0]
+        assert watch.wait_until(lambda: len(rx.seen("/hooks/w")) >= stored, timeout=60)
+        time.sleep(0.5)  # nothing more comes
+    finally:
+        code, _ = watch.stop()
+    assert code == 0
+    delivered = [r.json() for r in rx.seen("/hooks/w")]
+    ids = [d["delivery"] for d in delivered]
+    assert len(ids) == len(set(ids)) == stored
+    keys = sorted(d["mention"]["key"] for d in delivered)
+    assert keys == sorted(k for (k,) in project.rows("SELECT key FROM mentions"))
+    assert {"hackernews:990001", "hackernews:990002"} <= set(keys)

@@ -661,8 +661,9 @@ def print_deliveries(report: Any, quiet: bool, err: Callable[[str], None]) -> No
             print(f"alerts: {report.delivered} delivered through {len(channels)} channel(s)")
         for c in report.channels:
             if c.elsewhere:
-                print(f"alerts: {safe(c.alert)} → {safe(c.label)}: {c.pending} left to another "
-                      "mentionwatch process, which is sending this channel's alerts now")  # fmt: skip
+                print(f"alerts: {safe(c.alert)} → {safe(c.label)}: {c.pending} left to "
+                      "another mentionwatch process, which is sending this channel's alerts "
+                      "now")  # fmt: skip
             if c.held:
                 print(f"alerts: {safe(c.alert)} → {safe(c.label)}: {c.held} held by "
                       "max_per_hour (sent grouped when the hour allows)")  # fmt: skip

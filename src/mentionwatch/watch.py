@@ -358,4 +358,5 @@ class _DeliveryThread(threading.Thread):
 
     def _report(self, reports: list[delivery.ChannelReport]) -> None:
         for report in reports:
-            self.on_report(report)
+            if not report.elsewhere:  # another process sends that channel: its news, not ours
+                self.on_report(report)
