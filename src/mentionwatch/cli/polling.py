@@ -109,8 +109,9 @@ def poll(
     finally:
         if shared is not None:
             shared.give_back()
-    if shared is not None and shared.summary() and not quiet:
-        say(shared.summary())
+    skipped = shared.summary() if shared is not None and not quiet else None
+    if skipped:
+        say(skipped)
     print_summary(report, quiet=quiet, err=say)
     if alerting:
         trendalerts.check(cfg, store)  # pile-ups, and a digest that is due (or overdue)
