@@ -157,7 +157,8 @@ class Leases:
 # most. Its leases end sooner when it finishes, or when its connection goes (a killed poll).
 ONE_SHOT_SECONDS = 900.0
 ONE_SHOT_PREFIX = "poll "
-# The lease of a (rule, channel)'s sending (delivery.py) is named "deliver RULE CHANNEL".
+# Earlier versions leased a (rule, channel)'s sending as "deliver RULE CHANNEL" (delivery.py
+# now holds a lock instead): such rows in the leases table are not polling jobs.
 DELIVERY_PREFIX = "deliver "
 
 
@@ -190,8 +191,10 @@ class OneShot:
         holders = sorted(set(self.skipped.values()))
         jobs = sorted(self.skipped)
         shown = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
-        return (f"poll: skipped {len(jobs)} job(s) leased to {', '.join(holders)} (running, "
-                f"they poll them on their own schedule): {shown}")  # fmt: skip
+        from mentionwatch.text import inert
+
+        return inert(f"poll: skipped {len(jobs)} job(s) leased to {', '.join(holders)} "
+                     f"(running, they poll them on their own schedule): {shown}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,6 @@ class JobLease:
     job: str  # "source scope"
     holder: str | None
     until: datetime | None  # the lease's end, while held
-    runs: int  # times it was taken over by a new holder
 
     @property
     def who(self) -> str:
@@ -224,5 +226,5 @@ def job_leases(store: Store) -> list[JobLease]:
         live = row["holder"] is not None and until is not None and until > now
         live = live and not row["gone"]
         leases.append(JobLease(row["job"], row["holder"] if live else None,
-                               until if live else None, int(row["runs"] or 0)))  # fmt: skip
+                               until if live else None))  # fmt: skip
     return leases
