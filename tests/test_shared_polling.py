@@ -7,6 +7,8 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -103,3 +105,85 @@ def _leases(project) -> list[tuple[str, str]]:
 
 def _holders(project) -> set[str]:
     return {holder for _, holder in _leases(project)}
+
+
+@pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
+def test_poll_leaves_a_running_watch_its_jobs_and_sources_names_the_holders(shared, rx):
+    """A cron `poll` beside a running `watch`: it skips the jobs the worker holds (and says
+    so in one line), polls the free ones under its own lease, and `sources` shows who holds
+    each job."""
+    project = shared
+    project.write_config(CONFIG.replace("HOOK", rx.url("/hooks/w")))
+    searches = lambda: project.web.seen("/hackernews/api/v1/search")  # noqa: E731
+    watch = Watch(project, "--interval", "60s")
+    try:
+        assert watch.wait_until(lambda: len(searches()) >= 4, timeout=30), watch.lines
+        assert watch.wait_until(lambda: len(_leases(project)) == 4), _leases(project)
+        listed = project.run("sources")
+        assert listed.code == 0, listed.err
+        jobs = listed.out.split("\njob ")[1].splitlines()[1:]
+        held = {" ".join(r[:2]): r[2:] for r in map(str.split, jobs) if r}
+        assert set(held) == {f"hackernews {t}" for t in TERMS}, listed.out
+        assert all(who[:2] == ["watch", _name(watch)] and who[-1] == "left"
+                   for who in held.values()), listed.out  # fmt: skip
+
+        before = len(searches())
+        polled = project.run("poll")
+        assert polled.code == 0, polled.err
+        assert len(searches()) == before  # nothing the worker holds was searched again
+        said = [line for line in polled.err.splitlines() if "skipped" in line]
+        assert len(said) == 1, polled.err
+        assert said[0].startswith(f"poll: skipped 4 job(s) leased to watch {_name(watch)}")
+        assert "hackernews acme" in said[0]
+        assert _holders(project) == {_name(watch)}  # poll took nothing from it
+    finally:
+        code, _ = watch.stop()
+    assert code == 0
+    # Nobody holds the jobs now: poll takes them all (under its own lease while it runs).
+    project.web.fail("/hackernews/api/v1/search", status=200, accept=True, delay=1.5)
+    slow = subprocess.Popen(
+        [sys.executable, "-m", "mentionwatch", "--config", str(project.config), "--db",
+         str(project.db), "poll"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert watch.wait_until(lambda: len(_holders(project)) == 1, timeout=20), _leases(project)
+        (holder,) = _holders(project)
+        assert holder == f"poll {os.uname().nodename}:{slow.pid}"
+        during = project.run("sources").out
+        assert f"poll {os.uname().nodename}:{slow.pid}" in during
+    finally:
+        out, err = slow.communicate(timeout=60)
+    assert slow.returncode == 0, err
+    assert "skipped" not in err and "hackernews:" in out
+    assert _holders(project) == set()  # given back at the end
+    assert "nobody now" in project.run("sources").out
+
+
+@pytest.mark.sqlite_only
+def test_a_cron_poll_beside_a_watch_leaves_it_the_channel_it_is_sending(project, rx):
+    """One SQLite file, a running `watch` busy sending alerts to a slow webhook, and a cron
+    `poll`: the poll saves its new mentions but sends nothing the watch is sending (it says
+    so); the watch sends the poll's alerts too, each exactly once."""
+    project.write_config(CONFIG.replace("HOOK", rx.url("/hooks/w")))
+    rx.slow("/hooks/w", 0.4, times=1000)
+    watch = Watch(project, "--interval", "60s")
+    try:
+        assert watch.wait_until(lambda: rx.seen("/hooks/w"), timeout=30), watch.lines
+        hn = project.web.platform("hackernews")
+        hn.extra_hits += [new_hit("990001", "acme?"), new_hit("990002", "gizmo!")]
+        polled = project.run("poll")
+        assert polled.code == 0, polled.err
+        assert "2 new mention(s)" in polled.out
+        assert "left to another mentionwatch process" in polled.out, polled.out
+        stored = project.rows("SELECT count(*) FROM mentions")[0][0]
+        assert watch.wait_until(lambda: len(rx.seen("/hooks/w")) >= stored, timeout=60)
+        time.sleep(0.5)  # nothing more comes
+    finally:
+        code, _ = watch.stop()
+    assert code == 0
+    delivered = [r.json() for r in rx.seen("/hooks/w")]
+    ids = [d["delivery"] for d in delivered]
+    assert len(ids) == len(set(ids)) == stored
+    keys = sorted(d["mention"]["key"] for d in delivered)
+    assert keys == sorted(k for (k,) in project.rows("SELECT key FROM mentions"))
+    assert {"hackernews:990001", "hackernews:990002"} <= set(keys)

@@ -11,6 +11,8 @@ Also here: test sends (`alerts test`) and the overview `alerts` prints.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import queue
 import random
 import threading
@@ -22,7 +24,6 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from mentionwatch import team
 from mentionwatch.alerts import AlertRule
 from mentionwatch.channels import (
     Channel,
@@ -55,6 +56,7 @@ class ChannelReport:
     pending: int = 0  # left for a later try
     error: str | None = None  # why the channel failed (None: it did not)
     held: int = 0  # waiting for the hourly cap
+    elsewhere: bool = False  # another process is sending this channel's deliveries now
 
 
 @dataclass
@@ -103,29 +105,34 @@ class Dispatcher:
         self.timeout = timeout or config.poll.timeout
         self.results: queue.Queue[_Answer] = queue.Queue()
         self.busy: dict[tuple[str, str], ChannelReport] = {}
-        # On a shared database (several watch or poll processes) one process at a time
-        # sends a (rule, channel)'s deliveries: it holds that channel's lease meanwhile.
-        self.holder = team.worker_name() if store.shared else None
+        # One process at a time sends a (rule, channel)'s deliveries (several watch workers
+        # on PostgreSQL, a cron poll beside a watch on SQLite): it holds that channel's lock
+        # (store.exclusive) from reading them to marking them.
+        self._locks: dict[tuple[str, str], contextlib.ExitStack] = {}
+        self.elsewhere: set[tuple[str, str]] = set()  # channels another process is sending
 
     def start(self, respect_backoff: bool = False) -> list[ChannelReport]:
         """Start sending what is pending (with respect_backoff, only what is due) on every
-        channel not already busy. Returns the reports of channels held by their hourly cap."""
-        due = self.store.due_deliveries(utcnow() if respect_backoff else None)
-        if self.holder is not None:
-            due = self._leased(due, respect_backoff)
+        channel not already busy. Returns the reports of channels held by their hourly cap,
+        and of those another process is sending right now."""
+        now = utcnow() if respect_backoff else None
         rules = {r.name: r for r in self.config.alerts}
-        work: dict[tuple[str, str], list[Delivery]] = {}
-        orphans = []
-        for d in due:
-            rule = rules.get(d.alert)
-            if rule is None or rule.channel(d.channel) is None:
-                orphans.append(d.id)
-            elif (d.alert, d.channel) not in self.busy:
-                work.setdefault((d.alert, d.channel), []).append(d)
+        work, orphans = self._work(self.store.due_deliveries(now), rules)
         if orphans:
             self.store.mark_dropped(orphans, "its rule or channel is no longer in the config")
-        held = []
-        for key, deliveries in work.items():
+        if not work:
+            return []
+        # Locked, what is pending is read again: another process may have sent some of it
+        # between the first read and the lock.
+        self.elsewhere = {key for key in work if not self._lock(key)}
+        held = [ChannelReport(key[0], _label(rules, key), pending=len(work[key]), elsewhere=True)
+                for key in self.elsewhere]  # fmt: skip
+        again, _ = self._work(self.store.due_deliveries(now), rules)
+        for key in set(work) - self.elsewhere - set(again):
+            self._release(key)  # sent by another process meanwhile
+        for key, deliveries in again.items():
+            if key not in self._locks:
+                continue
             rule = rules[key[0]]
             channel = rule.channel(key[1])
             assert channel is not None
@@ -144,25 +151,39 @@ class Dispatcher:
             ).start()
         return held
 
-    def _leased(self, due: list[Delivery], respect_backoff: bool) -> list[Delivery]:
-        """The due deliveries of the channels this process may send now: it takes their
-        leases, then reads what is pending again (another process may have sent some
-        between the first read and the lease)."""
-        assert self.holder is not None
-        names = {_lease_name(d.alert, d.channel) for d in due if (d.alert, d.channel) not in
-                 self.busy}  # fmt: skip
-        if not names:
-            return []
-        seconds = max(60.0, self.timeout * 4)
-        got = set(self.store.take_jobs(sorted(names), self.holder, seconds, len(names)))
-        if not got:
-            return []
-        again = self.store.due_deliveries(utcnow() if respect_backoff else None)
-        return [d for d in again if _lease_name(d.alert, d.channel) in got]
+    def _work(
+        self, due: list[Delivery], rules: dict[str, AlertRule]
+    ) -> tuple[dict[tuple[str, str], list[Delivery]], list[int]]:
+        """Due deliveries by (rule, channel), without the busy channels; and the ids of those
+        whose rule or channel is gone."""
+        work: dict[tuple[str, str], list[Delivery]] = {}
+        orphans = []
+        for d in due:
+            rule = rules.get(d.alert)
+            if rule is None or rule.channel(d.channel) is None:
+                orphans.append(d.id)
+            elif (d.alert, d.channel) not in self.busy:
+                work.setdefault((d.alert, d.channel), []).append(d)
+        return work, orphans
+
+    def _lock(self, key: tuple[str, str]) -> bool:
+        """Take the channel's lock (True), or False when another process holds it."""
+        from mentionwatch.store import Held
+
+        if key in self._locks:
+            return True
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(self.store.exclusive(_lock_name(*key)))
+        except Held:
+            return False
+        self._locks[key] = stack
+        return True
 
     def _release(self, key: tuple[str, str]) -> None:
-        if self.holder is not None:
-            self.store.drop_jobs([_lease_name(*key)], self.holder)
+        stack = self._locks.pop(key, None)
+        if stack is not None:
+            stack.close()
 
     def collect(
         self, wait: float | None, until_idle: bool = False
@@ -187,7 +208,7 @@ class Dispatcher:
             key, sent = item
             if sent is None:
                 finished.append(self.busy.pop(key))
-                self._release(key)  # after its deliveries were marked: see _leased
+                self._release(key)  # after its deliveries were marked: see start
             else:
                 _record(self.store, key, sent, self.busy[key])
         return finished, None
@@ -220,8 +241,16 @@ def deliver(
     return report
 
 
-def _lease_name(alert: str, channel: str) -> str:
-    return f"deliver {alert} {channel}"
+def _lock_name(alert: str, channel: str) -> str:
+    """The name of a (rule, channel)'s sending lock (on SQLite a file beside the database,
+    so it is made of safe characters whatever the rule is called)."""
+    digest = hashlib.sha256(f"{alert}\0{channel}".encode()).hexdigest()[:16]
+    return f"deliver-{digest}"
+
+
+def _label(rules: dict[str, AlertRule], key: tuple[str, str]) -> str:
+    channel = rules[key[0]].channel(key[1])
+    return channel.label if channel is not None else key[1]
 
 
 def _room(store: Store, rule: AlertRule, channel: Channel) -> int | None:

@@ -194,7 +194,10 @@ class Scorer:
     def counts(self, term: str) -> Counts:
         if term not in self._counts:
             relevant, irrelevant, by_feature = self.store.relevance_counts(term)
-            self._counts[term] = Counts(relevant, irrelevant, by_feature)
+            # Never below zero: decisions learned twice by racing processes (before learning
+            # took a lock) could have undone a lesson twice; a count below zero broke scoring.
+            by_feature = {f: (max(0, r), max(0, i)) for f, (r, i) in by_feature.items()}
+            self._counts[term] = Counts(max(0, relevant), max(0, irrelevant), by_feature)
         return self._counts[term]
 
     def forget(self, terms: Iterable[str]) -> None:
@@ -239,11 +242,16 @@ def learn(terms: Sequence[Term], atoms: Mapping[str, Sequence[str]], store: Stor
     """Apply the decisions recorded since the last call, then re-score the open mentions of
     the terms that learned something. Returns how many decisions were applied."""
     scorer = Scorer(terms, atoms, store)
-    events = store.relevance_events()
-    if not events:
+    if not store.relevance_events():  # a cheap look first: usually there is nothing new
         return 0
     touched: set[str] = set()
     with store.transaction():
+        # One learner at a time (several watch workers, a person's handle): each decision is
+        # counted once. Read again under the lock: another process may have learned them.
+        store.lock("relevance")
+        events = store.relevance_events()
+        if not events:
+            return 0
         for _event_id, mention_id, status in events:
             m = store.get(mention_id)
             taught = lesson(status)

@@ -660,6 +660,10 @@ def print_deliveries(report: Any, quiet: bool, err: Callable[[str], None]) -> No
         if channels:
             print(f"alerts: {report.delivered} delivered through {len(channels)} channel(s)")
         for c in report.channels:
+            if c.elsewhere:
+                print(f"alerts: {safe(c.alert)} → {safe(c.label)}: {c.pending} left to "
+                      "another mentionwatch process, which is sending this channel's alerts "
+                      "now")  # fmt: skip
             if c.held:
                 print(f"alerts: {safe(c.alert)} → {safe(c.label)}: {c.held} held by "
                       "max_per_hour (sent grouped when the hour allows)")  # fmt: skip
@@ -900,6 +904,27 @@ def print_sources(console: Console, rows: Sequence[Any]) -> None:
     for row in rows:  # quotas and budgets the sources count (YouTube's units, Yelp's calls)
         if row.usage:
             console.print(Text(f"{row.name}: {safe(row.usage)}"), soft_wrap=True)
+
+
+def print_leases(console: Console, leases: Sequence[Any]) -> None:
+    """Which worker polls each job of a shared database now (team.job_leases)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if not leases:
+        return
+    console.print()
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+    for column in ("job", "polled by", "lease"):
+        table.add_column(column, overflow="fold")
+    now = utcnow()
+    for lease in leases:
+        if lease.holder is None:
+            table.add_row(Text(safe(lease.job)), Text("nobody now", style="dim"), Text(""))
+        else:
+            left = age(now, lease.until)  # how long the lease still runs
+            table.add_row(Text(safe(lease.job)), Text(safe(lease.who)), Text(f"{left} left"))
+    console.print(table)
 
 
 def print_checks(console: Console, checks: Sequence[Any]) -> None:

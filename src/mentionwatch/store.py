@@ -1311,9 +1311,11 @@ class Store:
                 self.conn.execute("DELETE FROM leases WHERE job = ?", (f"{WORKER_PREFIX}{holder}",))
 
     def leases(self) -> list[Row]:
-        """Every polling job's lease: job ("source scope"), holder, expires_at, runs."""
+        """Every job's lease: job ("source scope"), holder, expires_at, runs, and gone (its
+        holder's connection has ended: the process died)."""
         return self.conn.execute(
-            "SELECT job, holder, expires_at, runs FROM leases WHERE job NOT LIKE ? ORDER BY job",
+            f"SELECT job, holder, expires_at, runs, {self.db.dead('session')} AS gone "
+            "FROM leases WHERE job NOT LIKE ? ORDER BY job",
             (f"{WORKER_PREFIX}%",),
         ).fetchall()
 

@@ -11,17 +11,21 @@ CLAIM_SECONDS, so a process killed mid-reply blocks nobody for long.
 
 Leases: several `watch` processes on one PostgreSQL database split the (source × term)
 jobs. Each lease lasts a few intervals and is renewed while its holder lives; a killed
-worker's lease runs out and another worker takes the job on its next tick. Nothing here
-imports a driver or asyncio: `feed` and `handle` read `me()`.
+worker's lease runs out and another worker takes the job on its next tick. A one-shot
+`poll` (cron) takes only the jobs no live process holds, for the length of its run, and
+says which it left to whom. Nothing here imports a driver or asyncio: `feed` and `handle`
+read `me()`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mentionwatch.errors import EXIT_FAILED, MentionwatchError
@@ -147,3 +151,80 @@ class Leases:
         jobs = [j for held in self.held.values() for j in held]
         self.store.drop_jobs(jobs, self.holder, retire=True)
         self.held.clear()
+
+
+# A one-shot poll holds its jobs for its whole run, without renewing them: this long at
+# most. Its leases end sooner when it finishes, or when its connection goes (a killed poll).
+ONE_SHOT_SECONDS = 900.0
+ONE_SHOT_PREFIX = "poll "
+# Earlier versions leased a (rule, channel)'s sending as "deliver RULE CHANNEL" (delivery.py
+# now holds a lock instead): such rows in the leases table are not polling jobs.
+DELIVERY_PREFIX = "deliver "
+
+
+@dataclass
+class OneShot:
+    """`poll` on a shared database: it polls the jobs nobody holds (leasing them while it
+    runs, so a watch worker leaves them alone meanwhile) and skips the ones a running
+    `watch` (or another poll) holds: that process polls them on its own schedule."""
+
+    store: Store
+    holder: str = field(default_factory=lambda: ONE_SHOT_PREFIX + worker_name())
+    got: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # job -> who holds it
+
+    def take(self, jobs: list[str]) -> list[str]:
+        self.got = self.store.take_jobs(jobs, self.holder, ONE_SHOT_SECONDS, len(jobs))
+        held = {lease.job: lease.who for lease in job_leases(self.store) if lease.holder}
+        self.skipped = {j: held.get(j) or "another process" for j in jobs if j not in self.got}
+        return self.got
+
+    def give_back(self) -> None:
+        with contextlib.suppress(Exception):  # unreturned leases end with the connection
+            self.store.drop_jobs(self.got, self.holder)
+        self.got = []
+
+    def summary(self) -> str | None:
+        """One line: which jobs were left to which running process, or None."""
+        if not self.skipped:
+            return None
+        holders = sorted(set(self.skipped.values()))
+        jobs = sorted(self.skipped)
+        shown = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
+        from mentionwatch.text import inert
+
+        return inert(f"poll: skipped {len(jobs)} job(s) leased to {', '.join(holders)} "
+                     f"(running, they poll them on their own schedule): {shown}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class JobLease:
+    """Who polls a job now (None: nobody; its last holder's lease has ended)."""
+
+    job: str  # "source scope"
+    holder: str | None
+    until: datetime | None  # the lease's end, while held
+
+    @property
+    def who(self) -> str:
+        """The holder as people read it: "watch HOST:PID" or "poll HOST:PID"."""
+        if self.holder is None or self.holder.startswith(ONE_SHOT_PREFIX):
+            return self.holder or "nobody"
+        return f"watch {self.holder}"
+
+
+def job_leases(store: Store) -> list[JobLease]:
+    """Every polling job's lease on a shared database, live holders only."""
+    from mentionwatch.models import parse_iso, utcnow
+
+    now = utcnow()
+    leases = []
+    for row in store.leases():
+        if row["job"].startswith(DELIVERY_PREFIX):  # a channel's sender, not a polling job
+            continue
+        until = parse_iso(row["expires_at"]) if row["expires_at"] else None
+        live = row["holder"] is not None and until is not None and until > now
+        live = live and not row["gone"]
+        leases.append(JobLease(row["job"], row["holder"] if live else None,
+                               until if live else None))  # fmt: skip
+    return leases

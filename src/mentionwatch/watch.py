@@ -351,9 +351,12 @@ class _DeliveryThread(threading.Thread):
         if due is None:
             return 30.0
         left = (due - utcnow()).total_seconds()
-        # A busy channel's deliveries are due but in flight: wait for its answer instead.
-        return min(30.0, max(left, 0.5 if dispatcher.busy else 0.05))
+        # A busy channel's deliveries are due but in flight (here or in another process that
+        # holds the channel's lock): wait for the answer instead.
+        waiting = dispatcher.busy or dispatcher.elsewhere
+        return min(30.0, max(left, 0.5 if waiting else 0.05))
 
     def _report(self, reports: list[delivery.ChannelReport]) -> None:
         for report in reports:
-            self.on_report(report)
+            if not report.elsewhere:  # another process sends that channel: its news, not ours
+                self.on_report(report)

@@ -74,7 +74,9 @@ def poll(
     """Fetch new mentions, save them, and send their alerts.
 
     A failing source or alert channel never stops the others; the exit code is 1 when one
-    failed. --no-alerts saves without queueing or sending any alert (a backfill).
+    failed. --no-alerts saves without queueing or sending any alert (a backfill). On a
+    PostgreSQL database the jobs running `watch` workers hold are left to them (one line
+    says which).
 
     \b
     Examples:
@@ -83,7 +85,7 @@ def poll(
       mentionwatch poll --no-alerts
       */15 * * * * mentionwatch poll --quiet     (a crontab line)
     """
-    from mentionwatch import alerts, delivery, trendalerts
+    from mentionwatch import alerts, delivery, team, trendalerts
     from mentionwatch.poller import Poller, PollInterrupted
     from mentionwatch.render import poll_progress, print_deliveries, print_summary
 
@@ -93,7 +95,9 @@ def poll(
     if alerting:
         alerts.check_channels(cfg)
     queue = alerts.Queue(cfg.alerts) if alerting else None
-    poller = Poller(cfg, store, source or (), term or (), notify=say, queue=queue)
+    shared = team.OneShot(store) if store.shared else None  # leave watch workers their jobs
+    poller = Poller(cfg, store, source or (), term or (), notify=say, queue=queue,
+                    take=shared.take if shared else None)  # fmt: skip
     try:
         with poll_progress(poller, enabled=not quiet and sys.stderr.isatty()):
             report = poller.run()
@@ -102,6 +106,12 @@ def poll(
         say(f"mentionwatch: interrupted; {stopped.report.new} new mention(s) saved (their "
             "alerts wait in the outbox), and the next poll picks up from there")  # fmt: skip
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        if shared is not None:
+            shared.give_back()
+    skipped = shared.summary() if shared is not None and not quiet else None
+    if skipped:
+        say(skipped)
     print_summary(report, quiet=quiet, err=say)
     if alerting:
         trendalerts.check(cfg, store)  # pile-ups, and a digest that is due (or overdue)
@@ -119,7 +129,8 @@ def sources(
 ) -> None:
     """List every source: enabled, credentials, last poll.
 
-    Credentials are shown as set or missing, never their values.
+    Credentials are shown as set or missing, never their values. On a PostgreSQL database
+    shared by several `watch` workers, each job's line says which worker polls it now.
 
     \b
     Examples:
@@ -137,6 +148,10 @@ def sources(
 
         store = Store(":memory:")
     render.print_sources(stdout_console(), poller.source_overview(cfg, store))
+    if store.shared:
+        from mentionwatch.team import job_leases
+
+        render.print_leases(stdout_console(), job_leases(store))
     if check:
         checks = poller.check_sources(cfg, store)
         stdout_console().print()

@@ -152,12 +152,8 @@ def _send(
     from mentionwatch import render, replies, team
 
     actor = team.me(cfg)
-    other = None if force or dry_run else team.answered_by_other(store, m.id or 0, actor)
-    if other is not None:
-        where_to = other["url"] or other["remote_id"] or "by hand"
-        fail(f"{other['actor']} already replied to {m.id} at {other['attempted_at']} "
-             f"({render.safe(where_to)}); nothing posted. See 'mentionwatch show {m.id}'; "
-             "pass --force to reply too", EXIT_FAILED)  # fmt: skip
+    if not (force or dry_run):
+        _refuse_if_answered(store, m, actor)
 
     for step, where in plan:
         where.check_length(step.text)
@@ -188,6 +184,10 @@ def _send(
             fail("not posted", EXIT_FAILED)
     held = team.claim(store, m.id or 0, actor, force=force) if sending else None
     try:
+        if held is not None and not force:
+            # Again, now that the mention is ours: a teammate may have finished a reply
+            # between the first look and the claim.
+            _refuse_if_answered(store, m, actor)
         for step, where in todo:
             if where.source is None:  # no reply API here: the reply page, by hand
                 _reply_by_hand(store, m, step.text, where.link, interactive, actor)
@@ -203,6 +203,18 @@ def _send(
     if sending and not keep_open:
         say(f"mention {m.id} marked handled")
     return True
+
+
+def _refuse_if_answered(store: Store, m: Mention, actor: str) -> None:
+    """Stop (exit 1, nothing posted) when a teammate already replied to this mention."""
+    from mentionwatch import render, team
+
+    other = team.answered_by_other(store, m.id or 0, actor)
+    if other is not None:
+        where_to = other["url"] or other["remote_id"] or "by hand"
+        fail(f"{other['actor']} already replied to {m.id} at {other['attempted_at']} "
+             f"({render.safe(where_to)}); nothing posted. See 'mentionwatch show {m.id}'; "
+             "pass --force to reply too", EXIT_FAILED)  # fmt: skip
 
 
 def _question(m: Mention, steps: list[Step]) -> str:

@@ -75,6 +75,9 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes = b""
+    door: str = ""  # which door (web.door(NAME)) it came through; "" for the main one
+    at: float = 0.0  # time.time() when it arrived, and when its answer was sent
+    done: float = 0.0
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -200,6 +203,7 @@ class LoopbackWeb:
             self.platforms[module.name] = mod.Platform(self)
         self._server: ThreadingHTTPServer | None = None
         self._other: ThreadingHTTPServer | None = None
+        self._doors: dict[str, ThreadingHTTPServer] = {}
 
     # Lifecycle
 
@@ -220,8 +224,16 @@ class LoopbackWeb:
         ).start()
         return server
 
+    def door(self, name: str) -> str:
+        """Another port onto the same web, whose requests are marked `door=name`: give each
+        of several clients its own (a base_url through it) to tell their requests apart."""
+        if name not in self._doors:
+            handler = type("Door", (_Handler,), {"web": self, "door": name})
+            self._doors[name] = self._serve(handler)
+        return f"http://127.0.0.1:{self._doors[name].server_address[1]}"
+
     def stop(self) -> None:
-        for server in (self._server, self._other):
+        for server in (self._server, self._other, *self._doors.values()):
             if server:
                 server.shutdown()
                 server.server_close()
@@ -395,6 +407,7 @@ def _gzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
 class _Handler(BaseHTTPRequestHandler):
     web: LoopbackWeb
     other = False  # the other origin
+    door = ""  # a door's name (LoopbackWeb.door)
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -410,7 +423,15 @@ class _Handler(BaseHTTPRequestHandler):
             query=parse_qs(parts.query, keep_blank_values=True),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
+            door=self.door,
+            at=time.time(),
         )
+        try:
+            self._answer(request)
+        finally:
+            request.done = time.time()
+
+    def _answer(self, request: Request) -> None:
         response = self.web.dispatch(request, elsewhere=self.other)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
