@@ -77,7 +77,7 @@ def own_work(db: Path, args: list[str], runs: int) -> float:
         start = time.perf_counter()
         store = Store(db, readonly=True)
         shown = list(store.mentions(filters, limit=20, order=order))
-        store.count_by_status(filters, cap=cli_mentions.COUNT_CAP)
+        store.count_by_status(filters, cap=cli_mentions.note_cap(filters))
         store.close()
         times.append(time.perf_counter() - start)
         assert shown or "--since" in args, args

@@ -111,7 +111,10 @@ def test_hostile_corpus_stays_inert_everywhere(project):
         assert_inert(name, out)
 
     records = [json.loads(line) for line in outputs["export jsonl"].splitlines()]
-    assert records == json.loads(outputs["export json"])
+    # priority decays with a mention's age, so it moves between the two exports
+    assert [{**r, "priority": 0} for r in records] == [
+        {**r, "priority": 0} for r in json.loads(outputs["export json"])
+    ]
     for record in records:
         for field, value in record.items():
             for item in value if isinstance(value, list) else [value]:

@@ -177,9 +177,14 @@ def _summary(store: Store, filters: Filters, limit: int | None) -> FeedSummary:
     from mentionwatch.render import FeedSummary
 
     narrowed = replace(filters, statuses=()) != Filters(statuses=())
-    cap = SEARCH_COUNT_CAP if filters.search else COUNT_CAP
+    cap = note_cap(filters)
     counts = store.count_by_status(filters, cap=cap)
     return FeedSummary(filters.statuses, counts, narrowed, limit, cap)
+
+
+def note_cap(filters: Filters) -> int:
+    """How far the note under the feed counts each status for these filters."""
+    return SEARCH_COUNT_CAP if filters.search else COUNT_CAP
 
 
 class _TermPatterns(dict):
