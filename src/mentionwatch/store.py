@@ -761,19 +761,14 @@ class Store:
         there (same key) is left as it is, so a copy that stopped half way can run again.
         Triggers' side effects are undone: the copied relevance_events are the record."""
         names = list(columns)
-        values = ", ".join("?" * len(names))
         if table == "mentions" and self.db.document is not None:  # PostgreSQL's tsvector
             at = {c: i for i, c in enumerate(names)}
             names.append(self.db.DOCUMENT[0])
-            values += f", {self.db.DOCUMENT[1]}"
             fields = [at.get(c) for c in ("text", "title", "author")]
             rows = [(*r, self.db.document(*(None if i is None else r[i] for i in fields)))
                     for r in rows]  # fmt: skip
-        quoted = ", ".join(f'"{c}"' for c in names)
         with self.transaction():
-            self.db.executemany(
-                f'INSERT INTO "{table}" ({quoted}) VALUES ({values}) ON CONFLICT DO NOTHING', rows
-            )
+            self.db.insert_missing(table, names, rows)
 
     def finish_load(self, table: str) -> None:
         """After a table is copied: new rows get ids after the copied ones."""

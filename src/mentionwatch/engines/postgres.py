@@ -174,6 +174,34 @@ class Engine:
         except psycopg.OperationalError as exc:
             raise _lost(self.label, exc) from None
 
+    def insert_missing(
+        self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert rows, leaving alone each one whose key is already there (migrate-to), in
+        the current transaction: COPY into a temporary table shaped like `table`, then one
+        INSERT … SELECT … ON CONFLICT DO NOTHING (COPY alone cannot skip a row; row by row
+        INSERTs cost several times more at a million mentions). Triggers fire as for any
+        INSERT."""
+        if not rows:
+            return
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        staged = f"mw_load_{table}"
+        try:
+            with self.conn.cursor() as cur:
+                # Only these columns, their types, no constraints: the target's checks them.
+                cur.execute(f'CREATE TEMPORARY TABLE "{staged}" AS SELECT {quoted} '
+                            f'FROM "{table}" WITH NO DATA')  # fmt: skip
+                with cur.copy(f'COPY "{staged}" ({quoted}) FROM STDIN') as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute(f'INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM "{staged}" '
+                            "ON CONFLICT DO NOTHING")  # fmt: skip
+                cur.execute(f'DROP TABLE "{staged}"')
+        except pg_errors.ReadOnlySqlTransaction:
+            raise StoreError(_read_only(self.label), EXIT_USAGE) from None
+        except psycopg.OperationalError as exc:
+            raise _lost(self.label, exc) from None
+
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
         """A large result without holding it: a server-side cursor on a second connection
         (so this connection stays free for other queries while it is read)."""
@@ -442,13 +470,21 @@ def _word_char(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LN" or unicodedata.category(ch) == "Co"
 
 
+# In ASCII, unicode61's letters and digits are exactly these, and folding is lower().
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
+
+
 def words(text: str | None) -> list[str]:
     """The words of a text, as unicode61 makes them: runs of letters and digits (and the
     combining diacritics that follow Latin letters), case-folded, Latin diacritics gone."""
+    if not text:
+        return []
+    if text.isascii():  # most text: one regex instead of a look at every character
+        return _ASCII_WORD.findall(text.lower())
     found: list[str] = []
     current: list[str] = []
     latin = False
-    for ch in text or "":
+    for ch in text:
         if _word_char(ch):
             current.append(_fold(ch))
             latin = _latin(ch)
@@ -469,6 +505,9 @@ def _lexeme(word: str) -> str:
 def document(text: str | None, title: str | None, author: str | None) -> str:
     """The tsvector (as text) of a mention: each column's words at their positions, the
     columns apart (no phrase runs from one into the next), within PostgreSQL's limits."""
+    columns = (("B", title), ("C", author), ("A", text))
+    if sum(len(v.encode()) for _, v in columns if v) < _MAX_LEXEME:
+        return _short_document(columns)
     at: dict[str, list[str]] = {}
     size = 0
     position = 0
@@ -489,6 +528,23 @@ def document(text: str | None, title: str | None, author: str | None) -> str:
                 size += 2
         position = min(position + 1, _MAX_POSITION)  # a gap between columns
     return " ".join(f"{_lexeme(w)}:{','.join(p)}" for w, p in at.items())
+
+
+def _short_document(columns: tuple[tuple[str, str | None], ...]) -> str:
+    """document() of a mention too short for any limit but the positions per word to apply
+    (most of them: this is the work of every save and copy on PostgreSQL)."""
+    at: dict[str, list[str]] = {}
+    position = 0
+    for weight, value in columns:
+        for word in words(value):
+            position += 1
+            places = at.get(word)
+            if places is None:
+                at[word] = [f"{position}{weight}"]
+            elif len(places) < _MAX_POSITIONS:
+                places.append(f"{position}{weight}")
+        position += 1
+    return " ".join([f"{_lexeme(w)}:{','.join(p)}" for w, p in at.items()])
 
 
 def tsquery(text: str) -> str | None:

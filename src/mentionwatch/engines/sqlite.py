@@ -79,6 +79,16 @@ class Engine:
     def executemany(self, sql: str, rows: Any) -> None:
         self.conn.executemany(sql, rows)
 
+    def insert_missing(
+        self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert rows, leaving alone each one whose key is already there (migrate-to)."""
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        marks = ", ".join("?" * len(columns))
+        self.conn.executemany(
+            f'INSERT INTO "{table}" ({quoted}) VALUES ({marks}) ON CONFLICT DO NOTHING', rows
+        )
+
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[sqlite3.Row]:
         """A large result, row by row (SQLite's cursor is lazy already)."""
         yield from self.conn.execute(sql, params)
