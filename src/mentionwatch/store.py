@@ -479,6 +479,13 @@ def m011_feed_indexes(db: Any) -> None:
     conn.execute("ANALYZE")  # the planner picks these indexes by their statistics
 
 
+def _status_literal(status: str) -> str:
+    """A status as an SQL literal: only the known words are ever written into SQL text."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    return f"'{status}'"
+
+
 def _intent_clause(intent: str, column: str = "m.intents") -> str:
     """The condition "has this intent" as SQL text, the same in the partial index of the
     intent (m011_feed_indexes) and in queries, which is how the planner knows it applies.
@@ -541,6 +548,17 @@ def m012_team(db: Schema) -> None:
         "CREATE TABLE leases (job TEXT PRIMARY KEY, holder TEXT, expires_at TEXT NOT NULL, "
         "runs INTEGER NOT NULL DEFAULT 0, session INTEGER)"
     )
+
+
+@migration
+def m013_search_by_status(db: Any) -> None:
+    """--search's per-status counts and reads served by the full-text index of that status
+    alone, at any size: PostgreSQL gets one partial GIN index per status (a match and
+    "status S" was otherwise the GIN matches ANDed with every mention of S, which grows
+    with the table); SQLite's FTS5 indexes the status already (m011_search_order)."""
+    from mentionwatch.models import STATUSES
+
+    db.full_text_by_status(STATUSES)
 
 
 # Tables a copy to another database leaves alone: each keeps its own migrations' record.
@@ -1444,7 +1462,7 @@ class Store:
                 yield from map(_mention, self._execute(sql, params, filters))
                 return
             where, params = self._where(filters)
-            ranked = self.db.ranked(self._select, where, params, filters.search, limit)
+            ranked = self.db.ranked(self._select, where, params, filters.search, limit, RANKED)
             yield from map(_mention, self._guarded(ranked, filters))
             return
         yield from map(_mention, self.rows(filters, limit, order))
@@ -1609,7 +1627,11 @@ class Store:
         if f.sentiments:
             clauses.append(f"m.sentiment IN ({','.join('?' * len(f.sentiments))})")
             params.extend(f.sentiments)
-        if f.statuses:
+        if f.statuses and f.search and not self.db.SEARCH_IN_TIME_ORDER:
+            # PostgreSQL's full text per status (m013_search_by_status): a literal, so that
+            # a prepared statement's plan can use the status's own index too.
+            clauses.append(f"m.status IN ({','.join(map(_status_literal, f.statuses))})")
+        elif f.statuses:
             clauses.append(f"m.status IN ({','.join('?' * len(f.statuses))})")
             params.extend(f.statuses)
         if f.intents:

@@ -292,6 +292,14 @@ class Engine:
     def full_text_by_time(self) -> None:
         """Nothing: matches are filtered by the GIN index and ordered by the feed's."""
 
+    def full_text_by_status(self, statuses: Sequence[str]) -> None:
+        """One partial GIN index per status: "matches with status S" reads only those (the
+        feed's note counts them per status, and reads one status at a time)."""
+        for status in statuses:
+            self.execute(f"CREATE INDEX idx_mentions_search_{status} ON mentions USING GIN "
+                         f"(search) WHERE status = '{status}'")  # fmt: skip
+        self.execute("ANALYZE mentions")
+
     def trigger(self, name: str, event: str, when: str, action: str) -> None:
         self.execute(
             f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
@@ -367,15 +375,19 @@ class Engine:
         return "m.search @@ CAST(? AS tsquery)", [query]
 
     def ranked(
-        self, select: str, where: str, params: list[Any], text: str, limit: int | None
-    ) -> Iterator[Row]:
+        self, select: str, where: str, params: list[Any], text: str, limit: int | None,
+        among: int,
+    ) -> Iterator[Row]:  # fmt: skip
         """Best match first (ts_rank, every column weighing the same, as bm25's default
         does; more occurrences rank higher and documents with more distinct words a little
-        lower: normalization 16, the closest to bm25's order), then newest."""
+        lower: normalization 16, the closest to bm25's order), then newest; ranked among
+        the newest `among` matches, as on SQLite (the rank is computed for those only)."""
         query = tsquery(text) or ""
-        sql = (f"{select}{where} ORDER BY ts_rank('{{1,1,1,1}}', m.search, "
-               "CAST(? AS tsquery), 16) DESC, m.created_at DESC")  # fmt: skip
-        args = [*params, query]
+        newest = (f"SELECT m.id FROM mentions m{where} "
+                  "ORDER BY m.created_at DESC, m.id DESC LIMIT ?")  # fmt: skip
+        sql = (f"{select} WHERE m.id IN ({newest}) ORDER BY ts_rank('{{1,1,1,1}}', m.search, "
+               "CAST(? AS tsquery), 16) DESC, m.created_at DESC, m.id DESC")  # fmt: skip
+        args = [*params, among, query]
         if limit:
             sql += " LIMIT ?"
             args.append(limit)

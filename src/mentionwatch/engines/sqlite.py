@@ -164,6 +164,9 @@ class Engine:
         finally:  # a connection holding a Python function is not closed at exit (WAL left behind)
             self.conn.create_function("time_key", 2, None)
 
+    def full_text_by_status(self, statuses: Sequence[str]) -> None:
+        """Nothing: FTS5 indexes the status as a column (full_text_by_time)."""
+
     def full_text_by_time(self) -> None:
         """The FTS5 index rebuilt with the time_key as its rowid and the status as a column
         (m011_search_order): it yields matches newest (or oldest) first and stops at the
