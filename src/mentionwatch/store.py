@@ -476,7 +476,7 @@ def m011_feed_indexes(db: Any) -> None:
             f"WHERE {_intent_clause(intent, 'intents')}"
         )
     db.full_text_on_text_only()  # SQLite's FTS5 triggers; PostgreSQL's tsvector has none
-    conn.execute("ANALYZE")  # the planner picks these indexes by their statistics
+    db.statistics()  # the planner picks these indexes by their statistics
 
 
 def _status_literal(status: str) -> str:

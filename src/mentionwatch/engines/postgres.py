@@ -298,7 +298,7 @@ class Engine:
         for status in statuses:
             self.execute(f"CREATE INDEX idx_mentions_search_{status} ON mentions USING GIN "
                          f"(search) WHERE status = '{status}'")  # fmt: skip
-        self.execute("ANALYZE mentions")
+        self.statistics()
 
     def trigger(self, name: str, event: str, when: str, action: str) -> None:
         self.execute(
@@ -333,8 +333,18 @@ class Engine:
     def analyze(self) -> None:
         """After a bulk copy: fresh planner statistics and the visibility map (autovacuum
         would get there later; until then a filter may be planned as if the tables were
-        empty, and counts read every row instead of the index alone)."""
-        self.execute("VACUUM ANALYZE")
+        empty, and counts read every row instead of the index alone). Only this schema's
+        tables: a bare VACUUM would go through every brand's schema on the server."""
+        self.execute(f"VACUUM ANALYZE {self._own_tables()}")
+
+    def statistics(self) -> None:
+        """Planner statistics of this schema's tables (a migration's new indexes are chosen
+        by them); a bare ANALYZE would read every schema on the server."""
+        self.execute(f"ANALYZE {self._own_tables()}")
+
+    def _own_tables(self) -> str:
+        rows = self.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return ", ".join(sorted(f'"{r[0]}"' for r in rows))
 
     @staticmethod
     def dead(column: str) -> str:

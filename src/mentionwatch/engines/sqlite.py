@@ -196,6 +196,10 @@ class Engine:
     def analyze() -> None:
         """Nothing: the store's indexes are chosen without SQLite's statistics."""
 
+    def statistics(self) -> None:
+        """The query planner's statistics (sqlite_stat1) of every table."""
+        self.conn.execute("ANALYZE")
+
     @staticmethod
     def dead(column: str) -> str:
         return "0"
