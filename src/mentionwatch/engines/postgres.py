@@ -393,14 +393,17 @@ class Engine:
         lower: normalization 16, the closest to bm25's order), then newest; ranked among
         the newest `among` matches, as on SQLite (the rank is computed for those only)."""
         query = tsquery(text) or ""
-        newest = (f"SELECT m.id FROM mentions m{where} "
+        # The newest matches (id, time, document only), ranked, then the rows of the best.
+        newest = (f"SELECT m.id, m.created_at, m.search FROM mentions m{where} "
                   "ORDER BY m.created_at DESC, m.id DESC LIMIT ?")  # fmt: skip
-        sql = (f"{select} WHERE m.id IN ({newest}) ORDER BY ts_rank('{{1,1,1,1}}', m.search, "
-               "CAST(? AS tsquery), 16) DESC, m.created_at DESC, m.id DESC")  # fmt: skip
-        args = [*params, among, query]
+        best = (f"SELECT n.id, ts_rank('{{1,1,1,1}}', n.search, CAST(? AS tsquery), 16) AS rank "
+                f"FROM ({newest}) n ORDER BY rank DESC, n.created_at DESC, n.id DESC")  # fmt: skip
+        args = [query, *params, among]
         if limit:
-            sql += " LIMIT ?"
+            best += " LIMIT ?"
             args.append(limit)
+        sql = (f"{select} JOIN ({best}) r ON r.id = m.id "
+               "ORDER BY r.rank DESC, m.created_at DESC, m.id DESC")  # fmt: skip
         yield from self.stream(sql, args)
 
     @staticmethod
