@@ -9,12 +9,11 @@ schema on a PostgreSQL server by `migrate-to`'s copy: --url, else a throwaway cl
 corpus files are kept in DIR and, with --url, each size's schema (corpus_SIZE) stays on the
 server, so a later run reuses both (a million takes minutes to build and copy).
 For each filter and order: the feed's own work (`feed --limit 20`: the 20 mentions and the
-note's capped counts, median of --runs, the database already open) on SQLite and on
-PostgreSQL at each size;
-printed with the ratio largest/smallest size per engine (an order served by an index stays
-flat: target <= 1.5) and PostgreSQL/SQLite at the largest size (the anchor: SQLite,
-measured in the same run). Opening the database (connecting, checking its migrations) is
-measured apart: a command pays it once.
+note's capped counts, median of --runs, the sizes taking turns, the database already open)
+on SQLite and on PostgreSQL at each size; printed with the ratio largest/smallest size per
+engine (an order served by an index stays flat: target <= 1.5) and PostgreSQL/SQLite at the
+largest size (the anchor: SQLite, measured in the same run). Opening the database
+(connecting, checking its migrations) is measured apart: a command pays it once.
 """
 
 from __future__ import annotations
@@ -32,19 +31,22 @@ import corpus
 from feed_scaling import CASES, parsed
 
 
-def reads(store: object, args: list[str], runs: int) -> float:
-    """What `feed --limit 20` reads (the mentions and the note's capped counts), median."""
+def reads(stores: list[object], args: list[str], runs: int) -> list[float]:
+    """What `feed --limit 20` reads (the mentions and the note's capped counts) from each
+    store, median of `runs`; the stores take turns in each run, so a burst of load on this
+    shared machine falls on every size alike instead of on one."""
     from mentionwatch.cli import mentions as cli_mentions
 
     filters, order = parsed(args)
-    times = []
+    times: list[list[float]] = [[] for _ in stores]
     for _ in range(runs + 1):  # the first warms the caches
-        start = time.perf_counter()
-        shown = list(store.mentions(filters, limit=20, order=order))  # type: ignore[attr-defined]
-        store.count_by_status(filters, cap=cli_mentions.COUNT_CAP)  # type: ignore[attr-defined]
-        times.append(time.perf_counter() - start)
-        assert shown or "--since" in args, args
-    return statistics.median(times[1:])
+        for i, store in enumerate(stores):
+            start = time.perf_counter()
+            shown = list(store.mentions(filters, limit=20, order=order))  # type: ignore[attr-defined]
+            store.count_by_status(filters, cap=cli_mentions.COUNT_CAP)  # type: ignore[attr-defined]
+            times[i].append(time.perf_counter() - start)
+            assert shown or "--since" in args, args
+    return [statistics.median(t[1:]) for t in times]
 
 
 def opening(location: object, runs: int) -> float:
@@ -133,8 +135,8 @@ def main() -> None:
             stores = {(e, s): Store(at[s], readonly=True)  # type: ignore[index]
                       for e, at in places for s in sizes}  # fmt: skip
             for name, case in CASES.items():
-                lite = [reads(stores["sqlite", s], case, args.runs) for s in sizes]
-                pg = [reads(stores["pg", s], case, args.runs) for s in sizes]
+                lite = reads([stores["sqlite", s] for s in sizes], case, args.runs)
+                pg = reads([stores["pg", s] for s in sizes], case, args.runs)
                 print(f"| {name} | " + " | ".join(f"{t * 1000:.1f}" for t in lite)
                       + f" | {lite[-1] / lite[0]:.2f} | "
                       + " | ".join(f"{t * 1000:.1f}" for t in pg)
