@@ -185,18 +185,18 @@ class Engine:
         if not rows:
             return
         quoted = ", ".join(f'"{c}"' for c in columns)
-        staged = f"mw_load_{table}"
+        staged = f'pg_temp."mw_load_{table}"'  # this session's own
         try:
             with self.conn.cursor() as cur:
                 # Only these columns, their types, no constraints: the target's checks them.
-                cur.execute(f'CREATE TEMPORARY TABLE "{staged}" AS SELECT {quoted} '
+                cur.execute(f"CREATE TEMPORARY TABLE {staged} AS SELECT {quoted} "
                             f'FROM "{table}" WITH NO DATA')  # fmt: skip
-                with cur.copy(f'COPY "{staged}" ({quoted}) FROM STDIN') as copy:
+                with cur.copy(f"COPY {staged} ({quoted}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
-                cur.execute(f'INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM "{staged}" '
+                cur.execute(f'INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM {staged} '
                             "ON CONFLICT DO NOTHING")  # fmt: skip
-                cur.execute(f'DROP TABLE "{staged}"')
+                cur.execute(f"DROP TABLE {staged}")
         except pg_errors.ReadOnlySqlTransaction:
             raise StoreError(_read_only(self.label), EXIT_USAGE) from None
         except psycopg.OperationalError as exc:
