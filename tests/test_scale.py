@@ -139,10 +139,16 @@ def test_limited_reads_are_the_head_of_the_full_order_and_follow_status_changes(
     assert all(a == b and c == d for a, b, c, d in terms)
 
 
-def test_search_reads_matches_in_time_order_and_ranks_the_newest(tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_search_reads_matches_in_time_order_and_ranks_the_newest(
+    tmp_path, monkeypatch, request, engine
+):
     # --search is read from FTS5 in time order (its rowid is the time key), so dates far
     # outside the usual range (placeholders of broken APIs) must still be stored and found.
-    store = Store(tmp_path / "m.db")
+    # PostgreSQL's full text (GIN, ts_rank) must answer the same: the same newest matches
+    # ranked, per status.
+    at = tmp_path / "m.db" if engine == "sqlite" else request.getfixturevalue("pg_url")
+    store = Store(at)
     now = utcnow()
     texts = ["backup backup backup", "backup", "backup restore", "backup backup"]
     page = [Mention(source="x", native_id=str(i), text=t, created_at=now - timedelta(days=i))

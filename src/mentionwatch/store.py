@@ -494,7 +494,14 @@ def m011_feed_indexes(db: Any) -> None:
             f"WHERE {_intent_clause(intent, 'intents')}"
         )
     db.full_text_on_text_only()  # SQLite's FTS5 triggers; PostgreSQL's tsvector has none
-    conn.execute("ANALYZE")  # the planner picks these indexes by their statistics
+    db.statistics()  # the planner picks these indexes by their statistics
+
+
+def _status_literal(status: str) -> str:
+    """A status as an SQL literal: only the known words are ever written into SQL text."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    return f"'{status}'"
 
 
 def _intent_clause(intent: str, column: str = "m.intents") -> str:
@@ -581,6 +588,17 @@ def m013_priority_lists(db: Schema) -> None:
     # them, sorting every open mention (with no statistics at all it plans right).
     if "sqlite_stat1" in db.tables():
         db.execute("ANALYZE mentions")
+
+
+@migration
+def m013_search_by_status(db: Any) -> None:
+    """--search's per-status counts and reads served by the full-text index of that status
+    alone, at any size: PostgreSQL gets one partial GIN index per status (a match and
+    "status S" was otherwise the GIN matches ANDed with every mention of S, which grows
+    with the table); SQLite's FTS5 indexes the status already (m011_search_order)."""
+    from mentionwatch.models import STATUSES
+
+    db.full_text_by_status(STATUSES)
 
 
 # Tables a copy to another database leaves alone: each keeps its own migrations' record.
@@ -814,19 +832,14 @@ class Store:
         there (same key) is left as it is, so a copy that stopped half way can run again.
         Triggers' side effects are undone: the copied relevance_events are the record."""
         names = list(columns)
-        values = ", ".join("?" * len(names))
         if table == "mentions" and self.db.document is not None:  # PostgreSQL's tsvector
             at = {c: i for i, c in enumerate(names)}
             names.append(self.db.DOCUMENT[0])
-            values += f", {self.db.DOCUMENT[1]}"
             fields = [at.get(c) for c in ("text", "title", "author")]
             rows = [(*r, self.db.document(*(None if i is None else r[i] for i in fields)))
                     for r in rows]  # fmt: skip
-        quoted = ", ".join(f'"{c}"' for c in names)
         with self.transaction():
-            self.db.executemany(
-                f'INSERT INTO "{table}" ({quoted}) VALUES ({values}) ON CONFLICT DO NOTHING', rows
-            )
+            self.db.insert_missing(table, names, rows)
 
     def finish_load(self, table: str) -> None:
         """After a table is copied: new rows get ids after the copied ones."""
@@ -1511,7 +1524,7 @@ class Store:
                 yield from map(_mention, self._execute(sql, params, filters))
                 return
             where, params = self._where(filters)
-            ranked = self.db.ranked(self._select, where, params, filters.search, limit)
+            ranked = self.db.ranked(self._select, where, params, filters.search, limit, RANKED)
             yield from map(_mention, self._guarded(ranked, filters))
             return
         yield from map(_mention, self.rows(filters, limit, order))
@@ -1688,7 +1701,11 @@ class Store:
         if f.sentiments:
             clauses.append(f"m.sentiment IN ({','.join('?' * len(f.sentiments))})")
             params.extend(f.sentiments)
-        if f.statuses:
+        if f.statuses and f.search and not self.db.SEARCH_IN_TIME_ORDER:
+            # PostgreSQL's full text per status (m013_search_by_status): a literal, so that
+            # a prepared statement's plan can use the status's own index too.
+            clauses.append(f"m.status IN ({','.join(map(_status_literal, f.statuses))})")
+        elif f.statuses:
             clauses.append(f"m.status IN ({','.join('?' * len(f.statuses))})")
             params.extend(f.statuses)
         if f.intents:

@@ -174,6 +174,34 @@ class Engine:
         except psycopg.OperationalError as exc:
             raise _lost(self.label, exc) from None
 
+    def insert_missing(
+        self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert rows, leaving alone each one whose key is already there (migrate-to), in
+        the current transaction: COPY into a temporary table shaped like `table`, then one
+        INSERT … SELECT … ON CONFLICT DO NOTHING (COPY alone cannot skip a row; row by row
+        INSERTs cost several times more at a million mentions). Triggers fire as for any
+        INSERT."""
+        if not rows:
+            return
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        staged = f'pg_temp."mw_load_{table}"'  # this session's own
+        try:
+            with self.conn.cursor() as cur:
+                # Only these columns, their types, no constraints: the target's checks them.
+                cur.execute(f"CREATE TEMPORARY TABLE {staged} AS SELECT {quoted} "
+                            f'FROM "{table}" WITH NO DATA')  # fmt: skip
+                with cur.copy(f"COPY {staged} ({quoted}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute(f'INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM {staged} '
+                            "ON CONFLICT DO NOTHING")  # fmt: skip
+                cur.execute(f"DROP TABLE {staged}")
+        except pg_errors.ReadOnlySqlTransaction:
+            raise StoreError(_read_only(self.label), EXIT_USAGE) from None
+        except psycopg.OperationalError as exc:
+            raise _lost(self.label, exc) from None
+
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
         """A large result without holding it: a server-side cursor on a second connection
         (so this connection stays free for other queries while it is read)."""
@@ -264,6 +292,14 @@ class Engine:
     def full_text_by_time(self) -> None:
         """Nothing: matches are filtered by the GIN index and ordered by the feed's."""
 
+    def full_text_by_status(self, statuses: Sequence[str]) -> None:
+        """One partial GIN index per status: "matches with status S" reads only those (the
+        feed's note counts them per status, and reads one status at a time)."""
+        for status in statuses:
+            self.execute(f"CREATE INDEX idx_mentions_search_{status} ON mentions USING GIN "
+                         f"(search) WHERE status = '{status}'")  # fmt: skip
+        self.statistics()
+
     def trigger(self, name: str, event: str, when: str, action: str) -> None:
         self.execute(
             f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
@@ -297,8 +333,18 @@ class Engine:
     def analyze(self) -> None:
         """After a bulk copy: fresh planner statistics and the visibility map (autovacuum
         would get there later; until then a filter may be planned as if the tables were
-        empty, and counts read every row instead of the index alone)."""
-        self.execute("VACUUM ANALYZE")
+        empty, and counts read every row instead of the index alone). Only this schema's
+        tables: a bare VACUUM would go through every brand's schema on the server."""
+        self.execute(f"VACUUM ANALYZE {self._own_tables()}")
+
+    def statistics(self) -> None:
+        """Planner statistics of this schema's tables (a migration's new indexes are chosen
+        by them); a bare ANALYZE would read every schema on the server."""
+        self.execute(f"ANALYZE {self._own_tables()}")
+
+    def _own_tables(self) -> str:
+        rows = self.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return ", ".join(sorted(f'"{r[0]}"' for r in rows))
 
     @staticmethod
     def dead(column: str) -> str:
@@ -339,18 +385,25 @@ class Engine:
         return "m.search @@ CAST(? AS tsquery)", [query]
 
     def ranked(
-        self, select: str, where: str, params: list[Any], text: str, limit: int | None
-    ) -> Iterator[Row]:
+        self, select: str, where: str, params: list[Any], text: str, limit: int | None,
+        among: int,
+    ) -> Iterator[Row]:  # fmt: skip
         """Best match first (ts_rank, every column weighing the same, as bm25's default
         does; more occurrences rank higher and documents with more distinct words a little
-        lower: normalization 16, the closest to bm25's order), then newest."""
+        lower: normalization 16, the closest to bm25's order), then newest; ranked among
+        the newest `among` matches, as on SQLite (the rank is computed for those only)."""
         query = tsquery(text) or ""
-        sql = (f"{select}{where} ORDER BY ts_rank('{{1,1,1,1}}', m.search, "
-               "CAST(? AS tsquery), 16) DESC, m.created_at DESC")  # fmt: skip
-        args = [*params, query]
+        # The newest matches (id, time, document only), ranked, then the rows of the best.
+        newest = (f"SELECT m.id, m.created_at, m.search FROM mentions m{where} "
+                  "ORDER BY m.created_at DESC, m.id DESC LIMIT ?")  # fmt: skip
+        best = (f"SELECT n.id, ts_rank('{{1,1,1,1}}', n.search, CAST(? AS tsquery), 16) AS rank "
+                f"FROM ({newest}) n ORDER BY rank DESC, n.created_at DESC, n.id DESC")  # fmt: skip
+        args = [query, *params, among]
         if limit:
-            sql += " LIMIT ?"
+            best += " LIMIT ?"
             args.append(limit)
+        sql = (f"{select} JOIN ({best}) r ON r.id = m.id "
+               "ORDER BY r.rank DESC, m.created_at DESC, m.id DESC")  # fmt: skip
         yield from self.stream(sql, args)
 
     @staticmethod
@@ -442,13 +495,21 @@ def _word_char(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LN" or unicodedata.category(ch) == "Co"
 
 
+# In ASCII, unicode61's letters and digits are exactly these, and folding is lower().
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
+
+
 def words(text: str | None) -> list[str]:
     """The words of a text, as unicode61 makes them: runs of letters and digits (and the
     combining diacritics that follow Latin letters), case-folded, Latin diacritics gone."""
+    if not text:
+        return []
+    if text.isascii():  # most text: one regex instead of a look at every character
+        return _ASCII_WORD.findall(text.lower())
     found: list[str] = []
     current: list[str] = []
     latin = False
-    for ch in text or "":
+    for ch in text:
         if _word_char(ch):
             current.append(_fold(ch))
             latin = _latin(ch)
@@ -469,6 +530,9 @@ def _lexeme(word: str) -> str:
 def document(text: str | None, title: str | None, author: str | None) -> str:
     """The tsvector (as text) of a mention: each column's words at their positions, the
     columns apart (no phrase runs from one into the next), within PostgreSQL's limits."""
+    columns = (("B", title), ("C", author), ("A", text))
+    if sum(len(v.encode()) for _, v in columns if v) < _MAX_LEXEME:
+        return _short_document(columns)
     at: dict[str, list[str]] = {}
     size = 0
     position = 0
@@ -489,6 +553,23 @@ def document(text: str | None, title: str | None, author: str | None) -> str:
                 size += 2
         position = min(position + 1, _MAX_POSITION)  # a gap between columns
     return " ".join(f"{_lexeme(w)}:{','.join(p)}" for w, p in at.items())
+
+
+def _short_document(columns: tuple[tuple[str, str | None], ...]) -> str:
+    """document() of a mention too short for any limit but the positions per word to apply
+    (most of them: this is the work of every save and copy on PostgreSQL)."""
+    at: dict[str, list[str]] = {}
+    position = 0
+    for weight, value in columns:
+        for word in words(value):
+            position += 1
+            places = at.get(word)
+            if places is None:
+                at[word] = [f"{position}{weight}"]
+            elif len(places) < _MAX_POSITIONS:
+                places.append(f"{position}{weight}")
+        position += 1
+    return " ".join([f"{_lexeme(w)}:{','.join(p)}" for w, p in at.items()])
 
 
 def tsquery(text: str) -> str | None:

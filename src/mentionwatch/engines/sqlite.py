@@ -79,6 +79,16 @@ class Engine:
     def executemany(self, sql: str, rows: Any) -> None:
         self.conn.executemany(sql, rows)
 
+    def insert_missing(
+        self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert rows, leaving alone each one whose key is already there (migrate-to)."""
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        marks = ", ".join("?" * len(columns))
+        self.conn.executemany(
+            f'INSERT INTO "{table}" ({quoted}) VALUES ({marks}) ON CONFLICT DO NOTHING', rows
+        )
+
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[sqlite3.Row]:
         """A large result, row by row (SQLite's cursor is lazy already)."""
         yield from self.conn.execute(sql, params)
@@ -154,6 +164,9 @@ class Engine:
         finally:  # a connection holding a Python function is not closed at exit (WAL left behind)
             self.conn.create_function("time_key", 2, None)
 
+    def full_text_by_status(self, statuses: Sequence[str]) -> None:
+        """Nothing: FTS5 indexes the status as a column (full_text_by_time)."""
+
     def full_text_by_time(self) -> None:
         """The FTS5 index rebuilt with the time_key as its rowid and the status as a column
         (m011_search_order): it yields matches newest (or oldest) first and stops at the
@@ -182,6 +195,10 @@ class Engine:
     @staticmethod
     def analyze() -> None:
         """Nothing: the store's indexes are chosen without SQLite's statistics."""
+
+    def statistics(self) -> None:
+        """The query planner's statistics (sqlite_stat1) of every table."""
+        self.conn.execute("ANALYZE")
 
     @staticmethod
     def dead(column: str) -> str:
