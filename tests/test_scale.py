@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mentionwatch import echoes
+from mentionwatch import echoes, render
 from mentionwatch.models import MENTION_COLUMNS, RECORD_KEYS, Filters, Mention, utcnow
 from mentionwatch.render import record, records
 from mentionwatch.store import Store
@@ -59,7 +59,10 @@ def test_every_column_is_declared_once_and_round_trips(tmp_path):
     assert tuple(record(back)) == RECORD_KEYS
 
 
-def test_export_rows_give_the_records_mentions_give(tmp_path):
+@pytest.mark.parametrize("decoded", [10_000, 1])
+def test_export_rows_give_the_records_mentions_give(tmp_path, monkeypatch, decoded):
+    # decoded=1: more distinct term lists than export keeps decoded (it once wrote [] then)
+    monkeypatch.setattr(render, "DECODED_LISTS", decoded)
     store = Store(tmp_path / "m.db")
     _seed(store, 60)
     from_mentions = [record(m) for m in store.mentions(Filters(statuses=()), order="oldest")]

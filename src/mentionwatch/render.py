@@ -72,6 +72,10 @@ def _record_value(key: str) -> Callable[[Mention], Any]:
 _RECORD_VALUES = [(key, _record_value(key)) for key in RECORD_KEYS]
 
 
+# How many distinct JSON lists (terms, intents) export keeps decoded: they repeat endlessly.
+DECODED_LISTS = 10_000
+
+
 def records(items: Iterable[Mention | Any]) -> Iterator[dict[str, Any]]:
     """JSONL records of Mentions, or of stored rows (Store.rows: export builds no Mention;
     stored times are already in the record's form)."""
@@ -90,7 +94,9 @@ def records(items: Iterable[Mention | Any]) -> Iterator[dict[str, Any]]:
             text = item[i] or "[]"
             value = lists.get(text)
             if value is None:
-                value = lists[text] = json.loads(text) if len(lists) < 10_000 else []
+                value = json.loads(text)
+                if len(lists) < DECODED_LISTS:
+                    lists[text] = value
             rec[key] = value
         age = now - datetime.fromisoformat(item[created_at]).timestamp()
         rec["priority"] = round(item[base_at] * freshness(age / 3600), 3)
