@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from functools import cache
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mentionwatch.scrub import scrub
@@ -128,21 +126,8 @@ def inert_data(value: Any) -> Any:
 def inert_fields(item: _T) -> _T:
     """A copy of a dataclass (a Mention, a ThreadPost, a Posted reply) whose every string
     field, and every string inside its lists and dicts, is inert."""
-    names, values = _init_fields(type(item))
-    # Fields that hold no text (None, numbers, times) are passed as they are: only strings
-    # and containers go through inert_data (containers are copied, as before).
-    return type(item)(**{
-        name: inert_data(value) if isinstance(value, str | list | tuple | dict) else value
-        for name, value in zip(names, values(item), strict=True)
-    })  # fmt: skip
-
-
-@cache
-def _init_fields(cls: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
-    """A dataclass's init fields and a getter of all their values at once (a tuple)."""
-    names = tuple(f.name for f in fields(cls) if f.init)
-    getter = attrgetter(*names)
-    return names, (getter if len(names) > 1 else lambda item: (getter(item),))
+    changes = {f.name: inert_data(getattr(item, f.name)) for f in fields(item) if f.init}
+    return replace(item, **changes)
 
 
 _BLOCK_TAGS = {"p", "br", "div", "li", "pre", "blockquote", "tr", "h1", "h2", "h3", "h4"}
