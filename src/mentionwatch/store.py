@@ -605,6 +605,9 @@ def m013_search_by_status(db: Any) -> None:
 _NOT_COPIED = {"_migrations"}
 # The leases row that says a `watch` process is alive ("worker HOST:PID"), beside its jobs'.
 WORKER_PREFIX = "worker "
+# Rows earlier versions wrote while sending a (rule, channel) ("deliver RULE CHANNEL";
+# delivery.py holds a lock instead now): not polling jobs.
+RETIRED_DELIVERY_PREFIX = "deliver "
 
 
 # The relevance_counts row of a term that counts its decisions (features are never empty).
@@ -1324,12 +1327,12 @@ class Store:
                 self.conn.execute("DELETE FROM leases WHERE job = ?", (f"{WORKER_PREFIX}{holder}",))
 
     def leases(self) -> list[Row]:
-        """Every job's lease: job ("source scope"), holder, expires_at, runs, and gone (its
-        holder's connection has ended: the process died)."""
+        """Every polling job's lease: job ("source scope"), holder, expires_at, runs, and
+        gone (its holder's connection has ended: the process died)."""
         return self.conn.execute(
             f"SELECT job, holder, expires_at, runs, {self.db.dead('session')} AS gone "
-            "FROM leases WHERE job NOT LIKE ? ORDER BY job",
-            (f"{WORKER_PREFIX}%",),
+            "FROM leases WHERE job NOT LIKE ? AND job NOT LIKE ? ORDER BY job",
+            (f"{WORKER_PREFIX}%", f"{RETIRED_DELIVERY_PREFIX}%"),
         ).fetchall()
 
     def update_sentiment(

@@ -157,9 +157,6 @@ class Leases:
 # most. Its leases end sooner when it finishes, or when its connection goes (a killed poll).
 ONE_SHOT_SECONDS = 900.0
 ONE_SHOT_PREFIX = "poll "
-# Earlier versions leased a (rule, channel)'s sending as "deliver RULE CHANNEL" (delivery.py
-# now holds a lock instead): such rows in the leases table are not polling jobs.
-DELIVERY_PREFIX = "deliver "
 
 
 @dataclass
@@ -220,8 +217,6 @@ def job_leases(store: Store) -> list[JobLease]:
     now = utcnow()
     leases = []
     for row in store.leases():
-        if row["job"].startswith(DELIVERY_PREFIX):  # a channel's sender, not a polling job
-            continue
         until = parse_iso(row["expires_at"]) if row["expires_at"] else None
         live = row["holder"] is not None and until is not None and until > now
         live = live and not row["gone"]
