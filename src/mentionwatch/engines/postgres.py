@@ -530,14 +530,14 @@ def _lexeme(word: str) -> str:
 def document(text: str | None, title: str | None, author: str | None) -> str:
     """The tsvector (as text) of a mention: each column's words at their positions, the
     columns apart (no phrase runs from one into the next), within PostgreSQL's limits."""
-    columns = (("B", title), ("C", author), ("A", text))
+    columns = tuple((WEIGHTS[c], v) for c, v in (("title", title), ("author", author),
+                                                  ("text", text)))  # fmt: skip
     if sum(len(v.encode()) for _, v in columns if v) < _MAX_LEXEME:
         return _short_document(columns)
     at: dict[str, list[str]] = {}
     size = 0
     position = 0
-    for column, value in (("title", title), ("author", author), ("text", text)):
-        weight = WEIGHTS[column]
+    for weight, value in columns:
         for word in words(value):
             position = min(position + 1, _MAX_POSITION)
             if len(word.encode()) > _MAX_LEXEME:
