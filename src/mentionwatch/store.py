@@ -865,29 +865,23 @@ class Store:
 
     def unknown_keys(self, keys: Sequence[str]) -> set[str]:
         """The keys not stored yet (read from the key index alone)."""
-        wanted = list(dict.fromkeys(keys))
-        found: set[str] = set()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            found.update(r[0] for r in self.conn.execute(
-                f"SELECT key FROM mentions WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            ))  # fmt: skip
-        return set(wanted) - found
+        return set(keys) - {r[0] for r in self._by_key(keys, "key")}
 
     def _known(self, keys: Iterable[str]) -> dict[str, Row]:
         """The stored rows (id, key, reach, what priority reads and what mention_terms
         copies) of these keys."""
+        columns = "id, key, reach, sentiment, polarity, intents, created_at, status"
+        return {r["key"]: r for r in self._by_key(keys, columns)}
+
+    def _by_key(self, keys: Iterable[str], columns: str) -> Iterator[Row]:
+        """These columns of the stored mentions with these keys, 500 keys a statement."""
         wanted = list(dict.fromkeys(keys))
-        found: dict[str, Row] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            rows = self.conn.execute(
-                "SELECT id, key, reach, sentiment, polarity, intents, created_at, status "
-                f"FROM mentions WHERE key IN ({','.join('?' * len(chunk))})",
-                chunk,
+            marks = ",".join("?" * len(chunk))
+            yield from self.conn.execute(
+                f"SELECT {columns} FROM mentions WHERE key IN ({marks})", chunk
             )
-            found.update((r["key"], r) for r in rows)
-        return found
 
     def save_page(
         self,
