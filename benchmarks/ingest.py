@@ -111,10 +111,10 @@ def prepare_anchor(pages: list[tuple[str, list[Mention]]]) -> list[tuple[str, li
     prepared = []
     for scope, page in pages:
         rows, echo = [], []
-        for m in page:
+        sigs = [echoes.signature(echoes.text_of(m.text, m.title)) for m in page]
+        for m, sig, keys in zip(page, sigs, echoes.band_keys(sigs), strict=True):
             rows.append((_row(m), list(m.terms)))
-            sig = echoes.signature(echoes.text_of(m.text, m.title))
-            echo.append((m.key, sig, sig.band_keys(), iso(m.created_at)))
+            echo.append((m.key, sig, keys, iso(m.created_at)))
         prepared.append((scope, rows, echo))
     return prepared
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -132,7 +133,7 @@ def test_normalising_sets_aside_links_handles_and_markers():
     other = echoes.signature("Release v1.8.3 of pebblebase-python: fixes the pool leak on timeout")
     assert echoes.resemblance(release, other) == 0.0
     thai = echoes.signature("เพบเบิลเบสล่มอีกแล้ววันนี้ใช้งานไม่ได้เลย")
-    assert len(thai.words) > 10 and thai.band_keys()
+    assert len(thai.words) > 10 and echoes.band_keys([thai])[0]
 
 
 # Spikes
@@ -254,3 +255,47 @@ def test_tail_probabilities():
     assert abs(spikes.tail(10, 2.0) - 4.6498e-05) < 1e-8  # Poisson, by direct summation
     assert spikes.tail(10, 2.0, 0.3) > spikes.tail(10, 2.0)  # bursty history: less surprising
     assert spikes.tail(5, 0.0) == 0.0
+
+
+def _band_keys_before(words: tuple[str, ...]) -> list[int]:
+    """The band keys as saving computed them one text at a time in Python ints, before
+    numpy: the keys stored in existing databases, which band_keys must reproduce bit for bit."""
+    if not words:
+        return []
+    hashes = [echoes._WORD_HASHES[w] for w in words]
+    pairs = [a ^ (b * 0x5BD1E995) for a, b in pairwise(hashes)] or hashes
+    smallest: dict[int, int] = {}
+    for p in pairs:
+        smallest[p % 20] = min(p, smallest.get(p % 20, p))
+    mins = [smallest.get(i, -1) for i in range(20)]
+    for i in range(20):
+        if mins[i] == -1:
+            step = next(d for d in range(1, 20) if (i + d) % 20 in smallest)
+            mins[i] = -(smallest[(i + step) % 20] * 20 + step)
+    return [((mins[i] * 0x9E3779B97F4A7C15) ^ (mins[i + 1] * 0xC2B2AE3D27D4EB4F) ^ i) % 2**64
+            - 2**63 for i in range(0, 20, 2)]  # fmt: skip
+
+
+def test_band_keys_are_the_stored_ones():
+    rng = random.Random(11)
+    vocab = ["the", "a", "to", "of", "is", "and", "pebblebase", "v1.8.2", "100", "naïve", "straße",
+             "日本語", "ล่ม", "😀", "x" * 40, *(f"w{i}" for i in range(3000))]  # fmt: skip
+    texts = ["", "   ", "!!!", "a", "pebblebase", "a a", "a b", "the the the the the",
+             "Pebblebase est en panne, encore une fois… merci", "เพบเบิลเบสล่มอีกแล้ววันนี้",
+             "RT @alice: acme is down https://t.co/x #outage", "日本語のテキストです"]  # fmt: skip
+    for _ in range(3000):
+        n = rng.choice([1, 2, 3, 5, 8, 20, 50, 60, 120, 400])
+        pool = vocab[: rng.choice([3, 30, len(vocab)])]  # few distinct words: many empty bins
+        texts.append(" ".join(rng.choices(pool, k=n)))
+    sigs = [echoes.signature(t) for t in texts]
+    expected = [_band_keys_before(s.words) for s in sigs]
+    assert echoes.band_keys(sigs) == expected
+    at = 0
+    while at < len(sigs):  # and in pages of any size, a text's keys are its own
+        size = rng.choice([1, 2, 7, 100])
+        assert echoes.band_keys(sigs[at : at + size]) == expected[at : at + size]
+        at += size
+    assert echoes.band_keys([]) == []
+    # Two of them written out, as a database holds them.
+    assert echoes.band_keys([echoes.signature("pebblebase is down again")])[0][:2] == [
+        -7195553484699825757, 6761833518557796977]  # fmt: skip

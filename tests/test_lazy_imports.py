@@ -15,7 +15,7 @@ HEAVY = (
     "apprise", "mentionwatch.channels", "mentionwatch.delivery", "mentionwatch.watch",
     "mentionwatch.trendalerts",
     "llm", "openai", "pydantic", "mentionwatch.llm_analyzer",
-    "psycopg", "mentionwatch.engines.postgres",
+    "psycopg", "mentionwatch.engines.postgres", "numpy",
 )  # fmt: skip
 ALERTS = """
 [[alerts]]

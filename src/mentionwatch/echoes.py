@@ -18,8 +18,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
-from itertools import pairwise, repeat
-from operator import mod, mul, xor
+from itertools import chain, pairwise
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -70,21 +69,6 @@ class Signature:
     truncated: bool  # ends in "…" (an old-style retweet cut to fit)
     credits: str | None = None  # the handle after "via @" or "h/t @": a copy that credits
 
-    def band_keys(self) -> list[int]:
-        """The LSH keys under which this text is filed (none for a text without words).
-
-        One-permutation MinHash (Li, Owen & Zhang 2012): each word pair is hashed once and
-        falls into one of 20 bins, which keep their minimum; empty bins borrow from the next
-        full one (Shrivastava & Li 2014, densification by rotation), so every text has 20
-        values, and two texts agree in a bin with probability their resemblance. The bins
-        are banded by 2: pairs at resemblance 0.5 meet in some band with probability
-        1 - (1 - 0.5**2)**10 = 0.94; at 0.7, 0.999. One pass of integer arithmetic per
-        pair, where 20 hash functions cost 20 passes.
-        """
-        if not self.words:
-            return []
-        return _band_keys(self.words)
-
     def dumps(self) -> str:
         """The signature as stored beside the echo keys (read back by loads)."""
         flags = ("t" if self.truncated else "") + "\x1f" + (self.repeats or "") + "\x1f"
@@ -96,37 +80,74 @@ class Signature:
         return Signature(tuple(words), repeats or None, truncated == "t", credits or None)
 
 
-_WORD_HASHES: dict[str, int] = {}
+class _WordHashes(dict[str, int]):
+    """Each word's stable 32-bit hash (Python's own str hash changes per process), computed
+    on first sight: a page's words are looked up in one C-level map."""
+
+    def __missing__(self, word: str) -> int:
+        import hashlib
+
+        if len(self) > 100_000:
+            self.clear()
+        value = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest()) or 1
+        self[word] = value
+        return value
 
 
-def _word_hash(word: str) -> int:
-    """A stable 32-bit hash of a word (Python's own str hash changes per process)."""
-    import hashlib
-
-    if len(_WORD_HASHES) > 100_000:
-        _WORD_HASHES.clear()
-    value = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest()) or 1
-    _WORD_HASHES[word] = value
-    return value
+_WORD_HASHES = _WordHashes()
 
 
-def _band_keys(words: Sequence[str]) -> list[int]:
-    known = _WORD_HASHES.get
-    hashes = [known(w) or _word_hash(w) for w in words]
-    # A word pair's hash from its words' (a xor b*K), each bin's minimum: all in C-level
-    # map/sort/dict calls (sorted descending, so the dict keeps each bin's smallest).
-    pairs = list(map(xor, hashes, map(mul, hashes[1:], repeat(_PAIR)))) or hashes
-    pairs.sort(reverse=True)
-    smallest = dict(zip(map(mod, pairs, repeat(_HASHES)), pairs, strict=True))
-    mins = [smallest.get(i, -1) for i in range(_HASHES)]
-    if len(smallest) < _HASHES:  # densify: an empty bin takes the next full bin's value
-        for i in range(_HASHES):
-            if mins[i] == -1:
-                step = next(d for d in range(1, _HASHES) if (i + d) % _HASHES in smallest)
-                mins[i] = -(smallest[(i + step) % _HASHES] * _HASHES + step)  # marked
-    # Signed 64-bit keys with the band number mixed in, so one table holds every band.
-    return [((mins[i] * _MIX_A) ^ (mins[i + 1] * _MIX_B) ^ i) % _KEY_SPACE - _KEY_HALF
-            for i in range(0, _HASHES, _ROWS)]  # fmt: skip
+def band_keys(signatures: Sequence[Signature]) -> list[list[int]]:
+    """The LSH keys under which each text is filed (none for a text without words).
+
+    One-permutation MinHash (Li, Owen & Zhang 2012): each word pair is hashed once and
+    falls into one of 20 bins, which keep their minimum; empty bins borrow from the next
+    full one (Shrivastava & Li 2014, densification by rotation), so every text has 20
+    values, and two texts agree in a bin with probability their resemblance. The bins
+    are banded by 2: pairs at resemblance 0.5 meet in some band with probability
+    1 - (1 - 0.5**2)**10 = 0.94; at 0.7, 0.999.
+
+    The keys are stored (echo_keys), so their arithmetic is fixed: a pair's hash is
+    a ^ (b * _PAIR) of its words' hashes, an empty bin takes -(next full bin's value * 20
+    + its distance), a band's key is (v1 * _MIX_A ^ v2 * _MIX_B ^ first bin) mod 2**64
+    as a signed 64-bit integer. Every value below 2**64 and every step mod 2**64, so
+    numpy's wrapping uint64 arithmetic gives exactly those numbers, for a whole page of
+    texts in a few array operations (a Python loop over each text's ~50 pairs cost 4x).
+    """
+    import numpy as np
+
+    counts = np.fromiter(map(len, (s.words for s in signatures)), np.intp, len(signatures))
+    words = chain.from_iterable(s.words for s in signatures)
+    hashes = np.array(list(map(_WORD_HASHES.__getitem__, words)), np.uint64)
+    ends = np.cumsum(counts)
+    text = np.repeat(np.arange(len(signatures)), counts)
+    # Each word pairs with the next; a text's last word with none (a one-word text's hash
+    # is its word's).
+    pairs = hashes.copy()
+    pairs[:-1] ^= hashes[1:] * np.uint64(_PAIR)
+    pairs[ends[counts == 1] - 1] = hashes[ends[counts == 1] - 1]
+    paired = np.ones(len(hashes), bool)
+    paired[ends[counts > 1] - 1] = False
+    pairs, text = pairs[paired], text[paired]
+    # Each text's 20 bins keep their smallest pair hash (all are below 2**63: EMPTY is none).
+    empty = np.uint64(_KEY_SPACE - 1)
+    bins = np.full((len(signatures), _HASHES), empty, np.uint64)
+    np.minimum.at(bins.reshape(-1), text * _HASHES + (pairs % _HASHES).astype(np.intp), pairs)
+    todo = bins == empty
+    todo[counts == 0] = False  # no words, no keys
+    mins = bins.copy()
+    for step in range(1, _HASHES):  # densify: an empty bin takes the next full bin's value
+        if not todo.any():
+            break
+        later = np.roll(bins, -step, axis=1)  # [:, i] is bin i + step (mod 20)
+        fill = todo & (later != empty)
+        mins[fill] = np.uint64(0) - (later[fill] * np.uint64(_HASHES) + np.uint64(step))
+        todo &= ~fill
+    # Signed 64-bit keys with the band's first bin mixed in, so one table holds every band.
+    keys = (mins[:, 0::_ROWS] * np.uint64(_MIX_A)) ^ (mins[:, 1::_ROWS] * np.uint64(_MIX_B))
+    keys ^= np.arange(0, _HASHES, _ROWS, dtype=np.uint64)
+    signed = (keys ^ np.uint64(_KEY_HALF)).view(np.int64).tolist()  # x - 2**63, as int64
+    return [k if n else [] for k, n in zip(signed, counts.tolist(), strict=True)]
 
 
 def signature(text: str | None) -> Signature:

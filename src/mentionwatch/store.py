@@ -334,9 +334,10 @@ def _group_echoes(
     if not rows:
         return
     filed: dict[int, tuple[echoes.Signature, list[int], str, str, str | None, str]] = {}
-    for mention_id, text, title, author, created_at in rows:
-        sig = echoes.signature(echoes.text_of(text, title))
-        keys = sig.band_keys()
+    sigs = [echoes.signature(echoes.text_of(text, title)) for _, text, title, _, _ in rows]
+    for (mention_id, _, _, author, created_at), sig, keys in zip(
+        rows, sigs, echoes.band_keys(sigs), strict=True
+    ):
         if keys:
             filed[mention_id] = (sig, keys, *_echo_window(created_at), author, created_at)
     if not filed:
