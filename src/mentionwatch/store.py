@@ -21,7 +21,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from mentionwatch import engines
+from mentionwatch import echoes, engines
 from mentionwatch.errors import EXIT_USAGE, StoreError, UsageError
 from mentionwatch.models import (
     MENTION_COLUMNS,
@@ -329,8 +329,6 @@ def _group_echoes(
     Most mentions share no key with anything: one query per batch finds those that do, and
     only they get their candidates (the few sharing most keys) compared word by word.
     """
-    from mentionwatch import echoes
-
     if not rows:
         return
     filed: dict[int, tuple[echoes.Signature, list[int], str, str, str | None, str]] = {}
@@ -371,13 +369,15 @@ def _echo_window(created_at: str) -> tuple[str, str]:
     """The stored times an echo of a mention created then may have: WINDOW_DAYS either
     side, cut at the ends of the calendar (a broken API's placeholder date, 9999-12-31,
     must still save)."""
-    from mentionwatch.echoes import WINDOW_DAYS
-
-    moment, window = parse_iso(created_at), timedelta(days=WINDOW_DAYS)
-    low, high = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    moment, window, (low, high) = parse_iso(created_at), _ECHO_WINDOW, _CALENDAR
     lo = moment - window if moment - low > window else low
     hi = moment + window if high - moment > window else high
-    return iso(lo) or "", iso(hi) or ""
+    # models.iso's form, without its conversions: parse_iso's times are UTC already.
+    return lo.isoformat(timespec="seconds")[:-6] + "Z", hi.isoformat(timespec="seconds")[:-6] + "Z"
+
+
+_CALENDAR = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+_ECHO_WINDOW = timedelta(days=echoes.WINDOW_DAYS)
 
 
 def _sharing_keys(conn: Any, filed: dict[int, Any]) -> list[int]:
@@ -420,8 +420,6 @@ def _best_echo(
     author: str | None,
 ) -> tuple[int, str] | None:  # fmt: skip
     """(root id, root created_at) of the group this mention repeats, if any."""
-    from mentionwatch import echoes
-
     candidates = conn.execute(*_candidate_query(mention_id, keys, lo, hi)).fetchall()
     best, best_score = None, 0.0
     for cand in candidates:
