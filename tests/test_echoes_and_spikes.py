@@ -257,6 +257,19 @@ def test_tail_probabilities():
     assert spikes.tail(5, 0.0) == 0.0
 
 
+def test_repeat_and_credit_marks_however_they_are_spaced_or_spelt():
+    # What the patterns match (re.I folds "ı" and "İ" into i; \s is any Unicode space),
+    # the shortcut that skips them for texts without a marker before an "@" must not miss.
+    marks = {"RT\u3000@bob: acme is down": ("bob", None), "so true rt@dan: acme": ("dan", None),
+             "RT\n@Eve acme": ("eve", None), "Great news vıa @alice": (None, "alice"),
+             "Great news VİA @alice": (None, "alice"), "acme is down h/t  @carol": (None, "carol"),
+             "mail me@x.com re acme": (None, None), "@ops acme is down": (None, None)}  # fmt: skip
+    for text, (repeats, credits) in marks.items():
+        sig = echoes.signature(text)
+        assert (sig.repeats, sig.credits) == (repeats, credits), text
+    assert echoes.signature("a_b _ __ c").words == ("a_b", "__", "c")
+
+
 def _band_keys_before(words: tuple[str, ...]) -> list[int]:
     """The band keys as saving computed them one text at a time in Python ints, before
     numpy: the keys stored in existing databases, which band_keys must reproduce bit for bit."""
