@@ -258,10 +258,14 @@ def resemblance(new: Signature, old: Signature) -> float:
         return 0.0
     # An echo carries (nearly) every word of what it repeats (checked exactly below): two
     # of the shorter's words found nowhere in the longer already rule it out, and that is
-    # most candidates (texts that only share a band key), without the word-by-word match.
-    present = set(longer)
-    if sum(w not in present for w in shorter) > 1:
-        return 0.0
+    # most candidates (texts that only share a band key), without the word-by-word match;
+    # they are found within the first few words.
+    present, missing = set(longer), 0
+    for word in shorter:
+        if word not in present:
+            missing += 1
+            if missing > 1:
+                return 0.0
     # Versions, prices and dates tell similar-looking posts apart ("v1.2 is out" / "v1.3").
     if _numbers(new.words) != _numbers(old.words):
         return 0.0
