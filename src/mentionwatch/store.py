@@ -35,6 +35,7 @@ from mentionwatch.models import (
     parse_iso,
     utcnow,
 )
+from mentionwatch.triage import FLOOR, HALF_LIFE_HOURS, base_priority, freshness
 
 MIGRATIONS: list[Callable[[Any], None]] = []
 
@@ -309,8 +310,6 @@ def _priority_at(
     seconds: float,
 ) -> tuple[float, float]:  # fmt: skip
     """_priority_columns of a mention created at `seconds` since 1970."""
-    from mentionwatch.triage import HALF_LIFE_HOURS, base_priority
-
     base = base_priority(label, polarity, intents, reach)
     return base, math.log2(base) + seconds / 3600 / HALF_LIFE_HOURS
 
@@ -1573,8 +1572,6 @@ class Store:
         now), so every candidate above that is final and is yielded. The rows read depend on
         how far the feed is read, not on how many mentions there are.
         """
-        from mentionwatch.triage import FLOOR, HALF_LIFE_HOURS, freshness
-
         now = utcnow()
         now_units = now.timestamp() / 3600 / HALF_LIFE_HOURS
         statuses = filters.statuses or STATUSES
