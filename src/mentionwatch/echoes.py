@@ -41,7 +41,8 @@ class _Rules:
 
     def __init__(self) -> None:
         self.url = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}/\S*", re.I)
-        self.handle = re.compile(r"(?<![\w@])@[\w.-]+(?:@[\w.-]+)?")  # @a, @a@mastodon.social
+        # @a, @a@mastodon.social, not mail@example.com; the "@" first, so re scans for it.
+        self.handle = re.compile(r"@(?<![\w@]@)[\w.-]+(?:@[\w.-]+)?")
         # "RT @alice:" at the start (a manual retweet) or after a comment (a quote in text).
         self.repeat = re.compile(r"(?<!\w)(?:rt|mt|qt)\s*@([\w.-]+(?:@[\w.-]+)?)\s*:?", re.I)
         # "(via @alice)", "h/t @alice": a copy that credits whom it repeats.

@@ -164,7 +164,7 @@ def _mask_pattern(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
 # ---------------------------------------------------------------------- normalising
 
 _URL_RE = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-_HANDLE_RE = re.compile(r"(?<!\w)@\w+")
+_HANDLE_RE = re.compile(r"@(?<!\w@)\w+")  # an "@" not after a word; "@" first: re scans for it
 _ESCAPE_RE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 
