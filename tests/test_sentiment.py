@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -196,3 +197,13 @@ def test_model_file_format() -> None:
     assert lexicon["good"] > 0 > lexicon["bad"]
     with pytest.raises(ValueError, match="bad magic"):
         s.read_model(b"{}" + raw[2:])
+
+
+def test_the_token_start_lookahead_lets_every_token_through() -> None:
+    # _TOKEN_START only speeds the scan: with and without it, every character in every
+    # position gives the same tokens (a new kind of token needs its first character there).
+    bare = re.compile(s._TOKENS)
+    chars = [chr(c) for c in [*range(0x20, 0x3000), *range(0x1F000, 0x1FB00)]]
+    for c in chars:
+        text = f"{c}{c} a{c}b {c}3 :{c}) x"
+        assert s._TOKEN_RE.findall(text) == bare.findall(text), repr(c)
