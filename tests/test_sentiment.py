@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import subprocess
 import sys
@@ -207,3 +208,19 @@ def test_the_token_start_lookahead_lets_every_token_through() -> None:
     for c in chars:
         text = f"{c}{c} a{c}b {c}3 :{c}) x"
         assert s._TOKEN_RE.findall(text) == bare.findall(text), repr(c)
+
+
+def test_mask_terms_masks_what_the_plain_pattern_masks() -> None:
+    # The look-ahead of first characters (with re.I's folding: "ı" and "İ" are i, "K" is k)
+    # must not leave out a match of the pattern without it.
+    phrases = ("acme cloud", "Acme", "#İnci", "@kilo", "c++", "-dash", "Ωmega", "日本")
+    body = "|".join(r"\s+".join(map(re.escape, p.lstrip("@#").split()))
+                    for p in sorted(phrases, key=len, reverse=True))  # fmt: skip
+    plain = re.compile(rf"(?<![\w@#])[@#]?(?:{body})(?!\w)", re.IGNORECASE)
+    words = ["acme", "ACME", "acme  cloud", "ınci", "İNCİ", "inci", "Kilo", "\u212ailo",
+             "c++", "C++x", "-dash", "ωMEGA", "日本", "x", "@", "#", "@@", "_", "é", " ",
+             "\n"]  # fmt: skip
+    rng = random.Random(4)
+    for _ in range(2000):
+        text = "".join(rng.choice(words) + rng.choice(["", " ", ".", "@", "#"]) for _ in range(8))
+        assert s.mask_terms(text, phrases) == plain.sub(s.MASK_TOKEN, text), text
