@@ -312,3 +312,16 @@ def test_band_keys_are_the_stored_ones():
     # Two of them written out, as a database holds them.
     assert echoes.band_keys([echoes.signature("pebblebase is down again")])[0][:2] == [
         -7195553484699825757, 6761833518557796977]  # fmt: skip
+
+
+def test_echo_windows_by_the_day_are_those_of_the_moment():
+    from mentionwatch.store import _echo_window
+
+    rng = random.Random(5)
+    start = datetime(1, 1, 1, tzinfo=UTC)
+    times = ["0001-01-31T00:00:01Z", "0002-01-01T00:00:00Z", "2024-02-29T12:00:00Z",
+             "9998-12-31T23:59:59Z", "9999-12-01T23:59:58Z", "9999-12-31T23:59:59Z"]  # fmt: skip
+    times += [(start + timedelta(seconds=rng.randrange(315537897599))).isoformat()[:-6] + "Z"
+              for _ in range(3000)]  # fmt: skip
+    for t in times:  # "+00:00" is the same moment, worked out from the datetime
+        assert _echo_window(t) == _echo_window(t.replace("Z", "+00:00")), t

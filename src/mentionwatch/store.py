@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache, partial
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -368,6 +368,13 @@ def _echo_window(created_at: str) -> tuple[str, str]:
     """The stored times an echo of a mention created then may have: WINDOW_DAYS either
     side, cut at the ends of the calendar (a broken API's placeholder date, 9999-12-31,
     must still save)."""
+    day, rest = created_at[:10], created_at[10:]
+    if len(rest) == 10 and rest[0] == "T" and rest[-1] == "Z" and "0002" <= day[:4] <= "9998":
+        # models.iso's form, away from the calendar's ends: the window's ends are the same
+        # time of day (UTC has no clock changes) on other days, and a page's mentions come
+        # from few days: the dates are worked out once per day.
+        lo, hi = _window_days(day)
+        return lo + rest, hi + rest
     moment, window, (low, high) = parse_iso(created_at), _ECHO_WINDOW, _CALENDAR
     lo = moment - window if moment - low > window else low
     hi = moment + window if high - moment > window else high
@@ -377,6 +384,12 @@ def _echo_window(created_at: str) -> tuple[str, str]:
 
 _CALENDAR = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
 _ECHO_WINDOW = timedelta(days=echoes.WINDOW_DAYS)
+
+
+@lru_cache(maxsize=4096)
+def _window_days(day: str) -> tuple[str, str]:
+    moment = date.fromisoformat(day)
+    return (moment - _ECHO_WINDOW).isoformat(), (moment + _ECHO_WINDOW).isoformat()
 
 
 def _sharing_keys(conn: Any, filed: dict[int, Any]) -> list[int]:
