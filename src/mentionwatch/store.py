@@ -373,8 +373,8 @@ def _echo_window(created_at: str) -> tuple[str, str]:
         # models.iso's form, away from the calendar's ends: the window's ends are the same
         # time of day (UTC has no clock changes) on other days, and a page's mentions come
         # from few days: the dates are worked out once per day.
-        lo, hi = _window_days(day)
-        return lo + rest, hi + rest
+        before, after = _window_days(day)
+        return before + rest, after + rest
     moment, window, (low, high) = parse_iso(created_at), _ECHO_WINDOW, _CALENDAR
     lo = moment - window if moment - low > window else low
     hi = moment + window if high - moment > window else high
