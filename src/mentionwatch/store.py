@@ -21,7 +21,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from mentionwatch import echoes, engines
+from mentionwatch import engines
 from mentionwatch.errors import EXIT_USAGE, StoreError, UsageError
 from mentionwatch.models import (
     MENTION_COLUMNS,
@@ -328,6 +328,8 @@ def _group_echoes(
     Most mentions share no key with anything: one query per batch finds those that do, and
     only they get their candidates (the few sharing most keys) compared word by word.
     """
+    from mentionwatch import echoes
+
     if not rows:
         return
     filed: dict[int, tuple[echoes.Signature, list[int], str, str, str | None, str]] = {}
@@ -375,7 +377,10 @@ def _echo_window(created_at: str) -> tuple[str, str]:
         # from few days: the dates are worked out once per day.
         before, after = _window_days(day)
         return before + rest, after + rest
-    moment, window, (low, high) = parse_iso(created_at), _ECHO_WINDOW, _CALENDAR
+    from mentionwatch.echoes import WINDOW_DAYS  # here: the data formats do not load echoes
+
+    moment, window = parse_iso(created_at), timedelta(days=WINDOW_DAYS)
+    low, high = _CALENDAR
     lo = moment - window if moment - low > window else low
     hi = moment + window if high - moment > window else high
     # models.iso's form, without its conversions: parse_iso's times are UTC already.
@@ -383,13 +388,14 @@ def _echo_window(created_at: str) -> tuple[str, str]:
 
 
 _CALENDAR = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
-_ECHO_WINDOW = timedelta(days=echoes.WINDOW_DAYS)
 
 
 @lru_cache(maxsize=4096)
 def _window_days(day: str) -> tuple[str, str]:
-    moment = date.fromisoformat(day)
-    return (moment - _ECHO_WINDOW).isoformat(), (moment + _ECHO_WINDOW).isoformat()
+    from mentionwatch.echoes import WINDOW_DAYS
+
+    moment, window = date.fromisoformat(day), timedelta(days=WINDOW_DAYS)
+    return (moment - window).isoformat(), (moment + window).isoformat()
 
 
 def _sharing_keys(conn: Any, filed: dict[int, Any]) -> list[int]:
@@ -432,6 +438,8 @@ def _best_echo(
     author: str | None,
 ) -> tuple[int, str] | None:  # fmt: skip
     """(root id, root created_at) of the group this mention repeats, if any."""
+    from mentionwatch import echoes
+
     candidates = conn.execute(*_candidate_query(mention_id, keys, lo, hi)).fetchall()
     best, best_score = None, 0.0
     for cand in candidates:
