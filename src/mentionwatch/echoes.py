@@ -130,7 +130,8 @@ def band_keys(signatures: Sequence[Signature]) -> list[list[int]]:
     paired = np.ones(len(hashes), bool)
     paired[ends[counts > 1] - 1] = False
     pairs, text = pairs[paired], text[paired]
-    # Each text's 20 bins keep their smallest pair hash (all are below 2**63: EMPTY is none).
+    # Each text's 20 bins keep their smallest pair hash (all are below 2**63, so 2**64 - 1
+    # marks a bin no pair fell into).
     empty = np.uint64(_KEY_SPACE - 1)
     bins = np.full((len(signatures), _HASHES), empty, np.uint64)
     np.minimum.at(bins.reshape(-1), text * _HASHES + (pairs % _HASHES).astype(np.intp), pairs)
