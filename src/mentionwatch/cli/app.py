@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import importlib
 import os
 import sqlite3
@@ -427,6 +428,9 @@ def _main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
+    if not gc.isenabled():  # paused for start-up by __main__.run: the command starts now
+        gc.freeze()
+        gc.enable()
     if state.store is not None:  # a run inside a run (the demo) starts afresh
         state.store.close()
     state.__init__()  # type: ignore[misc]
