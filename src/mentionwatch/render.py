@@ -314,36 +314,36 @@ def print_feed(
     terminal = console.is_terminal  # pipes and files get whole lines, terminals fitted ones
     width = console.width
 
-    def block(text: Text) -> None:
+    def block(text: Text) -> list[Text]:
         if not terminal:
-            console.print(Text.assemble(" " * INDENT, text), soft_wrap=True)
-            return
-        for line in fitted_lines(text, width):
-            console.print(line, soft_wrap=True)
+            return [Text.assemble(" " * INDENT, text)]
+        return fitted_lines(text, width)
 
+    # An entry's lines go out in one print (rich joins them with the newlines separate
+    # prints would write): each print costs rich ~40 µs before it draws anything.
     shown = 0
     for m in mentions:
-        if shown:
-            console.print()
+        lines = [Text()] if shown else []  # a blank line between entries
         term_patterns = [p for t in m.terms for p in patterns.get(t, ())]
-        console.print(entry_header(m, now, width if terminal else None), soft_wrap=True)
+        lines.append(entry_header(m, now, width if terminal else None))
         if m.title:
             title = _highlighted(_shorten(m.title, 200), term_patterns, "bold yellow")
             # A comment's title is its thread's, shown as context rather than as its own.
             title.stylize("dim" if m.in_thread else "bold")
-            block(Text.assemble(("on: " if m.in_thread else "", "dim"), title))
+            lines += block(Text.assemble(("on: " if m.in_thread else "", "dim"), title))
         if m.text:
-            block(_highlighted(_shorten(m.text, FEED_TEXT_LIMIT), term_patterns, "bold yellow"))
+            lines += block(_highlighted(_shorten(m.text, FEED_TEXT_LIMIT), term_patterns,
+                                        "bold yellow"))  # fmt: skip
         if m.url:
-            block(url_text(m.url, hyperlinks))
+            lines += block(url_text(m.url, hyperlinks))
         if echoes and m.id in echoes:
-            block(echo_line(echoes[m.id]))
+            lines += block(echo_line(echoes[m.id]))
+        console.print(*lines, sep="\n", soft_wrap=True)
         shown += 1
     note = feed_note(summary, shown) if summary else None
     if note:
-        if shown:
-            console.print()
-        console.print(Text(note, style="dim"), soft_wrap=True)
+        console.print(*([Text()] if shown else []), Text(note, style="dim"), sep="\n",
+                      soft_wrap=True)  # fmt: skip
     return shown
 
 
