@@ -507,7 +507,6 @@ def build_filters(
 ) -> Filters:
     """Filters from validated options; each list means "any of", `all` every status."""
     from mentionwatch.models import Filters, parse_since
-    from mentionwatch.relevance import THRESHOLD
     from mentionwatch.store import check_search
 
     chosen = tuple(dict.fromkeys(statuses or (default_status,)))
@@ -517,6 +516,11 @@ def build_filters(
         fail(f"--since: {exc}")
     if search is not None:
         check_search(search)
+    min_relevance = None
+    if relevant:  # relevance.py is loaded for --relevant only
+        from mentionwatch.relevance import THRESHOLD
+
+        min_relevance = THRESHOLD
     return Filters(
         since=since_dt,
         sources=tuple(dict.fromkeys(sources or ())),
@@ -525,7 +529,7 @@ def build_filters(
         statuses=() if "all" in chosen else chosen,
         search=search,
         intents=tuple(dict.fromkeys(intents or ())),
-        min_relevance=THRESHOLD if relevant else None,
+        min_relevance=min_relevance,
     )
 
 
