@@ -189,7 +189,7 @@ class Filters:
     terms: tuple[str, ...] = ()
     sentiments: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ("open",)  # (): every status
-    search: str | None = None  # the --search language (store.fts_query)
+    search: str | None = None  # the --search language (search.py)
     intents: tuple[str, ...] = ()
     until: datetime | None = None  # created before this (a digest's period ends here)
     min_relevance: float | None = None  # relevance at least this (unscored ones pass)

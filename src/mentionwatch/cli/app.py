@@ -507,7 +507,6 @@ def build_filters(
 ) -> Filters:
     """Filters from validated options; each list means "any of", `all` every status."""
     from mentionwatch.models import Filters, parse_since
-    from mentionwatch.store import check_search
 
     chosen = tuple(dict.fromkeys(statuses or (default_status,)))
     try:
@@ -515,6 +514,8 @@ def build_filters(
     except ValueError as exc:
         fail(f"--since: {exc}")
     if search is not None:
+        from mentionwatch.search import check_search
+
         check_search(search)
     min_relevance = None
     if relevant:  # relevance.py is loaded for --relevant only
