@@ -47,3 +47,14 @@ def test_a_run_inside_another_program_leaves_its_collector_alone(project):
     assert project.run("feed").code == 0
     assert gc.isenabled()
     assert gc.get_freeze_count() == frozen
+
+
+@pytest.mark.sqlite_only
+def test_the_process_closes_the_database_before_it_exits(project):
+    """SQLite removes its -wal and -shm files when the last writer closes: a database that
+    an ended poll or handle wrote is one file again (a read-only copy or mount can read it)."""
+    project.write_config(demo_config(project.web, project.db, ["hackernews"]))
+    for command in (["poll", "--no-alerts"], ["handle", "1"], ["ignore", "2"]):
+        assert project.run_process(*command).returncode == 0, command
+        left = [p.name for p in project.db.parent.iterdir() if p.name.startswith(project.db.name)]
+        assert left == [project.db.name], command

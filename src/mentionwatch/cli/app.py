@@ -557,6 +557,18 @@ def _usage_line(exc: click.ClickException) -> str:
 
 
 def main() -> None:
+    try:
+        code = _run()
+    finally:
+        # Closed here rather than whenever the interpreter frees it (the process freezes what
+        # is alive at exit, __main__.run): SQLite then folds its -wal file back and removes it.
+        if state.store is not None:
+            state.store.close()
+    sys.exit(code)
+
+
+def _run() -> int:
+    """The command line's exit code, with every error said as one line on stderr."""
     code = EXIT_OK
     try:
         code = app(prog_name=PROG, standalone_mode=False) or EXIT_OK
@@ -603,7 +615,7 @@ def main() -> None:
         else:
             say(f"mentionwatch: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug)")
         code = EXIT_FAILED
-    sys.exit(code)
+    return code
 
 
 def _drop_stdout() -> None:
