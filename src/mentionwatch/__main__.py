@@ -10,7 +10,9 @@ def run() -> None:
     again (~5 ms of feed's start-up), and the interpreter walks everything still alive once
     more at exit (~13 ms). So the collector waits until the command starts (`app._main`
     turns it on, with what start-up made frozen: never walked again), and what is alive at
-    the end is frozen too; the operating system takes the memory back at once."""
+    the end is frozen too; the operating system takes the memory back at once. Nothing may
+    count on the collector to release a resource at exit: main() closes the database, and
+    files are closed by the blocks that opened them."""
     gc.disable()
     try:
         from mentionwatch.cli import main
