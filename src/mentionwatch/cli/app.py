@@ -32,7 +32,6 @@ from typer._click.types import ParamType
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from mentionwatch import __version__
-from mentionwatch.config import Config
 from mentionwatch.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -47,6 +46,7 @@ from mentionwatch.models import INTENTS, SENTIMENTS, STATUSES
 if TYPE_CHECKING:  # imported lazily at run time so each command loads only what it needs
     from rich.console import Console
 
+    from mentionwatch.config import Config
     from mentionwatch.models import Filters
     from mentionwatch.store import Store
 
