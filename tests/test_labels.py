@@ -216,11 +216,14 @@ def test_bad_analyzer_config_is_one_line(project):
     assert result.code == 2 and "sentiment.llm.batch_size" in result.err
 
 
-def test_threshold_is_one_definition():
+def test_threshold_is_one_definition(monkeypatch):
     from mentionwatch import relevance, render
     from mentionwatch.models import Filters
 
-    assert render.RELEVANT == relevance.THRESHOLD == 0.5
+    assert relevance.THRESHOLD == 0.5
+    assert render.about_product(0.5) and not render.about_product(0.49)
+    monkeypatch.setattr(relevance, "THRESHOLD", 0.8)
+    assert not render.about_product(0.5)  # the feed reads relevance's threshold, not a copy
     assert Filters().min_relevance is None
 
 

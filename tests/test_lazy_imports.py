@@ -105,3 +105,27 @@ def test_a_postgresql_url_loads_its_driver_and_only_then(project):
     # psycopg brings asyncio along (its async API); nothing else heavy comes with it.
     assert loaded_modules(project, "feed") == {"psycopg", "mentionwatch.engines.postgres",
                                                "asyncio"}  # fmt: skip
+
+
+@pytest.mark.sqlite_only
+def test_a_feed_loads_only_what_its_options_and_config_use(project):
+    """Modules a feed needs only for some options or config sections load only then: the
+    source registry (for [sources.*] tables), html's entity table (for secrets to scrub),
+    relevance (--relevant, or a shown mention with a score), csv (-f csv), the --search
+    language."""
+    project.write_config(demo_config(project.web, project.db, ["hackernews"]))
+    project.run("poll", "--no-alerts")
+    project.write_config('[[terms]]\nname = "pebblebase"\nquery = "pebblebase"\n')
+    project.execute("UPDATE mentions SET relevance = NULL")
+    watched = ("mentionwatch.sources", "html", "base64", "csv", "mentionwatch.relevance",
+               "mentionwatch.search")  # fmt: skip
+    for command in (["feed"], ["feed", "-f", "jsonl"], ["feed", "-f", "plain"], ["export"],
+                    ["export", "--format", "json"]):  # fmt: skip
+        assert loaded_modules(project, *command, watched=watched) == set(), command
+    assert loaded_modules(project, "feed", "-f", "csv", watched=watched) == {"csv"}
+    assert loaded_modules(project, "feed", "--relevant", watched=watched) == {
+        "mentionwatch.relevance"
+    }
+    assert loaded_modules(project, "feed", "--search", "pebble*", watched=watched) == {
+        "mentionwatch.search"
+    }

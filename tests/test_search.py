@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mentionwatch.store import SearchError, fts_query
+from mentionwatch.search import SearchError, fts_query
 
 # Every test here also runs on PostgreSQL (see conftest.py).
 pytestmark = pytest.mark.both_engines

@@ -105,10 +105,10 @@ class Config:
     def secrets(self) -> list[str]:
         """Every configured secret value (and any password inside a URL), so the scrubber
         can remove them from every message."""
-        from mentionwatch.sources import registry
-
         found = []
         for settings in self.sources.values():
+            from mentionwatch.sources import registry
+
             spec = registry().get(settings.name)
             for key, option in spec.options.items() if spec else ():
                 value = settings.options.get(key)
@@ -464,7 +464,6 @@ class _Parser:
 
     def terms(self, value: Any, source_names: set[str]) -> tuple[Term, ...]:
         from mentionwatch.query import QueryError, parse
-        from mentionwatch.sources import registry
 
         if not isinstance(value, list):
             raise self.fail("terms", "expected an array of [[terms]] tables")
@@ -485,6 +484,8 @@ class _Parser:
             sources = raw.get("sources")
             if sources is not None:
                 self.check_type(f"{key}.sources", sources, list, "a list of source names")
+                from mentionwatch.sources import registry
+
                 for s in sources:
                     if s not in registry():
                         known = ", ".join(registry())
@@ -506,11 +507,11 @@ class _Parser:
         return tuple(terms)
 
     def sources(self, value: Any) -> dict[str, SourceSettings]:
-        from mentionwatch.sources import registry
-
         table = self.table("sources", value)
         result = {}
         for name, raw in table.items():
+            from mentionwatch.sources import registry  # here: a config may set up none
+
             spec = registry().get(name)
             if spec is None:
                 known = ", ".join(registry())

@@ -20,7 +20,6 @@ start fast.
 from __future__ import annotations
 
 import json
-import random
 import re
 import sys
 import time
@@ -634,6 +633,8 @@ class Http:
         )
 
     def _backoff(self, attempt: int) -> float:
+        import random  # here: reading a config that sets up sources never needs it
+
         return self.settings.backoff * (2**attempt) * (0.75 + random.random() / 2)
 
     # Decoding and errors

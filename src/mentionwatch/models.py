@@ -189,7 +189,7 @@ class Filters:
     terms: tuple[str, ...] = ()
     sentiments: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ("open",)  # (): every status
-    search: str | None = None  # the --search language (store.fts_query)
+    search: str | None = None  # the --search language (search.py)
     intents: tuple[str, ...] = ()
     until: datetime | None = None  # created before this (a digest's period ends here)
     min_relevance: float | None = None  # relevance at least this (unscored ones pass)
@@ -217,6 +217,8 @@ class Page:
 
 @dataclass(slots=True)
 class JobResult:
+    """What one job of a poll did: fetched, saved as new, and why it stopped if it failed."""
+
     source: str
     scope: str
     fetched: int = 0
@@ -230,6 +232,8 @@ class JobResult:
 
 @dataclass(slots=True)
 class PollReport:
+    """What a poll did: the result of each of its jobs."""
+
     results: list[JobResult] = field(default_factory=list)
 
     @property

@@ -22,10 +22,7 @@ with the scrubber as soon as they are seen, and never printed.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -359,6 +356,10 @@ def _record(
 
 def pkce_pair() -> tuple[str, str]:
     """A code verifier (RFC 7636: 43-128 characters) and its S256 challenge."""
+    import base64
+    import hashlib  # here, as secrets below: only `mentionwatch auth` needs them (~3 ms)
+    import secrets
+
     verifier = secrets.token_urlsafe(64)[:96]
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
@@ -468,6 +469,8 @@ def authorize(
         raise UsageError(
             f"--port {port} differs from the port of sources.{name}.redirect_uri ({configured})"
         )
+    import secrets
+
     verifier, challenge = pkce_pair()
     callback = _Callback(state=secrets.token_urlsafe(24), path=listen[1] if listen else "")
     server = _serve_callback(callback, listen[0]) if listen else None

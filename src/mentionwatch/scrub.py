@@ -10,9 +10,6 @@ database row, log record and traceback.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import html
 import json
 import re
 import sys
@@ -50,6 +47,8 @@ def register(*values: str | None) -> None:
 
 
 def _forms(value: str) -> Iterable[str]:
+    import html  # here: it loads 2,000 entities, which a config without secrets never needs
+
     value = value.strip()
     if len(value) < MIN_LENGTH:
         return ()
@@ -123,6 +122,9 @@ def _all(headers: Any, name: str) -> list[str]:
 
 
 def _basic(token: str) -> list[str]:
+    import base64
+    import binascii
+
     try:
         decoded = base64.b64decode(token, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):

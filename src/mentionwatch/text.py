@@ -27,7 +27,6 @@ What it removes, and what it keeps on purpose:
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import fields, replace
 from functools import cache
@@ -191,4 +190,6 @@ def unescape(value: str | None) -> str | None:
     """Decode HTML entities in a short field (display names, titles) and clean it."""
     if value is None:
         return None
+    import html  # here: it loads its table of 2,000 entities, which showing text never needs
+
     return clean(html.unescape(value))

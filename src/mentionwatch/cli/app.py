@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import importlib
 import os
 import sqlite3
@@ -31,7 +32,6 @@ from typer._click.types import ParamType
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from mentionwatch import __version__
-from mentionwatch.config import Config
 from mentionwatch.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -46,6 +46,7 @@ from mentionwatch.models import INTENTS, SENTIMENTS, STATUSES
 if TYPE_CHECKING:  # imported lazily at run time so each command loads only what it needs
     from rich.console import Console
 
+    from mentionwatch.config import Config
     from mentionwatch.models import Filters
     from mentionwatch.store import Store
 
@@ -427,6 +428,9 @@ def _main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
+    if not gc.isenabled():  # paused for start-up by __main__.run: the command starts now
+        gc.freeze()
+        gc.enable()
     if state.store is not None:  # a run inside a run (the demo) starts afresh
         state.store.close()
     state.__init__()  # type: ignore[misc]
@@ -503,8 +507,6 @@ def build_filters(
 ) -> Filters:
     """Filters from validated options; each list means "any of", `all` every status."""
     from mentionwatch.models import Filters, parse_since
-    from mentionwatch.relevance import THRESHOLD
-    from mentionwatch.store import check_search
 
     chosen = tuple(dict.fromkeys(statuses or (default_status,)))
     try:
@@ -512,7 +514,14 @@ def build_filters(
     except ValueError as exc:
         fail(f"--since: {exc}")
     if search is not None:
+        from mentionwatch.search import check_search
+
         check_search(search)
+    min_relevance = None
+    if relevant:  # relevance.py is loaded for --relevant only
+        from mentionwatch.relevance import THRESHOLD
+
+        min_relevance = THRESHOLD
     return Filters(
         since=since_dt,
         sources=tuple(dict.fromkeys(sources or ())),
@@ -521,7 +530,7 @@ def build_filters(
         statuses=() if "all" in chosen else chosen,
         search=search,
         intents=tuple(dict.fromkeys(intents or ())),
-        min_relevance=THRESHOLD if relevant else None,
+        min_relevance=min_relevance,
     )
 
 
@@ -548,6 +557,18 @@ def _usage_line(exc: click.ClickException) -> str:
 
 
 def main() -> None:
+    try:
+        code = _run()
+    finally:
+        # Closed here rather than whenever the interpreter frees it (the process freezes what
+        # is alive at exit, __main__.run): SQLite then folds its -wal file back and removes it.
+        if state.store is not None:
+            state.store.close()
+    sys.exit(code)
+
+
+def _run() -> int:
+    """The command line's exit code, with every error said as one line on stderr."""
     code = EXIT_OK
     try:
         code = app(prog_name=PROG, standalone_mode=False) or EXIT_OK
@@ -594,7 +615,7 @@ def main() -> None:
         else:
             say(f"mentionwatch: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug)")
         code = EXIT_FAILED
-    sys.exit(code)
+    return code
 
 
 def _drop_stdout() -> None:

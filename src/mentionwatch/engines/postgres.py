@@ -574,13 +574,13 @@ def _short_document(columns: tuple[tuple[str, str | None], ...]) -> str:
 
 def tsquery(text: str) -> str | None:
     """The --search language as a tsquery (None: no word to look for)."""
-    from mentionwatch.store import search_tree
+    from mentionwatch.search import search_tree
 
     return _render(search_tree(text))
 
 
 def _render(node: Any) -> str | None:
-    from mentionwatch.store import SearchNode, SearchWords
+    from mentionwatch.search import SearchNode, SearchWords
 
     if isinstance(node, SearchWords):
         found = [w for w in words(node.words) if len(w.encode()) <= _MAX_LEXEME]

@@ -127,7 +127,7 @@ class Engine:
     def full_text(self) -> None:
         """The full-text index of mentions (text, title, author): an external-content FTS5
         table kept by triggers (as sqlite-utils' enable_fts made it)."""
-        from mentionwatch.store import FTS_COLUMNS
+        from mentionwatch.search import FTS_COLUMNS
 
         columns = ", ".join(f'"{c}"' for c in FTS_COLUMNS)
         new = ", ".join(f'new."{c}"' for c in FTS_COLUMNS)
@@ -235,7 +235,7 @@ class Engine:
     @staticmethod
     def search(text: str) -> tuple[str, list[Any]]:
         """The WHERE clause (on mentions `m`) and parameters for --search TEXT."""
-        from mentionwatch.store import fts_match
+        from mentionwatch.search import fts_match
 
         clause = "m.time_key IN (SELECT rowid FROM mentions_fts WHERE mentions_fts MATCH ?)"
         return clause, [fts_match(text)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import calendar
-import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -147,6 +146,8 @@ def to_mention(entry: Any) -> Mention | None:
     created = from_epoch(calendar.timegm(stamp)) if stamp else utcnow()
     native_id = link if _is_google(entry.get("link")) else (entry.get("id") or link)
     if not native_id:
+        import hashlib  # here: loading OpenSSL costs ~2 ms of every command whose config has rss
+
         digest = hashlib.sha256(f"{title}\n{entry.get('published', '')}".encode()).hexdigest()
         native_id = digest[:32]
     # RSS 2.0's <author> is "email (Name)": feedparser splits it into author_detail.
