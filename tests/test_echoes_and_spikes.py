@@ -270,6 +270,25 @@ def test_repeat_and_credit_marks_however_they_are_spaced_or_spelt():
     assert echoes.signature("a_b _ __ c").words == ("a_b", "__", "c")
 
 
+def test_links_are_set_aside_wherever_they_stand():
+    # Links are taken out word by word: what is left around them (a marker that becomes
+    # the first or last word, other whitespace) must read as it did with the whole text.
+    words = {
+        "https://x.io/a via": (),
+        "h/t @bob via https://pebblebase.io/x": (),
+        "pebblebase.io/docs\nsays\tthe pool leaks www.Example.com cc": (
+            "says",
+            "the",
+            "pool",
+            "leaks",
+        ),
+        "see (pebblebase.io/pricing), then x.co/y…": ("see", "then"),
+        "RT @bob: https://t.co/x pebblebase is down via": ("pebblebase", "is", "down"),
+    }
+    for text, expected in words.items():
+        assert echoes.signature(text).words == expected, text
+
+
 def _band_keys_before(words: tuple[str, ...]) -> list[int]:
     """The band keys as saving computed them one text at a time in Python ints, before
     numpy: the keys stored in existing databases, which band_keys must reproduce bit for bit."""

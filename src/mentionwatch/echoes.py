@@ -179,7 +179,7 @@ def signature(text: str | None) -> Signature:
                 text = text[: mark.start()] + " " + text[mark.end() :]
         repeats, credits = marks
     if "/" in text or "www." in text.lower():
-        text = r.url.sub(" ", text)
+        text = _without_links(text)
     if "@" in text:
         text = r.handle.sub(" ", text)
     if _may_trail(text):
@@ -193,6 +193,21 @@ def signature(text: str | None) -> Signature:
         text = r.unspaced.sub(lambda m: f" {m.group()} ", text.casefold())
         words = tuple(w for w in r.word.findall(text) if w != "_")
     return Signature(words, repeats, truncated, credits)
+
+
+def _without_links(text: str) -> str:
+    """The text with its links taken out. A link never spans whitespace, so the pattern
+    runs only on the words that can hold one ("/" or "www."): over a whole 300-character
+    text it tried its domain form at every word and cost ~19 us, ~6 us this way. The words
+    come back joined by single spaces (nothing after this step tells whitespace apart), and
+    a leading or trailing space stays: the trailing-marker pattern needs the space before
+    "via" when it is the first word left."""
+    words = text.split()
+    for i, word in enumerate(words):
+        if "/" in word or "www." in word.lower():
+            words[i] = _rules().url.sub(" ", word)
+    lead = " " if text[:1].isspace() else ""
+    return lead + " ".join(words) + (" " if text[-1:].isspace() else "")
 
 
 # Every ASCII character that is not a word character (\w), as a space (a bytes table:
