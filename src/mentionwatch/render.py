@@ -105,7 +105,7 @@ def _row_records(rows: Iterator[Any], names: list[str]) -> Iterator[dict[str, An
     parse = datetime.fromisoformat
     now = utcnow().timestamp()
     for row in rows:
-        rec = dict(zip(RECORD_KEYS, values(row)))
+        rec = dict(zip(RECORD_KEYS, values(row), strict=True))
         for key, i in lists:
             rec[key] = decode(row[i] or "[]")
         age = now - parse(row[created_at]).timestamp()

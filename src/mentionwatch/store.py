@@ -602,7 +602,6 @@ def m013_search_by_status(db: Any) -> None:
     db.full_text_by_status(STATUSES)
 
 
-
 @migration
 def m014_terms_on_mentions(db: Any) -> None:
     """mentions.terms: a copy of the mention's rows in mention_terms as a sorted JSON list
@@ -624,6 +623,7 @@ def m014_terms_on_mentions(db: Any) -> None:
 def terms_text(terms: Iterable[str]) -> str:
     """mentions.terms (m014_terms_on_mentions): a set of term names as stored, sorted."""
     return json.dumps(sorted(set(terms)), ensure_ascii=False)
+
 
 # Tables a copy to another database leaves alone: each keeps its own migrations' record.
 _NOT_COPIED = {"_migrations"}
