@@ -77,6 +77,9 @@ _RECORD_VALUES = [(key, _record_value(key)) for key in RECORD_KEYS]
 
 # How many distinct JSON lists (terms, intents) export keeps decoded: they repeat endlessly.
 DECODED_LISTS = 10_000
+# What a record reads of a stored mention (Store.rows(columns=...)): every record key but
+# priority, which is made from priority_base and created_at.
+ROW_COLUMNS = (*(key for key in RECORD_KEYS if key != "priority"), "priority_base")
 
 
 def records(items: Iterable[Mention | Any]) -> Iterator[dict[str, Any]]:

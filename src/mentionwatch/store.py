@@ -1565,14 +1565,18 @@ class Store:
         yield from map(_mention, self.rows(filters, limit, order))
 
     def rows(
-        self, filters: Filters, limit: int | None = None, order: str = "newest"
-    ) -> Iterator[Row]:
-        """The stored rows (every column and `terms`, a JSON list) of the mentions that pass
-        the filters, newest or oldest first: what export streams, with no Mention built."""
+        self, filters: Filters, limit: int | None = None, order: str = "newest",
+        columns: Sequence[str] | None = None,
+    ) -> Iterator[Row]:  # fmt: skip
+        """The stored rows (every column a Mention is made of, `terms` a JSON list, or only
+        `columns`) of the mentions that pass the filters, newest or oldest first: what export
+        streams, with no Mention built."""
         direction = "ASC" if order == "oldest" else "DESC"
+        chosen = f"SELECT {', '.join(f'm.{c}' for c in columns)}" if columns else self._columns
+        select = f"{chosen} FROM mentions m"
         if filters.search and self.db.SEARCH_IN_TIME_ORDER:  # m011_search_order
             source, params = self._search_range(filters)
-            sql = f"{self._columns} {source} ORDER BY f.rowid {direction}"
+            sql = f"{chosen} {source} ORDER BY f.rowid {direction}"
             if limit is not None:
                 sql += " LIMIT ?"
                 params.append(limit)
@@ -1582,12 +1586,12 @@ class Store:
             branched = self._branches(filters, direction, limit)
             if branched is not None:
                 ids, params = branched
-                sql = (f"{self._select} WHERE m.id IN ({ids}) "
+                sql = (f"{select} WHERE m.id IN ({ids}) "
                        f"ORDER BY m.created_at {direction}, m.id {direction} LIMIT ?")  # fmt: skip
                 yield from self._guarded(self.db.stream(sql, [*params, limit]), filters)
                 return
         where, params = self._where(filters)
-        sql = f"{self._select}{where} ORDER BY m.created_at {direction}, m.id {direction}"
+        sql = f"{select}{where} ORDER BY m.created_at {direction}, m.id {direction}"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
