@@ -9,10 +9,10 @@ with mentionwatch's schema (unique key, term rows, FTS5 external-content index k
 triggers, the feed's indexes, echo keys and signatures).
 
 What the anchor does, with plain sqlite3 statements: per page, one lookup of the known
-keys, the next free id, an executemany INSERT of the new rows, the term rows, the reach (and
-priority) update of known ones, the echo key and signature rows, the query that finds which
-new mentions share an echo key with an earlier one and, for those, the candidate query; the
-cursor upsert: the statements Store.save_page runs (it also links the echoes it finds; this
+keys, the next free id, an executemany INSERT of the new rows, the term rows, the update of
+known ones' terms (a copy on the row: m014_terms_on_mentions) and reach (and priority), the
+echo key and signature rows, the query that finds which new mentions share an echo key with
+an earlier one and, for those, the candidate query; the cursor upsert: the statements Store.save_page runs (it also links the echoes it finds; this
 corpus has almost none). What it does not do (mentionwatch does, in Python): build the rows
 from Mentions, normalise the texts and compute their MinHash keys (the anchor's are computed
 before the clock starts), compare echo candidates word by word, compute priority. So the
@@ -31,6 +31,7 @@ mentionwatch time (higher is better; 1.0 = SQLite's speed): the median and range
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -51,6 +52,7 @@ from mentionwatch.store import (
     _row,
     _sharing_keys,
     _time_key,
+    terms_text,
 )
 
 PAGE = 100
@@ -147,8 +149,8 @@ class Anchor:
         window = timedelta(days=echoes.WINDOW_DAYS)
         conn.execute("BEGIN IMMEDIATE")
         keys = [r[0][key_col] for r in rows]
-        known = {k: (i, reach, st, c) for i, k, reach, st, c in conn.execute(
-            "SELECT id, key, reach, status, created_at FROM mentions WHERE key IN "
+        known = {k: (i, reach, st, c, terms) for i, k, reach, st, c, terms in conn.execute(
+            "SELECT id, key, reach, status, created_at, terms FROM mentions WHERE key IN "
             f"({','.join('?' * len(keys))})", keys)}  # fmt: skip
         new_rows = [r for r in rows if r[0][key_col] not in known]
         first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM mentions").fetchone()[0]
@@ -160,9 +162,12 @@ class Anchor:
         conn.executemany(
             "INSERT INTO mention_terms (mention_id, status, created_at, term) "
             "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [(ids[k], *(known[k][2:] if k in known else (r[0][status_col], r[0][created_col])), t)
+            [(ids[k], *(known[k][2:4] if k in known else (r[0][status_col], r[0][created_col])), t)
              for r in rows for k in (r[0][key_col],) for t in r[1]],
         )  # fmt: skip
+        grown = [(merged, known[k][0]) for r in rows if (k := r[0][key_col]) in known
+                 and (merged := terms_text([*json.loads(known[k][4]), *r[1]])) != known[k][4]]
+        conn.executemany("UPDATE mentions SET terms = ? WHERE id = ?", grown)
         moved = [(r[0][reach_col], r[0][base_col], r[0][base_col + 1], known[k][0]) for r in rows
                  if (k := r[0][key_col]) in known and r[0][reach_col] != known[k][1]]  # fmt: skip
         conn.executemany(

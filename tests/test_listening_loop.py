@@ -67,6 +67,9 @@ query = "pebblebase.io"
     assert rows[0][0] == 1
     (record,) = [r for r in project.run("export").jsonl() if r["key"] == "hackernews:42820300"]
     assert record["terms"] == ["pebble-io", "pebblebase"]
+    # found by each term in its own job: the second save added its term to the row's copy
+    stored = project.rows("SELECT terms FROM mentions WHERE native_id = '42820300'")
+    assert stored == [('["pebble-io", "pebblebase"]',)]
 
 
 def test_jsonl_has_the_design_keys_then_the_triage_keys(project):

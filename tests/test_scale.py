@@ -359,6 +359,49 @@ def test_databases_from_before_the_search_order_are_searched_after_upgrading(tmp
     assert found == ["backup 9", "backup 3", "backup 2"]
 
 
+@pytest.mark.both_engines
+def test_terms_are_copied_onto_mentions_when_upgrading_and_kept_by_saving(project):
+    """m014_terms_on_mentions fills mentions.terms from mention_terms, and save_page keeps
+    it: a stored mention found again by another term has it on its row too."""
+    from mentionwatch import store as store_module
+
+    project.write_config(CONFIG)
+    saved = store_module.MIGRATIONS[:]
+    store_module.MIGRATIONS[:] = [m for m in saved if m.__name__ != "m014_terms_on_mentions"]
+    try:
+        old = Store(project.db)
+        with old.transaction():  # as the saving of a store before m014 wrote them
+            old.conn.executemany(
+                "INSERT INTO mentions (id, key, source, native_id, text, created_at, "
+                "priority_base) VALUES (?, ?, 'x', ?, ?, ?, 1.5)",
+                [(i, f"x:{i}", str(i), f"pebblebase {i}", f"2026-0{i}-01T00:00:00Z")
+                 for i in (1, 2, 3)],
+            )  # fmt: skip
+            old.conn.executemany(
+                "INSERT INTO mention_terms (mention_id, status, created_at, term) "
+                "VALUES (?, 'open', ?, ?)",
+                [(1, "2026-01-01T00:00:00Z", "stonebase"), (1, "2026-01-01T00:00:00Z",
+                  "pebblebase"), (2, "2026-02-01T00:00:00Z", "pebblebase")],
+            )  # fmt: skip
+        old.close()
+    finally:
+        store_module.MIGRATIONS[:] = saved
+    store = Store(project.db)
+    stored = [tuple(r) for r in store.conn.execute("SELECT id, terms FROM mentions ORDER BY id")]
+    assert stored == [(1, '["pebblebase", "stonebase"]'), (2, '["pebblebase"]'), (3, "[]")]
+    created = datetime(2026, 3, 1, tzinfo=UTC)
+    for term in ("stonebase", "pebblebase", "stonebase"):  # found again; once more: no change
+        store.save_page("x", term, [Mention(source="x", native_id="3", text="pebblebase 3",
+                                            created_at=created, terms=[term])], None)  # fmt: skip
+    store.close()
+    exported = {r["id"]: r["terms"] for r in project.run("export").jsonl()}
+    assert exported == {1: ["pebblebase", "stonebase"], 2: ["pebblebase"],
+                        3: ["pebblebase", "stonebase"]}  # fmt: skip
+    assert project.rows("SELECT terms FROM mentions WHERE id = 3") == [
+        ('["pebblebase", "stonebase"]',)
+    ]
+
+
 @pytest.mark.sqlite_only
 def test_an_analyzed_database_keeps_its_plans_after_the_priority_lists_grow(tmp_path):
     """m013_priority_lists replaces two indexes; a SQLite database with statistics gets

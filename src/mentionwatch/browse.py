@@ -32,6 +32,7 @@ COLUMN_LABELS = {
     "sentiment": "positive, neutral or negative",
     "polarity": "-1 (negative) to 1 (positive)",
     "intents": "question, complaint, praise, request (JSON list)",
+    "terms": "the terms that found it (JSON list; mention_terms has a row for each)",
     "status": "open, handled or ignored",
     "status_at": "when the status last changed",
     "reach": "points, likes, score…",

@@ -13,6 +13,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from itertools import chain
+from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any
 
 from mentionwatch.models import (
@@ -72,42 +75,43 @@ _RECORD_VALUES = [(key, _record_value(key)) for key in RECORD_KEYS]
 
 # How many distinct JSON lists (terms, intents) export keeps decoded: they repeat endlessly.
 DECODED_LISTS = 10_000
+# What a record reads of a stored mention (Store.rows(columns=...)): every record key but
+# priority, which is made from priority_base and created_at.
+ROW_COLUMNS = (*(key for key in RECORD_KEYS if key != "priority"), "priority_base")
 
 
 def records(items: Iterable[Mention | Any]) -> Iterator[dict[str, Any]]:
     """JSONL records of Mentions, or of stored rows (Store.rows: export builds no Mention;
     stored times are already in the record's form)."""
-    plan: tuple[list[int], list[tuple[str, int]], int, int] | None = None
-    now = utcnow().timestamp()
-    lists: dict[str, list[Any]] = {}  # JSON lists seen ("[]", '["acme"]' repeat endlessly)
-    for item in items:
-        if isinstance(item, Mention):
-            yield record(item)
-            continue
-        if plan is None:
-            plan = _row_plan(list(item.keys()))
-        columns, json_keys, base_at, created_at = plan
-        rec = dict(zip(RECORD_KEYS, map(item.__getitem__, columns), strict=True))
-        for key, i in json_keys:
-            text = item[i] or "[]"
-            value = lists.get(text)
-            if value is None:
-                value = json.loads(text)
-                if len(lists) < DECODED_LISTS:
-                    lists[text] = value
-            rec[key] = value
-        age = now - datetime.fromisoformat(item[created_at]).timestamp()
-        rec["priority"] = round(item[base_at] * freshness(age / 3600), 3)
-        yield rec
+    rows = iter(items)
+    first = next(rows, None)
+    if first is None:
+        return
+    if isinstance(first, Mention):
+        yield from map(record, chain((first,), rows))
+        return
+    yield from _row_records(chain((first,), rows), list(first.keys()))
 
 
-def _row_plan(names: list[str]) -> tuple[list[int], list[tuple[str, int]], int, int]:
-    """Where each record key is in a stored row; JSON keys and priority are filled after."""
+def _row_records(rows: Iterator[Any], names: list[str]) -> Iterator[dict[str, Any]]:
+    """Records of stored rows with these columns: where each record key is in a row is
+    worked out once, then every row is read by one itemgetter; the JSON lists and priority
+    are filled after."""
     at = {name: i for i, name in enumerate(names)}
     kinds = dict(MENTION_COLUMNS)
-    json_keys = [(k, at[k]) for k in RECORD_KEYS if k == "terms" or kinds.get(k) == "json"]
-    columns = [at.get(k, at["priority_base"]) for k in RECORD_KEYS]
-    return columns, json_keys, at["priority_base"], at["created_at"]
+    values = itemgetter(*(at.get(k, at["priority_base"]) for k in RECORD_KEYS))
+    lists = [(k, at[k]) for k in RECORD_KEYS if k == "terms" or kinds.get(k) == "json"]
+    base_at, created_at = at["priority_base"], at["created_at"]
+    decode = lru_cache(maxsize=DECODED_LISTS)(json.loads)  # '[]', '["acme"]' again and again
+    parse = datetime.fromisoformat
+    now = utcnow().timestamp()
+    for row in rows:
+        rec = dict(zip(RECORD_KEYS, values(row), strict=True))
+        for key, i in lists:
+            rec[key] = decode(row[i] or "[]")
+        age = now - parse(row[created_at]).timestamp()
+        rec["priority"] = round(row[base_at] * freshness(age / 3600), 3)
+        yield rec
 
 
 def age(dt: datetime, now: datetime | None = None) -> str:
@@ -511,9 +515,14 @@ def print_templates(console: Console, templates: Any) -> None:
         console.print(line, soft_wrap=True)
 
 
+# A record as JSON, as json.dumps(rec, ensure_ascii=False) writes it, without looking for
+# reference cycles (a record is made fresh from a row or a Mention: it has none).
+_RECORD_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
 def write_jsonl(out: IO[str], mentions: Iterable[Mention | Mapping[str, Any]]) -> int:
     count = 0
-    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    dumps = _RECORD_JSON
     write = out.write
     for rec in records(mentions):
         write(dumps(rec) + "\n")
@@ -526,7 +535,7 @@ def write_json(out: IO[str], mentions: Iterable[Mention | Mapping[str, Any]]) ->
     out.write("[")
     for rec in records(mentions):
         out.write(",\n" if count else "\n")
-        out.write(json.dumps(rec, ensure_ascii=False))
+        out.write(_RECORD_JSON(rec))
         count += 1
     out.write("\n]\n" if count else "]\n")
     return count

@@ -365,7 +365,8 @@ def export(
     filters = build_filters(since, source, term, sentiment, status, search, intent, "all",
                             relevant)  # fmt: skip
     store = open_store(load_config(), readonly=True)
-    mentions = store.rows(filters, order="oldest")  # rows: no Mention built per row
+    # rows of what a record reads: no Mention built per row
+    mentions = store.rows(filters, order="oldest", columns=render.ROW_COLUMNS)
     if output is None:
         count = render.WRITERS[fmt](sys.stdout, mentions)
         if not count and sys.stdout.isatty():

@@ -366,11 +366,6 @@ class Engine:
         return f"CAST(floor({expr}) AS BIGINT)"
 
     @staticmethod
-    def terms_json(mention: str) -> str:
-        return (f"(SELECT coalesce(CAST(json_agg(term ORDER BY term) AS TEXT), '[]') "
-                f"FROM mention_terms WHERE mention_id = {mention})")  # fmt: skip
-
-    @staticmethod
     def periods() -> str:
         return ("(SELECT value ->> 0 AS lo, value ->> 1 AS hi "
                 "FROM jsonb_array_elements(CAST(? AS jsonb))) p")  # fmt: skip

@@ -219,12 +219,6 @@ class Engine:
         return f"CAST({expr} AS INTEGER)"
 
     @staticmethod
-    def terms_json(mention: str) -> str:
-        """A mention's terms as a JSON list, sorted."""
-        return (f"(SELECT json_group_array(term) FROM (SELECT term FROM mention_terms "
-                f"WHERE mention_id = {mention} ORDER BY term))")  # fmt: skip
-
-    @staticmethod
     def periods() -> str:
         """A FROM item `p (lo, hi)` over one parameter: a JSON list of [start, end] pairs."""
         return ("(SELECT json_extract(value, '$[0]') AS lo, json_extract(value, '$[1]') AS hi "
