@@ -165,8 +165,10 @@ class Platform(PlatformBase):
                     copy = {**status, "id": str(next(self._ids))}
                     acct = f"{status['account']['username']}@{host}"
                     copy["account"] = {**status["account"], "acct": acct}
-                    self.resolved[status["uri"]] = copy
-                    return [copy]
+                    # One local copy per remote post, as Mastodon keeps: teammates resolving
+                    # it at the same moment get the same id (a second copy replaced the
+                    # first, and a reply to the first's id was refused 404).
+                    return [self.resolved.setdefault(status["uri"], copy)]
         return []
 
     def post(self, request: Request, data: dict[str, Any]) -> Response:
