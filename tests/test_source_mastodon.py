@@ -161,6 +161,7 @@ def test_malformed_statuses_are_named_and_the_rest_is_kept(project):
 
 MIRA = "mastodon:https://mastodon.social/users/mira/statuses/113504118204661001"
 KAI = "mastodon:https://fosstodon.org/users/kai/statuses/112900000000000789"
+BOOSTED = "mastodon:https://social.coop/users/lena/statuses/112345678901234567"
 
 
 def test_reply_to_home_post_sends_idempotency_key_and_mention(project):
@@ -201,6 +202,18 @@ def test_reply_to_post_from_another_instance_resolves_local_id(project):
     local_id = resolved["https://fosstodon.org/users/kai/statuses/112900000000000789"]["id"]
     (sent,) = project.web.platform("mastodon").posted
     assert sent["in_reply_to_id"] == local_id != "112900000000000789"
+    assert posted.remote_id == sent["id"]
+
+
+def test_reply_to_a_boosted_post_answers_the_post_not_the_boost(project):
+    project.write_config(HN_AND_RSS + MASTODON)
+    project.run("poll", "--source", "mastodon")
+    lena = project.mention(BOOSTED)
+    assert lena.extra["boosted_by"] == "opsweekly@mastodon.social"
+
+    posted = project.call_source("mastodon", lambda s: s.reply(lena, "Thanks!", "k5"))
+    (sent,) = project.web.platform("mastodon").posted
+    assert sent["in_reply_to_id"] == "113505370000000099"  # the boosted status's id here
     assert posted.remote_id == sent["id"]
 
 

@@ -108,7 +108,7 @@ class Platform(PlatformBase):
     def context(self, statuses: list[dict[str, Any]], status_id: str) -> Response:
         """Public for a public status, like Mastodon: ancestors root first, then descendants
         (direct replies, enough for find_reply)."""
-        by_id = {s["id"]: s for s in statuses}
+        by_id = _by_id(statuses)
         if status_id not in by_id:
             return _limited(NOT_FOUND, 404)
         ancestors: list[dict[str, Any]] = []
@@ -186,7 +186,7 @@ class Platform(PlatformBase):
             return _limited({"error": f"Validation failed: Text character limit of {limit} "
                                       "exceeded"}, 422)  # fmt: skip
         parent = fields.get("in_reply_to_id")
-        if parent and parent not in {s["id"] for s in data["statuses"]}:
+        if parent and parent not in _by_id(data["statuses"]):
             return _limited(NOT_FOUND, 404)
         status = self._status(text, parent, data["me"])
         visibility = fields.get("visibility") or "public"
@@ -222,6 +222,13 @@ class Platform(PlatformBase):
             "reblogs_count": 0,
             "favourites_count": 0,
         }
+
+
+def _by_id(statuses: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The statuses this instance knows by id: a boost's boosted status is one of them (it
+    has its own id here, the one a reply to it names)."""
+    known = {s["reblog"]["id"]: s["reblog"] for s in statuses if isinstance(s.get("reblog"), dict)}
+    return known | {s["id"]: s for s in statuses}
 
 
 def _tags(status: dict[str, Any]) -> set[str]:
