@@ -12,8 +12,8 @@ What the anchor does, with plain sqlite3 statements: per page, one lookup of the
 keys, the next free id, an executemany INSERT of the new rows, the term rows, the update of
 known ones' terms (a copy on the row: m014_terms_on_mentions) and reach (and priority), the
 echo key and signature rows, the query that finds which new mentions share an echo key with
-an earlier one and, for those, the candidate query; the cursor upsert: the statements Store.save_page runs (it also links the echoes it finds; this
-corpus has almost none). What it does not do (mentionwatch does, in Python): build the rows
+an earlier one and, for those, the candidate query; the cursor upsert: the statements
+Store.save_page runs (it also links the echoes it finds; this corpus has almost none). What it does not do (mentionwatch does, in Python): build the rows
 from Mentions, normalise the texts and compute their MinHash keys (the anchor's are computed
 before the clock starts), compare echo candidates word by word, compute priority. So the
 ratio is mentionwatch's whole cost per mention against SQLite's cost of the same writes.

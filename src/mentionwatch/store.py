@@ -380,14 +380,10 @@ def _echo_window(created_at: str) -> tuple[str, str]:
     from mentionwatch.echoes import WINDOW_DAYS  # here: the data formats do not load echoes
 
     moment, window = parse_iso(created_at), timedelta(days=WINDOW_DAYS)
-    low, high = _CALENDAR
+    low, high = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
     lo = moment - window if moment - low > window else low
     hi = moment + window if high - moment > window else high
-    # models.iso's form, without its conversions: parse_iso's times are UTC already.
-    return lo.isoformat(timespec="seconds")[:-6] + "Z", hi.isoformat(timespec="seconds")[:-6] + "Z"
-
-
-_CALENDAR = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+    return iso(lo) or "", iso(hi) or ""
 
 
 @lru_cache(maxsize=4096)
