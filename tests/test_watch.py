@@ -176,3 +176,31 @@ def test_intervals_per_source_and_x_polls_less_often(tmp_path):
     path.write_text('[poll]\ninterval = "often"\n')
     with pytest.raises(config.ConfigError, match=r"c.toml:2: poll.interval: cannot read"):
         config.load(path, tmp_path / "db")
+
+
+def test_at_shutdown_senders_stop_after_the_message_they_are_sending(project, rx):
+    from mentionwatch import config, delivery
+    from mentionwatch.store import Store
+
+    project.write_config(CONFIG.replace("HOOK", rx.url("/hooks/s")))
+    rx.answer("/hooks/s", 500, times=1000)
+    project.run("poll")  # the channel is down: every delivery stays pending
+    rx.behaviours.clear()
+    rx.slow("/hooks/s", 0.3, times=1000)
+    before = len(rx.seen("/hooks/s"))
+    cfg = config.load(project.config, project.db)
+    store = Store(cfg.db_path)
+    try:
+        dispatcher = delivery.Dispatcher(cfg, store)
+        dispatcher.start()
+        time.sleep(0.1)  # the first message is on its way
+        (report,) = dispatcher.abandon(1.0)
+        # It was answered within the wait and recorded; no more went out, none is on its way.
+        assert report.delivered == 1 and len(rx.seen("/hooks/s")) == before + 1
+        assert not [t for t in threading.enumerate() if t.daemon and t.is_alive()
+                    and t.name != "MainThread" and "_channel_worker" in repr(t)]  # fmt: skip
+    finally:
+        store.close()
+    pending = project.rows("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0]
+    assert project.rows("SELECT count(*) FROM outbox WHERE state = 'sent'")[0][0] == 1
+    assert pending == project.rows("SELECT count(*) FROM mentions")[0][0] - 1 > 0

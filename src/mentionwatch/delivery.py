@@ -110,6 +110,7 @@ class Dispatcher:
         # (store.exclusive) from reading them to marking them.
         self._locks: dict[tuple[str, str], contextlib.ExitStack] = {}
         self.elsewhere: set[tuple[str, str]] = set()  # channels another process is sending
+        self._stopping = threading.Event()  # abandon(): senders stop after what they send
 
     def start(self, respect_backoff: bool = False) -> list[ChannelReport]:
         """Start sending what is pending (with respect_backoff, only what is due) on every
@@ -146,7 +147,16 @@ class Dispatcher:
             self.busy[key] = report
             threading.Thread(
                 target=_channel_worker,
-                args=(key, rule, channel, deliveries, room, self.timeout, self.results),
+                args=(
+                    key,
+                    rule,
+                    channel,
+                    deliveries,
+                    room,
+                    self.timeout,
+                    self.results,
+                    self._stopping,
+                ),
                 daemon=True,  # a hung channel must never keep the process alive
             ).start()
         return held
@@ -217,15 +227,24 @@ class Dispatcher:
         """Wake `collect` from another thread (watch: "kick" after a save, "stop")."""
         self.results.put(word)
 
-    def abandon(self) -> list[ChannelReport]:
-        """The channels still busy (at shutdown): their deliveries stay pending."""
+    def abandon(self, wait: float = 0.0) -> list[ChannelReport]:
+        """At shutdown: the senders stop after the message they are sending, whose answers
+        are recorded for up to `wait` seconds; the channels still busy then are left, their
+        deliveries pending. Waiting keeps the process from ending while a sender is still
+        inside its request: a daemon thread that wakes up while the interpreter shuts down
+        can crash it (SIGSEGV)."""
+        self._stopping.set()
+        finished: list[ChannelReport] = []
+        end = time.monotonic() + wait
+        while self.busy and (remaining := end - time.monotonic()) > 0:
+            finished += self.collect(remaining, until_idle=True)[0]  # a posted word ends one
         left = list(self.busy.values())
         for report in left:
             report.error = report.error or "no answer before shutdown; sent again next time"
         for key in list(self.busy):
             self._release(key)
         self.busy.clear()
-        return left
+        return finished + left
 
 
 def deliver(
@@ -285,6 +304,7 @@ def _channel_worker(
     room: int | None,
     timeout: float,
     results: queue.Queue[_Answer],
+    stopping: threading.Event,
 ) -> None:
     try:
         if channel.per_event:
@@ -296,6 +316,8 @@ def _channel_worker(
             batches = _messages(rule, channel, deliveries, room, timeout)
         left = list(deliveries)
         for batch, send in batches:
+            if stopping.is_set():  # shutdown: the rest stay pending, untried
+                return
             outcome = send()
             results.put((key, _Sent([d.id for d in batch], outcome,
                                     max(d.attempts for d in batch))))  # fmt: skip

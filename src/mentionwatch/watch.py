@@ -36,6 +36,9 @@ from mentionwatch.trends import local_zone
 
 JITTER = 0.1  # each wait is the interval ± 10%, so sources drift apart instead of bunching
 SHUTDOWN_FLUSH = 2.5  # seconds the last flush may take after a stop signal
+# Then, of the second finish() waits beyond it, what the senders get to finish the message
+# they are sending (they send no more) before the process ends.
+SHUTDOWN_LAST_ANSWERS = 0.5
 TREND_LOOK = 60.0  # seconds between looks at the digest schedule, at most
 SPIKE_GAP = 60.0  # seconds between looks at spikes after saves, at least
 SPIKE_RECHECK = 300.0  # with nothing new, spikes are looked at this often (episodes end)
@@ -343,7 +346,7 @@ class _DeliveryThread(threading.Thread):
             if left is not None and left <= 0:
                 break
             self._report(dispatcher.collect(left, until_idle=True)[0])
-        self._report(dispatcher.abandon())
+        self._report(dispatcher.abandon(SHUTDOWN_LAST_ANSWERS))
 
     def _wait(self, store: Store, dispatcher: delivery.Dispatcher) -> float:
         """Until the next retry is due (re-checked at least every 30 s)."""
