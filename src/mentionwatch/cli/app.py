@@ -109,8 +109,14 @@ class RootApp(App):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         words = args[0] if args else kwargs.get("args")  # click's main(args=None, ...)
-        view = self.commands(invoked_command(words))
+        view = self.bare() if asks_version(words) else self.commands(invoked_command(words))
         return typer.Typer.__call__(view, *args, **kwargs)
+
+    def bare(self) -> typer.Typer:
+        """This app with its global options and no command."""
+        view = copy.copy(self)
+        view.registered_commands, view.registered_groups = [], []
+        return view
 
     def commands(self, name: str | None = None) -> typer.Typer:
         """This app with every command, in --help's order, or with only command `name`."""
@@ -137,7 +143,23 @@ def command_name(info: Any) -> str:
 def invoked_command(args: Sequence[str] | None) -> str | None:
     """The command a command line surely invokes: the first word after the global options.
     None for anything else (--help, --version, completion, no command, an unknown one)."""
-    if f"_{PROG.upper()}_COMPLETE" in os.environ:  # shell completion: every command
+    word = _after_global_options(args)
+    if word is None or word.startswith("-"):
+        return None
+    return word if any(word in names for names in SUBJECTS.values()) else None
+
+
+def asks_version(args: Sequence[str] | None) -> bool:
+    """Whether a command line is `--version` after the global options: an eager option, so
+    click prints the version before it looks at anything after it (a command among them),
+    and no command needs building. (`--help --version` lists the commands.)"""
+    return _after_global_options(args) == "--version"
+
+
+def _after_global_options(args: Sequence[str] | None) -> str | None:
+    """The first word of a command line after --config, --db, --debug and --no-pager; None
+    when there is none, or during shell completion (which needs every command)."""
+    if f"_{PROG.upper()}_COMPLETE" in os.environ:
         return None
     words = list(sys.argv[1:] if args is None else args)
     i = 0
@@ -147,10 +169,8 @@ def invoked_command(args: Sequence[str] | None) -> str | None:
             i += 2
         elif word in ("--debug", "--no-pager") or word.startswith(("--config=", "--db=")):
             i += 1
-        elif word.startswith("-"):
-            return None
         else:
-            return word if any(word in names for names in SUBJECTS.values()) else None
+            return word
     return None
 
 
