@@ -8,9 +8,12 @@ Conventions every command follows (the `alerts`/`watch` commands too):
 - Every command's docstring is a short first line, then what to know, then an `Examples:`
   block marked with `\\b` so it keeps its line breaks.
 - Placeholders are words in capitals (ID, WHEN, QUERY), never `<str>`.
-"""
 
-from __future__ import annotations
+Annotations in cli/ are evaluated where they are written, not kept as strings (no `from
+__future__ import annotations`): typer reads the root callback's and the invoked command's
+signatures at every run, and each string annotation costs it two compiles and four
+evaluations. Names imported for type checking only are quoted.
+"""
 
 import contextlib
 import copy
@@ -212,7 +215,7 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise UsageError(message, code)
 
 
-def load_config(required: bool = False) -> Config:
+def load_config(required: bool = False) -> "Config":
     """The config, read once per run (option validation and the command share it)."""
     from mentionwatch import config
 
@@ -225,7 +228,7 @@ def load_config(required: bool = False) -> Config:
     return state.config
 
 
-def open_store(cfg: Config, create: bool = False, readonly: bool = False) -> Store:
+def open_store(cfg: "Config", create: bool = False, readonly: bool = False) -> "Store":
     """The database; only `init` and `poll` create it, so reading a database that is not
     there says so instead of leaving an empty file (and folders) behind. `readonly` is for
     commands that only read: a read-only file or mount works."""
@@ -250,7 +253,7 @@ def open_store(cfg: Config, create: bool = False, readonly: bool = False) -> Sto
     return state.store
 
 
-def _console(**options: Any) -> Console:
+def _console(**options: Any) -> "Console":
     """A rich Console whose reader may go away (`| head`, quitting the pager): rich would
     exit 1 then; main() treats it as success."""
     from rich.console import Console
@@ -263,7 +266,7 @@ def _console(**options: Any) -> Console:
     return PipedConsole(highlight=False, emoji=False, markup=False, **options)
 
 
-def stdout_console(fmt: str = "rich") -> Console:
+def stdout_console(fmt: str = "rich") -> "Console":
     plain = fmt == "plain" or os.environ.get("NO_COLOR")
     console = _console(no_color=bool(plain))
     if not console.is_terminal:
@@ -272,7 +275,7 @@ def stdout_console(fmt: str = "rich") -> Console:
 
 
 @contextmanager
-def paged_console() -> Iterator[Console]:
+def paged_console() -> Iterator["Console"]:
     """A console for long human output: on a terminal, more than a screenful goes through
     the pager ($MENTIONWATCH_PAGER, $PAGER or less), as git and gh do; never in a pipe."""
     console = stdout_console()
@@ -331,7 +334,7 @@ def term_names(ctx: click.Context | None = None, stored: bool = True) -> list[st
     return list(dict.fromkeys(names))
 
 
-def _exists(cfg: Config) -> bool:
+def _exists(cfg: "Config") -> bool:
     from mentionwatch.store import database_exists
 
     return database_exists(cfg.database)
@@ -524,7 +527,7 @@ def build_filters(
     intents: Sequence[str] | None = None,
     default_status: str = "open",
     relevant: bool = False,
-) -> Filters:
+) -> "Filters":
     """Filters from validated options; each list means "any of", `all` every status."""
     from mentionwatch.models import Filters, parse_since
 
@@ -554,7 +557,7 @@ def build_filters(
     )
 
 
-def resolve(store: Store, refs: list[str]) -> list[int]:
+def resolve(store: "Store", refs: list[str]) -> list[int]:
     from mentionwatch.store import UnknownMention
 
     if refs == ["-"]:
