@@ -151,6 +151,27 @@ def test_the_examples_in_help_are_valid_commands(project, monkeypatch):
 def test_version_still_works(project):
     result = project.run("--version")
     assert result.code == 0 and result.out.startswith("mentionwatch ")
+    # click prints it before it reads a command; help asked for first lists the commands
+    assert project.run("--version", "feed", "--bogus").out == result.out
+    assert "Commands:" in project.run("--help", "--version").out
+
+
+@pytest.mark.parametrize(
+    ("argv", "asks"),
+    [
+        (["--version"], True),
+        (["--config", "c.toml", "--db=x.db", "--debug", "--version", "feed"], True),
+        (["--version", "--help"], True),
+        (["--help", "--version"], False),
+        (["feed", "--version"], False),
+        (["--config", "--version"], False),  # the config file's name
+        ([], False),
+    ],
+)
+def test_a_command_line_asks_for_the_version(argv, asks):
+    from mentionwatch.cli.app import asks_version
+
+    assert asks_version(argv) is asks
 
 
 def complete(project, shell: str, words: str) -> list[str]:

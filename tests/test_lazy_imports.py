@@ -96,6 +96,8 @@ def test_a_command_loads_its_own_cli_module_and_rich_only_to_draw(project):
         "mentionwatch.cli.mentions", "mentionwatch.team"
     }  # fmt: skip
     assert "rich" in loaded_modules(project, "feed", watched=watched)
+    # --version needs no command: click prints it before it reads one
+    assert loaded_modules(project, "--version", watched=watched) == set()
 
 
 @pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)

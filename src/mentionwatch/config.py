@@ -28,6 +28,8 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 @dataclass(frozen=True)
 class SourceSettings:
+    """A [sources.NAME] table, checked against the source's options."""
+
     name: str
     enabled: bool = True
     base_url: str | None = None
@@ -50,6 +52,8 @@ class SourceSettings:
 
 @dataclass(frozen=True)
 class PollSettings:
+    """[poll]: how polls treat the platforms."""
+
     timeout: float = 20.0  # seconds per request
     per_host: int = 4  # concurrent requests to one host
     retries: int = 3
@@ -81,6 +85,8 @@ _LLM_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
 
 @dataclass(frozen=True)
 class Config:
+    """The whole config, checked; `path` None: no file, the defaults."""
+
     path: Path | None
     db_path: Path
     terms: tuple[Term, ...] = ()

@@ -278,7 +278,9 @@ def from_epoch(seconds: float) -> datetime:
 
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+# A pattern, compiled (and cached) by `re` on first use: compiling it costs ~0.3 ms, and
+# most commands never read a duration.
+_DURATION = r"(?i)(\d+(?:\.\d+)?)\s*([smhdw])"
 
 
 def parse_duration(value: str | float) -> float:
@@ -288,9 +290,9 @@ def parse_duration(value: str | float) -> float:
         seconds = float(value)
     else:
         text = str(value).strip().replace(" ", "")
-        if not text or _DURATION.sub("", text):
+        if not text or re.sub(_DURATION, "", text):
             raise ValueError(f"cannot read {value!r} as a duration: use 30s, 5m, 2h, 1d or 1w")
-        seconds = sum(float(n) * _DURATION_UNITS[u.lower()] for n, u in _DURATION.findall(text))
+        seconds = sum(float(n) * _DURATION_UNITS[u.lower()] for n, u in re.findall(_DURATION, text))
     if seconds <= 0:
         raise ValueError(f"{value!r} is not a positive duration")
     return seconds

@@ -32,6 +32,8 @@ class QueryError(UsageError, ValueError):
 
 @dataclass(frozen=True)
 class Query:
+    """A parsed term query: any alternative whose atoms all appear, and no exclusion."""
+
     alternatives: tuple[tuple[str, ...], ...]  # OR of ANDs of atoms (words or phrases)
     exclusions: tuple[str, ...] = ()
 

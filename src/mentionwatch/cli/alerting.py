@@ -1,7 +1,5 @@
 """Listening continuously and alerting: watch, alerts, alerts test, alerts log."""
 
-from __future__ import annotations
-
 import contextlib
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -32,7 +30,7 @@ if TYPE_CHECKING:
 LOG_FORMATS = ("text", "json")
 
 
-def rule_names(ctx: click.Context | None = None) -> list[str]:
+def rule_names(ctx: "click.Context | None" = None) -> list[str]:
     state.config_path, state.db_path = _root_paths(ctx)
     return [rule.name for rule in load_config().alerts]
 
@@ -40,7 +38,7 @@ def rule_names(ctx: click.Context | None = None) -> list[str]:
 RULE = Choice(rule_names, "alert rule", "your rules")
 
 
-def _store(cfg: Config) -> Store:
+def _store(cfg: "Config") -> "Store":
     """The database, or an empty one in memory when nothing was polled yet (and so nothing
     sent either): reading commands leave no database file behind."""
     from mentionwatch.store import Store, database_exists

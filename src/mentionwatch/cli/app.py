@@ -8,9 +8,12 @@ Conventions every command follows (the `alerts`/`watch` commands too):
 - Every command's docstring is a short first line, then what to know, then an `Examples:`
   block marked with `\\b` so it keeps its line breaks.
 - Placeholders are words in capitals (ID, WHEN, QUERY), never `<str>`.
-"""
 
-from __future__ import annotations
+Annotations in cli/ are evaluated where they are written, not kept as strings (no `from
+__future__ import annotations`): typer reads the root callback's and the invoked command's
+signatures at every run, and each string annotation costs it two compiles and four
+evaluations. Names imported for type checking only are quoted.
+"""
 
 import contextlib
 import copy
@@ -109,8 +112,14 @@ class RootApp(App):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         words = args[0] if args else kwargs.get("args")  # click's main(args=None, ...)
-        view = self.commands(invoked_command(words))
+        view = self.bare() if asks_version(words) else self.commands(invoked_command(words))
         return typer.Typer.__call__(view, *args, **kwargs)
+
+    def bare(self) -> typer.Typer:
+        """This app with its global options and no command."""
+        view = copy.copy(self)
+        view.registered_commands, view.registered_groups = [], []
+        return view
 
     def commands(self, name: str | None = None) -> typer.Typer:
         """This app with every command, in --help's order, or with only command `name`."""
@@ -137,7 +146,23 @@ def command_name(info: Any) -> str:
 def invoked_command(args: Sequence[str] | None) -> str | None:
     """The command a command line surely invokes: the first word after the global options.
     None for anything else (--help, --version, completion, no command, an unknown one)."""
-    if f"_{PROG.upper()}_COMPLETE" in os.environ:  # shell completion: every command
+    word = _after_global_options(args)
+    if word is None or word.startswith("-"):
+        return None
+    return word if any(word in names for names in SUBJECTS.values()) else None
+
+
+def asks_version(args: Sequence[str] | None) -> bool:
+    """Whether a command line is `--version` after the global options: an eager option, so
+    click prints the version before it looks at anything after it (a command among them),
+    and no command needs building. (`--help --version` lists the commands.)"""
+    return _after_global_options(args) == "--version"
+
+
+def _after_global_options(args: Sequence[str] | None) -> str | None:
+    """The first word of a command line after --config, --db, --debug and --no-pager; None
+    when there is none, or during shell completion (which needs every command)."""
+    if f"_{PROG.upper()}_COMPLETE" in os.environ:
         return None
     words = list(sys.argv[1:] if args is None else args)
     i = 0
@@ -147,10 +172,8 @@ def invoked_command(args: Sequence[str] | None) -> str | None:
             i += 2
         elif word in ("--debug", "--no-pager") or word.startswith(("--config=", "--db=")):
             i += 1
-        elif word.startswith("-"):
-            return None
         else:
-            return word if any(word in names for names in SUBJECTS.values()) else None
+            return word
     return None
 
 
@@ -192,7 +215,7 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise UsageError(message, code)
 
 
-def load_config(required: bool = False) -> Config:
+def load_config(required: bool = False) -> "Config":
     """The config, read once per run (option validation and the command share it)."""
     from mentionwatch import config
 
@@ -205,7 +228,7 @@ def load_config(required: bool = False) -> Config:
     return state.config
 
 
-def open_store(cfg: Config, create: bool = False, readonly: bool = False) -> Store:
+def open_store(cfg: "Config", create: bool = False, readonly: bool = False) -> "Store":
     """The database; only `init` and `poll` create it, so reading a database that is not
     there says so instead of leaving an empty file (and folders) behind. `readonly` is for
     commands that only read: a read-only file or mount works."""
@@ -230,7 +253,7 @@ def open_store(cfg: Config, create: bool = False, readonly: bool = False) -> Sto
     return state.store
 
 
-def _console(**options: Any) -> Console:
+def _console(**options: Any) -> "Console":
     """A rich Console whose reader may go away (`| head`, quitting the pager): rich would
     exit 1 then; main() treats it as success."""
     from rich.console import Console
@@ -243,7 +266,7 @@ def _console(**options: Any) -> Console:
     return PipedConsole(highlight=False, emoji=False, markup=False, **options)
 
 
-def stdout_console(fmt: str = "rich") -> Console:
+def stdout_console(fmt: str = "rich") -> "Console":
     plain = fmt == "plain" or os.environ.get("NO_COLOR")
     console = _console(no_color=bool(plain))
     if not console.is_terminal:
@@ -252,7 +275,7 @@ def stdout_console(fmt: str = "rich") -> Console:
 
 
 @contextmanager
-def paged_console() -> Iterator[Console]:
+def paged_console() -> Iterator["Console"]:
     """A console for long human output: on a terminal, more than a screenful goes through
     the pager ($MENTIONWATCH_PAGER, $PAGER or less), as git and gh do; never in a pipe."""
     console = stdout_console()
@@ -311,7 +334,7 @@ def term_names(ctx: click.Context | None = None, stored: bool = True) -> list[st
     return list(dict.fromkeys(names))
 
 
-def _exists(cfg: Config) -> bool:
+def _exists(cfg: "Config") -> bool:
     from mentionwatch.store import database_exists
 
     return database_exists(cfg.database)
@@ -504,7 +527,7 @@ def build_filters(
     intents: Sequence[str] | None = None,
     default_status: str = "open",
     relevant: bool = False,
-) -> Filters:
+) -> "Filters":
     """Filters from validated options; each list means "any of", `all` every status."""
     from mentionwatch.models import Filters, parse_since
 
@@ -534,7 +557,7 @@ def build_filters(
     )
 
 
-def resolve(store: Store, refs: list[str]) -> list[int]:
+def resolve(store: "Store", refs: list[str]) -> list[int]:
     from mentionwatch.store import UnknownMention
 
     if refs == ["-"]:

@@ -1,7 +1,5 @@
 """Authorizing mentionwatch to act as you on platforms that need a user token: auth."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

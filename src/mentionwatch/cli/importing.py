@@ -1,7 +1,5 @@
 """Importing archives: import."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated

@@ -1,7 +1,5 @@
 """Setting up and fetching: init, poll, sources, demo, completion."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated

@@ -4,8 +4,6 @@ README.md holds it between cog markers; `cog -r README.md` regenerates it and
 `cog --check README.md` (run by tests/test_docs.py) fails when the two differ.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

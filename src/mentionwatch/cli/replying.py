@@ -1,7 +1,5 @@
 """Answering a mention: reply."""
 
-from __future__ import annotations
-
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -132,10 +130,10 @@ def reply(
 
 
 def _send(
-    store: Store,
-    cfg: Config,
-    m: Mention,
-    plan: list[tuple[Step, Target]],
+    store: "Store",
+    cfg: "Config",
+    m: "Mention",
+    plan: list[tuple["Step", "Target"]],
     *,
     dry_run: bool,
     yes: bool,
@@ -205,7 +203,7 @@ def _send(
     return True
 
 
-def _refuse_if_answered(store: Store, m: Mention, actor: str) -> None:
+def _refuse_if_answered(store: "Store", m: "Mention", actor: str) -> None:
     """Stop (exit 1, nothing posted) when a teammate already replied to this mention."""
     from mentionwatch import render, team
 
@@ -217,7 +215,7 @@ def _refuse_if_answered(store: Store, m: Mention, actor: str) -> None:
              "pass --force to reply too", EXIT_FAILED)  # fmt: skip
 
 
-def _question(m: Mention, steps: list[Step]) -> str:
+def _question(m: "Mention", steps: list["Step"]) -> str:
     kinds = {s.kind for s in steps}
     if kinds == {"public", "private"}:
         return f"Post this reply and send this private message on {m.source}?"
@@ -227,7 +225,7 @@ def _question(m: Mention, steps: list[Step]) -> str:
 
 
 def _reply_by_hand(
-    store: Store, m: Mention, body: str, link: str | None, open_browser: bool, actor: str
+    store: "Store", m: "Mention", body: str, link: str | None, open_browser: bool, actor: str
 ) -> None:
     """Platforms without a reply API: open (on a terminal) or print the reply page; record it."""
     from mentionwatch import replies
@@ -246,7 +244,7 @@ def _reply_by_hand(
     say(f"{m.source} has no reply API; when you have replied: mentionwatch handle {m.id}")
 
 
-def _original_first(store: Store, m: Mention, interactive: bool) -> Mention:
+def _original_first(store: "Store", m: "Mention", interactive: bool) -> "Mention":
     """An echo (retweet, quote, cross-post): offer to answer the original instead."""
     assert m.echo_of is not None
     original = store.get(m.echo_of)

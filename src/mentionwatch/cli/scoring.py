@@ -1,7 +1,5 @@
 """Sentiment: scoring text, and re-scoring stored mentions."""
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated

@@ -1,7 +1,5 @@
 """Working as a team on one database: assign, unassign."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,8 +1,6 @@
 """Seeing the trend: stats (counts over time, top sources and authors, response figures)
 and digest (the summary a digest alert sends)."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 
