@@ -636,6 +636,13 @@ def m014_terms_on_mentions(db: Any) -> None:
 
 def terms_text(terms: Iterable[str]) -> str:
     """mentions.terms (m014_terms_on_mentions): a set of term names as stored, sorted."""
+    return _terms_text(tuple(terms))
+
+
+@lru_cache(maxsize=1024)
+def _terms_text(terms: tuple[str, ...]) -> str:
+    # Every saved row encodes its terms, and they are a few names from the config: the same
+    # few lists again and again (json.dumps with an option builds an encoder each call).
     return json.dumps(sorted(set(terms)), ensure_ascii=False)
 
 
@@ -687,20 +694,18 @@ _READ_COLUMNS = ", ".join(f"m.{c}" for c in _INSERT_COLUMNS)
 RANKED = 1000
 
 
-def _encode(value: Any, kind: str) -> Any:
-    if kind == "time":
-        return iso(value)
-    if kind == "json":
-        if not value and isinstance(value, dict | list | tuple):  # most: no extra, no intents
-            return "{}" if isinstance(value, dict) else "[]"
-        return json.dumps(list(value) if isinstance(value, tuple) else value,
-                          ensure_ascii=False, sort_keys=True)  # fmt: skip
-    return value
+def _encode_json(value: Any) -> str:
+    if not value and isinstance(value, dict | list | tuple):  # most: no extra, no intents
+        return "{}" if isinstance(value, dict) else "[]"
+    return json.dumps(list(value) if isinstance(value, tuple) else value,
+                      ensure_ascii=False, sort_keys=True)  # fmt: skip
 
 
+_ENCODERS: dict[str, Callable[[Any], Any]] = {"time": iso, "json": _encode_json}
 # _row's plan: every column field read in one call, then only the time and JSON ones encoded.
 _FIELDS = attrgetter(*(name for name, _ in MENTION_COLUMNS))
-_ENCODED = tuple((i + 2, kind) for i, (_, kind) in enumerate(MENTION_COLUMNS) if kind != "value")
+_ENCODED = tuple((i + 2, _ENCODERS[kind]) for i, (_, kind) in enumerate(MENTION_COLUMNS)
+                 if kind != "value")  # fmt: skip
 _STATUS, _CREATED, _TEXT, _TITLE, _AUTHOR = (
     _INSERT_COLUMNS.index(name) for name in ("status", "created_at", "text", "title", "author")
 )
@@ -709,8 +714,8 @@ _STATUS, _CREATED, _TEXT, _TITLE, _AUTHOR = (
 def _row(m: Mention) -> list[Any]:
     """The values of _INSERT_COLUMNS for a mention (its id already given)."""
     values = [m.id, m.key, *_FIELDS(m)]
-    for i, kind in _ENCODED:
-        values[i] = _encode(values[i], kind)
+    for i, encode in _ENCODED:
+        values[i] = encode(values[i])
     created = values[_CREATED] or ""
     seconds = parse_iso(created).timestamp()
     values += _priority_at(m.sentiment, m.polarity, m.intents, m.reach, seconds)
