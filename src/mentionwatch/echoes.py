@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import chain, pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mentionwatch.models import Filters, Mention
@@ -81,21 +81,142 @@ class Signature:
         return Signature(tuple(words), repeats or None, truncated == "t", credits or None)
 
 
-class _WordHashes(dict[str, int]):
-    """Each word's stable 32-bit hash (Python's own str hash changes per process), computed
-    on first sight: a page's words are looked up in one C-level map."""
+def _word_hash(word: str) -> int:
+    """A word's stable 32-bit hash (Python's own str hash changes per process); never 0."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest()) or 1
+
+
+class _LongWords(dict[str, int]):
+    """_word_hash of words longer than _SHORT bytes, computed on first sight."""
 
     def __missing__(self, word: str) -> int:
-        import hashlib
-
         if len(self) > 100_000:
             self.clear()
-        value = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest()) or 1
-        self[word] = value
+        value = self[word] = _word_hash(word)
         return value
 
 
-_WORD_HASHES = _WordHashes()
+_SHORT = 16  # bytes: a word this long or shorter is its own 128-bit number (_ShortWords)
+
+
+class _ShortWords:
+    """_word_hash of words of 1 to 16 UTF-8 bytes, keyed by those bytes read as two 64-bit
+    integers (exact: words hold no NUL byte, so no two read the same), in an open-addressing
+    table of numpy arrays. A page's ~5,000 words are looked up in a few array operations:
+    a dict look-up each cost ~230 ns once SQLite's work had pushed the dict out of the CPU
+    cache (four dependent memory reads: index, entry, key, value)."""
+
+    def __init__(self) -> None:
+        self._empty(1 << 12)
+
+    def _empty(self, size: int) -> None:
+        import numpy as np
+
+        self.low = np.zeros(size, np.uint64)  # 0: a free slot (no word's first bytes read 0)
+        self.high = np.zeros(size, np.uint64)
+        self.values = np.zeros(size, np.uint64)
+        self.count = 0
+
+    def _slots(self, low: Any, high: Any) -> Any:
+        import numpy as np
+
+        bits = self.low.size.bit_length() - 1  # Fibonacci hashing: the product's top bits
+        mixed = (low ^ high * np.uint64(_MIX_B)) * np.uint64(_MIX_A)
+        return (mixed >> np.uint64(64 - bits)).astype(np.intp)
+
+    def find(self, low: Any, high: Any) -> Any:
+        """Each word's hash, 0 where the table has none."""
+        import numpy as np
+
+        found = np.zeros(low.size, np.uint64)
+        slots, todo = self._slots(low, high), np.arange(low.size)
+        mask = self.low.size - 1
+        while todo.size:  # linear probing: the next slot, until the word or a free one
+            at = slots[todo]
+            stored = self.low[at]
+            hit = (stored == low[todo]) & (self.high[at] == high[todo])
+            found[todo[hit]] = self.values[at[hit]]
+            todo = todo[~hit & (stored != 0)]
+            slots[todo] = (slots[todo] + 1) & mask
+        return found
+
+    def add(self, low: Any, high: Any, values: Any) -> None:
+        """Words not in the table yet, distinct, with their hashes."""
+        import numpy as np
+
+        if self.count + low.size > 100_000:  # bounded, as the long words are
+            self._empty(1 << 12)
+        if 4 * (self.count + low.size) > self.low.size:  # at most a quarter full: short probes
+            size = self.low.size
+            while 4 * (self.count + low.size) > size:
+                size *= 2
+            kept = self.low != 0
+            old = self.low[kept], self.high[kept], self.values[kept]
+            self._empty(size)
+            self.add(*old)
+        self.count += low.size
+        slots, mask = self._slots(low, high), self.low.size - 1
+        while low.size:
+            free = np.flatnonzero(self.low[slots] == 0)
+            # One word per free slot this round (the first that wants it); the others probe on.
+            placed = free[np.unique(slots[free], return_index=True)[1]]
+            at = slots[placed]
+            self.low[at], self.high[at], self.values[at] = low[placed], high[placed], values[placed]
+            left = np.ones(low.size, bool)
+            left[placed] = False
+            low, high, values, slots = low[left], high[left], values[left], (slots[left] + 1) & mask
+
+
+_LONG_WORDS = _LongWords()
+_SHORT_WORDS: _ShortWords | None = None
+# The masks that keep the first n bytes of 8 read as a little-endian integer (index: n).
+_BYTE_MASKS = [(1 << (8 * n)) - 1 for n in range(9)]
+
+
+def _word_hashes(words: list[str]) -> Any:
+    """_word_hash of each word, as a numpy uint64 array."""
+    import numpy as np
+
+    global _SHORT_WORDS
+    if _SHORT_WORDS is None:
+        _SHORT_WORDS = _ShortWords()
+    hashes = np.zeros(len(words), np.uint64)
+    joined = "\0".join(words).encode()
+    data = np.frombuffer(joined + bytes(_SHORT), np.uint8)
+    nuls = np.flatnonzero(data == 0)
+    if nuls.size != len(words) - 1 + _SHORT:  # no words, or a word with a NUL: one by one
+        hashes[:] = list(map(_LONG_WORDS.__getitem__, words))
+        return hashes
+    ends = nuls[: len(words)]  # the NUL after each word
+    starts = np.empty(len(words), np.intp)
+    starts[0], starts[1:] = 0, ends[:-1] + 1
+    lengths = ends - starts
+    short = np.flatnonzero((lengths >= 1) & (lengths <= _SHORT))
+    starts, lengths = starts[short], lengths[short]
+    # Each short word's bytes as two integers, the bytes after its end masked off.
+    wide = np.ndarray((data.size - 7,), "<u8", data, 0, (1,))
+    masks = np.array(_BYTE_MASKS, np.uint64)
+    low = wide[starts] & masks[np.minimum(lengths, 8)]
+    high = wide[starts + 8] & masks[np.maximum(lengths - 8, 0)]
+    table = _SHORT_WORDS
+    found = table.find(low, high)
+    new = np.flatnonzero(found == 0)
+    if new.size:  # first sight: hashed in Python, then filed
+        pairs = np.stack((low[new], high[new]), axis=1)
+        first = np.unique(pairs, axis=0, return_index=True)[1]
+        first_words = short[new[first]].tolist()
+        values = np.array([_word_hash(words[i]) for i in first_words], np.uint64)
+        table.add(low[new[first]], high[new[first]], values)
+        found[new] = table.find(low[new], high[new])
+    hashes[short] = found
+    if short.size < len(words):
+        long = np.ones(len(words), bool)
+        long[short] = False
+        rest = np.flatnonzero(long).tolist()
+        hashes[rest] = list(map(_LONG_WORDS.__getitem__, map(words.__getitem__, rest)))
+    return hashes
 
 
 def band_keys(signatures: Sequence[Signature]) -> list[list[int]]:
@@ -118,8 +239,7 @@ def band_keys(signatures: Sequence[Signature]) -> list[list[int]]:
     import numpy as np
 
     counts = np.fromiter(map(len, (s.words for s in signatures)), np.intp, len(signatures))
-    words = chain.from_iterable(s.words for s in signatures)
-    hashes = np.array(list(map(_WORD_HASHES.__getitem__, words)), np.uint64)
+    hashes = _word_hashes(list(chain.from_iterable(s.words for s in signatures)))
     ends = np.cumsum(counts)
     text = np.repeat(np.arange(len(signatures)), counts)
     # Each word pairs with the next; a text's last word with none (a one-word text's hash
