@@ -204,12 +204,13 @@ def _word_hashes(words: list[str]) -> Any:
     found = table.find(low, high)
     new = np.flatnonzero(found == 0)
     if new.size:  # first sight: hashed in Python, then filed
-        pairs = np.stack((low[new], high[new]), axis=1)
-        first = np.unique(pairs, axis=0, return_index=True)[1]
-        first_words = short[new[first]].tolist()
-        values = np.array([_word_hash(words[i]) for i in first_words], np.uint64)
-        table.add(low[new[first]], high[new[first]], values)
-        found[new] = table.find(low[new], high[new])
+        first: dict[str, int] = {}  # each new word's first place among the short ones
+        for at, i in zip(new.tolist(), short[new].tolist(), strict=True):
+            first.setdefault(words[i], at)
+        hashed = {w: _word_hash(w) for w in first}
+        places = np.array(list(first.values()), np.intp)
+        table.add(low[places], high[places], np.array(list(hashed.values()), np.uint64))
+        found[new] = [hashed[words[i]] for i in short[new].tolist()]
     hashes[short] = found
     if short.size < len(words):
         long = np.ones(len(words), bool)
