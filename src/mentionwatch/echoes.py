@@ -130,16 +130,18 @@ class _ShortWords:
         """Each word's hash, 0 where the table has none."""
         import numpy as np
 
-        found = np.zeros(low.size, np.uint64)
-        slots, todo = self._slots(low, high), np.arange(low.size)
-        mask = self.low.size - 1
+        slots, mask = self._slots(low, high), self.low.size - 1
+        stored = self.low[slots]
+        hit = (stored == low) & (self.high[slots] == high)
+        found = np.where(hit, self.values[slots], np.uint64(0))
+        todo = np.flatnonzero(~hit & (stored != 0))
         while todo.size:  # linear probing: the next slot, until the word or a free one
+            slots[todo] = (slots[todo] + 1) & mask
             at = slots[todo]
             stored = self.low[at]
             hit = (stored == low[todo]) & (self.high[at] == high[todo])
             found[todo[hit]] = self.values[at[hit]]
             todo = todo[~hit & (stored != 0)]
-            slots[todo] = (slots[todo] + 1) & mask
         return found
 
     def add(self, low: Any, high: Any, values: Any) -> None:
@@ -262,7 +264,7 @@ def band_keys(signatures: Sequence[Signature]) -> list[list[int]]:
     for step in range(1, _HASHES):  # densify: an empty bin takes the next full bin's value
         if not todo.any():
             break
-        later = np.roll(bins, -step, axis=1)  # [:, i] is bin i + step (mod 20)
+        later = bins[:, (np.arange(_HASHES) + step) % _HASHES]  # [:, i]: bin i + step (mod 20)
         fill = todo & (later != empty)
         mins[fill] = np.uint64(0) - (later[fill] * np.uint64(_HASHES) + np.uint64(step))
         todo &= ~fill
