@@ -701,7 +701,18 @@ def _encode_json(value: Any) -> str:
                       ensure_ascii=False, sort_keys=True)  # fmt: skip
 
 
-_ENCODERS: dict[str, Callable[[Any], Any]] = {"time": iso, "json": _encode_json}
+def _encode_time(value: datetime | None) -> str | None:
+    # A page's new mentions share one fetched_at (the save's moment): its text is made once.
+    # Only for UTC: other zones' equal times may differ in offset or fold, and so in text.
+    return _utc_text(value) if value is not None and value.tzinfo is UTC else iso(value)
+
+
+@lru_cache(maxsize=16)
+def _utc_text(value: datetime) -> str | None:
+    return iso(value)
+
+
+_ENCODERS: dict[str, Callable[[Any], Any]] = {"time": _encode_time, "json": _encode_json}
 # _row's plan: every column field read in one call, then only the time and JSON ones encoded.
 _FIELDS = attrgetter(*(name for name, _ in MENTION_COLUMNS))
 _ENCODED = tuple((i + 2, _ENCODERS[kind]) for i, (_, kind) in enumerate(MENTION_COLUMNS)
