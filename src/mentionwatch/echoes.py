@@ -114,15 +114,15 @@ class _ShortWords:
     def _empty(self, size: int) -> None:
         import numpy as np
 
-        self.low = np.zeros(size, np.uint64)  # 0: a free slot (no word's first bytes read 0)
-        self.high = np.zeros(size, np.uint64)
-        self.values = np.zeros(size, np.uint64)
+        # Each slot's word (its two limbs; 0: a free slot, as no word's first byte is 0) and
+        # hash side by side: a look-up reads one slot's 24 bytes at once.
+        self.slots = np.zeros((size, 3), np.uint64)
         self.count = 0
 
-    def _slots(self, low: Any, high: Any) -> Any:
+    def _places(self, low: Any, high: Any) -> Any:
         import numpy as np
 
-        bits = self.low.size.bit_length() - 1  # Fibonacci hashing: the product's top bits
+        bits = len(self.slots).bit_length() - 1  # Fibonacci hashing: the product's top bits
         mixed = (low ^ high * np.uint64(_MIX_B)) * np.uint64(_MIX_A)
         return (mixed >> np.uint64(64 - bits)).astype(np.intp)
 
@@ -130,18 +130,17 @@ class _ShortWords:
         """Each word's hash, 0 where the table has none."""
         import numpy as np
 
-        slots, mask = self._slots(low, high), self.low.size - 1
-        stored = self.low[slots]
-        hit = (stored == low) & (self.high[slots] == high)
-        found = np.where(hit, self.values[slots], np.uint64(0))
-        todo = np.flatnonzero(~hit & (stored != 0))
+        places, mask = self._places(low, high), len(self.slots) - 1
+        stored = self.slots.take(places, axis=0)
+        hit = (stored[:, 0] == low) & (stored[:, 1] == high)
+        found = np.where(hit, stored[:, 2], np.uint64(0))
+        todo = np.flatnonzero(~hit & (stored[:, 0] != 0))
         while todo.size:  # linear probing: the next slot, until the word or a free one
-            slots[todo] = (slots[todo] + 1) & mask
-            at = slots[todo]
-            stored = self.low[at]
-            hit = (stored == low[todo]) & (self.high[at] == high[todo])
-            found[todo[hit]] = self.values[at[hit]]
-            todo = todo[~hit & (stored != 0)]
+            places[todo] = (places[todo] + 1) & mask
+            stored = self.slots.take(places[todo], axis=0)
+            hit = (stored[:, 0] == low[todo]) & (stored[:, 1] == high[todo])
+            found[todo[hit]] = stored[hit, 2]
+            todo = todo[~hit & (stored[:, 0] != 0)]
         return found
 
     def add(self, low: Any, high: Any, values: Any) -> None:
@@ -150,25 +149,24 @@ class _ShortWords:
 
         if self.count + low.size > 100_000:  # bounded, as the long words are
             self._empty(1 << 12)
-        if 4 * (self.count + low.size) > self.low.size:  # at most a quarter full: short probes
-            size = self.low.size
+        if 4 * (self.count + low.size) > len(self.slots):  # a quarter full at most: short probes
+            size = len(self.slots)
             while 4 * (self.count + low.size) > size:
                 size *= 2
-            kept = self.low != 0
-            old = self.low[kept], self.high[kept], self.values[kept]
+            old = self.slots[self.slots[:, 0] != 0]
             self._empty(size)
-            self.add(*old)
+            self.add(old[:, 0], old[:, 1], old[:, 2])
         self.count += low.size
-        slots, mask = self._slots(low, high), self.low.size - 1
-        while low.size:
-            free = np.flatnonzero(self.low[slots] == 0)
+        places, mask = self._places(low, high), len(self.slots) - 1
+        words = np.stack((low, high, values), axis=1)
+        while len(words):
+            free = np.flatnonzero(self.slots[places, 0] == 0)
             # One word per free slot this round (the first that wants it); the others probe on.
-            placed = free[np.unique(slots[free], return_index=True)[1]]
-            at = slots[placed]
-            self.low[at], self.high[at], self.values[at] = low[placed], high[placed], values[placed]
-            left = np.ones(low.size, bool)
+            placed = free[np.unique(places[free], return_index=True)[1]]
+            self.slots[places[placed]] = words[placed]
+            left = np.ones(len(words), bool)
             left[placed] = False
-            low, high, values, slots = low[left], high[left], values[left], (slots[left] + 1) & mask
+            words, places = words[left], (places[left] + 1) & mask
 
 
 _LONG_WORDS = _LongWords()
