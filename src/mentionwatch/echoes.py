@@ -182,19 +182,19 @@ def _word_hashes(words: list[str]) -> Any:
     global _SHORT_WORDS
     if _SHORT_WORDS is None:
         _SHORT_WORDS = _ShortWords()
-    hashes = np.zeros(len(words), np.uint64)
     joined = "\0".join(words).encode()
     data = np.frombuffer(joined + bytes(_SHORT), np.uint8)
     nuls = np.flatnonzero(data == 0)
     if nuls.size != len(words) - 1 + _SHORT:  # no words, or a word with a NUL: one by one
-        hashes[:] = list(map(_LONG_WORDS.__getitem__, words))
-        return hashes
+        return np.array(list(map(_LONG_WORDS.__getitem__, words)), np.uint64)
     ends = nuls[: len(words)]  # the NUL after each word
     starts = np.empty(len(words), np.intp)
     starts[0], starts[1:] = 0, ends[:-1] + 1
     lengths = ends - starts
-    short = np.flatnonzero((lengths >= 1) & (lengths <= _SHORT))
-    starts, lengths = starts[short], lengths[short]
+    fits = (lengths >= 1) & (lengths <= _SHORT)
+    short = np.arange(len(words)) if fits.all() else np.flatnonzero(fits)  # most pages: all
+    if short.size < len(words):
+        starts, lengths = starts[short], lengths[short]
     # Each short word's bytes as two integers, the bytes after its end masked off.
     wide = np.ndarray((data.size - 7,), "<u8", data, 0, (1,))
     masks = np.array(_BYTE_MASKS, np.uint64)
@@ -211,12 +211,14 @@ def _word_hashes(words: list[str]) -> Any:
         places = np.array(list(first.values()), np.intp)
         table.add(low[places], high[places], np.array(list(hashed.values()), np.uint64))
         found[new] = [hashed[words[i]] for i in short[new].tolist()]
+    if short.size == len(words):
+        return found
+    hashes = np.zeros(len(words), np.uint64)
     hashes[short] = found
-    if short.size < len(words):
-        long = np.ones(len(words), bool)
-        long[short] = False
-        rest = np.flatnonzero(long).tolist()
-        hashes[rest] = list(map(_LONG_WORDS.__getitem__, map(words.__getitem__, rest)))
+    long = np.ones(len(words), bool)
+    long[short] = False
+    rest = np.flatnonzero(long).tolist()
+    hashes[rest] = list(map(_LONG_WORDS.__getitem__, map(words.__getitem__, rest)))
     return hashes
 
 
@@ -391,7 +393,10 @@ def resemblance(new: Signature, old: Signature) -> float:
         # A truncated retweet is the start of the original.
         if cut.truncated and whole.words[: len(cut.words)] == cut.words:
             return 0.95
-    shorter, longer = sorted((new.words, old.words), key=len)
+    # The shorter first (new's when they are as long).
+    shorter, longer = (
+        (new.words, old.words) if len(new.words) <= len(old.words) else (old.words, new.words)
+    )
     if len(shorter) / len(longer) < NEAR_LENGTH_RATIO:
         return 0.0
     # An echo carries (nearly) every word of what it repeats (checked exactly below): two
