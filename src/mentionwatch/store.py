@@ -727,8 +727,9 @@ def _row(m: Mention) -> list[Any]:
     values = [m.id, m.key, *_FIELDS(m)]
     for i, encode in _ENCODED:
         values[i] = encode(values[i])
-    created = values[_CREATED] or ""
-    seconds = parse_iso(created).timestamp()
+    # The text iso() just made ("...Z": UTC, which fromisoformat reads since 3.11), so no
+    # parse_iso for the forms other APIs send (~0.2 us a row).
+    seconds = datetime.fromisoformat(values[_CREATED] or "").timestamp()
     values += _priority_at(m.sentiment, m.polarity, m.intents, m.reach, seconds)
     values.append(terms_text(m.terms))
     values.append(_time_key_at(seconds, m.id or 0))
@@ -977,7 +978,7 @@ class Store:
             self.conn.executemany(
                 "INSERT INTO mention_terms (mention_id, status, created_at, term) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(*stored[m.key], t) for m in page.values() for t in m.terms],
+                [(*stored[k], t) for k, m in page.items() for t in m.terms],
             )
             self._add_terms([(known[k], m.terms) for k, m in page.items() if k in known])
             self._update_reach([(known[k], m.reach) for k, m in page.items()
