@@ -89,7 +89,8 @@ def _word_hash(word: str) -> int:
 
 
 class _LongWords(dict[str, int]):
-    """_word_hash of words longer than _SHORT bytes, computed on first sight."""
+    """_word_hash of the words _ShortWords does not hold (longer than _SHORT bytes, or on a
+    page with a NUL in some word), computed on first sight."""
 
     def __missing__(self, word: str) -> int:
         if len(self) > 100_000:
