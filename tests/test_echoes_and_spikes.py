@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -289,12 +290,37 @@ def test_links_are_set_aside_wherever_they_stand():
         assert echoes.signature(text).words == expected, text
 
 
+def _blake2b_32(word: str) -> int:
+    """A word's hash as the stored keys were computed with it."""
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest()) or 1
+
+
+def test_word_hashes_are_each_words_own():
+    # Lengths around the table's 8- and 16-byte limbs (in bytes: "é" is two), prefixes of
+    # each other, non-ASCII, a word with a NUL (no page separator then), repeats.
+    words = ["a", "ab", "abcdefg", "abcdefgh", "abcdefghi", "abcdefgé", "abcdefghijklmnop",
+             "abcdefghijklmnoé", "abcdefghijklmnopq", "x" * 40, "straße", "日本語", "😀", "ß",
+             "a", "ab"]  # fmt: skip
+    for page in (words, [*words, "a\0b"], words[:1], []):
+        for _ in range(2):  # first sight, then from the table
+            assert echoes._word_hashes(page).tolist() == [_blake2b_32(w) for w in page]
+    shared = [f"abcdefgh{i}" for i in range(5000)]  # one first limb: the second tells them apart
+    for _ in range(2):
+        assert echoes._word_hashes(shared).tolist() == [_blake2b_32(w) for w in shared]
+    rng = random.Random(3)
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789_éß日"
+    for _ in range(30):  # the table grows, collides, and is emptied past 100,000 words
+        page = ["".join(rng.choices(letters, k=rng.randint(1, 20)))
+                for _ in range(rng.randint(1, 8000))]  # fmt: skip
+        assert echoes._word_hashes(page).tolist() == [_blake2b_32(w) for w in page]
+
+
 def _band_keys_before(words: tuple[str, ...]) -> list[int]:
     """The band keys as saving computed them one text at a time in Python ints, before
     numpy: the keys stored in existing databases, which band_keys must reproduce bit for bit."""
     if not words:
         return []
-    hashes = [echoes._WORD_HASHES[w] for w in words]
+    hashes = [_blake2b_32(w) for w in words]
     pairs = [a ^ (b * 0x5BD1E995) for a, b in pairwise(hashes)] or hashes
     smallest: dict[int, int] = {}
     for p in pairs:

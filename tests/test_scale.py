@@ -59,6 +59,30 @@ def test_every_column_is_declared_once_and_round_trips(tmp_path):
     assert tuple(record(back)) == RECORD_KEYS
 
 
+def test_row_times_are_each_moments_own_text():
+    # Rows reuse a time's text (a page shares its fetched_at): equal times that differ in
+    # text (the fold of a zone's repeated hour, a fraction of a second) must not share it.
+    from zoneinfo import ZoneInfo
+
+    from mentionwatch.models import iso
+    from mentionwatch.store import _INSERT_COLUMNS, _row
+
+    zone = ZoneInfo("America/New_York")
+    day = datetime(2026, 11, 1)
+    times = [day.replace(hour=1, minute=30, tzinfo=zone),
+             day.replace(hour=1, minute=30, fold=1, tzinfo=zone),
+             day.replace(hour=5, minute=30, tzinfo=UTC),
+             day.replace(hour=5, minute=30, microsecond=999, tzinfo=UTC),
+             day.replace(hour=6, minute=30),
+             day.replace(hour=6, minute=30, tzinfo=UTC)]  # fmt: skip
+    for fetched in times * 2:
+        for created in times:
+            m = Mention(source="x", native_id="1", text="t", created_at=created, fetched_at=fetched)
+            m.id = 1
+            row = dict(zip(_INSERT_COLUMNS, _row(m), strict=False))
+            assert (row["created_at"], row["fetched_at"]) == (iso(created), iso(fetched))
+
+
 @pytest.mark.parametrize("decoded", [10_000, 1])
 def test_export_rows_give_the_records_mentions_give(tmp_path, monkeypatch, decoded):
     # decoded=1: more distinct term lists than export keeps decoded (it once wrote [] then)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import chain, pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mentionwatch.models import Filters, Mention
@@ -81,21 +81,146 @@ class Signature:
         return Signature(tuple(words), repeats or None, truncated == "t", credits or None)
 
 
-class _WordHashes(dict[str, int]):
-    """Each word's stable 32-bit hash (Python's own str hash changes per process), computed
-    on first sight: a page's words are looked up in one C-level map."""
+def _word_hash(word: str) -> int:
+    """A word's stable 32-bit hash (Python's own str hash changes per process); never 0."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest()) or 1
+
+
+class _LongWords(dict[str, int]):
+    """_word_hash of the words _ShortWords does not hold (longer than _SHORT bytes, or on a
+    page with a NUL in some word), computed on first sight."""
 
     def __missing__(self, word: str) -> int:
-        import hashlib
-
         if len(self) > 100_000:
             self.clear()
-        value = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest()) or 1
-        self[word] = value
+        value = self[word] = _word_hash(word)
         return value
 
 
-_WORD_HASHES = _WordHashes()
+_SHORT = 16  # bytes: a word this long or shorter is its own 128-bit number (_ShortWords)
+
+
+class _ShortWords:
+    """_word_hash of words of 1 to 16 UTF-8 bytes, keyed by those bytes read as two 64-bit
+    integers (exact: words hold no NUL byte, so no two read the same), in an open-addressing
+    table of numpy arrays. A page's ~5,000 words are looked up in a few array operations:
+    a dict look-up each cost ~230 ns once SQLite's work had pushed the dict out of the CPU
+    cache (four dependent memory reads: index, entry, key, value)."""
+
+    def __init__(self) -> None:
+        self._empty(1 << 12)
+
+    def _empty(self, size: int) -> None:
+        import numpy as np
+
+        # Each slot's word (its two limbs; 0: a free slot, as no word's first byte is 0) and
+        # hash side by side: a look-up reads one slot's 24 bytes at once.
+        self.slots = np.zeros((size, 3), np.uint64)
+        self.count = 0
+
+    def _places(self, low: Any, high: Any) -> Any:
+        import numpy as np
+
+        bits = len(self.slots).bit_length() - 1  # Fibonacci hashing: the product's top bits
+        mixed = (low ^ high * np.uint64(_MIX_B)) * np.uint64(_MIX_A)
+        return (mixed >> np.uint64(64 - bits)).astype(np.intp)
+
+    def find(self, low: Any, high: Any) -> Any:
+        """Each word's hash, 0 where the table has none."""
+        import numpy as np
+
+        places, mask = self._places(low, high), len(self.slots) - 1
+        stored = self.slots.take(places, axis=0)
+        hit = (stored[:, 0] == low) & (stored[:, 1] == high)
+        found = np.where(hit, stored[:, 2], np.uint64(0))
+        todo = np.flatnonzero(~hit & (stored[:, 0] != 0))
+        while todo.size:  # linear probing: the next slot, until the word or a free one
+            places[todo] = (places[todo] + 1) & mask
+            stored = self.slots.take(places[todo], axis=0)
+            hit = (stored[:, 0] == low[todo]) & (stored[:, 1] == high[todo])
+            found[todo[hit]] = stored[hit, 2]
+            todo = todo[~hit & (stored[:, 0] != 0)]
+        return found
+
+    def add(self, low: Any, high: Any, values: Any) -> None:
+        """Words not in the table yet, distinct, with their hashes."""
+        import numpy as np
+
+        if self.count + low.size > 100_000:  # bounded, as the long words are
+            self._empty(1 << 12)
+        if 4 * (self.count + low.size) > len(self.slots):  # a quarter full at most: short probes
+            size = len(self.slots)
+            while 4 * (self.count + low.size) > size:
+                size *= 2
+            old = self.slots[self.slots[:, 0] != 0]
+            self._empty(size)
+            self.add(old[:, 0], old[:, 1], old[:, 2])
+        self.count += low.size
+        places, mask = self._places(low, high), len(self.slots) - 1
+        words = np.stack((low, high, values), axis=1)
+        while len(words):
+            free = np.flatnonzero(self.slots[places, 0] == 0)
+            # One word per free slot this round (the first that wants it); the others probe on.
+            placed = free[np.unique(places[free], return_index=True)[1]]
+            self.slots[places[placed]] = words[placed]
+            left = np.ones(len(words), bool)
+            left[placed] = False
+            words, places = words[left], (places[left] + 1) & mask
+
+
+_LONG_WORDS = _LongWords()
+_SHORT_WORDS: _ShortWords | None = None
+# The masks that keep the first n bytes of 8 read as a little-endian integer (index: n).
+_BYTE_MASKS = [(1 << (8 * n)) - 1 for n in range(9)]
+
+
+def _word_hashes(words: list[str]) -> Any:
+    """_word_hash of each word, as a numpy uint64 array."""
+    import numpy as np
+
+    global _SHORT_WORDS
+    if _SHORT_WORDS is None:
+        _SHORT_WORDS = _ShortWords()
+    joined = "\0".join(words).encode()
+    data = np.frombuffer(joined + bytes(_SHORT), np.uint8)
+    nuls = np.flatnonzero(data == 0)
+    if nuls.size != len(words) - 1 + _SHORT:  # no words, or a word with a NUL: one by one
+        return np.array(list(map(_LONG_WORDS.__getitem__, words)), np.uint64)
+    ends = nuls[: len(words)]  # the NUL after each word
+    starts = np.empty(len(words), np.intp)
+    starts[0], starts[1:] = 0, ends[:-1] + 1
+    lengths = ends - starts
+    fits = (lengths >= 1) & (lengths <= _SHORT)
+    short = np.arange(len(words)) if fits.all() else np.flatnonzero(fits)  # most pages: all
+    if short.size < len(words):
+        starts, lengths = starts[short], lengths[short]
+    # Each short word's bytes as two integers, the bytes after its end masked off.
+    wide = np.ndarray((data.size - 7,), "<u8", data, 0, (1,))
+    masks = np.array(_BYTE_MASKS, np.uint64)
+    low = wide[starts] & masks[np.minimum(lengths, 8)]
+    high = wide[starts + 8] & masks[np.maximum(lengths - 8, 0)]
+    table = _SHORT_WORDS
+    found = table.find(low, high)
+    new = np.flatnonzero(found == 0)
+    if new.size:  # first sight: hashed in Python, then filed
+        first: dict[str, int] = {}  # each new word's first place among the short ones
+        for at, i in zip(new.tolist(), short[new].tolist(), strict=True):
+            first.setdefault(words[i], at)
+        hashed = {w: _word_hash(w) for w in first}
+        places = np.array(list(first.values()), np.intp)
+        table.add(low[places], high[places], np.array(list(hashed.values()), np.uint64))
+        found[new] = [hashed[words[i]] for i in short[new].tolist()]
+    if short.size == len(words):
+        return found
+    hashes = np.zeros(len(words), np.uint64)
+    hashes[short] = found
+    long = np.ones(len(words), bool)
+    long[short] = False
+    rest = np.flatnonzero(long).tolist()
+    hashes[rest] = list(map(_LONG_WORDS.__getitem__, map(words.__getitem__, rest)))
+    return hashes
 
 
 def band_keys(signatures: Sequence[Signature]) -> list[list[int]]:
@@ -118,8 +243,7 @@ def band_keys(signatures: Sequence[Signature]) -> list[list[int]]:
     import numpy as np
 
     counts = np.fromiter(map(len, (s.words for s in signatures)), np.intp, len(signatures))
-    words = chain.from_iterable(s.words for s in signatures)
-    hashes = np.array(list(map(_WORD_HASHES.__getitem__, words)), np.uint64)
+    hashes = _word_hashes(list(chain.from_iterable(s.words for s in signatures)))
     ends = np.cumsum(counts)
     text = np.repeat(np.arange(len(signatures)), counts)
     # Each word pairs with the next; a text's last word with none (a one-word text's hash
@@ -141,7 +265,7 @@ def band_keys(signatures: Sequence[Signature]) -> list[list[int]]:
     for step in range(1, _HASHES):  # densify: an empty bin takes the next full bin's value
         if not todo.any():
             break
-        later = np.roll(bins, -step, axis=1)  # [:, i] is bin i + step (mod 20)
+        later = bins[:, (np.arange(_HASHES) + step) % _HASHES]  # [:, i]: bin i + step (mod 20)
         fill = todo & (later != empty)
         mins[fill] = np.uint64(0) - (later[fill] * np.uint64(_HASHES) + np.uint64(step))
         todo &= ~fill
@@ -270,7 +394,10 @@ def resemblance(new: Signature, old: Signature) -> float:
         # A truncated retweet is the start of the original.
         if cut.truncated and whole.words[: len(cut.words)] == cut.words:
             return 0.95
-    shorter, longer = sorted((new.words, old.words), key=len)
+    # The shorter first (new's when they are as long).
+    shorter, longer = (
+        (new.words, old.words) if len(new.words) <= len(old.words) else (old.words, new.words)
+    )
     if len(shorter) / len(longer) < NEAR_LENGTH_RATIO:
         return 0.0
     # An echo carries (nearly) every word of what it repeats (checked exactly below): two
