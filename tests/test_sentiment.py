@@ -224,3 +224,52 @@ def test_mask_terms_masks_what_the_plain_pattern_masks() -> None:
     for _ in range(2000):
         text = "".join(rng.choice(words) + rng.choice(["", " ", ".", "@", "#"]) for _ in range(8))
         assert s.mask_terms(text, phrases) == plain.sub(s.MASK_TOKEN, text), text
+
+
+def test_tokens_by_chunk_are_the_tokens_of_the_whole_text() -> None:
+    # _tokens looks each whitespace-free chunk up (plain words on a shortcut): the same
+    # tokens as the three patterns over the whole text, on first sight and from the cache.
+    def whole(text: str) -> list[str]:
+        return s._TOKEN_RE.findall(s._ELONG_RE.sub(r"\1\1", s._DIGIT_RE.sub("0", text)))
+
+    pieces = ["sooo", "goood", "aaa", "ok", "x", "don't", "it’s", "#happy", "#", "@user", "@",
+              "1st", "2022", "0", ":)", ":ddd", ":-(", "<3", ">:p", "=]", "!!", "?!", "...",
+              "é", "naïve", "İ", "日本", "😍", "❤", "⭐", "_", "a_b", "http", "co/x", "Aaa",
+              "\u212a"]  # fmt: skip
+    spaces = [" ", "  ", "\t", "\n", "\xa0", "\u2003", "\x1c", "", "", ".", ","]
+    rng = random.Random(11)
+    texts = ["".join(rng.choice(pieces) + rng.choice(spaces) for _ in range(rng.randint(0, 12)))
+             for _ in range(3000)]  # fmt: skip
+    for _ in range(2):
+        for text in texts:
+            assert s._tokens(text) == whole(text), repr(text)
+
+
+# One match of each _SERVICE_PHRASES entry, in order.
+_SERVICE_SAMPLES = (
+    "waited", "delays", "cancellations", "lost", "missing", "refund", "on hold",
+    "holding for", "nobody", "no one", "never showed", "stuck", "stranded", "overbooked",
+    "rebooked", "diverted", "charged", "broken", "damaged", "late", "not working",
+    "doesnt work", "no response", "no answer", "no reply", "second time", "third time",
+    "0nd time", "0rd time", "another time", "00th time", "hour and counting", "hrs now",
+    "minutes on the phone", "min on hold", "on the tarmac",
+)  # fmt: skip
+
+
+def test_every_service_match_holds_a_hint() -> None:
+    # The hints only skip the pattern: every text it matches must contain one of them.
+    assert len(_SERVICE_SAMPLES) == len(s._SERVICE_PHRASES)
+    for phrase, sample in zip(s._SERVICE_PHRASES, _SERVICE_SAMPLES, strict=True):
+        assert re.fullmatch(phrase, sample), (phrase, sample)
+        assert any(hint in sample for hint in s._SERVICE_HINTS), sample
+    words = [*re.findall(r"[a-z0-9']+", s._SERVICE_RE.pattern), *_SERVICE_SAMPLES, "hours",
+             "cancelled", "doesn't", "x", "the", "é", "_", "#on", "0"]  # fmt: skip
+    rng = random.Random(5)
+    matched = 0
+    for _ in range(20_000):
+        text = "".join(rng.choice(words) + rng.choice([" ", " ", "", ".", "-", "'"])
+                       for _ in range(rng.randint(1, 6)))  # fmt: skip
+        if s._SERVICE_RE.search(text):
+            matched += 1
+            assert any(hint in text for hint in s._SERVICE_HINTS), text
+    assert matched > 5_000

@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import repeat
-from operator import gt, lt
+from itertools import chain, repeat
+from operator import add, gt, lt, mul
 from typing import Protocol
 
 from mentionwatch.models import ANALYZER_NAMES, INTENTS
@@ -260,7 +260,34 @@ _PRAISE_EMOJI_RE = re.compile(r"[😍🥰❤💕💖👏🙌😊👍✨]")
 
 def _tokens(low: str) -> list[str]:
     """Tokens of lower-cased, normalised text (digits folded to 0, elongations cut)."""
-    return _TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", _DIGIT_RE.sub("0", low)))
+    return list(chain.from_iterable(map(_CHUNK_TOKENS.__getitem__, low.split())))
+
+
+class _ChunkTokens(dict[str, tuple[str, ...]]):
+    """The tokens of each whitespace-free chunk of text seen, kept.
+
+    No token holds or starts with whitespace, and digit folding and elongation cutting
+    change single characters and runs of one letter, so a text's tokens are its chunks'
+    tokens in order: one C-level look-up per word instead of three regex passes per text,
+    and the same token objects every time (their hashes are already known).
+    """
+
+    _LIMIT = 200_000  # distinct chunks kept before the cache starts afresh
+
+    def __missing__(self, chunk: str) -> tuple[str, ...]:
+        if len(self) >= self._LIMIT:
+            self.clear()
+        if chunk.isalpha() and chunk.isascii() and chunk.islower():  # a plain word: itself
+            toks: tuple[str, ...] = (
+                _ELONG_RE.sub(r"\1\1", chunk) if _ELONG_RE.search(chunk) else chunk,
+            )
+        else:
+            toks = tuple(_TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", _DIGIT_RE.sub("0", chunk))))
+        self[chunk] = toks
+        return toks
+
+
+_CHUNK_TOKENS = _ChunkTokens()
 
 
 def _pairs(toks: list[str]) -> list[str]:
@@ -459,15 +486,39 @@ _SARCASM_TRIGGERS = frozenset(
 )
 # Service-failure vocabulary: customers complain with neutral words ("still waiting",
 # "bag lost", "on hold"); general tweets rarely use these, so they get their own feature.
-_SERVICE_RE = re.compile(
-    r"\b(?:wait(?:ing|ed)?|delay(?:s|ed)?|cancel+(?:ed|ation|ations|s)?|lost|missing|"
-    r"refund|on hold|hold(?:ing)? for|nobody|no one|never (?:received|got|arrived|came|"
-    r"showed|answered|responded|replied|heard)|stuck|stranded|overbooked|rebook(?:ed)?|"
-    r"diverted|charged|broken|damaged|late|not working|doesn'?t work|no response|"
-    r"no answer|no reply|(?:second|third|0nd|0rd|another|0+(?:st|nd|rd|th)) time|"
-    r"(?:hours?|hrs?|minutes?|mins?) (?:late|delay|wait|on hold|and counting|now|later|"
-    r"ago|sitting|on the (?:ground|tarmac|phone))|on the (?:ground|tarmac))\b"
+# One alternative per phrase, so that each opens with text all its matches contain.
+_AFTER_TIME = (
+    r"(?:late|delay|wait|on hold|and counting|now|later|ago|sitting|"
+    r"on the (?:ground|tarmac|phone))"
 )
+_SERVICE_PHRASES = (
+    r"wait(?:ing|ed)?", r"delay(?:s|ed)?", r"cancel+(?:ed|ation|ations|s)?", "lost", "missing",
+    "refund", "on hold", r"hold(?:ing)? for", "nobody", "no one",
+    r"never (?:received|got|arrived|came|showed|answered|responded|replied|heard)", "stuck",
+    "stranded", "overbooked", r"rebook(?:ed)?", "diverted", "charged", "broken", "damaged",
+    "late", "not working", r"doesn'?t work", "no response", "no answer", "no reply",
+    "second time", "third time", "0nd time", "0rd time", "another time",
+    r"0+(?:st|nd|rd|th) time", rf"hours? {_AFTER_TIME}", rf"hrs? {_AFTER_TIME}",
+    rf"minutes? {_AFTER_TIME}", rf"mins? {_AFTER_TIME}", r"on the (?:ground|tarmac)",
+)  # fmt: skip
+_SERVICE_RE = re.compile(rf"\b(?:{'|'.join(_SERVICE_PHRASES)})\b")
+
+
+def _opening(phrase: str) -> str:
+    """The text every match of a phrase pattern starts with: its leading plain characters,
+    less the last one when "?", "*" or "{" may leave that one out."""
+    lead = re.match(r"[a-z0-9 ']*", phrase).group()  # type: ignore[union-attr]
+    return lead[:-1] if phrase[len(lead) : len(lead) + 1] in ("?", "*", "{") else lead
+
+
+# Every _SERVICE_RE match contains one of these (digit-folded text): a few C-level substring
+# tests skip the long pattern for most texts (an opening within another one suffices).
+_SERVICE_HINTS = tuple(
+    dict.fromkeys(
+        h for h in map(_opening, _SERVICE_PHRASES)
+        if not any(g != h and g in h for g in map(_opening, _SERVICE_PHRASES))
+    )
+)  # fmt: skip
 # First words of the _SERVICE_RE alternatives (after digit folding).
 _SERVICE_TRIGGERS = frozenset(
     [
@@ -578,7 +629,11 @@ class _UnitCache(dict):
         if len(self) >= self._LIMIT:
             self.clear()
         get = self._packed.get
-        value = get(unit, 0) + sum(map(get, _subwords(unit), repeat(0)))
+        if unit[:2] == "n:" and unit[2:4] != "n:":  # a negated word: the bare word's 4-grams
+            word = unit[2:]
+            value = get(unit, 0) + self[word] - get(word, 0)
+        else:
+            value = get(unit, 0) + sum(map(get, _subwords(unit), repeat(0)))
         self[unit] = value
         return value
 
@@ -596,8 +651,7 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], list[str],
     valence ``_lex+``/``_lex-`` (negation flips and damps it, an intensifier boosts it),
     and counts of the customer-service rules ``_svc``, ``_still``, ``_plea``, ``_sarc``.
     """
-    low = _DIGIT_RE.sub("0", low)
-    toks = _TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", low))
+    toks = _tokens(low)
     if _NEGATIONS.isdisjoint(toks) and _INTENSIFIERS.isdisjoint(toks):
         keys = toks.copy()
         vals = [v for v in map(lexicon.get, toks) if v]
@@ -622,15 +676,19 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], list[str],
         dense["_lex0"] = 1.0
     elif pos and neg:
         dense["_lex+-"] = 1.0
-    if not _SERVICE_TRIGGERS.isdisjoint(toks):  # cheap pre-check before the long regex
-        svc = len(_SERVICE_RE.findall(low))
-        if svc:
-            dense["_svc"] = min(svc, 3)
+    # Folded digits matter to two patterns only ("0 hours", "0nd time"): the others see
+    # "1" and "0" alike (both \w), so most texts are never folded.
+    if not _SERVICE_TRIGGERS.isdisjoint(toks):  # cheap pre-checks before the long regex
+        folded = _DIGIT_RE.sub("0", low)
+        if any(map(folded.__contains__, _SERVICE_HINTS)):
+            svc = len(_SERVICE_RE.findall(folded))
+            if svc:
+                dense["_svc"] = min(svc, 3)
     if ("still" in toks or "yet" in toks) and _STILL_RE.search(low):
         dense["_still"] = 1.0
-    if any(hint in low for hint in _PLEA_HINTS) and _PLEA_RE.search(low):
+    if any(map(low.__contains__, _PLEA_HINTS)) and _PLEA_RE.search(low):
         dense["_plea"] = 1.0
-    if not _SARCASM_TRIGGERS.isdisjoint(toks) and _SARCASM_RE.search(low):
+    if not _SARCASM_TRIGGERS.isdisjoint(toks) and _SARCASM_RE.search(_DIGIT_RE.sub("0", low)):
         dense["_sarc"] = 1.0
     # Intent cues (see the intents section); the model learns how much each counts.
     dense.update(_cues(low, toks, pairs))
@@ -799,12 +857,12 @@ class MentionwatchAnalyzer:
         total = sum(map(self._units.__getitem__, units)) + sum(
             map(self._packed.get, pairs, repeat(0))
         )
-        scale = self._scale
-        out = [b + v * scale for b, v in zip(self._bias, unpack(total), strict=True)]
+        # C-level maps: the same float operations, in the same order, as o + w * value.
+        out = list(map(add, self._bias, map(mul, unpack(total), repeat(self._scale))))
         for key, value in dense.items():
             w = self._dense.get(key)
             if w is not None:
-                out = [o + wi * value for o, wi in zip(out, w, strict=True)]
+                out = list(map(add, out, map(mul, w, repeat(value))))
         return out
 
     def score(self, text: str) -> Score:
