@@ -16,9 +16,9 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
-from itertools import chain, repeat
-from operator import add, gt, lt, mul
+from functools import partial, reduce
+from itertools import chain, compress, repeat
+from operator import add, gt, lt, mul, or_
 from typing import Protocol
 
 from mentionwatch.models import ANALYZER_NAMES, INTENTS
@@ -249,6 +249,10 @@ _FAIL_PAIRS = _phrases(
 )
 # First person: a failure that hurts the author, not one a developer describes.
 _MINE = frozenset(["my", "our", "me", "us", "n:my", "n:our", "n:me", "n:us"])
+# The first words of the cue pairs: a pair opened by another word is no cue.
+_CUE_OPENERS = frozenset(
+    p.partition(" ")[0] for p in _QUESTION_PAIRS | _REQUEST_PAIRS | _FAIL_PAIRS
+)
 _PRAISE_RE = re.compile(
     r"\b(?:love[sd]?|loving|great|awesome|amazing|excellent|fantastic|thanks|thank you|"
     r"thx|kudos|best|brilliant|wonderful|perfect|impressed|recommend|props|shout ?out|"
@@ -290,13 +294,19 @@ class _ChunkTokens(dict[str, tuple[str, ...]]):
 _CHUNK_TOKENS = _ChunkTokens()
 
 
-def _pairs(toks: list[str]) -> list[str]:
+def _pairs(toks: list[str], openers: frozenset[str] | None = None) -> list[str]:
+    """The "a b" pairs of a text's tokens ("<s>" before the first, "</s>" after the last);
+    with ``openers``, only the pairs whose first word is one of them."""
     # " ".join mapped over the pairs: a third less than concatenating each in Python.
-    return list(map(" ".join, zip(["<s>", *toks], [*toks, "</s>"], strict=True)))
+    firsts, seconds = ["<s>", *toks], [*toks, "</s>"]
+    if openers is None:
+        return list(map(" ".join, zip(firsts, seconds, strict=True)))
+    opened = map(openers.__contains__, firsts)
+    return list(map(" ".join, compress(zip(firsts, seconds, strict=True), opened)))
 
 
-def _cues(low: str, toks: list[str], pairs: list[str]) -> dict[str, float]:
-    """The intent cue features of a text (see the sets above)."""
+def _cues(low: str, toks: list[str], pairs: list[str], kinds: int) -> dict[str, float]:
+    """The intent cue features of a text (see the sets above; ``kinds``: :func:`_kinds`)."""
     cues: dict[str, float] = {}
     if "?" in low and _QMARK_RE.search(low):
         cues["_q"] = 1.0
@@ -304,7 +314,9 @@ def _cues(low: str, toks: list[str], pairs: list[str]) -> dict[str, float]:
         cues["_qopen"] = 1.0
     if not _REQUEST_PAIRS.isdisjoint(pairs):
         cues["_req"] = 1.0
-    fails = len(_FAIL_WORDS.intersection(toks)) + len(_FAIL_PAIRS.intersection(pairs))
+    fails = len(_FAIL_PAIRS.intersection(pairs))
+    if kinds & _FAIL:
+        fails += len(_FAIL_WORDS.intersection(toks))
     if fails:
         cues["_fail"] = min(fails, 3)
     return cues
@@ -319,7 +331,7 @@ def asks(cues: dict[str, float]) -> bool:
 def is_question(low: str) -> bool:
     """True when lower-cased, normalised text asks something."""
     toks = _tokens(low)
-    return asks(_cues(low, toks, _pairs(toks)))
+    return asks(_cues(low, toks, _pairs(toks), _kinds(toks)))
 
 
 def detect_intents(text: str, label: str) -> tuple[str, ...]:
@@ -331,7 +343,7 @@ def detect_intents(text: str, label: str) -> tuple[str, ...]:
     """
     low = normalize(text).lower()
     toks = _tokens(low)
-    cues = _cues(low, toks, _pairs(toks))
+    cues = _cues(low, toks, _pairs(toks), _kinds(toks))
     found = []
     if asks(cues):
         found.append("question")
@@ -640,24 +652,44 @@ class _UnitCache(dict):
 
 _ABOVE_ZERO, _BELOW_ZERO = partial(lt, 0.0), partial(gt, 0.0)  # v > 0, v < 0
 
+# The word sets whose members a text's rules ask about, one bit each: a word's bits are
+# one look-up, so one pass over the tokens says which sets a text meets.
+_NEGATION, _INTENSIFIER, _SERVICE, _STILL, _SARCASM, _FAIL = 1, 2, 4, 8, 16, 32
+_KINDS: dict[str, int] = {}
+for _bit, _words in (
+    (_NEGATION, _NEGATIONS), (_INTENSIFIER, _INTENSIFIERS), (_SERVICE, _SERVICE_TRIGGERS),
+    (_STILL, ("still", "yet")), (_SARCASM, _SARCASM_TRIGGERS), (_FAIL, _FAIL_WORDS),
+):  # fmt: skip
+    for _word in _words:
+        _KINDS[_word] = _KINDS.get(_word, 0) | _bit
 
-def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], list[str], dict[str, float]]:
+
+def _kinds(toks: list[str]) -> int:
+    """The bits of the word sets above that some token of a text is in."""
+    return reduce(or_, set(map(_KINDS.get, toks, repeat(0))), 0)
+
+
+def _analyse(
+    low: str, lexicon: dict[str, float], openers: frozenset[str] | None = None
+) -> tuple[list[str], list[str], dict[str, float]]:
     """Unigram keys, bigram keys (both with repeats = counts) and dense features of a text.
 
     ``low`` is ``normalize(text).lower()``. Unigram keys: bare tokens, ``n:tok`` for a token
     inside a negation scope (which ends at ! or ?), and the bare word of each hashtag
     (``#happy`` also counts as ``happy``, with its lexicon valence); each also brings its
-    character 4-grams (:func:`_subwords`). Bigram keys: ``a b``. Dense: summed lexicon
+    character 4-grams (:func:`_subwords`). Bigram keys: ``a b`` (with ``openers``, only
+    those whose first word is one: the model's others weigh nothing). Dense: summed lexicon
     valence ``_lex+``/``_lex-`` (negation flips and damps it, an intensifier boosts it),
     and counts of the customer-service rules ``_svc``, ``_still``, ``_plea``, ``_sarc``.
     """
     toks = _tokens(low)
-    if _NEGATIONS.isdisjoint(toks) and _INTENSIFIERS.isdisjoint(toks):
+    kinds = _kinds(toks)
+    if not kinds & (_NEGATION | _INTENSIFIER):
         keys = toks.copy()
         vals = [v for v in map(lexicon.get, toks) if v]
     else:
         keys, vals = _scoped(toks, lexicon)
-    pairs = _pairs(toks)
+    pairs = _pairs(toks, openers)
     if "#" in low:  # hashtags: also the bare word, and its lexicon valence
         for tok in toks:
             if tok[0] == "#" and len(tok) > 2:
@@ -678,20 +710,20 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], list[str],
         dense["_lex+-"] = 1.0
     # Folded digits matter to two patterns only ("0 hours", "0nd time"): the others see
     # "1" and "0" alike (both \w), so most texts are never folded.
-    if not _SERVICE_TRIGGERS.isdisjoint(toks):  # cheap pre-checks before the long regex
+    if kinds & _SERVICE:  # cheap pre-checks before the long regex
         folded = _DIGIT_RE.sub("0", low)
         if any(map(folded.__contains__, _SERVICE_HINTS)):
             svc = len(_SERVICE_RE.findall(folded))
             if svc:
                 dense["_svc"] = min(svc, 3)
-    if ("still" in toks or "yet" in toks) and _STILL_RE.search(low):
+    if kinds & _STILL and _STILL_RE.search(low):
         dense["_still"] = 1.0
     if any(map(low.__contains__, _PLEA_HINTS)) and _PLEA_RE.search(low):
         dense["_plea"] = 1.0
-    if not _SARCASM_TRIGGERS.isdisjoint(toks) and _SARCASM_RE.search(_DIGIT_RE.sub("0", low)):
+    if kinds & _SARCASM and _SARCASM_RE.search(_DIGIT_RE.sub("0", low)):
         dense["_sarc"] = 1.0
     # Intent cues (see the intents section); the model learns how much each counts.
-    dense.update(_cues(low, toks, pairs))
+    dense.update(_cues(low, toks, pairs, kinds))
     return keys, pairs, dense
 
 
@@ -827,6 +859,9 @@ class MentionwatchAnalyzer:
                 raw = fh.read()
         model, self._packed, self._lexicon = read_model(raw)
         self._units = _UnitCache(self._packed)
+        # The words that open a weighted pair or a cue: most pairs of a text are opened by
+        # another word, so they are never built or looked up (one set look-up per token).
+        self._openers = _CUE_OPENERS.union(k.partition(" ")[0] for k in self._packed if " " in k)
         self._scale: float = model["scale"]
         # Dense features and biases: one float per OUTPUTS entry. The temperature
         # calibrates the sentiment probabilities (fitted on cross-validated predictions).
@@ -851,23 +886,27 @@ class MentionwatchAnalyzer:
 
     def logits(self, low: str) -> list[float]:
         """Raw logits (OUTPUTS order) of lower-cased, normalised text."""
-        return self._logits(*_analyse(low, self._lexicon))
+        return self._logits(*_analyse(low, self._lexicon, self._openers))
 
     def _logits(self, units: list[str], pairs: list[str], dense: dict[str, float]) -> list[float]:
         total = sum(map(self._units.__getitem__, units)) + sum(
             map(self._packed.get, pairs, repeat(0))
         )
-        # C-level maps: the same float operations, in the same order, as o + w * value.
-        out = list(map(add, self._bias, map(mul, unpack(total), repeat(self._scale))))
+        # One local per output (OUTPUTS has four: a model with more fails to unpack here),
+        # each the same float operations in the same order as before: o + w * value.
+        o0, o1, o2, o3 = map(add, self._bias, map(mul, unpack(total), repeat(self._scale)))
         for key, value in dense.items():
             w = self._dense.get(key)
             if w is not None:
-                out = list(map(add, out, map(mul, w, repeat(value))))
-        return out
+                o0 += w[0] * value
+                o1 += w[1] * value
+                o2 += w[2] * value
+                o3 += w[3] * value
+        return [o0, o1, o2, o3]
 
     def score(self, text: str) -> Score:
         low = normalize(text).lower()
-        units, pairs, dense = _analyse(low, self._lexicon)
+        units, pairs, dense = _analyse(low, self._lexicon, self._openers)
         return self._decide(self._emoji_only(units, dense) or self._logits(units, pairs, dense),
                             asks(dense), self._failure(units, dense), "_req" in dense)  # fmt: skip
 
@@ -928,7 +967,7 @@ class MentionwatchAnalyzer:
         scores it); the biases are left out (they are the same for every text).
         """
         low = normalize(text).lower()
-        units, pairs, dense = _analyse(low, self._lexicon)
+        units, pairs, dense = _analyse(low, self._lexicon, self._openers)
         scale = self._scale
         sums: dict[str, list[float]] = {}
         for key in [*units, *pairs]:
