@@ -226,25 +226,6 @@ def test_mask_terms_masks_what_the_plain_pattern_masks() -> None:
         assert s.mask_terms(text, phrases) == plain.sub(s.MASK_TOKEN, text), text
 
 
-def test_tokens_by_chunk_are_the_tokens_of_the_whole_text() -> None:
-    # _tokens looks each whitespace-free chunk up (plain words on a shortcut): the same
-    # tokens as the three patterns over the whole text, on first sight and from the cache.
-    def whole(text: str) -> list[str]:
-        return s._TOKEN_RE.findall(s._ELONG_RE.sub(r"\1\1", s._DIGIT_RE.sub("0", text)))
-
-    pieces = ["sooo", "goood", "aaa", "ok", "x", "don't", "it’s", "#happy", "#", "@user", "@",
-              "1st", "2022", "0", ":)", ":ddd", ":-(", "<3", ">:p", "=]", "!!", "?!", "...",
-              "é", "naïve", "İ", "日本", "😍", "❤", "⭐", "_", "a_b", "http", "co/x", "Aaa",
-              "\u212a"]  # fmt: skip
-    spaces = [" ", "  ", "\t", "\n", "\xa0", "\u2003", "\x1c", "", "", ".", ","]
-    rng = random.Random(11)
-    texts = ["".join(rng.choice(pieces) + rng.choice(spaces) for _ in range(rng.randint(0, 12)))
-             for _ in range(3000)]  # fmt: skip
-    for _ in range(2):
-        for text in texts:
-            assert s._tokens(text) == whole(text), repr(text)
-
-
 # One match of each _SERVICE_PHRASES entry, in order.
 _SERVICE_SAMPLES = (
     "waited", "delays", "cancellations", "lost", "missing", "refund", "on hold",

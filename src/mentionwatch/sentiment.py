@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial, reduce
-from itertools import chain, compress, repeat
+from itertools import compress, repeat
 from operator import add, gt, lt, mul, or_
 from typing import Protocol
 
@@ -264,34 +264,7 @@ _PRAISE_EMOJI_RE = re.compile(r"[😍🥰❤💕💖👏🙌😊👍✨]")
 
 def _tokens(low: str) -> list[str]:
     """Tokens of lower-cased, normalised text (digits folded to 0, elongations cut)."""
-    return list(chain.from_iterable(map(_CHUNK_TOKENS.__getitem__, low.split())))
-
-
-class _ChunkTokens(dict[str, tuple[str, ...]]):
-    """The tokens of each whitespace-free chunk of text seen, kept.
-
-    No token holds or starts with whitespace, and digit folding and elongation cutting
-    change single characters and runs of one letter, so a text's tokens are its chunks'
-    tokens in order: one C-level look-up per word instead of three regex passes per text,
-    and the same token objects every time (their hashes are already known).
-    """
-
-    _LIMIT = 200_000  # distinct chunks kept before the cache starts afresh
-
-    def __missing__(self, chunk: str) -> tuple[str, ...]:
-        if len(self) >= self._LIMIT:
-            self.clear()
-        if chunk.isalpha() and chunk.isascii() and chunk.islower():  # a plain word: itself
-            toks: tuple[str, ...] = (
-                _ELONG_RE.sub(r"\1\1", chunk) if _ELONG_RE.search(chunk) else chunk,
-            )
-        else:
-            toks = tuple(_TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", _DIGIT_RE.sub("0", chunk))))
-        self[chunk] = toks
-        return toks
-
-
-_CHUNK_TOKENS = _ChunkTokens()
+    return _TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", _DIGIT_RE.sub("0", low)))
 
 
 def _pairs(toks: list[str], openers: frozenset[str] | None = None) -> list[str]:
@@ -682,7 +655,8 @@ def _analyse(
     valence ``_lex+``/``_lex-`` (negation flips and damps it, an intensifier boosts it),
     and counts of the customer-service rules ``_svc``, ``_still``, ``_plea``, ``_sarc``.
     """
-    toks = _tokens(low)
+    low = _DIGIT_RE.sub("0", low)
+    toks = _TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", low))
     kinds = _kinds(toks)
     if not kinds & (_NEGATION | _INTENSIFIER):
         keys = toks.copy()
@@ -708,19 +682,16 @@ def _analyse(
         dense["_lex0"] = 1.0
     elif pos and neg:
         dense["_lex+-"] = 1.0
-    # Folded digits matter to two patterns only ("0 hours", "0nd time"): the others see
-    # "1" and "0" alike (both \w), so most texts are never folded.
-    if kinds & _SERVICE:  # cheap pre-checks before the long regex
-        folded = _DIGIT_RE.sub("0", low)
-        if any(map(folded.__contains__, _SERVICE_HINTS)):
-            svc = len(_SERVICE_RE.findall(folded))
-            if svc:
-                dense["_svc"] = min(svc, 3)
+    # Cheap pre-checks before the long regex: a trigger word, then a hint.
+    if kinds & _SERVICE and any(map(low.__contains__, _SERVICE_HINTS)):
+        svc = len(_SERVICE_RE.findall(low))
+        if svc:
+            dense["_svc"] = min(svc, 3)
     if kinds & _STILL and _STILL_RE.search(low):
         dense["_still"] = 1.0
     if any(map(low.__contains__, _PLEA_HINTS)) and _PLEA_RE.search(low):
         dense["_plea"] = 1.0
-    if kinds & _SARCASM and _SARCASM_RE.search(_DIGIT_RE.sub("0", low)):
+    if kinds & _SARCASM and _SARCASM_RE.search(low):
         dense["_sarc"] = 1.0
     # Intent cues (see the intents section); the model learns how much each counts.
     dense.update(_cues(low, toks, pairs, kinds))
