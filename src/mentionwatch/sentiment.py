@@ -660,7 +660,7 @@ def _analyse(
     kinds = _kinds(toks)
     if not kinds & (_NEGATION | _INTENSIFIER):
         keys = toks.copy()
-        vals = [v for v in map(lexicon.get, toks) if v]
+        vals = list(filter(None, map(lexicon.get, toks)))  # the non-zero valences, in order
     else:
         keys, vals = _scoped(toks, lexicon)
     pairs = _pairs(toks, openers)
