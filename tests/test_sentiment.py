@@ -224,3 +224,33 @@ def test_mask_terms_masks_what_the_plain_pattern_masks() -> None:
     for _ in range(2000):
         text = "".join(rng.choice(words) + rng.choice(["", " ", ".", "@", "#"]) for _ in range(8))
         assert s.mask_terms(text, phrases) == plain.sub(s.MASK_TOKEN, text), text
+
+
+# One match of each _SERVICE_PHRASES entry, in order.
+_SERVICE_SAMPLES = (
+    "waited", "delays", "cancellations", "lost", "missing", "refund", "on hold",
+    "holding for", "nobody", "no one", "never showed", "stuck", "stranded", "overbooked",
+    "rebooked", "diverted", "charged", "broken", "damaged", "late", "not working",
+    "doesnt work", "no response", "no answer", "no reply", "second time", "third time",
+    "0nd time", "0rd time", "another time", "00th time", "hour and counting", "hrs now",
+    "minutes on the phone", "min on hold", "on the tarmac",
+)  # fmt: skip
+
+
+def test_every_service_match_holds_a_hint() -> None:
+    # The hints only skip the pattern: every text it matches must contain one of them.
+    assert len(_SERVICE_SAMPLES) == len(s._SERVICE_PHRASES)
+    for phrase, sample in zip(s._SERVICE_PHRASES, _SERVICE_SAMPLES, strict=True):
+        assert re.fullmatch(phrase, sample), (phrase, sample)
+        assert any(hint in sample for hint in s._SERVICE_HINTS), sample
+    words = [*re.findall(r"[a-z0-9']+", s._SERVICE_RE.pattern), *_SERVICE_SAMPLES, "hours",
+             "cancelled", "doesn't", "x", "the", "é", "_", "#on", "0"]  # fmt: skip
+    rng = random.Random(5)
+    matched = 0
+    for _ in range(20_000):
+        text = "".join(rng.choice(words) + rng.choice([" ", " ", "", ".", "-", "'"])
+                       for _ in range(rng.randint(1, 6)))  # fmt: skip
+        if s._SERVICE_RE.search(text):
+            matched += 1
+            assert any(hint in text for hint in s._SERVICE_HINTS), text
+    assert matched > 5_000

@@ -129,12 +129,13 @@ def features(m: Mention, prof: TermProfile) -> list[str]:
 
 def local_logit(m: Mention, prof: TermProfile) -> tuple[float, float]:
     """The local layer's two parts: the `about` words' evidence and the `not_about` penalty."""
-    text = "\n".join(x for x in (m.title, m.text) if x).lower()
-    about = 0.0
-    if prof.about:
-        found = len(prof.about & words(text))
-        about = ABOUT_WEIGHT * min(found, 3) if found else ABOUT_MISSING
-    hits = sum(1 for p in prof.not_about if p.search(text))
+    about, hits = 0.0, 0
+    if prof.about or prof.not_about:  # a term with neither reads no text (a poll's hot path)
+        text = "\n".join(x for x in (m.title, m.text) if x).lower()
+        if prof.about:
+            found = len(prof.about & words(text))
+            about = ABOUT_WEIGHT * min(found, 3) if found else ABOUT_MISSING
+        hits = sum(1 for p in prof.not_about if p.search(text))
     return about, -NOT_ABOUT_WEIGHT * min(hits, 2)
 
 

@@ -16,9 +16,9 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
-from itertools import repeat
-from operator import gt, lt
+from functools import partial, reduce
+from itertools import compress, repeat
+from operator import add, gt, lt, mul, or_
 from typing import Protocol
 
 from mentionwatch.models import ANALYZER_NAMES, INTENTS
@@ -249,6 +249,10 @@ _FAIL_PAIRS = _phrases(
 )
 # First person: a failure that hurts the author, not one a developer describes.
 _MINE = frozenset(["my", "our", "me", "us", "n:my", "n:our", "n:me", "n:us"])
+# The first words of the cue pairs: a pair opened by another word is no cue.
+_CUE_OPENERS = frozenset(
+    p.partition(" ")[0] for p in _QUESTION_PAIRS | _REQUEST_PAIRS | _FAIL_PAIRS
+)
 _PRAISE_RE = re.compile(
     r"\b(?:love[sd]?|loving|great|awesome|amazing|excellent|fantastic|thanks|thank you|"
     r"thx|kudos|best|brilliant|wonderful|perfect|impressed|recommend|props|shout ?out|"
@@ -263,13 +267,19 @@ def _tokens(low: str) -> list[str]:
     return _TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", _DIGIT_RE.sub("0", low)))
 
 
-def _pairs(toks: list[str]) -> list[str]:
+def _pairs(toks: list[str], openers: frozenset[str] | None = None) -> list[str]:
+    """The "a b" pairs of a text's tokens ("<s>" before the first, "</s>" after the last);
+    with ``openers``, only the pairs whose first word is one of them."""
     # " ".join mapped over the pairs: a third less than concatenating each in Python.
-    return list(map(" ".join, zip(["<s>", *toks], [*toks, "</s>"], strict=True)))
+    firsts, seconds = ["<s>", *toks], [*toks, "</s>"]
+    if openers is None:
+        return list(map(" ".join, zip(firsts, seconds, strict=True)))
+    opened = map(openers.__contains__, firsts)
+    return list(map(" ".join, compress(zip(firsts, seconds, strict=True), opened)))
 
 
-def _cues(low: str, toks: list[str], pairs: list[str]) -> dict[str, float]:
-    """The intent cue features of a text (see the sets above)."""
+def _cues(low: str, toks: list[str], pairs: list[str], kinds: int) -> dict[str, float]:
+    """The intent cue features of a text (see the sets above; ``kinds``: :func:`_kinds`)."""
     cues: dict[str, float] = {}
     if "?" in low and _QMARK_RE.search(low):
         cues["_q"] = 1.0
@@ -277,7 +287,9 @@ def _cues(low: str, toks: list[str], pairs: list[str]) -> dict[str, float]:
         cues["_qopen"] = 1.0
     if not _REQUEST_PAIRS.isdisjoint(pairs):
         cues["_req"] = 1.0
-    fails = len(_FAIL_WORDS.intersection(toks)) + len(_FAIL_PAIRS.intersection(pairs))
+    fails = len(_FAIL_PAIRS.intersection(pairs))
+    if kinds & _FAIL:
+        fails += len(_FAIL_WORDS.intersection(toks))
     if fails:
         cues["_fail"] = min(fails, 3)
     return cues
@@ -292,7 +304,7 @@ def asks(cues: dict[str, float]) -> bool:
 def is_question(low: str) -> bool:
     """True when lower-cased, normalised text asks something."""
     toks = _tokens(low)
-    return asks(_cues(low, toks, _pairs(toks)))
+    return asks(_cues(low, toks, _pairs(toks), _kinds(toks)))
 
 
 def detect_intents(text: str, label: str) -> tuple[str, ...]:
@@ -304,7 +316,7 @@ def detect_intents(text: str, label: str) -> tuple[str, ...]:
     """
     low = normalize(text).lower()
     toks = _tokens(low)
-    cues = _cues(low, toks, _pairs(toks))
+    cues = _cues(low, toks, _pairs(toks), _kinds(toks))
     found = []
     if asks(cues):
         found.append("question")
@@ -459,15 +471,39 @@ _SARCASM_TRIGGERS = frozenset(
 )
 # Service-failure vocabulary: customers complain with neutral words ("still waiting",
 # "bag lost", "on hold"); general tweets rarely use these, so they get their own feature.
-_SERVICE_RE = re.compile(
-    r"\b(?:wait(?:ing|ed)?|delay(?:s|ed)?|cancel+(?:ed|ation|ations|s)?|lost|missing|"
-    r"refund|on hold|hold(?:ing)? for|nobody|no one|never (?:received|got|arrived|came|"
-    r"showed|answered|responded|replied|heard)|stuck|stranded|overbooked|rebook(?:ed)?|"
-    r"diverted|charged|broken|damaged|late|not working|doesn'?t work|no response|"
-    r"no answer|no reply|(?:second|third|0nd|0rd|another|0+(?:st|nd|rd|th)) time|"
-    r"(?:hours?|hrs?|minutes?|mins?) (?:late|delay|wait|on hold|and counting|now|later|"
-    r"ago|sitting|on the (?:ground|tarmac|phone))|on the (?:ground|tarmac))\b"
+# One alternative per phrase, so that each opens with text all its matches contain.
+_AFTER_TIME = (
+    r"(?:late|delay|wait|on hold|and counting|now|later|ago|sitting|"
+    r"on the (?:ground|tarmac|phone))"
 )
+_SERVICE_PHRASES = (
+    r"wait(?:ing|ed)?", r"delay(?:s|ed)?", r"cancel+(?:ed|ation|ations|s)?", "lost", "missing",
+    "refund", "on hold", r"hold(?:ing)? for", "nobody", "no one",
+    r"never (?:received|got|arrived|came|showed|answered|responded|replied|heard)", "stuck",
+    "stranded", "overbooked", r"rebook(?:ed)?", "diverted", "charged", "broken", "damaged",
+    "late", "not working", r"doesn'?t work", "no response", "no answer", "no reply",
+    "second time", "third time", "0nd time", "0rd time", "another time",
+    r"0+(?:st|nd|rd|th) time", rf"hours? {_AFTER_TIME}", rf"hrs? {_AFTER_TIME}",
+    rf"minutes? {_AFTER_TIME}", rf"mins? {_AFTER_TIME}", r"on the (?:ground|tarmac)",
+)  # fmt: skip
+_SERVICE_RE = re.compile(rf"\b(?:{'|'.join(_SERVICE_PHRASES)})\b")
+
+
+def _opening(phrase: str) -> str:
+    """The text every match of a phrase pattern starts with: its leading plain characters,
+    less the last one when "?", "*" or "{" may leave that one out."""
+    lead = re.match(r"[a-z0-9 ']*", phrase).group()  # type: ignore[union-attr]
+    return lead[:-1] if phrase[len(lead) : len(lead) + 1] in ("?", "*", "{") else lead
+
+
+# Every _SERVICE_RE match contains one of these (digit-folded text): a few C-level substring
+# tests skip the long pattern for most texts (an opening within another one suffices).
+_SERVICE_HINTS = tuple(
+    dict.fromkeys(
+        h for h in map(_opening, _SERVICE_PHRASES)
+        if not any(g != h and g in h for g in map(_opening, _SERVICE_PHRASES))
+    )
+)  # fmt: skip
 # First words of the _SERVICE_RE alternatives (after digit folding).
 _SERVICE_TRIGGERS = frozenset(
     [
@@ -578,32 +614,56 @@ class _UnitCache(dict):
         if len(self) >= self._LIMIT:
             self.clear()
         get = self._packed.get
-        value = get(unit, 0) + sum(map(get, _subwords(unit), repeat(0)))
+        if unit[:2] == "n:" and unit[2:4] != "n:":  # a negated word: the bare word's 4-grams
+            word = unit[2:]
+            value = get(unit, 0) + self[word] - get(word, 0)
+        else:
+            value = get(unit, 0) + sum(map(get, _subwords(unit), repeat(0)))
         self[unit] = value
         return value
 
 
 _ABOVE_ZERO, _BELOW_ZERO = partial(lt, 0.0), partial(gt, 0.0)  # v > 0, v < 0
 
+# The word sets whose members a text's rules ask about, one bit each: a word's bits are
+# one look-up, so one pass over the tokens says which sets a text meets.
+_NEGATION, _INTENSIFIER, _SERVICE, _STILL, _SARCASM, _FAIL = 1, 2, 4, 8, 16, 32
+_KINDS: dict[str, int] = {}
+for _bit, _words in (
+    (_NEGATION, _NEGATIONS), (_INTENSIFIER, _INTENSIFIERS), (_SERVICE, _SERVICE_TRIGGERS),
+    (_STILL, ("still", "yet")), (_SARCASM, _SARCASM_TRIGGERS), (_FAIL, _FAIL_WORDS),
+):  # fmt: skip
+    for _word in _words:
+        _KINDS[_word] = _KINDS.get(_word, 0) | _bit
 
-def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], list[str], dict[str, float]]:
+
+def _kinds(toks: list[str]) -> int:
+    """The bits of the word sets above that some token of a text is in."""
+    return reduce(or_, set(map(_KINDS.get, toks, repeat(0))), 0)
+
+
+def _analyse(
+    low: str, lexicon: dict[str, float], openers: frozenset[str] | None = None
+) -> tuple[list[str], list[str], dict[str, float]]:
     """Unigram keys, bigram keys (both with repeats = counts) and dense features of a text.
 
     ``low`` is ``normalize(text).lower()``. Unigram keys: bare tokens, ``n:tok`` for a token
     inside a negation scope (which ends at ! or ?), and the bare word of each hashtag
     (``#happy`` also counts as ``happy``, with its lexicon valence); each also brings its
-    character 4-grams (:func:`_subwords`). Bigram keys: ``a b``. Dense: summed lexicon
+    character 4-grams (:func:`_subwords`). Bigram keys: ``a b`` (with ``openers``, only
+    those whose first word is one: the model's others weigh nothing). Dense: summed lexicon
     valence ``_lex+``/``_lex-`` (negation flips and damps it, an intensifier boosts it),
     and counts of the customer-service rules ``_svc``, ``_still``, ``_plea``, ``_sarc``.
     """
     low = _DIGIT_RE.sub("0", low)
     toks = _TOKEN_RE.findall(_ELONG_RE.sub(r"\1\1", low))
-    if _NEGATIONS.isdisjoint(toks) and _INTENSIFIERS.isdisjoint(toks):
+    kinds = _kinds(toks)
+    if not kinds & (_NEGATION | _INTENSIFIER):
         keys = toks.copy()
-        vals = [v for v in map(lexicon.get, toks) if v]
+        vals = list(filter(None, map(lexicon.get, toks)))  # the non-zero valences, in order
     else:
         keys, vals = _scoped(toks, lexicon)
-    pairs = _pairs(toks)
+    pairs = _pairs(toks, openers)
     if "#" in low:  # hashtags: also the bare word, and its lexicon valence
         for tok in toks:
             if tok[0] == "#" and len(tok) > 2:
@@ -622,18 +682,19 @@ def _analyse(low: str, lexicon: dict[str, float]) -> tuple[list[str], list[str],
         dense["_lex0"] = 1.0
     elif pos and neg:
         dense["_lex+-"] = 1.0
-    if not _SERVICE_TRIGGERS.isdisjoint(toks):  # cheap pre-check before the long regex
+    # Cheap pre-checks before the long regex: a trigger word, then a hint.
+    if kinds & _SERVICE and any(map(low.__contains__, _SERVICE_HINTS)):
         svc = len(_SERVICE_RE.findall(low))
         if svc:
             dense["_svc"] = min(svc, 3)
-    if ("still" in toks or "yet" in toks) and _STILL_RE.search(low):
+    if kinds & _STILL and _STILL_RE.search(low):
         dense["_still"] = 1.0
-    if any(hint in low for hint in _PLEA_HINTS) and _PLEA_RE.search(low):
+    if any(map(low.__contains__, _PLEA_HINTS)) and _PLEA_RE.search(low):
         dense["_plea"] = 1.0
-    if not _SARCASM_TRIGGERS.isdisjoint(toks) and _SARCASM_RE.search(low):
+    if kinds & _SARCASM and _SARCASM_RE.search(low):
         dense["_sarc"] = 1.0
     # Intent cues (see the intents section); the model learns how much each counts.
-    dense.update(_cues(low, toks, pairs))
+    dense.update(_cues(low, toks, pairs, kinds))
     return keys, pairs, dense
 
 
@@ -769,6 +830,9 @@ class MentionwatchAnalyzer:
                 raw = fh.read()
         model, self._packed, self._lexicon = read_model(raw)
         self._units = _UnitCache(self._packed)
+        # The words that open a weighted pair or a cue: most pairs of a text are opened by
+        # another word, so they are never built or looked up (one set look-up per token).
+        self._openers = _CUE_OPENERS.union(k.partition(" ")[0] for k in self._packed if " " in k)
         self._scale: float = model["scale"]
         # Dense features and biases: one float per OUTPUTS entry. The temperature
         # calibrates the sentiment probabilities (fitted on cross-validated predictions).
@@ -793,23 +857,27 @@ class MentionwatchAnalyzer:
 
     def logits(self, low: str) -> list[float]:
         """Raw logits (OUTPUTS order) of lower-cased, normalised text."""
-        return self._logits(*_analyse(low, self._lexicon))
+        return self._logits(*_analyse(low, self._lexicon, self._openers))
 
     def _logits(self, units: list[str], pairs: list[str], dense: dict[str, float]) -> list[float]:
         total = sum(map(self._units.__getitem__, units)) + sum(
             map(self._packed.get, pairs, repeat(0))
         )
-        scale = self._scale
-        out = [b + v * scale for b, v in zip(self._bias, unpack(total), strict=True)]
+        # One local per output (OUTPUTS has four: a model with more fails to unpack here),
+        # each the same float operations in the same order as before: o + w * value.
+        o0, o1, o2, o3 = map(add, self._bias, map(mul, unpack(total), repeat(self._scale)))
         for key, value in dense.items():
             w = self._dense.get(key)
             if w is not None:
-                out = [o + wi * value for o, wi in zip(out, w, strict=True)]
-        return out
+                o0 += w[0] * value
+                o1 += w[1] * value
+                o2 += w[2] * value
+                o3 += w[3] * value
+        return [o0, o1, o2, o3]
 
     def score(self, text: str) -> Score:
         low = normalize(text).lower()
-        units, pairs, dense = _analyse(low, self._lexicon)
+        units, pairs, dense = _analyse(low, self._lexicon, self._openers)
         return self._decide(self._emoji_only(units, dense) or self._logits(units, pairs, dense),
                             asks(dense), self._failure(units, dense), "_req" in dense)  # fmt: skip
 
@@ -870,7 +938,7 @@ class MentionwatchAnalyzer:
         scores it); the biases are left out (they are the same for every text).
         """
         low = normalize(text).lower()
-        units, pairs, dense = _analyse(low, self._lexicon)
+        units, pairs, dense = _analyse(low, self._lexicon, self._openers)
         scale = self._scale
         sums: dict[str, list[float]] = {}
         for key in [*units, *pairs]:
