@@ -313,6 +313,9 @@ def test_word_hashes_are_each_words_own():
         page = ["".join(rng.choices(letters, k=rng.randint(1, 20)))
                 for _ in range(rng.randint(1, 8000))]  # fmt: skip
         assert echoes._word_hashes(page).tolist() == [_blake2b_32(w) for w in page]
+    # A page of huge posts is hashed in pieces (its arrays stay small): the same hashes.
+    page = [*(["pebblebase"] * 30_000), *(f"w{i % 7_000}" for i in range(25_000)), "é" * 9]
+    assert echoes._word_hashes(page).tolist() == [_blake2b_32(w) for w in page]
 
 
 def _band_keys_before(words: tuple[str, ...]) -> list[int]:

@@ -120,7 +120,8 @@ class _ShortWords:
         self.slots = np.zeros((size, 3), np.uint64)
         self.count = 0
 
-    def _places(self, low: Any, high: Any) -> Any:
+    def home(self, low: Any, high: Any) -> Any:
+        """Each word's first slot to look in."""
         import numpy as np
 
         bits = len(self.slots).bit_length() - 1  # Fibonacci hashing: the product's top bits
@@ -131,7 +132,7 @@ class _ShortWords:
         """Each word's hash, 0 where the table has none."""
         import numpy as np
 
-        places, mask = self._places(low, high), len(self.slots) - 1
+        places, mask = self.home(low, high), len(self.slots) - 1
         stored = self.slots.take(places, axis=0)
         hit = (stored[:, 0] == low) & (stored[:, 1] == high)
         found = np.where(hit, stored[:, 2], np.uint64(0))
@@ -158,7 +159,7 @@ class _ShortWords:
             self._empty(size)
             self.add(old[:, 0], old[:, 1], old[:, 2])
         self.count += low.size
-        places, mask = self._places(low, high), len(self.slots) - 1
+        places, mask = self.home(low, high), len(self.slots) - 1
         words = np.stack((low, high, values), axis=1)
         while len(words):
             free = np.flatnonzero(self.slots[places, 0] == 0)
@@ -176,10 +177,16 @@ _SHORT_WORDS: _ShortWords | None = None
 _BYTE_MASKS = [(1 << (8 * n)) - 1 for n in range(9)]
 
 
+_WORDS_AT_ONCE = 20_000  # a page of 100 ordinary posts has ~5,000 words
+
+
 def _word_hashes(words: list[str]) -> Any:
     """_word_hash of each word, as a numpy uint64 array."""
     import numpy as np
 
+    if len(words) > _WORDS_AT_ONCE:  # a page of huge posts: its arrays, in bounded pieces
+        pieces = range(0, len(words), _WORDS_AT_ONCE)
+        return np.concatenate([_word_hashes(words[i : i + _WORDS_AT_ONCE]) for i in pieces])
     global _SHORT_WORDS
     if _SHORT_WORDS is None:
         _SHORT_WORDS = _ShortWords()
@@ -204,14 +211,15 @@ def _word_hashes(words: list[str]) -> Any:
     table = _SHORT_WORDS
     found = table.find(low, high)
     new = np.flatnonzero(found == 0)
-    if new.size:  # first sight: hashed in Python, then filed
-        first: dict[str, int] = {}  # each new word's first place among the short ones
-        for at, i in zip(new.tolist(), short[new].tolist(), strict=True):
-            first.setdefault(words[i], at)
-        hashed = {w: _word_hash(w) for w in first}
-        places = np.array(list(first.values()), np.intp)
-        table.add(low[places], high[places], np.array(list(hashed.values()), np.uint64))
-        found[new] = [hashed[words[i]] for i in short[new].tolist()]
+    while new.size:  # first sight: hashed in Python, filed, then found as the others are
+        # One occurrence per home slot: a word's occurrences share theirs, so Python meets
+        # each new word once, whatever its count (two new words sharing a home slot take two
+        # rounds).
+        firsts = new[np.unique(table.home(low[new], high[new]), return_index=True)[1]]
+        hashes = [_word_hash(words[i]) for i in short[firsts].tolist()]
+        table.add(low[firsts], high[firsts], np.array(hashes, np.uint64))
+        found[new] = table.find(low[new], high[new])
+        new = new[found[new] == 0]
     if short.size == len(words):
         return found
     hashes = np.zeros(len(words), np.uint64)
