@@ -258,7 +258,7 @@ class Project:
         from mentionwatch.store import Store
 
         cfg = config.load(self.config, self.db)
-        store = Store(cfg.db_path)
+        store = Store(cfg.database)
 
         async def main() -> Any:
             async with open_client(cfg.poll) as client:

@@ -189,7 +189,7 @@ def test_at_shutdown_senders_stop_after_the_message_they_are_sending(project, rx
     rx.slow("/hooks/s", 0.3, times=1000)
     before = len(rx.seen("/hooks/s"))
     cfg = config.load(project.config, project.db)
-    store = Store(cfg.db_path)
+    store = Store(cfg.database)
     try:
         dispatcher = delivery.Dispatcher(cfg, store)
         dispatcher.start()
