@@ -216,8 +216,8 @@ def _word_hashes(words: list[str]) -> Any:
         # each new word once, whatever its count (two new words sharing a home slot take two
         # rounds).
         firsts = new[np.unique(table.home(low[new], high[new]), return_index=True)[1]]
-        hashes = [_word_hash(words[i]) for i in short[firsts].tolist()]
-        table.add(low[firsts], high[firsts], np.array(hashes, np.uint64))
+        filed = [_word_hash(words[i]) for i in short[firsts].tolist()]
+        table.add(low[firsts], high[firsts], np.array(filed, np.uint64))
         found[new] = table.find(low[new], high[new])
         new = new[found[new] == 0]
     if short.size == len(words):
