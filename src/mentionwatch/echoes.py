@@ -224,9 +224,7 @@ def _word_hashes(words: list[str]) -> Any:
         return found
     hashes = np.zeros(len(words), np.uint64)
     hashes[short] = found
-    long = np.ones(len(words), bool)
-    long[short] = False
-    rest = np.flatnonzero(long).tolist()
+    rest = np.flatnonzero(~fits).tolist()
     hashes[rest] = list(map(_LONG_WORDS.__getitem__, map(words.__getitem__, rest)))
     return hashes
 
