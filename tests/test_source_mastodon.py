@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -72,10 +73,13 @@ def test_second_poll_reads_the_newest_page_again_and_stores_nothing(project):
     assert "mastodon: 0 new" in again.out
     home, other = project.web.seen(HOME_TAG), project.web.seen(OTHER_TAG)
     # Federated posts arrive late, with ids from their own creation time: every poll reads
-    # back from the newest post to half an hour before the newest one it saw.
-    assert len(home) == len(other) == 2
-    for request in home + other:
+    # back from the newest post to a quarter of an hour before the newest one it saw. The
+    # first poll follows the first page's next link (every post is inside its 7 days) to an
+    # empty page; the second stops at its first page, which reaches back past that.
+    assert len(home) == len(other) == 3
+    for request in (home[0], home[2], other[0], other[2]):
         assert not {"min_id", "since_id", "max_id"} & set(request.query)
+    assert home[1].arg("max_id") and other[1].arg("max_id")
     searches = project.web.seen("/mastodon/api/v2/search")
     assert searches[0].headers["authorization"] == f"Bearer {TOKEN}"
     # The token is never sent to another instance.
@@ -125,7 +129,8 @@ def test_short_rate_limit_waits_for_iso_reset(project):
     )
     result = project.run("poll")
     assert result.code == 0, result.err
-    assert len(project.web.seen(HOME_TAG)) == 2
+    # The refused request and its retry (then the empty page the next link points at).
+    assert len([r for r in project.web.seen(HOME_TAG) if "max_id" not in r.query]) == 2
     assert "mira@mastodon.social" in _records(project)
 
 
@@ -154,6 +159,25 @@ def test_malformed_statuses_are_named_and_the_rest_is_kept(project):
     assert 'has "created_at": "yesterday", not a time' in line
     assert 'item 2 has no "uri"' in line  # the one whose account is null has no uri either
     assert len(_records(project)) == 6
+
+
+def test_a_short_timeline_page_with_a_next_link_is_paged_on(project):
+    """Mastodon cuts a page to `limit` and then drops posts of muted or blocked authors: a
+    page of fewer than 40 with a Link rel="next" has more behind it. (No token: the search
+    would find the posts too.)"""
+    project.write_config(HN_AND_RSS + MASTODON.replace(f'token = "{TOKEN}"', ""))
+    platform = project.web.platform("mastodon")
+    start = time.time() - 3600
+    keys = [platform.add_item(f"pebblebase backlog {i}", start + i * 60) for i in range(45)]
+    hidden = {s["id"] for s in platform.extra_statuses[-3:]}  # three of the newest page
+    platform.hidden |= hidden
+    result = project.run("poll", "--source", "mastodon")
+    assert result.code == 0, result.err
+    stored = {k for (k,) in project.rows("SELECT key FROM mentions")}
+    shown = [k for k, s in zip(keys, platform.extra_statuses, strict=True) if s["id"] not in hidden]
+    assert len(shown) == 42 and not set(shown) - stored
+    pages = project.web.seen(HOME_TAG)
+    assert len(pages) >= 2 and pages[1].arg("max_id") == platform.extra_statuses[5]["id"]
 
 
 # Replies: the source called directly, as the reply command does.

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from functools import partial
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from mentionwatch.http import SourceError, error_detail
@@ -48,6 +48,9 @@ from mentionwatch.sources.common import (
     string,
 )
 from mentionwatch.text import html_to_text, unescape
+
+if TYPE_CHECKING:
+    import httpx
 
 PAGE_SIZE = 40  # the API's maximum for timelines and search
 MAX_PAGES = 5  # per job and poll; a longer backlog waits as a gap for the next poll
@@ -151,6 +154,9 @@ class Mastodon(Source):
                 )
             statuses = self.http.json(response)
             batch = self._batch(statuses, key, page, f"the #{tag} timeline")
+            # Mastodon cuts a page to `limit` before it drops posts the reader may not see
+            # (muted or blocked authors, filters): a short page with a next link has more.
+            batch.more = batch.more or (bool(statuses) and _has_next(response))
             yield batch
             if not batch.more or batch.oldest is None or not batch.oldest.id:
                 return
@@ -351,6 +357,13 @@ class Mastodon(Source):
 
 def _rendered(query: Query) -> str:
     return query.quoted_alternatives()[0]
+
+
+def _has_next(response: httpx.Response) -> bool:
+    """Whether the Link header (RFC 8288: `<url>; rel="next", <url>; rel="prev"`) names a
+    next page."""
+    link = response.headers.get("link", "").replace(" ", "").lower()
+    return 'rel="next"' in link or "rel=next" in link
 
 
 def to_mention(status: Obj, key: str, instance: str, home: str) -> Mention | None:

@@ -4,7 +4,10 @@
 `/mastodon/instances/<host>/api/...` is another instance (instances/<host>.json), which knows
 some of the same posts under its own local ids.
 
-Like Mastodon: hashtag timelines are public and honour min_id/since_id/max_id; status search
+Like Mastodon: hashtag timelines are public and honour min_id/since_id/max_id, and a page that
+is not empty carries a `Link` header (rel="next" with max_id, rel="prev" with min_id); statuses
+in `hidden` (authors the user muted or blocked, filtered posts) are left out after the page is
+cut to `limit`, so a page may be short with more behind it; status search
 needs a valid token and matches loosely (word prefixes, so `pebblebase` finds `pebblebased`);
 `resolve=true` fetches a remote post and gives it a local id; replies are recorded in
 `posted`, honour Idempotency-Key and the instance's max_characters.
@@ -40,6 +43,7 @@ class Platform(PlatformBase):
         self.extra_statuses: list[dict[str, Any]] = []  # tests add odd items to the home one
         self.resolved: dict[str, dict[str, Any]] = {}  # remote posts fetched by resolve=true
         self.hashtags_need_login = False  # Mastodon 4.5 timelines_access = authenticated
+        self.hidden: set[str] = set()  # status ids dropped from timeline pages after paging
         self.max_characters = 500
         self._ids = itertools.count(113600000000000001)
         self._idempotent: dict[str, dict[str, Any]] = {}
@@ -134,10 +138,15 @@ class Platform(PlatformBase):
 
     def timeline(self, statuses: list[dict[str, Any]], tag: str, request: Request) -> Response:
         tagged = [s for s in statuses if tag in _tags(s)]
-        page = _paginate(tagged, request)
+        page = [s for s in _paginate(tagged, request) if s["id"] not in self.hidden]
         if not page and tag not in {t for s in statuses for t in _tags(s)}:
             return _limited(NOT_FOUND, 404)
-        return _limited(page)
+        if not page:  # Mastodon sends no pagination headers for an empty page
+            return _limited(page)
+        here = f"{self.web.base_url(self.name)}{request.path}"
+        newest, oldest = page[0]["id"], page[-1]["id"]
+        link = f'<{here}?max_id={oldest}>; rel="next", <{here}?min_id={newest}>; rel="prev"'
+        return _limited(page, link=link)
 
     def search(self, request: Request, statuses: list[Any], authed: bool | None) -> Response:
         query = request.arg("q", "") or ""
@@ -258,11 +267,9 @@ def _paginate(
     return ordered[offset : offset + limit]
 
 
-def _limited(body: Any, status: int = 200) -> Response:
+def _limited(body: Any, status: int = 200, link: str | None = None) -> Response:
     """Every Mastodon response carries its rate-limit window; the reset is an ISO datetime."""
     reset = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return json_response(
-        body,
-        status,
-        **{"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "297", "X-RateLimit-Reset": reset},
-    )
+    headers = {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "297",
+               "X-RateLimit-Reset": reset}  # fmt: skip
+    return json_response(body, status, **headers, **({"Link": link} if link else {}))
