@@ -333,3 +333,25 @@ def test_show_fetches_the_parent_and_root_of_a_reply_once(project):
     top = project.run("show", f"bluesky:{MAYA}")
     assert top.code == 0 and "in reply to" not in top.out
     assert len(project.web.seen("/bluesky/xrpc/app.bsky.feed.getPosts")) == 1
+
+
+@pytest.mark.parametrize("declared", ["Tue Dec 01 2026 09:00:00 GMT+0000", None])
+def test_a_post_whose_client_wrote_no_valid_created_at_is_kept_at_its_indexed_time(
+    project, declared
+):
+    # PDSes used to accept any createdAt string (bsky-docs, timestamps.md); the AppView
+    # serves such records as they are and sorts them by indexedAt.
+    platform = project.web.platform("bluesky")
+    key = platform.add_item("pebblebase from an old client", time.time() - 600)
+    record = platform.extra_posts[-1]["record"]
+    if declared is None:
+        del record["createdAt"]
+    else:
+        record["createdAt"] = declared
+    project.write_config(CONFIG)
+    result = project.run("poll", "--source", "bluesky")
+    assert result.code == 0, result.err
+    stored = records(project)[key]
+    indexed = moment(platform.extra_posts[-1]["indexedAt"])
+    assert moment(stored["created_at"]) == pytest.approx(indexed, abs=1)
+    assert stored["text"] == "pebblebase from an old client"

@@ -377,8 +377,10 @@ def to_mention(post: Obj) -> Mention | None:
     author, record = post.obj("author"), post.obj("record")
     assert author is not None and record is not None
     indexed = post.time("indexedAt")
-    declared = record.time("createdAt")
-    assert indexed is not None and declared is not None
+    assert indexed is not None
+    # createdAt is written by the client, and PDSes used to accept any string: the AppView
+    # serves such records as they are, and sorts them by indexedAt. So does this.
+    declared = parse_time(record.get("createdAt")) or indexed
     did, rkey = parts
     author.need("did")
     handle: str | None = author.need("handle")
