@@ -64,3 +64,30 @@ def test_rss_author_element_gives_the_name_not_the_email(project):
     assert project.run("poll").code == 0
     (record,) = project.run("export", "--source", "rss", "--format", "jsonl").jsonl()
     assert record["author"] == record["author_name"] == "Jane Doe"
+
+
+HOME_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"/><title>Ops notes</title>
+<link rel="alternate" type="application/rss+xml" href="/rss/feeds/ops.xml"/></head>
+<body><article><h1>Moving to Pebblebase</h1><p>Notes from our pebblebase migration.</p></article>
+</body></html>
+"""
+EMPTY_RSS = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Quiet blog</title><link>https://quiet.example.com/</link>
+</channel></rss>
+"""
+
+
+def test_a_web_page_in_place_of_a_feed_is_an_error_not_an_empty_feed(project):
+    # A site's address instead of its feed's (or a feed URL that now serves the home page):
+    # feedparser reads well-formed HTML as a feed of nothing, with only a benign complaint
+    # (NonXMLContentType). An empty feed is still fine.
+    rss = project.web.platform("rss")
+    rss.extra["home.html"], rss.extra["quiet.xml"] = HOME_PAGE, EMPTY_RSS
+    project.write_config(_config("home.html").replace('"]', '", "{web}/rss/feeds/quiet.xml"]'))
+    result = project.run("poll")
+    assert result.code == 1
+    (line,) = [x for x in result.err.splitlines() if x.startswith("error: ")]
+    assert f"{project.web.url}/rss/feeds/home.html is not a readable feed (an HTML page:" in line
+    assert "quiet.xml" not in result.err
+    assert project.rows("SELECT count(*) FROM mentions") == [(0,)]

@@ -63,6 +63,10 @@ class Rss(Source):
         headers = {**response.headers, "content-location": str(response.url)}
         parsed = feedparser.parse(response.content, response_headers=headers)
         damage = _damage(parsed, response.content)
+        if not parsed.entries and not parsed.get("version"):
+            # feedparser reads a well-formed web page served as text/html (a site's home
+            # page, a login or consent page) as a feed of nothing, with a benign complaint.
+            damage = _not_a_feed(response, damage)
         if damage and not parsed.entries:
             raise SourceError(f"{self.name}: {redact_url(url)} is not a readable feed ({damage})")
         pairs = [(entry, to_mention(entry)) for entry in parsed.entries]
@@ -128,6 +132,17 @@ def _damage(parsed: Any, body: bytes) -> str | None:
     if reason in _BENIGN or (parsed.entries and _ENDED.search(body[-200:])):
         return None
     return reason
+
+
+def _not_a_feed(response: Any, damage: str | None) -> str:
+    """What came instead of a feed (no entries, and no kind of feed feedparser knows)."""
+    ctype = response.headers.get("content-type", "").split(";")[0].strip()
+    if "html" in ctype:
+        return (
+            "an HTML page: set the address of the site's RSS or Atom feed, which the page "
+            "usually links to"
+        )
+    return damage or f"{ctype or 'a body'} with no RSS or Atom in it"
 
 
 def _stamp(entry: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 from mentionwatch.testing.server import PlatformBase, Request, Response, fill_times
 
-_TYPES = {".xml": "application/rss+xml", ".atom": "application/atom+xml"}
+_TYPES = {".xml": "application/rss+xml", ".atom": "application/atom+xml", ".html": "text/html"}
 
 
 MORE = "more.xml"  # the feed add_item() writes to
