@@ -102,6 +102,19 @@ def test_long_rate_limit_fails_that_source_only(project):
     assert project.rows("SELECT count(*) FROM mentions WHERE source = 'rss'")[0][0] == 3
 
 
+@pytest.mark.parametrize("reset", ["inf", "1e308", "99999999999999"])
+def test_an_absurd_reset_header_is_taken_as_a_day(project, reset):
+    # Hostile or broken headers: no platform's limit resets more than a day away.
+    project.write_config(HN_AND_RSS)
+    project.web.fail("/hackernews/", 429, times=5, headers={"Retry-After": reset})
+    result = project.run("poll")
+    assert result.code == 1
+    (line,) = [x for x in result.err.splitlines() if x.startswith("error: ")]
+    assert line.startswith("error: hackernews: rate limited by ")
+    assert line.endswith("it resets in 24 h 0 min, try again then")
+    assert "rss: 3 new" in result.out
+
+
 def test_server_error_html_and_truncated_bodies_are_clear_errors(project):
     project.write_config(HN_AND_RSS)
     project.web.fail("/hackernews/", 500, times=10)

@@ -74,6 +74,10 @@ _CREDENTIAL_HEADER = re.compile(
 _CHUNK = 64 * 1024
 # GitHub's secondary limit without a Retry-After: "wait at least one minute".
 SECONDARY_LIMIT_WAIT = 60.0
+# No platform's limit resets later than a day away (YouTube's and Yelp's: the next midnight):
+# a longer wait, or an infinite one (`Retry-After: inf`), comes from a broken or hostile
+# header and is taken as a day, so `watch` tries the source again.
+MAX_WAIT = 86400.0
 # Meta (Facebook Pages, Instagram, Threads) reports how much of a rolling budget a caller has
 # used as percentages in X-App-Usage and X-Business-Use-Case-Usage. Near the top, calls stop
 # until the estimated time to regain access (or a quarter of an hour): a throttled caller's
@@ -380,8 +384,9 @@ class Http:
         when the wait is longer than `max_wait`."""
         import asyncio  # lazily: config loading imports every source
 
-        if seconds <= 0:
+        if not seconds > 0:  # NaN too
             return
+        seconds = min(seconds, MAX_WAIT)
         if seconds > self.settings.max_wait:
             limited = RateLimited(
                 f"{self.source}: {why}; it resets in {_human(seconds)}, try again then"
