@@ -6,12 +6,13 @@ expects answers written on the site, so replies open the question or answer page
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mentionwatch.http import SourceError
+from mentionwatch.http import SourceError, error_detail
 from mentionwatch.models import Job, Mention, Option, Page, ThreadPost, from_epoch, iso
 from mentionwatch.query import Query, parse
 from mentionwatch.sources.base import Source
@@ -31,6 +32,8 @@ from mentionwatch.text import html_to_text, unescape
 
 if TYPE_CHECKING:
     import asyncio
+
+    import httpx
 
 PAGE_SIZE = 100
 MAX_PAGES = 3  # per search and poll: the keyless quota is 300 requests a day
@@ -113,9 +116,18 @@ class StackExchange(Source):
         if self.settings.get("key"):
             params["key"] = self.settings.get("key")
         async with self._locks.setdefault(method, asyncio.Lock()):
-            await self._wait_backoff(method)
-            response = await self.http.request("GET", f"{self.base_url}{path or method}",
-                                               params=params)  # fmt: skip
+            for attempt in range(2):
+                await self._wait_backoff(method)
+                await self._wait_backoff(self._quota())
+                response = await self.http.request("GET", f"{self.base_url}{path or method}",
+                                                   params=params)  # fmt: skip
+                banned = _banned_for(response)
+                if banned is None or attempt:
+                    break
+                # The day's quota (or a ban) of this IP is spent: a request before it renews
+                # would only extend it. Kept, so the next polls (new processes) wait too.
+                self.state.set(_backoff_key(self._quota()), str(time.time() + banned))
+                await self.http.wait(banned, error_detail(response))
             data = page_of(self.http.json(response), f"the {method} answer")
             if data.get("error_id") is not None:  # an error wrapper in a 200, defensively
                 raise SourceError(f"{self.name}: error from {method}: {error_text(data)}")
@@ -130,7 +142,17 @@ class StackExchange(Source):
             not_before = float(self.state.get(_backoff_key(method)) or 0)
         except ValueError:
             not_before = 0.0
-        await self.http.wait(not_before - time.time(), f"the API asked for a backoff on {method}")
+        why = (
+            "the API refused more requests until the day's quota renews"
+            if method == self._quota()
+            else f"the API asked for a backoff on {method}"
+        )
+        await self.http.wait(not_before - time.time(), why)
+
+    def _quota(self) -> str:
+        """The quota a throttle_violation spent: the IP's, or the app key's (adding a key is
+        the fix for a spent keyless quota, so it must not wait for the IP's)."""
+        return "quota:key" if self.settings.get("key") else "quota:ip"
 
     async def thread(self, mention: Mention) -> list[ThreadPost]:
         """An answer's question (title and body); a question starts its own thread: []."""
@@ -248,6 +270,15 @@ def _quota_note(data: Obj) -> str | None:
     left = data.integer("quota_remaining")
     # Only worth a line when it is running out (the keyless daily quota is 300).
     return f"{left} API requests left today" if left is not None and left < 50 else None
+
+
+def _banned_for(response: httpx.Response) -> float | None:
+    """The seconds a throttle_violation names ("too many requests from this IP, more requests
+    available in 82311 seconds": the day's quota is spent), or None."""
+    if response.status_code < 400 or b"throttle_violation" not in response.content[:2000]:
+        return None
+    found = re.search(rb"available in (\d+) seconds", response.content[:2000])
+    return float(found.group(1)) if found else None
 
 
 def _backoff_key(method: str) -> str:
