@@ -117,3 +117,36 @@ def test_kill_9_mid_poll_repeated_loses_and_duplicates_nothing(project):
     assert expected <= set(keys), sorted(expected - set(keys))[:5]
     if project.engine == "sqlite":  # PostgreSQL has no such check; its WAL replays a crash
         assert project.rows("PRAGMA integrity_check") == [("ok",)]
+
+
+# The sources that, before the guard in common.capture, read a repeated page forever or
+# until a quota ran out (the others stopped on a bound of their own).
+ENDLESS = ("googleplay", "mastodon", "reddit", "stackexchange", "youtube")
+
+
+@pytest.mark.parametrize("name", ENDLESS)
+def test_a_listing_whose_next_page_repeats_the_last_stops_and_loses_nothing(project, name):
+    # A cache in front of the API that ignores the query string, or a cursor that does not
+    # move: every page is the first again. Reddit, Mastodon, Stack Exchange and YouTube
+    # read it forever (spending the day's quota); Google Play spent its hourly reads.
+    web = project.web
+    project.write_config(all_platforms(web))
+    assert project.run("poll", "--source", name).code == 0
+    platform = web.platform(name)
+    start = time.time() + 1
+    expected = {platform.add_item(f"pebblebase repeat {name} {i}", start + i / 256)
+                for i in range(130)}  # fmt: skip
+    time.sleep(1)
+    fault = web.fail(platform.search_path, 200, stale=True, times=10_000)
+    sent = len(web.seen(platform.search_path))
+    stuck = project.run_process("poll", "--source", name)  # a process: a loop would time out
+    assert stuck.returncode == 1, stuck.stderr
+    (line,) = [x for x in stuck.stderr.splitlines() if x.startswith("error: ")]
+    assert line.startswith(f"error: {name}: ") and "its paging is stuck" in line
+    assert len(web.seen(platform.search_path)) - sent <= 12
+    # The gap the stuck poll left is read once the platform pages again.
+    fault.times = 0
+    for _ in range(3):
+        assert project.run("poll", "--source", name).code == 0
+    missing = expected - set(_keys(project))
+    assert not missing, sorted(missing)[:5]

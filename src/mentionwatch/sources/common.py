@@ -310,6 +310,7 @@ class _Capture:
         lower = mark - self.overlap if spot else mark
         ceiling = time.time() + _FUTURE_SLACK
         oldest, pages = upper, 0
+        read: set[frozenset[str]] = set()  # the pages this range has read, by their items
         listing = search.listing(lower, upper)
         try:
             async for batch in listing:
@@ -317,6 +318,13 @@ class _Capture:
                     # The source stopped before reading anything (its read budget is spent).
                     yield Page([], None, batch.note, batch.reads, batch.problems), False
                     return
+                items = frozenset(m.key for m in batch.mentions)
+                if items and items in read:
+                    # A page already read, again (a cursor that does not move, a cache that
+                    # ignores the query): reading on would never end. The gap stays.
+                    yield Page([], None, None, batch.reads, [*batch.problems, _STUCK]), False
+                    return
+                read.add(items)
                 stamps = [m.created_at.timestamp() for m in batch.mentions]
                 # Pages of the overlap alone (re-read for late posts) are bounded by the
                 # overlap; only pages with something newer than the mark count as backlog.
@@ -351,6 +359,10 @@ class _Capture:
 
 
 _BACKLOG = "more than one poll's pages waiting: the rest comes with the next poll"
+_STUCK = (
+    "the platform answered the next page with one it had already sent (its paging is stuck, "
+    "or a cache in the way ignores the query): stopped reading there"
+)
 
 
 def load_walks(

@@ -21,6 +21,8 @@ under a path with a fault. Every fault works on every platform:
   in `web.elsewhere`;
 - `echo=True`: an error body that repeats the request's credentials, query and body back,
   as some gateways and proxies do;
+- `stale=True`: every request answered with the platform's answer to the first one (a cache
+  that ignores the query string, a cursor that never moves);
 - `delay`, `accept`: answer late (after handling the request, with `accept`).
 
 Late indexing and backlogs need no switch: `Platform.add_item(text, created)` makes a new
@@ -37,7 +39,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -131,13 +133,17 @@ class Fault:
     gzip: bool = False
     redirect: str | None = None  # "loop", "chain" or "elsewhere"
     echo: bool = False  # the error body repeats the request's credentials back
+    # Every request answered with the answer to the first (a cache that ignores the query
+    # string, a cursor that never moves).
+    stale: bool = False
+    first: Response | None = None
 
     @property
     def transforms(self) -> bool:
         """The platform answers, and the fault changes that answer."""
         return (
             self.truncate or self.cut or self.accept or self.shape is not None
-            or (self.gzip and not self.huge)
+            or (self.gzip and not self.huge) or self.stale
         )  # fmt: skip
 
 
@@ -296,6 +302,9 @@ class LoopbackWeb:
             return json_response({"error": "not found"}, 404)
         inner = Request(request.method, "/" + rest, request.query, request.headers, request.body)
         response = platform.handle(inner) or json_response({"error": "Record not found"}, 404)
+        if fault and fault.stale:
+            fault.first = fault.first or response
+            response = replace(fault.first, headers=dict(fault.first.headers))
         if fault:
             response.truncate, response.cut = fault.truncate, fault.cut
             if fault.shape:
