@@ -162,9 +162,9 @@ def test_malformed_statuses_are_named_and_the_rest_is_kept(project):
 
 
 def test_a_short_timeline_page_with_a_next_link_is_paged_on(project):
-    """Mastodon cuts a page to `limit` and then drops posts of muted or blocked authors: a
-    page of fewer than 40 with a Link rel="next" has more behind it. (No token: the search
-    would find the posts too.)"""
+    """A page can be cut to `limit` before statuses are left out of it (ones the server cannot
+    load, or filters after paging): a page of fewer than 40 with a Link rel="next" has more
+    behind it. (No token: the search would find the posts too.)"""
     project.write_config(HN_AND_RSS + MASTODON.replace(f'token = "{TOKEN}"', ""))
     platform = project.web.platform("mastodon")
     start = time.time() - 3600

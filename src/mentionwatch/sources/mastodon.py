@@ -154,8 +154,10 @@ class Mastodon(Source):
                 )
             statuses = self.http.json(response)
             batch = self._batch(statuses, key, page, f"the #{tag} timeline")
-            # Mastodon cuts a page to `limit` before it drops posts the reader may not see
-            # (muted or blocked authors, filters): a short page with a next link has more.
+            # A page can be shorter than `limit` with more behind it (Mastodon leaves out
+            # statuses it cannot load after paging, and other servers filter after paging):
+            # the Link header says whether a next page follows, as Mastodon's API guidelines
+            # advise relying on.
             batch.more = batch.more or (bool(statuses) and _has_next(response))
             yield batch
             if not batch.more or batch.oldest is None or not batch.oldest.id:

@@ -6,8 +6,9 @@ some of the same posts under its own local ids.
 
 Like Mastodon: hashtag timelines are public and honour min_id/since_id/max_id, and a page that
 is not empty carries a `Link` header (rel="next" with max_id, rel="prev" with min_id); statuses
-in `hidden` (authors the user muted or blocked, filtered posts) are left out after the page is
-cut to `limit`, so a page may be short with more behind it; status search
+in `hidden` are left out after the page is cut to `limit` (as Mastodon leaves out statuses it
+cannot load, and other servers filter after paging), so a page may be short with more behind
+it; status search
 needs a valid token and matches loosely (word prefixes, so `pebblebase` finds `pebblebased`);
 `resolve=true` fetches a remote post and gives it a local id; replies are recorded in
 `posted`, honour Idempotency-Key and the instance's max_characters.
