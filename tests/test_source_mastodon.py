@@ -52,7 +52,8 @@ def test_poll_stores_verified_posts_from_every_instance(project):
         f"{project.web.url}/mastodon/authorize_interaction?uri=https%3A%2F%2Fmastodon.social"
         "%2Fusers%2Fmira%2Fstatuses%2F113504118204661001"
     )
-    # A boost is stored as the boosted post, with its author and content warning.
+    # A post from another server, boosted here: the timeline holds the post itself (never
+    # the boost), with its author and content warning.
     lena = records["lena@social.coop"]
     assert lena["title"] == "long-ish thread about databases"
     assert lena["text"].endswith("Docs: https://pebblebase.io/docs/cli")
@@ -229,16 +230,18 @@ def test_reply_to_post_from_another_instance_resolves_local_id(project):
     assert posted.remote_id == sent["id"]
 
 
-def test_reply_to_a_boosted_post_answers_the_post_not_the_boost(project):
+def test_reply_to_a_remote_post_known_here_uses_its_local_id(project):
     project.write_config(HN_AND_RSS + MASTODON)
     project.run("poll", "--source", "mastodon")
     lena = project.mention(BOOSTED)
-    assert lena.extra["boosted_by"] == "opsweekly@mastodon.social"
+    assert lena.extra["boosted_by"] is None  # hashtag timelines hold posts, never boosts
 
     posted = project.call_source("mastodon", lambda s: s.reply(lena, "Thanks!", "k5"))
     (sent,) = project.web.platform("mastodon").posted
-    assert sent["in_reply_to_id"] == "113505370000000099"  # the boosted status's id here
+    assert sent["in_reply_to_id"] == "113505370000000099"  # the post's id on this instance
     assert posted.remote_id == sent["id"]
+    # Read on the home instance: no lookup (resolve=true) was needed.
+    assert all(r.arg("resolve") != "true" for r in project.web.seen("/mastodon/api/v2/search"))
 
 
 def test_reply_limits_and_rejections(project):

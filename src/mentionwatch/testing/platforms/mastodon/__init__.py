@@ -242,12 +242,15 @@ def _by_id(statuses: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _tags(status: dict[str, Any]) -> set[str]:
-    post = status.get("reblog") or status
-    return {t["name"].lower() for t in post.get("tags") or [] if isinstance(t, dict)}
+    """A status's own hashtags: a boost has none (Mastodon keeps them on the boosted status),
+    so boosts never appear in hashtag timelines, as in Mastodon's TagFeed."""
+    return {t["name"].lower() for t in status.get("tags") or [] if isinstance(t, dict)}
 
 
 def _loosely_matches(status: dict[str, Any], words: list[str]) -> bool:
-    text = re.sub(r"<[^>]+>", " ", (status.get("reblog") or status).get("content") or "")
+    if status.get("reblog"):  # Mastodon's search index leaves boosts out
+        return False
+    text = re.sub(r"<[^>]+>", " ", status.get("content") or "")
     tokens = re.findall(r"\w+", text.lower())
     return all(any(t.startswith(w) for t in tokens) for w in words)
 
