@@ -422,6 +422,8 @@ secret = "k"
     assert "HTTP 503" in result.out
     (hook,) = rx.seen("/hooks/a")
     assert hook.json()["test"] is True and signed(hook, "k")
+    # the sample is a whole JSONL record: a receiver that checks the keys accepts it
+    assert list(hook.json()["mention"]) == list(RECORD_KEYS)
     (push,) = rx.ntfy_messages("acme")
     assert push["title"] == "mentionwatch test · complaints"
     assert project.run("alerts", "test", "nope").code == 2
