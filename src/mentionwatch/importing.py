@@ -14,6 +14,7 @@ import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
+from math import inf
 from typing import IO, TYPE_CHECKING, Any
 
 from mentionwatch.errors import UsageError
@@ -139,8 +140,8 @@ def _wrong(column: str, value: Any) -> str | None:
         return f"must be {expected}"
     if column in _CHOICES and value not in _CHOICES[column]:
         return f"must be one of {', '.join(_CHOICES[column])}, not {json.dumps(value)[:40]}"
-    low, high = _RANGES.get(column, (value, value))
-    if not low <= value <= high:
+    low, high = _RANGES.get(column, (-inf, inf))
+    if isinstance(value, int | float) and not low <= value <= high:
         return f"must be between {low:g} and {high:g}, not {value}"
     return None
 
