@@ -45,7 +45,9 @@ def many_hits(project, count: int) -> None:
     )
 
 
-def test_ctrl_c_during_poll_says_what_was_saved_and_exits_130(project):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_during_poll_says_what_was_saved_and_exits_130(project, stop):
+    # SIGTERM is how systemd, timeout(1) and kill stop a poll: the same as Ctrl-C
     many_hits(project, 450)
     project.write_config(HN_AND_RSS)
     project.web.latency = 0.2
@@ -55,7 +57,7 @@ def test_ctrl_c_during_poll_says_what_was_saved_and_exits_130(project):
     while len(project.web.seen("/hackernews/api/v1/search_by_date")) < 3:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     saved = project.rows("SELECT count(*) FROM mentions WHERE source = 'hackernews'")[0][0]
