@@ -183,3 +183,22 @@ def test_tracebacks_only_with_debug(polled):
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
     usage = polled.run_process("--debug", "feed", "--source", "nope")
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_a_poll_with_nothing_to_poll_says_why_instead_of_0_new(project):
+    limited = HN_AND_RSS.replace(
+        '-"pebble base camp"\'', '-"pebble base camp"\'\nsources = ["hackernews"]'
+    )
+    project.write_config(limited + '\n[[terms]]\nname = "quill"\nquery = "quill"\n'
+                         'sources = ["reddit"]\n')  # fmt: skip
+    result = project.run("poll", "--source", "rss")
+    assert result.code == 2 and result.out == ""
+    assert result.err == (
+        "mentionwatch: nothing to poll on rss: term 'pebblebase' is only for hackernews; term"
+        " 'quill' is only for reddit; poll one of those, or add rss to a term's sources in the"
+        " config\n"
+    )
+    assert project.run("poll", "--source", "hackernews", "--term", "quill").code == 2
+    assert project.rows("SELECT count(*) FROM polls")[0][0] == 0  # nothing was asked
+    fine = project.run("poll", "--source", "hackernews")
+    assert fine.code == 0 and "hackernews: 10 new" in fine.out
