@@ -199,6 +199,11 @@ def test_a_poll_with_nothing_to_poll_says_why_instead_of_0_new(project):
         " config\n"
     )
     assert project.run("poll", "--source", "hackernews", "--term", "quill").code == 2
+    project.write_config(limited.replace('"hackernews"]', '"reddit"]'))  # reddit is not enabled
+    for command in (["poll"], ["watch", "--once"]):
+        nothing = project.run(*command)
+        assert nothing.code == 2 and "nothing to poll on hackernews, rss: term" in nothing.err
+    project.write_config(limited)
     assert project.rows("SELECT count(*) FROM polls")[0][0] == 0  # nothing was asked
     fine = project.run("poll", "--source", "hackernews")
     assert fine.code == 0 and "hackernews: 10 new" in fine.out
