@@ -207,3 +207,21 @@ def test_a_poll_with_nothing_to_poll_says_why_instead_of_0_new(project):
     assert project.rows("SELECT count(*) FROM polls")[0][0] == 0  # nothing was asked
     fine = project.run("poll", "--source", "hackernews")
     assert fine.code == 0 and "hackernews: 10 new" in fine.out
+
+
+def test_an_export_that_fails_midway_leaves_the_file_that_was_there(polled, tmp_path, monkeypatch):
+    backup = tmp_path / "backup.jsonl"
+    assert polled.run("export", "-o", str(backup)).code == 0
+    before = backup.read_bytes()
+    from mentionwatch import render
+
+    def disk_full(out, rows):  # the disk fills up after the first record
+        out.write(json.dumps(next(iter(render.records(rows)))) + "\n")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(render.WRITERS, "jsonl", disk_full)
+    failed = polled.run("export", "-o", str(backup))
+    assert failed.code == 2
+    assert failed.err == f"mentionwatch: cannot write {backup}: No space left on device\n"
+    assert backup.read_bytes() == before  # last night's backup, whole
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".backup")] == []
