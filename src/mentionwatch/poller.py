@@ -115,7 +115,8 @@ class Poller:
     def check_applies(self) -> None:
         """A poll where no chosen term is for any chosen source would do nothing, and say
         "0 new" as if it had looked: say why instead (a term's `sources` list)."""
-        terms, names = self.terms(), [s.name for s in self.settings()]
+        names = [s.name for s in self.settings()]  # first: its errors come before terms'
+        terms = self.terms()
         if any(t.applies_to(name) for t in terms for name in names):
             return
         on = ", ".join(names)
