@@ -406,6 +406,16 @@ secret = "signing-secret-456"
     assert "ok" in log.out and "complaints" in log.out
 
 
+def test_alerts_log_limit_is_like_the_feeds(project, rx):
+    project.write_config(config(f'[[alerts]]\nname = "all"\nto = ["{rx.url("/hooks/a")}"]\n'))
+    assert project.run("poll").code == 0
+    everything = project.run("alerts", "log", "--limit", "0")
+    assert everything.code == 0 and len(everything.out.splitlines()) == len(rx.seen("/hooks/a"))
+    assert len(project.run("alerts", "log", "-n", "2").out.splitlines()) == 2
+    negative = project.run("alerts", "log", "--limit", "-1")
+    assert negative.code == 2 and "-1 is not in the range x>=0" in negative.err
+
+
 def test_alerts_test_sends_a_sample_and_says_what_each_channel_answered(project, rx):
     project.write_config(
         config(f"""
@@ -422,6 +432,8 @@ secret = "k"
     assert "HTTP 503" in result.out
     (hook,) = rx.seen("/hooks/a")
     assert hook.json()["test"] is True and signed(hook, "k")
+    # the sample is a whole JSONL record: a receiver that checks the keys accepts it
+    assert list(hook.json()["mention"]) == list(RECORD_KEYS)
     (push,) = rx.ntfy_messages("acme")
     assert push["title"] == "mentionwatch test · complaints"
     assert project.run("alerts", "test", "nope").code == 2

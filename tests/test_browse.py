@@ -75,3 +75,19 @@ def test_browse_without_datasette_or_database_is_one_line(project, monkeypatch):
     monkeypatch.setattr(mentionwatch.browse, "datasette_installed", lambda: False)
     result = project.run("browse", "--no-open")
     assert result.code == 2 and "pip install 'mentionwatch[datasette]'" in result.err
+
+
+@pytest.mark.sqlite_only
+def test_browse_on_a_busy_port_is_one_line(project):
+    project.write_config(HN_AND_RSS)
+    assert project.run("poll").code == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = project.run_process("browse", "--port", str(port), "--no-open")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"mentionwatch: cannot serve Datasette on 127.0.0.1:{port}: Address already in use;"
+        " stop what uses it, or pass --port N (0: any free one)\n"
+    )

@@ -183,3 +183,45 @@ def test_tracebacks_only_with_debug(polled):
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
     usage = polled.run_process("--debug", "feed", "--source", "nope")
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_a_poll_with_nothing_to_poll_says_why_instead_of_0_new(project):
+    limited = HN_AND_RSS.replace(
+        '-"pebble base camp"\'', '-"pebble base camp"\'\nsources = ["hackernews"]'
+    )
+    project.write_config(limited + '\n[[terms]]\nname = "quill"\nquery = "quill"\n'
+                         'sources = ["reddit"]\n')  # fmt: skip
+    result = project.run("poll", "--source", "rss")
+    assert result.code == 2 and result.out == ""
+    assert result.err == (
+        "mentionwatch: nothing to poll on rss: term 'pebblebase' is only for hackernews; term"
+        " 'quill' is only for reddit; poll one of those, or add rss to a term's sources in the"
+        " config\n"
+    )
+    assert project.run("poll", "--source", "hackernews", "--term", "quill").code == 2
+    project.write_config(limited.replace('"hackernews"]', '"reddit"]'))  # reddit is not enabled
+    for command in (["poll"], ["watch", "--once"]):
+        nothing = project.run(*command)
+        assert nothing.code == 2 and "nothing to poll on hackernews, rss: term" in nothing.err
+    project.write_config(limited)
+    assert project.rows("SELECT count(*) FROM polls")[0][0] == 0  # nothing was asked
+    fine = project.run("poll", "--source", "hackernews")
+    assert fine.code == 0 and "hackernews: 10 new" in fine.out
+
+
+def test_an_export_that_fails_midway_leaves_the_file_that_was_there(polled, tmp_path, monkeypatch):
+    backup = tmp_path / "backup.jsonl"
+    assert polled.run("export", "-o", str(backup)).code == 0
+    before = backup.read_bytes()
+    from mentionwatch import render
+
+    def disk_full(out, rows):  # the disk fills up after the first record
+        out.write(json.dumps(next(iter(render.records(rows)))) + "\n")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(render.WRITERS, "jsonl", disk_full)
+    failed = polled.run("export", "-o", str(backup))
+    assert failed.code == 2
+    assert failed.err == f"mentionwatch: cannot write {backup}: No space left on device\n"
+    assert backup.read_bytes() == before  # last night's backup, whole
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".backup")] == []

@@ -235,3 +235,27 @@ def test_a_secret_in_a_config_error_is_not_quoted(project):
     result = project.run("feed")
     assert result.code == 2 and "sources.github.token: expected a string, got int" in result.err
     assert "12345678901" not in result.err
+
+
+def test_a_name_with_line_breaks_cannot_forge_a_line(project):
+    # An author (or display name) is one line: with its line breaks it could print a made-up
+    # mention in `feed --format plain` (one line per mention, for grep and cut) or in a header.
+    forged = "99\tpositive\thackernews\t1m\tdang\t\topen\tpebblebase\tlove it"
+    hits = project.web.platform("hackernews").extra_hits
+    hits.append(hn_hit("700010", "pebblebase is down", int(time.time()) - 60,
+                       author=f"bob\n{forged}\r\nBcc: someone@example.com"))  # fmt: skip
+    rss = rss_feed("Feed", "pebblebase news", f"Ann\n{forged}", "pebblebase again",
+                   "https://feeds.example/2")  # fmt: skip
+    project.web.platform("rss").extra["names.xml"] = rss
+    project.write_config(
+        demo_config(project.web, project.db, ["hackernews"])
+        + toml_table("sources.rss", {"feeds": [f"{project.web.url}/rss/feeds/names.xml"]})
+    )
+    assert project.run("poll").code == 0
+    plain = project.run("feed", "--format", "plain", "--limit", "0").out.splitlines()
+    count = len(project.run("feed", "--format", "ids", "--limit", "0").out.split())
+    assert len(plain) == count and all(line.count("\t") == 9 for line in plain)
+    assert not any(line.startswith("99\t") for line in plain)
+    names = {r["key"]: r["author"] for r in project.run("export").jsonl()}
+    assert names["hackernews:700010"] == f"bob {' '.join(forged.split())} Bcc: someone@example.com"
+    assert "\n" not in names["rss:https://feeds.example/2"]

@@ -8,6 +8,7 @@ import pty
 import select
 import shutil
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -44,7 +45,9 @@ def many_hits(project, count: int) -> None:
     )
 
 
-def test_ctrl_c_during_poll_says_what_was_saved_and_exits_130(project):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_during_poll_says_what_was_saved_and_exits_130(project, stop):
+    # SIGTERM is how systemd, timeout(1) and kill stop a poll: the same as Ctrl-C
     many_hits(project, 450)
     project.write_config(HN_AND_RSS)
     project.web.latency = 0.2
@@ -54,7 +57,7 @@ def test_ctrl_c_during_poll_says_what_was_saved_and_exits_130(project):
     while len(project.web.seen("/hackernews/api/v1/search_by_date")) < 3:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     saved = project.rows("SELECT count(*) FROM mentions WHERE source = 'hackernews'")[0][0]
@@ -318,3 +321,25 @@ def test_a_readable_config_with_a_literal_secret_warns_once(project, monkeypatch
     monkeypatch.setenv("PB_PW", reddit.PASSWORD)
     project.config.chmod(0o644)
     assert project.run("feed").err == ""
+
+
+@pytest.mark.sqlite_only
+def test_a_locked_database_is_one_line_naming_it_and_changes_nothing(project, monkeypatch):
+    project.write_config(HN_AND_RSS)
+    assert project.run("poll").code == 0
+    real_connect = sqlite3.connect
+    holder = real_connect(project.db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process in the middle of a long write
+    # SQLite's own wait for the lock (30 s) made short: this is about what is said after it
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real_connect(*a, **{**k, "timeout": 0}))
+    try:
+        result = project.run("handle", "1")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert result.code == 1
+    assert result.err == (
+        f"mentionwatch: database error on {project.db}: database is locked; try again\n"
+    )
+    monkeypatch.undo()
+    assert project.mention("1").status == "open"

@@ -234,3 +234,18 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(project):
         "pass --db PATH for another one"
     )
     assert project.db.read_text() == "these are my notes, not a database"
+
+
+@pytest.mark.sqlite_only
+def test_a_folder_given_as_the_database_is_a_clear_error(project):
+    project.write_config(HN_AND_RSS)
+    folder = project.dir / "data"
+    folder.mkdir()
+    for command in ("feed", "poll", "handle"):
+        result = project.run("--db", str(folder), command, *(["1"] if command == "handle" else []))
+        assert result.code == 2, command
+        assert result.err == (
+            f"mentionwatch: cannot open the database {folder}: it is a folder, not a database"
+            f" file; pass --db {folder / 'mentions.db'}\n"
+        )
+    assert list(folder.iterdir()) == []

@@ -322,6 +322,44 @@ def test_import_round_trips_an_export_and_reads_twarc(project, tmp_path):
     assert unknown.code == 2 and "cannot read" in unknown.err
 
 
+def test_import_names_values_of_the_wrong_type_and_keeps_the_records_types(project, tmp_path):
+    project.write_config(CONFIG)
+    good = {"source": "hackernews", "text": "pebblebase", "created_at": "2026-03-01T10:00:00Z"}
+    lines = [
+        {**good, "key": "hackernews:1", "reach": 3, "polarity": -0.5, "relevance": 0.75,
+         "sentiment": "negative", "status": "handled", "intents": ["complaint"]},
+        {**good, "key": "hackernews:2", "reach": "12"},
+        {**good, "key": "hackernews:3", "status": "bogus"},
+        {**good, "key": "hackernews:4", "polarity": 7},
+        {**good, "key": "hackernews:5", "intents": "praise"},
+        {**good, "key": "hackernews:6", "author": 5},
+    ]  # fmt: skip
+    path = tmp_path / "archive.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = project.run("import", str(path))
+    assert result.code == 1  # the bad lines are named; the good one is saved
+    assert result.err.splitlines() == [
+        f'error: {path}:2: "reach" must be an integer, not "12"',
+        f'error: {path}:3: "status" must be one of open, handled, ignored, not "bogus"',
+        f'error: {path}:4: "polarity" must be between -1 and 1, not 7',
+        f'error: {path}:5: "intents" must be a list of strings, not "praise"',
+        f'error: {path}:6: "author" must be a string, not 5',
+        "imported 1 new mention(s) of 1 read",
+    ]
+    (saved,) = project.run("export").jsonl()
+    assert (saved["reach"], saved["polarity"], saved["relevance"]) == (3, -0.5, 0.75)
+    # through CSV, where every cell is text, numbers come back as numbers
+    csv_path = tmp_path / "archive.csv"
+    assert project.run("export", "-o", str(csv_path)).code == 0
+    other = tmp_path / "other.db"
+    assert project.run("--db", str(other), "import", str(csv_path)).code == 0
+    (back,) = project.run("--db", str(other), "export").jsonl()
+    assert {k: back[k] for k in ("reach", "polarity", "relevance", "status", "intents")} == {
+        "reach": 3, "polarity": -0.5, "relevance": 0.75, "status": "handled",
+        "intents": ["complaint"],
+    }  # fmt: skip
+
+
 def test_echo_grouping_stays_linear_on_templated_texts(tmp_path):
     store = Store(tmp_path / "m.db")
     now = utcnow()

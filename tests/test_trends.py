@@ -391,3 +391,29 @@ def test_digest_in_every_format_keeps_hostile_text_inert(project):
     rich = project.run("digest").out
     assert "Answer first" in rich and "\x1b" not in rich
     assert project.run("digest", "--format", "pdf").code == 2
+
+
+def test_the_hour_the_clocks_go_back_is_two_periods_each_with_its_own_mentions(project):
+    # New York, 2026-11-01: 01:00-02:00 happens twice, at -04:00 (05:00Z) and -05:00 (06:00Z)
+    project.write_config(CONFIG)
+    store = Store(project.db)
+    first, second = (
+        datetime(2026, 11, 1, 5, 10, tzinfo=UTC),
+        datetime(2026, 11, 1, 6, 20, tzinfo=UTC),
+    )
+    for i, (moment, sentiment) in enumerate([(first, "positive"), (second, "negative")]):
+        m = Mention(source="x", native_id=str(i), text="pebblebase", created_at=moment,
+                    terms=["pebblebase"], sentiment=sentiment)  # fmt: skip
+        store.save_page("x", "t", [m], None)
+    store.close()
+    args = ["--by", "hour", "--tz", "America/New_York", "--since", "2026-11-01T04:00:00Z"]
+    rows = json.loads(project.run("stats", "--format", "json", *args).out)
+    assert [(r["period"], r["positive"], r["negative"]) for r in rows[:4]] == [
+        ("2026-11-01T00:00:00-04:00", 0, 0),
+        ("2026-11-01T01:00:00-04:00", 1, 0),
+        ("2026-11-01T01:00:00-05:00", 0, 1),
+        ("2026-11-01T02:00:00-05:00", 0, 0),
+    ]
+    assert sum(r["total"] for r in rows) == 2
+    table = list(csv.DictReader(io.StringIO(project.run("stats", "--format", "csv", *args).out)))
+    assert [r["period"] for r in table] == [r["period"] for r in rows]

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mentionwatch.errors import UsageError
+from mentionwatch.errors import EXIT_FAILED, UsageError
 
 COLUMN_LABELS = {
     "id": "local ID (what show, reply and handle take)",
@@ -114,6 +114,7 @@ def serve(db: Path, port: int, open_browser: bool) -> int:
             "browse needs Datasette: pip install 'mentionwatch[datasette]' (or pip install "
             "datasette)"
         )
+    _check_port(port)
     with tempfile.TemporaryDirectory(prefix="mentionwatch-browse-") as tmp:
         meta = Path(tmp) / "metadata.json"
         meta.write_text(json.dumps(metadata(db), indent=2), encoding="utf-8")
@@ -122,6 +123,20 @@ def serve(db: Path, port: int, open_browser: bool) -> int:
         if open_browser:
             argv.append("--open")
         return _run_until_stopped(argv)
+
+
+def _check_port(port: int) -> None:
+    """A port that is taken is one line here, not Datasette's server log and its exit 3."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise UsageError(
+                f"cannot serve Datasette on 127.0.0.1:{port}: {exc.strerror}; stop what uses"
+                " it, or pass --port N (0: any free one)"
+            ) from None
 
 
 def _run_until_stopped(argv: list[str]) -> int:
@@ -140,7 +155,8 @@ def _run_until_stopped(argv: list[str]) -> int:
         while True:
             try:
                 code = server.wait()
-                return 0 if stopping else code
+                # Datasette failing (its own lines say why) is exit 1, as design.md's codes
+                return 0 if stopping or code == 0 else EXIT_FAILED
             except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error
                 stopping = True  # the server, in the same process group, got it too
     finally:

@@ -386,16 +386,18 @@ SAMPLE_SPIKE_TEXT = (
 
 
 def sample_record(text: str = SAMPLE_TEXT) -> dict[str, Any]:
-    from mentionwatch.models import iso
+    """A made-up mention's JSONL record, made as every record is (render.record), so a
+    receiver checking the record's keys sees each of them in a test send too."""
+    from mentionwatch.models import Mention
+    from mentionwatch.render import record
 
-    now = iso(utcnow())
-    return {
-        "id": 0, "key": "mentionwatch:test", "source": "mentionwatch", "url": None,
-        "author": "mentionwatch", "author_name": "mentionwatch", "title": None,
-        "text": text, "created_at": now, "fetched_at": now, "terms": [],
-        "sentiment": "neutral", "polarity": 0.0, "status": "open", "reach": None,
-        "reply_url": None, "intents": [], "priority": 0.0,
-    }  # fmt: skip
+    now = utcnow()
+    sample = Mention(
+        source="mentionwatch", native_id="test", text=text, created_at=now,
+        author="mentionwatch", author_name="mentionwatch", sentiment="neutral", polarity=0.0,
+        id=0, fetched_at=now,
+    )  # fmt: skip
+    return record(sample)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,13 @@ are left as they are; only the ones created here are made private.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -41,6 +45,30 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         os.fchmod(handle.fileno(), FILE_MODE)
         handle.write(text)
+
+
+@contextlib.contextmanager
+def whole_or_nothing(path: Path) -> Iterator[IO[str]]:
+    """A text file written beside `path` and renamed over it once complete, so an export that
+    fails or is interrupted leaves the file that was there (last night's backup), not a part
+    of the new one. A link or a device (/dev/stdout, a pipe) is written in place."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            yield handle
+        return
+    fd, part = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        # the mode a new file gets here, or the one the replaced file had
+        os.chmod(part, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~umask)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(part, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        raise
 
 
 def readable_by_others(path: Path) -> bool:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from math import inf
 from typing import IO, TYPE_CHECKING, Any
 
 from mentionwatch.errors import UsageError
-from mentionwatch.models import MENTION_COLUMNS, Mention, parse_iso
+from mentionwatch.models import MENTION_COLUMNS, SENTIMENTS, STATUSES, Mention, parse_iso
 from mentionwatch.text import inert_fields
 
 if TYPE_CHECKING:
@@ -102,6 +103,8 @@ def _record(obj: Any, name: str, number: int) -> Mention | str:
                 continue  # echo_of names an id of the other database: regrouped here
             if column in obj and obj[column] is not None:
                 value = obj[column]
+                if wrong := _wrong(column, value):
+                    return f'{where}: "{column}" {wrong}'
                 values[column] = tuple(value) if kind == "json" and isinstance(value, list) \
                     else value  # fmt: skip
         m = Mention(source=source, native_id=native_id, created_at=created,
@@ -114,6 +117,33 @@ def _record(obj: Any, name: str, number: int) -> Mention | str:
     terms = obj.get("terms")
     m.terms = [t for t in terms if isinstance(t, str)] if isinstance(terms, list) else []
     return m
+
+
+# What each stored column holds, read from Mention's own annotations ("int | None" -> int),
+# so a record with a text reach or an unknown status is a named bad line, not a crash or a
+# stored value that breaks the JSONL record's types.
+_KINDS = {f.name: str(f.type).split(" ")[0].split("[")[0] for f in fields(Mention)}
+_EXPECTED: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "str": (str, "a string"), "int": (int, "an integer"), "float": ((int, float), "a number"),
+    "tuple": (list, "a list of strings"), "dict": (dict, "an object"),
+}  # fmt: skip
+_CHOICES = {"sentiment": SENTIMENTS, "status": STATUSES}
+_RANGES = {"polarity": (-1.0, 1.0), "relevance": (0.0, 1.0), "llm_relevance": (0.0, 1.0)}
+
+
+def _wrong(column: str, value: Any) -> str | None:
+    """What is wrong with a record's value for a column, or None."""
+    types, expected = _EXPECTED.get(_KINDS.get(column, ""), (object, ""))
+    if not isinstance(value, types) or isinstance(value, bool):
+        return f"must be {expected}, not {json.dumps(value)[:40]}"
+    if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+        return f"must be {expected}"
+    if column in _CHOICES and value not in _CHOICES[column]:
+        return f"must be one of {', '.join(_CHOICES[column])}, not {json.dumps(value)[:40]}"
+    low, high = _RANGES.get(column, (-inf, inf))
+    if isinstance(value, int | float) and not low <= value <= high:
+        return f"must be between {low:g} and {high:g}, not {value}"
+    return None
 
 
 def _csv(lines: Iterable[str], name: str) -> Iterator[tuple[int, Mention | str]]:
@@ -133,10 +163,8 @@ def _csv(lines: Iterable[str], name: str) -> Iterator[tuple[int, Mention | str]]
                 value = None
             elif column in ("terms", "intents"):
                 value = [v.strip() for v in value.split(",") if v.strip()]
-            elif column in ("reach", "id", "echo_of"):
-                value = _number(value, int)
-            elif column == "polarity":
-                value = _number(value, float)
+            elif _KINDS.get(column) in ("int", "float"):  # reach, polarity, relevance…
+                value = _number(value, int if _KINDS[column] == "int" else float)
             elif kinds.get(column) == "json":
                 value = json.loads(value)
             obj[column] = value
@@ -151,10 +179,11 @@ def _unneutralised(cell: str) -> str:
 
 
 def _number(value: str, kind: Callable[[str], Any]) -> Any:
+    """The cell as a number; as it is when it is not one (the record check names it)."""
     try:
         return kind(value)
     except ValueError:
-        return None
+        return value
 
 
 def _twarc(obj: Any, name: str, number: int) -> list[Mention | str]:

@@ -106,10 +106,24 @@ class Poller:
 
     def run(self) -> PollReport:
         """Poll every chosen source; Ctrl-C raises PollInterrupted with what was saved."""
+        self.check_applies()
         try:
             return asyncio.run(self.arun())
         except KeyboardInterrupt:
             raise PollInterrupted(getattr(self, "report", PollReport())) from None
+
+    def check_applies(self) -> None:
+        """A poll where no chosen term is for any chosen source would do nothing, and say
+        "0 new" as if it had looked: say why instead (a term's `sources` list)."""
+        names = [s.name for s in self.settings()]  # first: its errors come before terms'
+        terms = self.terms()
+        if any(t.applies_to(name) for t in terms for name in names):
+            return
+        on = ", ".join(names)
+        limits = "; ".join(f"term {t.name!r} is only for {', '.join(t.sources or ())}"
+                           for t in terms)  # fmt: skip
+        raise PollError(f"nothing to poll on {on}: {limits}; poll one of those, or add {on} to"
+                        " a term's sources in the config")  # fmt: skip
 
     async def arun(self) -> PollReport:
         """The poll, in a running event loop (watch runs one per source at once)."""

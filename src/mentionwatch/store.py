@@ -1134,11 +1134,13 @@ class Store:
         ).fetchone()
         return int(row[0])
 
-    def alert_log(self, limit: int = 50, alert: str | None = None) -> list[Row]:
-        """The most recent messages sent (or tried), newest first."""
+    def alert_log(self, limit: int | None = 50, alert: str | None = None) -> list[Row]:
+        """The most recent messages sent (or tried), newest first; limit None: all."""
         where, params = ("WHERE alert = ?", [alert]) if alert else ("", [])
+        cap = "" if limit is None else " LIMIT ?"
         return self.conn.execute(
-            f"SELECT * FROM alert_log {where} ORDER BY id DESC LIMIT ?", [*params, limit]
+            f"SELECT * FROM alert_log {where} ORDER BY id DESC{cap}",
+            [*params, *([] if limit is None else [limit])],
         ).fetchall()
 
     def last_sends(self) -> dict[tuple[str, str], Row]:

@@ -122,10 +122,18 @@ def inert_data(value: Any) -> Any:
     return value
 
 
+# Fields that name someone: one line wherever they are shown (a feed header, a plain line,
+# a chat headline), so a name with line breaks cannot forge a line of its own.
+_NAME_FIELDS = frozenset({"author", "author_name"})
+
+
 def inert_fields(item: _T) -> _T:
     """A copy of a dataclass (a Mention, a ThreadPost, a Posted reply) whose every string
-    field, and every string inside its lists and dicts, is inert."""
+    field, and every string inside its lists and dicts, is inert; names are one line."""
     changes = {f.name: inert_data(getattr(item, f.name)) for f in fields(item) if f.init}
+    for name in _NAME_FIELDS.intersection(changes):
+        if isinstance(changes[name], str):
+            changes[name] = " ".join(changes[name].split())
     return replace(item, **changes)
 
 

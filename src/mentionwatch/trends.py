@@ -199,17 +199,18 @@ def period_rows(
         for _, name, _, count in found:
             totals[name or ""] = totals.get(name or "", 0) + count
         groups = [g for g in sorted(totals, key=lambda g: (-totals[g], g))]
-    cells = {(g, s): PeriodRow(s, g) for g in groups for s in starts}
-    by_key = {_stamp(s): s for s in starts}
+    # Keyed by the UTC stamp, not the local time: the two 01:00s of a night that turns the
+    # clocks back are equal as datetimes of one zone (fold is ignored), yet two periods.
+    cells = {(g, _stamp(s)): PeriodRow(s, g) for g in groups for s in starts}
     for start, name, sentiment, count in found:
-        row = cells[(name if group else None, by_key[start])]
+        row = cells[(name if group else None, start)]
         label = sentiment if sentiment in SENTIMENTS else "unscored"
         setattr(row, label, getattr(row, label) + count)
     rows = []
     for g in groups:
         previous = None
         for s in starts:
-            row = cells[(g, s)]
+            row = cells[(g, _stamp(s))]
             row.previous = previous
             previous = row.total
             rows.append(row)

@@ -99,7 +99,7 @@ class Watcher:
         self.on_poll = on_poll
         self.on_delivery = on_delivery
         chosen = Poller(config, store).settings()  # raises for nothing to poll
-        Poller(config, store).terms()
+        Poller(config, store).check_applies()
         self.status = WatchStatus(
             {s.name: SourceStatus(s.name, interval_for(s, config, interval)) for s in chosen}
         )

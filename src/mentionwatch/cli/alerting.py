@@ -167,7 +167,9 @@ def alerts_test(
 
 @alerts_app.command("log")
 def alerts_log(
-    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=0, help="At most N (0: all).")
+    ] = 20,
     alert: Annotated[str | None, choice_option("--alert", RULE, "Only this rule.", "NAME")] = None,
 ) -> None:
     """Recent deliveries, newest first: rule, channel, answer.
@@ -180,5 +182,5 @@ def alerts_log(
     from mentionwatch import render
 
     cfg = load_config()
-    rows = _store(cfg).alert_log(limit, alert)
+    rows = _store(cfg).alert_log(limit or None, alert)
     render.print_alert_log(stdout_console(), rows, {r.name: r.on for r in cfg.alerts})

@@ -617,14 +617,14 @@ def _run() -> int:
         say(f"mentionwatch: {exc.prefix}{exc}")
         code = exc.code
     except sqlite3.OperationalError as exc:  # e.g. locked by a long write elsewhere
+        path = state.store.label if state.store else state.db_path or Path("the database")
         if "readonly" in str(exc):
             from mentionwatch.store import read_only_message
 
-            path = state.store.label if state.store else state.db_path or Path("the database")
             say(f"mentionwatch: {read_only_message(path)}")
             code = EXIT_USAGE
         else:
-            say(f"mentionwatch: database error: {exc}; try again")
+            say(f"mentionwatch: database error on {path}: {exc}; try again")
             code = EXIT_FAILED
     except BrokenPipeError:
         # The reader of a pipe went away (`| head`): not an error for a data command.

@@ -373,8 +373,10 @@ def export(
         if not count and sys.stdout.isatty():
             say(render.feed_note(_summary(store, filters, None), 0) or "no mentions match")
         return
+    from mentionwatch.files import whole_or_nothing
+
     try:
-        with output.open("w", encoding="utf-8", newline="") as out:
+        with whole_or_nothing(output) as out:
             count = render.WRITERS[fmt](out, mentions)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror}")

@@ -53,6 +53,12 @@ class Engine:
         self.label = str(location)
         memory = str(location) == ":memory:"
         self.readonly = readonly and not memory
+        if not memory and Path(location).is_dir():  # SQLite would say "disk I/O error"
+            raise StoreError(
+                f"cannot open the database {location}: it is a folder, not a database file;"
+                f" pass --db {Path(location) / 'mentions.db'}",
+                EXIT_USAGE,
+            )
         if self.readonly:
             self.conn = _connect_readonly(Path(location))
             return
