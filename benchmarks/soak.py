@@ -101,7 +101,8 @@ class Report:
     stored: int = 0
     requests: int = 0  # searches the workers made
     runs: int = 0  # job polls (a job's requests one after another from one worker)
-    deliveries: int = 0
+    deliveries: int = 0  # distinct delivery IDs the webhook got
+    resent: int = 0  # deliveries the killed worker sent and died before marking sent
     actions: collections.Counter[str] = field(default_factory=collections.Counter)
     replies_posted: int = 0
     races: int = 0  # mentions all three replied to at the same moment
@@ -115,7 +116,8 @@ class Report:
         out = [
             f"ran {self.seconds:.0f} s: {self.added} posts added, {self.stored} mentions stored, "
             f"{self.requests} searches in {self.runs} job polls, {self.deliveries} webhook "
-            f"deliveries ({self.left_pending} still queued at the stop, sent by one more poll), "
+            f"deliveries (+{self.resent} resent after the kill; {self.left_pending} still "
+            "queued at the stop, sent by one more poll), "
             f"{self.replies_posted} replies posted, {self.races} three-way races",
             "people: " + ", ".join(f"{k} {v}" for k, v in sorted(self.actions.items())),
             f"people's commands: median {statistics.median(ms):.0f} ms, "
@@ -439,8 +441,8 @@ class Soak:
 
     def _check_deliveries(self, stored: set[str]) -> None:
         got = [(q.json(), q.at) for q in self.rx.seen(HOOK)]
-        self.report.deliveries = len(got)
         ids = collections.Counter(body["delivery"] for body, _ in got)
+        self.report.deliveries, self.report.resent = len(ids), len(got) - len(ids)
         twice = [i for i, n in ids.items() if n > 1]
         if self.killed:  # sent by the killed worker, which died before marking it sent
             at = self.killed[1]
