@@ -62,7 +62,9 @@ def _rules() -> _Rules:
     return _Rules()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ costs ~1 us more, and saving makes one per new
+# mention and one per candidate compared. Nothing changes a Signature once it is made.
+@dataclass(slots=True)
 class Signature:
     """What grouping needs to know about one text."""
 
@@ -249,8 +251,9 @@ def band_keys(signatures: Sequence[Signature]) -> list[list[int]]:
     """
     import numpy as np
 
-    counts = np.fromiter(map(len, (s.words for s in signatures)), np.intp, len(signatures))
-    hashes = _word_hashes(list(chain.from_iterable(s.words for s in signatures)))
+    words = [s.words for s in signatures]
+    counts = np.fromiter(map(len, words), np.intp, len(words))
+    hashes = _word_hashes(list(chain.from_iterable(words)))
     ends = np.cumsum(counts)
     text = np.repeat(np.arange(len(signatures)), counts)
     # Each word pairs with the next; a text's last word with none (a one-word text's hash
