@@ -312,7 +312,7 @@ def signature(text: str | None) -> Signature:
             elif mark:
                 text = text[: mark.start()] + " " + text[mark.end() :]
         repeats, credits = marks
-    if "/" in text or "www." in text.lower():
+    if "/" in text or ("." in text and "www." in text.lower()):  # no lower() without a "."
         text = _without_links(text)
     if "@" in text:
         text = r.handle.sub(" ", text)
