@@ -14,8 +14,9 @@ known ones' terms (a copy on the row: m014_terms_on_mentions) and reach (and pri
 echo key and signature rows, the query that finds which new mentions share an echo key with
 an earlier one and, for those, the candidate query; the cursor upsert: the statements
 Store.save_page runs (it also links the echoes it finds; this corpus has almost none). What it does not do (mentionwatch does, in Python): build the rows
-from Mentions, normalise the texts and compute their MinHash keys (the anchor's are computed
-before the clock starts), compare echo candidates word by word, compute priority. So the
+from Mentions, normalise the texts and compute their MinHash keys, their echo windows and the seconds of
+their time keys (the anchor's are computed before the clock starts, as save_page's helpers
+compute them), compare echo candidates word by word, compute priority. So the
 ratio is mentionwatch's whole cost per mention against SQLite's cost of the same writes.
 
 "with the default analyzer": mentionwatch also tags each page's new mentions as a poll does
@@ -44,14 +45,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 import corpus
 
 from mentionwatch import echoes
-from mentionwatch.models import Mention, iso
+from mentionwatch.models import Mention, iso, parse_iso
 from mentionwatch.store import (
     _INSERT_COLUMNS,
     Store,
     _candidate_query,
+    _echo_window,
     _row,
     _sharing_keys,
-    _time_key,
+    _time_key_at,
     terms_text,
 )
 
@@ -115,8 +117,10 @@ def prepare_anchor(pages: list[tuple[str, list[Mention]]]) -> list[tuple[str, li
         rows, echo = [], []
         sigs = [echoes.signature(echoes.text_of(m.text, m.title)) for m in page]
         for m, sig, keys in zip(page, sigs, echoes.band_keys(sigs), strict=True):
-            rows.append((_row(m), list(m.terms)))
-            echo.append((m.key, sig, keys, iso(m.created_at)))
+            created = iso(m.created_at) or ""
+            seconds = parse_iso(created).timestamp()
+            rows.append((_row(m), list(m.terms), seconds))
+            echo.append((m.key, sig, keys, created, *_echo_window(created)))
         prepared.append((scope, rows, echo))
     return prepared
 
@@ -137,16 +141,11 @@ class Anchor:
                        f"({','.join('?' * len(_INSERT_COLUMNS))})")  # fmt: skip
 
     def step(self, n: int) -> None:
-        from datetime import timedelta
-
-        from mentionwatch.models import parse_iso
-
         conn = self.conn
         scope, rows, echo = self.prepared[n]
         key_col, created_col = _INSERT_COLUMNS.index("key"), _INSERT_COLUMNS.index("created_at")
         status_col, reach_col = _INSERT_COLUMNS.index("status"), _INSERT_COLUMNS.index("reach")
         base_col = _INSERT_COLUMNS.index("priority_base")  # then priority_key
-        window = timedelta(days=echoes.WINDOW_DAYS)
         conn.execute("BEGIN IMMEDIATE")
         keys = [r[0][key_col] for r in rows]
         known = {k: (i, reach, st, c, terms) for i, k, reach, st, c, terms in conn.execute(
@@ -156,7 +155,7 @@ class Anchor:
         first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM mentions").fetchone()[0]
         for offset, r in enumerate(new_rows):  # ids given, as the store does (time_key)
             r[0][0] = first + offset
-            r[0][-1] = _time_key(r[0][created_col], first + offset)
+            r[0][-1] = _time_key_at(r[2], first + offset)
         conn.executemany(self.insert, [r[0] for r in new_rows])
         ids = {k: v[0] for k, v in known.items()} | {r[0][key_col]: r[0][0] for r in new_rows}
         conn.executemany(
@@ -174,12 +173,9 @@ class Anchor:
             "UPDATE mentions SET reach = ?, priority_base = ?, priority_key = ? WHERE id = ?", moved
         )
         filed = {}
-        for key, sig, band_keys, created in echo:
-            if key in known:
-                continue
-            moment = parse_iso(created)
-            filed[ids[key]] = (sig, band_keys, iso(moment - window), iso(moment + window),
-                               None, created)  # fmt: skip
+        for key, sig, band_keys, created, lo, hi in echo:
+            if key not in known:
+                filed[ids[key]] = (sig, band_keys, lo, hi, None, created)
         conn.executemany(
             "INSERT INTO echo_keys (key, created_at, mention_id) VALUES (?, ?, ?) "
             "ON CONFLICT DO NOTHING",
@@ -217,7 +213,7 @@ def side_by_side(sides: list[Any], pages: int, first: int) -> list[float]:
 
 def copy_prepared(prepared: list[tuple[str, list, list]]) -> list[tuple[str, list, list]]:
     """Fresh row lists (the anchor gives them ids)."""
-    return [(scope, [(list(row), terms) for row, terms in rows], echo)
+    return [(scope, [(list(row), terms, seconds) for row, terms, seconds in rows], echo)
             for scope, rows, echo in prepared]  # fmt: skip
 
 

@@ -271,6 +271,17 @@ def test_repeat_and_credit_marks_however_they_are_spaced_or_spelt():
     assert echoes.signature("a_b _ __ c").words == ("a_b", "__", "c")
 
 
+def test_trailing_markers_are_whole_last_words():
+    # The trailing pattern runs only when the last word is a marker: one that merely ends
+    # like one ("that", "x.cc") stays, and a marker behind other spaces or signs still goes.
+    words = {"acme is down via": ("acme", "is", "down"), "acme is down\tH/T!!": ("acme", "is",
+             "down"), "acme is down cc by": ("acme", "is", "down"), "so what about that":
+             ("so", "what", "about", "that"), "acme down at x.cc": ("acme", "down", "at", "x",
+             "cc"), "acme down\u2003vıa": ("acme", "down"), "via": ("via",)}  # fmt: skip
+    for text, expected in words.items():
+        assert echoes.signature(text).words == expected, text
+
+
 def test_links_are_set_aside_wherever_they_stand():
     # Links are taken out word by word: what is left around them (a marker that becomes
     # the first or last word, other whitespace) must read as it did with the whole text.

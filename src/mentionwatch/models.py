@@ -257,12 +257,14 @@ def iso(dt: datetime | None) -> str | None:
     """ISO 8601 in UTC with a trailing Z, the format every stored and exported time uses."""
     if dt is None:
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    # isoformat's "+00:00" cut: strftime's text at a fraction of its cost, and years before
-    # 1000 zero-padded (Go's zero time, 0001-01-01, is a placeholder some APIs send), which
-    # strftime leaves unpadded and so unparseable.
-    return dt.astimezone(UTC).isoformat(timespec="seconds")[:-6] + "Z"
+    if dt.tzinfo is not UTC:
+        dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    # isoformat's fields, whole seconds, years before 1000 zero-padded (Go's zero time,
+    # 0001-01-01, is a placeholder some APIs send; strftime leaves it unpadded, unparseable).
+    # Formatted here: isoformat(timespec=...) of an aware time costs 2-3x this (it works out
+    # and prints the offset), and every saved row and exported record makes one or two.
+    fields = (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % fields  # noqa: UP031 (f-strings: ~2x the cost)
 
 
 def parse_iso(value: str) -> datetime:

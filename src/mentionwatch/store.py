@@ -558,7 +558,8 @@ def _time_key(created_at: str, mention_id: int) -> int:
 
 def _time_key_at(seconds_since_1970: float, mention_id: int) -> int:
     seconds = int(seconds_since_1970) - _EPOCH_2000
-    seconds = min(max(seconds, -_SECONDS_SPAN), _SECONDS_SPAN - 1)
+    if not -_SECONDS_SPAN <= seconds < _SECONDS_SPAN:  # a placeholder date: clamped
+        seconds = min(max(seconds, -_SECONDS_SPAN), _SECONDS_SPAN - 1)
     return (seconds << 32) + mention_id
 
 

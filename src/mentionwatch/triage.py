@@ -50,10 +50,14 @@ def base_priority(
     label: str | None, polarity: float | None, intents: Sequence[str], reach: int | None
 ) -> float:
     """urgency * audience: the part of priority that does not age (always >= 1)."""
-    base = _LABEL_URGENCY.get(label or "neutral", 1.5)
-    urgency = base + sum(_INTENT_URGENCY.get(i, 0.0) for i in set(intents))
-    urgency += max(0.0, -max(-1.0, min(1.0, polarity or 0.0)))
-    audience = 1.0 + math.log10(1.0 + max(0, reach or 0)) / 2.0
+    # Every saved row computes this, and most have no intents, no negative polarity or no
+    # reach: those parts are skipped where they would add nothing (the same floats).
+    urgency = _LABEL_URGENCY.get(label or "neutral", 1.5)
+    if intents:
+        urgency += sum(_INTENT_URGENCY.get(i, 0.0) for i in set(intents))
+    if polarity is not None and polarity < 0.0:  # a negative polarity's strength, up to 1
+        urgency += min(1.0, -polarity)
+    audience = 1.0 + math.log10(1.0 + max(0, reach)) / 2.0 if reach else 1.0
     return urgency * audience
 
 
