@@ -13,11 +13,13 @@ keys, the next free id, an executemany INSERT of the new rows, the term rows, th
 known ones' terms (a copy on the row: m014_terms_on_mentions) and reach (and priority), the
 echo key and signature rows, the query that finds which new mentions share an echo key with
 an earlier one and, for those, the candidate query; the cursor upsert: the statements
-Store.save_page runs (it also links the echoes it finds; this corpus has almost none). What it does not do (mentionwatch does, in Python): build the rows
-from Mentions, normalise the texts and compute their MinHash keys, their echo windows and the seconds of
-their time keys (the anchor's are computed before the clock starts, as save_page's helpers
-compute them), compare echo candidates word by word, compute priority. So the
-ratio is mentionwatch's whole cost per mention against SQLite's cost of the same writes.
+Store.save_page runs (it also links the echoes it finds; this corpus has almost none).
+
+What it does not do (mentionwatch does, in Python): build the rows from Mentions, normalise
+the texts and compute their MinHash keys, their echo windows and the seconds of their time
+keys (the anchor's are computed before the clock starts, by save_page's own helpers),
+compare echo candidates word by word, compute priority. So the ratio is mentionwatch's whole
+cost per mention against SQLite's cost of the same writes.
 
 "with the default analyzer": mentionwatch also tags each page's new mentions as a poll does
 (Poller._tag_new: one lookup of the unknown keys, then tagging.Tagger: terms masked, the
