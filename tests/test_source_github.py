@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from conftest import HN_AND_RSS
+from conftest import HN_AND_RSS, TERM
 
 from mentionwatch.http import SourceError
 from mentionwatch.models import Mention, parse_iso
@@ -97,6 +97,32 @@ def test_second_poll_sends_the_newest_creation_time_and_stores_nothing(project):
 
 def _sent_since(request) -> float:
     return parse_iso(request.arg("q").split("created:>=")[1]).timestamp()
+
+
+def test_a_search_that_timed_out_is_asked_again_next_poll(project):
+    # GitHub answers a search that hits its time limit with what it found in time and
+    # incomplete_results: true. What it left out must not fall behind the cursor.
+    project.write_config(TERM + WITH_TOKEN)
+    assert project.run("poll").code == 0
+    github = project.web.platform("github")
+    start = time.time() - 3600  # far behind the ten minutes every poll reads again
+    expected = {github.add_item(f"pebblebase timeout {i}", start + 60 * i) for i in range(40)}
+    github.timeouts = 1
+    partial = project.run("poll")
+    assert partial.code == 0, partial.err
+    assert "search timed out" in partial.out
+    assert len(expected & set(_github_keys(project))) == 20  # what it found in time
+    again = project.run("poll")
+    assert again.code == 0, again.err
+    missing = expected - set(_github_keys(project))
+    assert not missing, sorted(missing)[:5]
+    # Complete this time: the range is done, and the poll after reads only the overlap.
+    assert project.run("poll").code == 0
+    assert _sent_since(project.web.seen(SEARCH)[-2]) > start + 39 * 60 - 700
+
+
+def _github_keys(project) -> list[str]:
+    return [k for (k,) in project.rows("SELECT key FROM mentions WHERE source = 'github'")]
 
 
 def test_rate_limit_waits_are_honoured_and_the_poll_succeeds(project):

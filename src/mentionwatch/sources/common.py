@@ -222,6 +222,9 @@ class Batch:
     problems: list[str] = field(default_factory=list)
     reads: int | None = None
     note: str | None = None
+    # The platform says the page may have left items out (its search timed out: GitHub's
+    # incomplete_results): its mentions are kept, but the cursor does not move past it.
+    incomplete: bool = False
 
 
 # A listing: pages of one search from `upper` (or the newest item) back towards `lower`. It
@@ -311,6 +314,10 @@ class _Capture:
         ceiling = time.time() + _FUTURE_SLACK
         oldest, pages = upper, 0
         read: set[frozenset[str]] = set()  # the pages this range has read, by their items
+        # From a page that may have left items out on, the walk reads on and saves what it
+        # finds, but the cursor stays where it was before that page: the gap is kept, and
+        # the next poll asks the range again.
+        partial = False
         listing = search.listing(lower, upper)
         try:
             async for batch in listing:
@@ -338,16 +345,17 @@ class _Capture:
                 else:
                     reached = not stamps or max(stamps) < lower
                 done = reached or not batch.more
-                if done:
+                partial = partial or batch.incomplete
+                if done and not partial:
                     self.state[search.key] = {"mark": max(mark, newest)}
-                elif oldest is not None:
+                elif oldest is not None and not partial:
                     gap = {"at": oldest.at, "id": oldest.id, "newest": newest}
                     self.state[search.key] = {"mark": mark, "gap": gap}
                 capped = not done and pages >= self.max_pages
-                note = batch.note or (_BACKLOG if capped else None)
+                note = batch.note or (_PARTIAL if partial else _BACKLOG if capped else None)
                 kept = [m for m in batch.mentions if m.created_at.timestamp() >= lower]
-                page = Page(kept, self.dump(), note, batch.reads, batch.problems)
-                yield page, done
+                cursor = None if partial else self.dump()
+                yield Page(kept, cursor, note, batch.reads, batch.problems), done and not partial
                 if done or capped:
                     return
         except OutOfReach as exc:
@@ -359,6 +367,7 @@ class _Capture:
 
 
 _BACKLOG = "more than one poll's pages waiting: the rest comes with the next poll"
+_PARTIAL = "the platform's search timed out and may have left posts out: read again next poll"
 _STUCK = (
     "the platform answered the next page with one it had already sent (its paging is stuck, "
     "or a cache in the way ignores the query): stopped reading there"

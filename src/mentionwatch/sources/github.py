@@ -42,7 +42,6 @@ MAX_QUERY = 256
 MAX_OPERATORS = 5
 KINDS = ("issue", "pr")
 COMMENT_LIMIT = 65536  # characters in an issue comment body
-INCOMPLETE = "GitHub returned incomplete results"
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)  # issue templates leave these in bodies
 
 
@@ -111,9 +110,10 @@ class GitHub(Source):
                 total = data.integer("total_count") or 0
                 more = len(items) >= PER_PAGE and page * PER_PAGE < total
                 cut = more and page == SEARCH_PAGES
-                # Results are cut off when the search times out: say so rather than look complete.
-                note = INCOMPLETE if data.get("incomplete_results") is True else None
-                yield Batch(mentions, oldest, more, problems, note=note)
+                # A search that timed out answers what it found in time: common.capture keeps
+                # the range to ask again.
+                incomplete = data.get("incomplete_results") is True
+                yield Batch(mentions, oldest, more, problems, incomplete=incomplete)
                 if not more or cut:
                     break
             if not cut or oldest is None or oldest.at == top:

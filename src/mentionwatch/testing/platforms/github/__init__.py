@@ -4,6 +4,8 @@ Played from issues.json (search result items) and comments.json. Like GitHub, se
 words inside longer words and in any order (close enough to its stemming), so a search for
 `pebblebase` also returns `pebblebased`: the client must verify matches itself. Search is
 rate limited per minute (10 anonymous, 30 with a token) with GitHub's headers and 403.
+`timeouts = N` makes the next N searches time out as GitHub's do: the items found in time
+(here every other one) with `incomplete_results: true`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Platform(PlatformBase):
         self.extra_items: list[dict[str, Any]] = []  # tests add hostile or edge-case items
         self.posted: list[dict[str, Any]] = []  # comments created through the API
         self.searches: list[float] = []  # times of search calls, for the per-minute limit
+        self.timeouts = 0  # the next searches that time out (answered incomplete)
 
     def items(self) -> list[dict[str, Any]]:
         return self.fixture_json("issues.json")["items"] + self.extra_items
@@ -107,9 +110,13 @@ class Platform(PlatformBase):
             key=lambda i: _time(i.get("created_at")),
             reverse=True,
         )
+        incomplete = self.timeouts > 0
+        if incomplete:
+            self.timeouts -= 1
+            found = found[::2]
         per_page = min(int(request.arg("per_page", "30") or 30), 100)
         page = int(request.arg("page", "1") or 1)
-        body = {"total_count": len(found), "incomplete_results": False,
+        body = {"total_count": len(found), "incomplete_results": incomplete,
                 "items": found[(page - 1) * per_page : page * per_page]}  # fmt: skip
         return Response(200, body, headers)
 
