@@ -283,6 +283,25 @@ def test_top_sources_and_authors_by_reach(project):
     ]
 
 
+@pytest.mark.parametrize("table", ["periods", "sources", "authors", "responses"])
+def test_each_table_has_its_own_csv_header_even_with_no_rows(project, table):
+    seed(project, [("x", 1, "negative", ("pebblebase",), "pebblebase broke", "big", 9)])
+    store = Store(project.db)
+    store.add_reply(store.resolve(["x:n0"])[0], "sorry", "posted")
+    store.close()
+    rows = json.loads(project.run("stats", "--format", "json", "--table", table).out)
+    full = project.run("stats", "--format", "csv", "--table", table).out.splitlines()
+    assert full[0].split(",") == list(rows[0]) and len(full) == len(rows) + 1
+    assert "source" in full[0] if table != "periods" else full[0].startswith("period,group,")
+    nothing = ("--search", "nosuchword")
+    empty = project.run("stats", "--format", "csv", "--table", table, *nothing)
+    assert empty.code == 0, empty.err
+    assert empty.out.splitlines()[0] == full[0]
+    if table != "periods":  # periods with no mentions are listed with zeros
+        assert empty.out.splitlines() == [full[0]]
+        assert project.run("stats", "--format", "json", "--table", table, *nothing).out == "[]\n"
+
+
 def _on_terminal(project, *args: str, columns: int = 80) -> str:
     """Run the CLI with stdout on a pseudo-terminal of `columns` columns; what it printed."""
     import fcntl

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mentionwatch.errors import UsageError
 from mentionwatch.models import SENTIMENTS, Filters, Mention, parse_iso, utcnow
@@ -130,6 +130,20 @@ def periods(start: datetime, end: datetime, by: str, zone: tzinfo) -> list[datet
 class PeriodRow:
     """One row of `stats --format json|csv` (design.md's stats contract)."""
 
+    # The table's columns, in order: each a field or property of the row.
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "period",
+        "group",
+        "total",
+        "positive",
+        "neutral",
+        "negative",
+        "unscored",
+        "negative_share",
+        "previous",
+        "change",
+    )
+
     period: datetime  # local start
     group: str | None
     positive: int = 0
@@ -154,18 +168,7 @@ class PeriodRow:
         return round((self.total - self.previous) / self.previous, 4)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "period": self.period.isoformat(),
-            "group": self.group,
-            "total": self.total,
-            "positive": self.positive,
-            "neutral": self.neutral,
-            "negative": self.negative,
-            "unscored": self.unscored,
-            "negative_share": self.negative_share,
-            "previous": self.previous,
-            "change": self.change,
-        }
+        return {c: getattr(self, c) for c in self.COLUMNS} | {"period": self.period.isoformat()}
 
 
 def period_rows(
@@ -222,41 +225,55 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# The delay columns of the responses table: seconds from creation to the first reply or to
+# handled, at each quantile.
+_DELAY_COLUMNS = {
+    f"{until}_{'median' if q == 0.5 else f'p{round(q * 100)}'}_seconds": (until, q)
+    for until in ("reply", "handled")
+    for q in QUANTILES
+}
+
+
 @dataclass(slots=True)
 class ResponseRow:
     """How fast and how often mentions from one source (or "all") are answered."""
+
+    # The table's columns, in order: fields and properties of the row, then the delays.
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "source",
+        "mentions",
+        "answered",
+        "handled",
+        "ignored",
+        "answered_or_handled",
+        "answered_or_handled_share",
+        *_DELAY_COLUMNS,
+    )
 
     source: str
     mentions: int
     answered: int  # a reply posted, or written on the platform's page by hand
     handled: int  # marked handled now
     ignored: int
-    dealt: int  # answered or handled
+    answered_or_handled: int
     delays: dict[str, dict[float, float | None]] = field(default_factory=dict)
     # delays["reply"|"handled"][0.5|0.9]: seconds from the mention's creation
 
     @property
-    def dealt_share(self) -> float | None:
+    def answered_or_handled_share(self) -> float | None:
         """Answered or handled, of the mentions not ignored (ignored ones needed nothing)."""
         wanted = self.mentions - self.ignored
-        return round(self.dealt / wanted, 4) if wanted > 0 else None
+        return round(self.answered_or_handled / wanted, 4) if wanted > 0 else None
 
     def as_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = {
-            "source": self.source,
-            "mentions": self.mentions,
-            "answered": self.answered,
-            "handled": self.handled,
-            "ignored": self.ignored,
-            "answered_or_handled": self.dealt,
-            "answered_or_handled_share": self.dealt_share,
-        }
-        for until, name in (("reply", "reply"), ("handled", "handled")):
-            for q in QUANTILES:
-                label = "median" if q == 0.5 else f"p{round(q * 100)}"
-                value = self.delays.get(until, {}).get(q)
-                result[f"{name}_{label}_seconds"] = None if value is None else round(value)
-        return result
+        return {c: self._value(c) for c in self.COLUMNS}
+
+    def _value(self, column: str) -> Any:
+        if column not in _DELAY_COLUMNS:
+            return getattr(self, column)
+        until, q = _DELAY_COLUMNS[column]
+        value = self.delays.get(until, {}).get(q)
+        return None if value is None else round(value)
 
 
 def responses(store: Store, filters: Filters) -> list[ResponseRow]:
@@ -278,7 +295,7 @@ def responses(store: Store, filters: Filters) -> list[ResponseRow]:
         "all",
         *(
             sum(getattr(r, k) for r in rows)
-            for k in ("mentions", "answered", "handled", "ignored", "dealt")
+            for k in ("mentions", "answered", "handled", "ignored", "answered_or_handled")
         ),
     )
     by_source = {r.source: r for r in rows}
@@ -324,6 +341,14 @@ class Stats:
     responses: list[ResponseRow]
     overall: list[PeriodRow]  # the rows without groups (a mention counts once)
 
+    def table(self, name: str) -> list[dict[str, Any]]:
+        """The rows of one of TABLES, as `stats --format json|csv` lists them."""
+        if name == "periods":
+            return [r.as_dict() for r in self.rows]
+        if name == "responses":
+            return [r.as_dict() for r in self.responses]
+        return self.sources if name == "sources" else self.authors
+
     def totals(self) -> PeriodRow:
         """All periods added up, each mention once."""
         whole = PeriodRow(self.overall[0].period if self.overall else utcnow(), None)
@@ -345,10 +370,20 @@ def stats(
     now = now or utcnow()
     rows = period_rows(store, filters, by, group, zone, now)
     overall = period_rows(store, filters, by, None, zone, now) if group else rows
-    sources = [dict(r) for r in store.top(filters, "source", limit)]
-    authors = [dict(r) for r in store.top(filters, "author", limit)]
+    sources = [{c: r[c] for c in TABLES["sources"]} for r in store.top(filters, "source", limit)]
+    authors = [{c: r[c] for c in TABLES["authors"]} for r in store.top(filters, "author", limit)]
     return Stats(filters.since, by, group, zone, rows, sources, authors,
                  responses(store, filters), overall)  # fmt: skip
+
+
+# The tables `stats --format json|csv` lists, and their columns in order: the header of an
+# empty table, and the keys of each row (store.top's SQL names the top tables' columns).
+TABLES: dict[str, tuple[str, ...]] = {
+    "periods": PeriodRow.COLUMNS,
+    "sources": ("source", "mentions", "negative", "reach", "top_reach"),
+    "authors": ("source", "author", "mentions", "negative", "reach", "top_reach", "author_name"),
+    "responses": ResponseRow.COLUMNS,
+}
 
 
 # Spikes

@@ -27,40 +27,22 @@ if TYPE_CHECKING:
     from mentionwatch.spikes import Spike
     from mentionwatch.trends import Digest, PeriodRow, ResponseRow, Stats
 
-STAT_KEYS = (
-    "period",
-    "group",
-    "total",
-    "positive",
-    "neutral",
-    "negative",
-    "unscored",
-    "negative_share",
-    "previous",
-    "change",
-)
 # Without colour each sentiment keeps its own character, so the bars still read.
 BAR_CHARS = {"positive": "+", "neutral": "·", "negative": "-", "unscored": "?"}
 MAX_BARS = 60  # more periods than this: the latest ones are drawn, all are in --format json
 
 
-def stat_rows(stats: Stats) -> list[dict[str, Any]]:
-    return [r.as_dict() for r in stats.rows]
+def write_json(out: IO[str], columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    table = [{c: row[c] for c in columns} for row in rows]
+    out.write(json.dumps(table, ensure_ascii=False, indent=1) + "\n")
 
 
-def write_json(out: IO[str], rows: Sequence[dict[str, Any]]) -> None:
-    out.write(json.dumps(list(rows), ensure_ascii=False, indent=1) + "\n")
-
-
-def write_csv(out: IO[str], rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        out.write(",".join(STAT_KEYS) + "\n")
-        return
+def write_csv(out: IO[str], columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    """The table's own header (also when it has no rows), then its rows."""
     writer = csv.writer(out)
-    keys = list(rows[0])
-    writer.writerow(keys)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([csv_cell(row[k]) for k in keys])
+        writer.writerow([csv_cell(row[c]) for c in columns])
 
 
 def period_label(moment: datetime, by: str) -> str:
@@ -262,8 +244,8 @@ def print_responses(console: Console, rows: Sequence[ResponseRow]) -> None:
     for r in rows:
         reply, handled = r.delays.get("reply", {}), r.delays.get("handled", {})
         text = (
-            f"  {safe(r.source)[:16]:<16} {r.dealt:>5}/{r.mentions - r.ignored:<5} "
-            f"{share(r.dealt_share):>5}   {duration(reply.get(0.5)):>6} "
+            f"  {safe(r.source)[:16]:<16} {r.answered_or_handled:>5}/{r.mentions - r.ignored:<5} "
+            f"{share(r.answered_or_handled_share):>5}   {duration(reply.get(0.5)):>6} "
             f"{duration(reply.get(0.9)):>6}   {duration(handled.get(0.5)):>6} "
             f"{duration(handled.get(0.9)):>6}"
         )

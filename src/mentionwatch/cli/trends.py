@@ -24,7 +24,6 @@ from mentionwatch.cli.app import (
 )
 
 STATS_FORMATS = ("rich", "plain", "json", "csv")
-STATS_TABLES = ("periods", "sources", "authors", "responses")
 DIGEST_FORMATS = ("rich", "markdown", "json", "html", "text")
 
 
@@ -38,6 +37,12 @@ def _groups(ctx: object = None) -> tuple[str, ...]:
     from mentionwatch.trends import GROUPS
 
     return GROUPS
+
+
+def _tables(ctx: object = None) -> tuple[str, ...]:
+    from mentionwatch.trends import TABLES
+
+    return tuple(TABLES)
 
 
 TzOpt = Annotated[
@@ -65,7 +70,7 @@ def stats(
     ] = None,
     table: Annotated[
         str,
-        choice_option("--table", Choice(STATS_TABLES, "table"), "What json/csv list.", "TABLE"),
+        choice_option("--table", Choice(_tables, "table"), "What json/csv list.", "TABLE"),
     ] = "periods",
     tz: TzOpt = None,
     fmt: Annotated[
@@ -95,13 +100,8 @@ def stats(
     zone = trends.local_zone(tz)
     result = trends.stats(open_store(load_config(), readonly=True), filters, by, group, zone)
     if fmt in ("json", "csv"):
-        rows = {
-            "periods": lambda: trendview.stat_rows(result),
-            "sources": lambda: result.sources,
-            "authors": lambda: result.authors,
-            "responses": lambda: [r.as_dict() for r in result.responses],
-        }[table]()
-        (trendview.write_json if fmt == "json" else trendview.write_csv)(sys.stdout, rows)
+        write = trendview.write_json if fmt == "json" else trendview.write_csv
+        write(sys.stdout, trends.TABLES[table], result.table(table))
         return
     console = stdout_console(fmt)
     trendview.print_stats(console, result, chart=fmt == "rich" and console.is_terminal)
