@@ -85,6 +85,22 @@ def fill(project, count: int) -> None:
 
 
 @pytest.mark.parametrize(
+    "args", [["export"], ["feed", "--format", "jsonl", "--limit", "0"]], ids=["export", "feed"]
+)
+def test_ctrl_c_during_any_command_says_so_in_one_line_and_exits_130(project, args):
+    project.write_config(HN_AND_RSS)
+    fill(project, 400)  # more than a pipe holds: the command waits for its reader
+    proc = subprocess.Popen([*cli(project), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("{")  # the command is writing
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err == "mentionwatch: interrupted\n"
+
+
+@pytest.mark.parametrize(
     "args",
     [["feed", "--limit", "0"], ["feed", "--format", "plain", "--limit", "0"],
      ["feed", "--format", "jsonl", "--limit", "0"], ["export", "--format", "csv"],

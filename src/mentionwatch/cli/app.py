@@ -71,6 +71,14 @@ class Command(TyperCommand):
                 pieces.append(piece if param.required else f"[{piece}]")
         return pieces
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # typer would turn Ctrl-C into a silent exit 130 before main() could say so; an
+            # Abort (click's, for Ctrl-C at a prompt) reaches main(), which says it in one line.
+            raise typer.Abort() from None
+
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         for param in self.get_params(ctx):
             shown = getattr(param, "_values_shown", False)
