@@ -100,6 +100,43 @@ def test_ctrl_c_during_any_command_says_so_in_one_line_and_exits_130(project, ar
     assert err == "mentionwatch: interrupted\n"
 
 
+# The CLI in a process of its own, with an export that writes one record and then takes as
+# long as a big one does: a signal lands mid-export every time.
+LONG_EXPORT = """
+import signal, sys
+from mentionwatch import render
+def long_export(out, rows):
+    out.write("{}\\n")
+    out.flush()
+    print("exporting", file=sys.stderr, flush=True)
+    signal.pause()
+render.WRITERS["jsonl"] = long_export
+sys.argv = ["mentionwatch", *sys.argv[1:]]
+from mentionwatch.__main__ import run
+run()
+"""
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_export_stopped_midway_leaves_the_file_that_was_there(project, tmp_path, stop):
+    project.write_config(HN_AND_RSS)
+    fill(project, 3)
+    backup = tmp_path / "backup.jsonl"
+    assert project.run("export", "-o", str(backup)).code == 0
+    before = backup.read_bytes()
+    argv = [sys.executable, "-c", LONG_EXPORT, *cli(project)[3:], "export", "-o", str(backup)]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None and proc.stderr.readline() == "exporting\n"
+    parts = [p for p in tmp_path.iterdir() if p.name.startswith(".backup.jsonl.")]
+    assert len(parts) == 1 and parts[0].read_text() == "{}\n"  # written beside the file
+    proc.send_signal(stop)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err == "mentionwatch: interrupted\n"
+    assert backup.read_bytes() == before  # last night's backup, whole
+    assert not parts[0].exists()
+
+
 @pytest.mark.parametrize(
     "args",
     [["feed", "--limit", "0"], ["feed", "--format", "plain", "--limit", "0"],

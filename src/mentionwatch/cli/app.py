@@ -20,8 +20,10 @@ import copy
 import gc
 import importlib
 import os
+import signal
 import sqlite3
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,12 +74,18 @@ class Command(TyperCommand):
         return pieces
 
     def invoke(self, ctx: click.Context) -> Any:
+        # Signals are the main thread's: a command run from another thread keeps them as is.
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _as_ctrl_c) if main else None
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
             # typer would turn Ctrl-C into a silent exit 130 before main() could say so; an
             # Abort (click's, for Ctrl-C at a prompt) reaches main(), which says it in one line.
             raise typer.Abort() from None
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         for param in self.get_params(ctx):
@@ -88,6 +96,18 @@ class Command(TyperCommand):
                     param.help = f"{param.help or ''} {described}".strip()
                 param._values_shown = True  # type: ignore[attr-defined]
         super().format_help(ctx, formatter)
+
+
+def _as_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM (systemd, timeout(1), kill) stops a command as Ctrl-C does, by being one: what
+    the command does on Ctrl-C happens (export -o removes its part file; poll says what it
+    saved, asyncio's own SIGINT handler cancelling its jobs), and it exits 130 with a line
+    instead of dying silently with the signal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Ctrl-C belongs to another program now (the pager): stop as SIGTERM always did.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+    signal.raise_signal(signal.SIGINT)
 
 
 class App(typer.Typer):

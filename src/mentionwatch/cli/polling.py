@@ -1,6 +1,5 @@
 """Setting up and fetching: init, poll, sources, demo, completion."""
 
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -97,10 +96,7 @@ def poll(
     shared = team.OneShot(store) if store.shared else None  # leave watch workers their jobs
     poller = Poller(cfg, store, source or (), term or (), notify=say, queue=queue,
                     take=shared.take if shared else None)  # fmt: skip
-    # SIGTERM (systemd, timeout, kill) stops a poll as Ctrl-C does, by being one (asyncio's
-    # own SIGINT handler cancels the jobs): what was saved is said and the exit code is 130,
-    # instead of dying silently with the signal.
-    previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    # SIGTERM arrives as Ctrl-C (app.Command): the jobs are cancelled, what was saved is said.
     try:
         with poll_progress(poller, enabled=not quiet and sys.stderr.isatty()):
             report = poller.run()
@@ -110,7 +106,6 @@ def poll(
             "alerts wait in the outbox), and the next poll picks up from there")  # fmt: skip
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if shared is not None:
             shared.give_back()
     skipped = shared.summary() if shared is not None and not quiet else None
