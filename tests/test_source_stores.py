@@ -161,6 +161,41 @@ def test_youtube_errors_are_one_line(project):
     assert "The channel could not be found" in project.run("poll").err
 
 
+def google_rate_limit(status: int, reason: str) -> str:
+    """Google's answer to a per-minute or per-user rate limit (a 429 also names the limit in
+    an ErrorInfo, whose reason is RATE_LIMIT_EXCEEDED): it passes within the minute."""
+    message = ("Quota exceeded for quota metric 'Queries' and limit 'Queries per minute' of "
+               "service 'youtube.googleapis.com' for consumer 'project_number:4815'.")  # fmt: skip
+    error = {"code": status, "message": message,
+             "errors": [{"message": message, "domain": "global", "reason": reason}],
+             "status": "RESOURCE_EXHAUSTED" if status == 429 else "PERMISSION_DENIED"}  # fmt: skip
+    if status == 429:
+        error["details"] = [{
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED",
+            "domain": "googleapis.com",
+            "metadata": {"service": "youtube.googleapis.com",
+                         "quota_limit": "defaultPerMinutePerProject"},
+        }]  # fmt: skip
+    return json.dumps({"error": error})
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(429, "rateLimitExceeded"), (403, "rateLimitExceeded"), (403, "userRateLimitExceeded")],
+)
+def test_youtube_rate_limits_are_retried_unlike_the_days_quota(project, status, reason):
+    configure(project, "youtube", youtube={"searches_per_day": 0})
+    threads = "/youtube/youtube/v3/commentThreads"
+    project.web.fail(threads, status, body=google_rate_limit(status, reason), times=2)
+    result = project.run("poll")
+    assert result.code == 0, result.err
+    assert len(project.web.seen(threads)) >= 3  # the two refused, then the page
+    assert "youtube:UgyPebble001AaABAg.A1b2C3d4E5f" in {
+        r["key"] for r in stored(project, "youtube")
+    }
+    assert "used up" not in project.run("sources").out  # the day's quota is not spent
+
+
 def start_auth(project, source):
     """`auth SOURCE --no-browser` running; its first line of output is the address to open."""
     argv = [sys.executable, "-m", "mentionwatch", "--config", str(project.config), "--db",
@@ -261,11 +296,14 @@ def test_appstore_feed_and_connect(project):
     for token in store.tokens:  # the JWTs sent are never shown or kept
         assert token not in posted.out + posted.err and token.encode() not in project.contents()
     store.rate_left = 0
+    asked = len(project.web.seen("/appstore/v1/"))
     limited = project.run("poll")
     assert (
         limited.code == 1
         and "appstore: App Store Connect's hourly request limit is used up" in limited.err
     )
+    # RATE_LIMIT_EXCEEDED: the rolling hour is spent, so it is asked once, not retried
+    assert len(project.web.seen("/appstore/v1/")) == asked + 1
     configure(project, "appstore", appstore={"key_id": "WRONGKEY00"})
     store.rate_left = 3500
     bad = project.run("poll")

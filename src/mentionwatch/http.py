@@ -88,6 +88,14 @@ META_THROTTLE_WAIT = 900.0
 # Graph error codes that mean "throttled": app, user, Page, custom, and the business use
 # case ones (80001 Pages, 80002 Instagram, …).
 META_THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
+# Google's APIs (YouTube, Google Play) name the reason of an error. A rate limit per minute or
+# per user (errors[].reason rateLimitExceeded, userRateLimitExceeded; a 429's ErrorInfo says
+# RATE_LIMIT_EXCEEDED) passes: it is retried with backoff. A spent daily quota does not pass
+# before its reset: it is not retried (YouTube waits for midnight Pacific).
+GOOGLE_RATE_LIMITED = frozenset(
+    {"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"}
+)
+GOOGLE_QUOTA_SPENT = frozenset({"quotaExceeded", "dailyLimitExceeded"})
 
 
 class RateLimited(SourceError):
@@ -237,6 +245,29 @@ def _graph_throttled(response: httpx.Response) -> bool:
     except (ValueError, AttributeError, RecursionError):
         return False
     return isinstance(error, dict) and error.get("code") in META_THROTTLE_CODES
+
+
+def google_reasons(response: httpx.Response) -> list[str]:
+    """The reasons a Google API error names, most specific first: errors[].reason (quotaExceeded,
+    commentTextTooLong…), details[].reason (ErrorInfo's RATE_LIMIT_EXCEEDED…), then its status
+    (PERMISSION_DENIED…). The envelope: {"error": {"code", "message", "errors": [{"domain",
+    "reason", "message"}], "status", "details": [{"@type", "reason", "metadata"}]}}."""
+    if response.status_code < 400 or len(response.content) > LARGE_BODY_BYTES:
+        return []
+    try:
+        error = json.loads(response.content).get("error")
+    except (ValueError, AttributeError, RecursionError):
+        return []
+    if not isinstance(error, dict):
+        return []
+    listed = [e.get("reason") for key in ("errors", "details") if isinstance(error.get(key), list)
+              for e in error[key] if isinstance(e, dict)]  # fmt: skip
+    return [r for r in [*listed, error.get("status")] if isinstance(r, str)]
+
+
+def google_reason(response: httpx.Response) -> str | None:
+    """The most specific reason of a Google API error, or None."""
+    return next(iter(google_reasons(response)), None)
 
 
 def error_detail(response: httpx.Response) -> str:
@@ -620,6 +651,13 @@ class Http:
         return wait
 
     def _should_retry(self, response: httpx.Response) -> bool:
+        # Google's reasons first: its per-minute limit's ErrorInfo says RATE_LIMIT_EXCEEDED,
+        # which from App Store Connect means a spent hour.
+        reasons = google_reasons(response) if response.status_code in (403, 429) else []
+        if GOOGLE_QUOTA_SPENT.intersection(reasons):
+            return False
+        if GOOGLE_RATE_LIMITED.intersection(reasons):
+            return True
         # Refusals that a retry only prolongs: X's "usage-capped" (the credits are gone),
         # Stack Exchange's "throttle_violation" (an IP ban that repeats extend) and Yelp's
         # "ACCESS_LIMIT_REACHED" (the day's calls are spent), App Store Connect's

@@ -487,18 +487,3 @@ def _too_long(source: str, term: str, limit: int) -> QueryTooLong:
         f"{source}: term {term!r} has a word or phrase too long to search: the platform allows "
         f"{limit} characters per query; shorten it"
     )
-
-
-# Google's APIs (YouTube, Google Play) share one error envelope:
-# {"error": {"code": 403, "message": "…", "errors": [{"domain", "reason", "message"}], "status"}}
-
-
-def google_reason(response: Any) -> str | None:
-    """The machine-readable reason of a Google API error (quotaExceeded, commentTextTooLong,
-    PERMISSION_DENIED…), or None."""
-    try:
-        data = json.loads(response.content)
-    except ValueError:
-        return None
-    reason = dig(data, "error", "errors", 0, "reason")
-    return reason if isinstance(reason, str) else string(dig(data, "error", "status"))

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mentionwatch.http import SourceError
+from mentionwatch.http import SourceError, google_reason
 from mentionwatch.models import Job, Mention, Option, Page, Term, iso
 from mentionwatch.oauth import Tokens, google
 from mentionwatch.oauth import options as oauth_options
@@ -39,7 +39,6 @@ from mentionwatch.sources.common import (
     convert,
     dig,
     fit,
-    google_reason,
     page_of,
 )
 from mentionwatch.text import unescape
