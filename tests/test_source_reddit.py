@@ -82,6 +82,24 @@ def test_poll_stores_posts_and_subreddit_comments(project):
     assert len(records(project, "hackernews")) == 10
 
 
+def test_text_arrives_as_typed_an_entity_written_out_included(project):
+    # raw_json=1 asks Reddit for the text as people typed it: "&amp;" written out is text,
+    # and decoding it again would turn it into "&".
+    reddit = project.web.platform("reddit")
+    typed = "pebblebase tip: in HTML write &amp; for &, and &lt;3 is how <3 is escaped"
+    post = reddit.add_item(typed, time.time() - 120)
+    comment = reddit.add_comment("SideProject", f"re: {typed}", time.time() - 60)
+    reddit.extra_comments[-1]["data"].update(link_id=post[7:], parent_id=post[7:])
+    project.write_config(CONFIG)
+    assert project.run("poll").code == 0
+    found = records(project)
+    assert found[post]["title"] == typed
+    assert found[comment]["text"] == f"re: {typed}"
+    shown = project.run("show", comment)  # the post it replies to, read with /api/info
+    assert shown.code == 0, shown.err
+    assert typed in " ".join(shown.out.split())
+
+
 def test_requests_carry_oauth_and_a_descriptive_user_agent(project):
     project.write_config(CONFIG)
     project.run("poll")

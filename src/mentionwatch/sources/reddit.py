@@ -35,7 +35,7 @@ from mentionwatch.sources.common import (
     fit,
     page_of,
 )
-from mentionwatch.text import unescape
+from mentionwatch.text import clean
 
 if TYPE_CHECKING:
     import httpx
@@ -413,7 +413,7 @@ def to_mention(child: Obj) -> Mention | None:
         "source": "reddit",
         "native_id": name,
         "created_at": created,
-        "author": None if author == "[deleted]" else unescape(author),
+        "author": None if author == "[deleted]" else clean(author),
         # Reach: the post's or comment's score (upvotes minus downvotes).
         "reach": data.integer("score"),
     }
@@ -428,8 +428,10 @@ def _post(data: Obj, common: dict[str, Any], subreddit: str | None) -> Mention:
     url = permalink or f"{WEB}/comments/{common['native_id'][3:]}/"
     link = data.string("url", required=False)
     link = None if link is None or link.startswith(WEB) or data.get("is_self") is True else link
-    title = unescape(data.string("title")) or None
-    text = unescape(data.string("selftext", required=False)) or ""
+    # Every read sends raw_json=1: the text comes as typed, with no entities to decode (an
+    # "&amp;" in it is what someone wrote).
+    title = clean(data.string("title")) or None
+    text = clean(data.string("selftext", required=False))
     return Mention(
         **common,
         text=text,
@@ -454,12 +456,12 @@ def _comment(data: Obj, common: dict[str, Any], subreddit: str | None) -> Mentio
     url = _web_url(data.string("permalink", required=False)) or _comment_url(
         {"link_id": link_id, "id": common["native_id"][3:]}, subreddit
     )
-    text = unescape(data.string("body")) or ""
+    text = clean(data.string("body"))
     return Mention(
         **common,
         text=text,
         url=url,
-        title=unescape(data.string("link_title", required=False)) or None,
+        title=clean(data.string("link_title", required=False)) or None,
         reply_url=url,
         extra={
             "kind": "comment",
@@ -491,14 +493,14 @@ def _thread_post(relation: str, data: Any, subreddit: Any) -> ThreadPost | None:
         else None
     )
     if name.startswith("t3_"):
-        parts = (unescape(_str(data.get("title"))), unescape(_str(data.get("selftext"))))
+        parts = (clean(_str(data.get("title"))), clean(_str(data.get("selftext"))))
         text = "\n".join(x for x in parts if x)
         url = _web_url(data.get("permalink")) or f"{WEB}/comments/{name[3:]}/"
     else:
-        text = unescape(_str(data.get("body"))) or ""
+        text = clean(_str(data.get("body")))
         where = subreddit if isinstance(subreddit, str) else None
         url = _comment_url({**data, "id": data.get("id") or name[3:]}, where)
-    return ThreadPost(relation, text, None if author in (None, "[deleted]") else unescape(author),
+    return ThreadPost(relation, text, None if author in (None, "[deleted]") else clean(author),
                       url, when)  # fmt: skip
 
 
