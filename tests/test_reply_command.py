@@ -322,9 +322,11 @@ def test_over_long_reply_is_refused_before_any_request(project, platform, limit)
     polled(project)
     before = len(project.web.requests)
     result = project.run("reply", platform.key, "é" * (limit + 1), "--yes")
-    assert result.code == 1
+    assert result.code == 2  # bad input, as an empty reply is (design.md's exit codes)
     (line,) = talk(result)
     assert f"{limit + 1} characters" in line and f"allows {limit}" in line
+    empty = project.run("reply", platform.key, " \n ", "--yes")
+    assert empty.code == 2 and talk(empty) == ["mentionwatch: the reply is empty; nothing posted"]
     assert len(project.web.requests) == before
     assert replies(project, platform.key) == []
 

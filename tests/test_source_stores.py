@@ -128,7 +128,7 @@ def test_youtube_channel_search_reply_and_quota(project):
     refused = project.run("reply", "youtube:UgxPebble003AaABAg", "thanks", "--yes")
     assert refused.code == 2 and "canReply is false" in refused.err
     too_long = project.run("reply", "youtube:UgzPebble002AaABAg", "x" * 10_001, "--yes")
-    assert too_long.code == 1 and "youtube allows 10000" in too_long.err
+    assert too_long.code == 2 and "youtube allows 10000" in too_long.err
     # Quota used up: one clear line, the bucket is remembered, and no call is made until reset.
     youtube.units_left = 0
     spent = project.run("poll")
@@ -270,7 +270,7 @@ def test_googleplay_reviews_reply_and_errors(project):
     assert posted.code == 0, posted.err
     assert play.replies["gp:AOqpTOFpebble0001"].startswith("Sorry!")
     long = project.run("reply", one_star["key"], "x" * 351, "--yes", "--keep-open")
-    assert long.code == 1 and "googleplay allows 350" in long.err
+    assert long.code == 2 and "googleplay allows 350" in long.err
     configure(project, "googleplay", googleplay={"packages": ["com.unknown.app"]})
     missing = project.run("poll")
     assert missing.code == 1 and "Package not found: com.unknown.app" in missing.err

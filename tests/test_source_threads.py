@@ -171,7 +171,7 @@ def test_a_refused_reply_and_the_500_character_limit(project):
     assert "threads: reply refused (HTTP 403): (#10) Application does not have permission" in (
         refused.err)  # fmt: skip
     long = project.run("reply", DOWN, "x" * 501, "--yes")
-    assert long.code == 1 and "501 characters; threads allows 500" in long.err
+    assert long.code == 2 and "501 characters; threads allows 500" in long.err
 
 
 def test_no_direct_messages_on_threads(project):

@@ -136,13 +136,16 @@ class Target:
         return f"to post on {self.mention.source}"
 
     def check_length(self, text: str) -> None:
+        """Bad input, found before anything is sent: exit 2, as for an empty reply (exit 1 is
+        for a reply the platform refused or that failed)."""
         if not text.strip():
             raise ReplyError("the reply is empty; nothing posted", code=2)
         if self.limit is not None and self.length(text) > self.limit:
             what = "private message" if self.private else "reply"
             raise ReplyError(
                 f"the {what} is {self.length(text)} characters; {self.mention.source} allows "
-                f"{self.limit}. Shorten it; nothing was sent"
+                f"{self.limit}. Shorten it; nothing was sent",
+                code=2,
             )
 
     async def send(self, text: str, key: str) -> Posted:
