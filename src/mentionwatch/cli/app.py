@@ -34,7 +34,7 @@ from typer import _click as click  # typer 0.28 vendors click (pinned <0.29 in p
 from typer._click.exceptions import BadParameter
 from typer._click.shell_completion import CompletionItem
 from typer._click.types import ParamType
-from typer.core import TyperArgument, TyperCommand, TyperOption
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from mentionwatch import __version__
 from mentionwatch.errors import (
@@ -73,20 +73,6 @@ class Command(TyperCommand):
                 pieces.append(piece if param.required else f"[{piece}]")
         return pieces
 
-    def invoke(self, ctx: click.Context) -> Any:
-        # Signals are the main thread's: a command run from another thread keeps them as is.
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _as_ctrl_c) if main else None
-        try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt:
-            # typer would turn Ctrl-C into a silent exit 130 before main() could say so; an
-            # Abort (click's, for Ctrl-C at a prompt) reaches main(), which says it in one line.
-            raise typer.Abort() from None
-        finally:
-            if main:
-                signal.signal(signal.SIGTERM, previous)
-
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         for param in self.get_params(ctx):
             shown = getattr(param, "_values_shown", False)
@@ -108,6 +94,25 @@ def _as_ctrl_c(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.raise_signal(signal.SIGTERM)
     signal.raise_signal(signal.SIGINT)
+
+
+class Group(TyperGroup):
+    """The `mentionwatch` group: every command (and sub-group, like `alerts`) runs inside its
+    invoke, so how a run is stopped is decided here, once."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Signals are the main thread's: a command run from another thread keeps them as is.
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _as_ctrl_c) if main else None
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # typer would turn Ctrl-C into a silent exit 130 before main() could say so; an
+            # Abort (click's, for Ctrl-C at a prompt) reaches main(), which says it in one line.
+            raise typer.Abort() from None
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
 
 
 class App(typer.Typer):
@@ -207,6 +212,7 @@ def _after_global_options(args: Sequence[str] | None) -> str | None:
 
 app = RootApp(
     name=PROG,
+    cls=Group,
     help="Listen to what people say about your product, from the terminal.",
     epilog="Start with 'mentionwatch demo'; 'mentionwatch COMMAND -h' shows examples.",
     no_args_is_help=True,

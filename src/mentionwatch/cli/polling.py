@@ -96,7 +96,7 @@ def poll(
     shared = team.OneShot(store) if store.shared else None  # leave watch workers their jobs
     poller = Poller(cfg, store, source or (), term or (), notify=say, queue=queue,
                     take=shared.take if shared else None)  # fmt: skip
-    # SIGTERM arrives as Ctrl-C (app.Command): the jobs are cancelled, what was saved is said.
+    # SIGTERM arrives as Ctrl-C (app.Group): the jobs are cancelled, what was saved is said.
     try:
         with poll_progress(poller, enabled=not quiet and sys.stderr.isatty()):
             report = poller.run()
