@@ -100,6 +100,33 @@ def test_ctrl_c_during_any_command_says_so_in_one_line_and_exits_130(project, ar
     assert err == "mentionwatch: interrupted\n"
 
 
+# The CLI in a process of its own whose start-up (importing the command line: typer, click)
+# takes as long as it can on a loaded machine: Ctrl-C lands before main() runs.
+SLOW_START = """
+import signal, sys
+class Slow:
+    def find_spec(self, name, path=None, target=None):
+        if name == "mentionwatch.cli":
+            print("starting", file=sys.stderr, flush=True)
+            signal.pause()
+sys.meta_path.insert(0, Slow())
+sys.argv = ["mentionwatch", *sys.argv[1:]]
+from mentionwatch.__main__ import run
+run()
+"""
+
+
+def test_ctrl_c_while_starting_up_says_so_in_one_line_and_exits_130(project):
+    project.write_config(HN_AND_RSS)
+    argv = [sys.executable, "-c", SLOW_START, *cli(project)[3:], "feed"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None and proc.stderr.readline() == "starting\n"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert (out, err) == ("", "mentionwatch: interrupted\n")
+
+
 # The CLI in a process of its own, with an export that writes one record and then takes as
 # long as a big one does: a signal lands mid-export every time.
 LONG_EXPORT = """

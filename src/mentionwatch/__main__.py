@@ -1,6 +1,7 @@
 """`python -m mentionwatch`, and the `mentionwatch` program ([project.scripts] runs `run`)."""
 
 import gc
+import sys
 
 
 def run() -> None:
@@ -15,8 +16,13 @@ def run() -> None:
     files are closed by the blocks that opened them."""
     gc.disable()
     try:
-        from mentionwatch.cli import main
+        try:
+            from mentionwatch.cli import main
+        except KeyboardInterrupt:  # Ctrl-C while typer and click load, before main() runs
+            from mentionwatch.errors import EXIT_INTERRUPTED, INTERRUPTED
 
+            print(INTERRUPTED, file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
         main()
     finally:
         gc.freeze()

@@ -7,6 +7,8 @@ attached. `cli.main` catches it once and prints it; nothing else formats errors.
 from __future__ import annotations
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# What a run stopped by Ctrl-C or SIGTERM says (and exits EXIT_INTERRUPTED), wherever it stopped.
+INTERRUPTED = "mentionwatch: interrupted"
 
 
 class MentionwatchError(Exception):

@@ -42,6 +42,7 @@ from mentionwatch.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    INTERRUPTED,
     MentionwatchError,
     StoreError,
     UsageError,
@@ -639,7 +640,7 @@ def _run() -> int:
         _drop_stdout()
         code = EXIT_OK if exc.code in (None, 1) else int(exc.code or EXIT_FAILED)
     except (typer.Abort, KeyboardInterrupt):
-        say("mentionwatch: interrupted")
+        say(INTERRUPTED)
         code = EXIT_INTERRUPTED
     except click.ClickException as exc:  # usage: unknown option, bad value, missing argument
         say(_usage_line(exc))
