@@ -1,0 +1,78 @@
+"""Alert channels that misbehave on the wire (a slow loris, a huge answer…), through the real
+CLI: the poll ends in its time, memory stays flat, and nothing is lost or sent twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from mentionwatch.testing.receivers import Receivers
+
+HN = """
+[[terms]]
+name = "pebblebase"
+query = 'pebblebase OR "pebble base" -"pebble base camp"'
+
+[sources.hackernews]
+base_url = "{web}/hackernews/api/v1"
+
+[poll]
+backoff = 0.01
+retries = 2
+timeout = 1
+"""
+
+
+@pytest.fixture
+def rx():
+    with Receivers() as receivers:
+        yield receivers
+
+
+def two_hooks(rx: Receivers) -> str:
+    hooks = f'"{rx.url("/hooks/bad")}", "{rx.url("/hooks/ok")}"'
+    return HN + f'[[alerts]]\nname = "all"\nto = [{hooks}]\n'
+
+
+def test_a_receiver_that_trickles_its_answer_is_given_up_on_in_time(project, rx):
+    # A slow loris: a byte of the answer's head every 0.05 s, for far longer than the
+    # timeout (a second). httpx's timeouts are per read, so every byte restarted them.
+    rx.trickle("/hooks/bad", 30)
+    project.write_config(two_hooks(rx), poll_settings=False)
+    result = project.run("poll")
+    assert result.code == 1
+    assert "/hooks/bad failed: no answer within 1s; " in result.err
+    stored = project.rows("SELECT count(*) FROM mentions")[0][0]
+    assert len(rx.seen("/hooks/ok")) == stored > 1  # the other channel was served
+    first = rx.seen("/hooks/bad")
+    assert len(first) == 1
+
+    again = project.run("poll")
+    assert again.code == 0, again.err
+    retried = rx.seen("/hooks/bad")[1:]
+    assert len(retried) == stored  # nothing lost
+    assert first[0].header("X-Mentionwatch-Delivery") in {
+        r.header("X-Mentionwatch-Delivery") for r in retried
+    }
+    assert len(rx.seen("/hooks/ok")) == stored  # nothing sent twice
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_huge_answer_is_never_read_whole(project, rx, status):
+    size = 256 * 2**20
+    rx.huge("/hooks/bad", size, status=status)
+    project.write_config(two_hooks(rx), poll_settings=False)
+    result = project.run("poll")
+    (written,) = rx.wait_written()
+    # The client hung up after the first bytes (what the sockets' buffers hold), instead of
+    # reading a quarter of a gigabyte into memory.
+    assert written < 32 * 2**20
+    stored = project.rows("SELECT count(*) FROM mentions")[0][0]
+    pending = project.rows("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0]
+    if status == 200:  # a 2xx is the answer, whatever follows it
+        assert result.code == 0, result.err
+        assert pending == 0
+    else:
+        assert result.code == 1
+        assert "/hooks/bad failed: HTTP 500: AAAA" in result.err
+        assert pending == stored  # every one kept for the next try
+        assert len(rx.seen("/hooks/bad")) == 1  # the first failed: the rest wait, untried
