@@ -76,3 +76,25 @@ def test_a_huge_answer_is_never_read_whole(project, rx, status):
         assert "/hooks/bad failed: HTTP 500: AAAA" in result.err
         assert pending == stored  # every one kept for the next try
         assert len(rx.seen("/hooks/bad")) == 1  # the first failed: the rest wait, untried
+
+
+def test_an_apprise_service_that_trickles_does_not_hold_the_poll(project, rx):
+    # Apprise's services time out per read too: a slow loris ntfy server held a cron poll
+    # for as long as it kept trickling. The poll gives up on a channel silent for three
+    # timeouts; its deliveries wait for the next poll, the other channel is served.
+    rx.trickle("/", 20)  # ntfy publishes at the root
+    hooks = f'"{rx.ntfy_url("acme")}", "{rx.url("/hooks/ok")}"'
+    project.write_config(HN + f'[[alerts]]\nname = "all"\nto = [{hooks}]\n', poll_settings=False)
+    result = project.run("poll")
+    assert result.code == 1
+    assert "channel ntfy://127.0.0.1" in result.err
+    assert "failed: no answer within 3s; sent again next time" in result.err
+    stored = project.rows("SELECT count(*) FROM mentions")[0][0]
+    assert len(rx.seen("/hooks/ok")) == stored
+    assert project.rows("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0] == stored
+
+    again = project.run("poll")
+    assert again.code == 0, again.err
+    assert len(rx.ntfy_messages("acme")) >= 1
+    assert project.rows("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0] == 0
+    assert len(rx.seen("/hooks/ok")) == stored

@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 
 RETRY_FIRST, RETRY_MAX = 5.0, 900.0  # backoff after a failed delivery, seconds
 SHUTDOWN_TIMEOUT = 2.0  # per request when flushing on exit
+# A channel silent this many timeouts after its last message began is given up on by `poll`
+# (its deliveries stay pending): a webhook or command ends within one timeout, but Apprise's
+# services time out per read, so one that trickles its answer never ends. A message may take
+# a few requests (Matrix logs in, joins, sends).
+SILENCE_TIMEOUTS = 3
 
 
 @dataclass
@@ -111,6 +116,7 @@ class Dispatcher:
         self._locks: dict[tuple[str, str], contextlib.ExitStack] = {}
         self.elsewhere: set[tuple[str, str]] = set()  # channels another process is sending
         self._stopping = threading.Event()  # abandon(): senders stop after what they send
+        self._heard: dict[tuple[str, str], float] = {}  # busy channel -> its last answer
 
     def start(self, respect_backoff: bool = False) -> list[ChannelReport]:
         """Start sending what is pending (with respect_backoff, only what is due) on every
@@ -145,6 +151,7 @@ class Dispatcher:
                 self._release(key)
                 continue
             self.busy[key] = report
+            self._heard[key] = time.monotonic()
             threading.Thread(
                 target=_channel_worker,
                 args=(
@@ -216,12 +223,35 @@ class Dispatcher:
             if isinstance(item, str):
                 return finished, item
             key, sent = item
+            if key not in self.busy:  # a channel given up on (give_up) answers late: ignored
+                continue
+            self._heard[key] = time.monotonic()
             if sent is None:
                 finished.append(self.busy.pop(key))
                 self._release(key)  # after its deliveries were marked: see start
             else:
                 _record(self.store, key, sent, self.busy[key])
         return finished, None
+
+    def silent_until(self) -> float | None:
+        """The time.monotonic() when the first busy channel has been silent too long."""
+        limit = SILENCE_TIMEOUTS * self.timeout
+        return min((self._heard[key] + limit for key in self.busy), default=None)
+
+    def give_up(self) -> list[ChannelReport]:
+        """The busy channels silent too long, given up on: their deliveries stay pending (one
+        that arrives meanwhile may be sent again: at least once) and their lock is released.
+        Their senders are left inside their request; what they answer later is ignored."""
+        limit = SILENCE_TIMEOUTS * self.timeout
+        now = time.monotonic()
+        quiet = [key for key in self.busy if now - self._heard[key] >= limit]
+        reports = []
+        for key in quiet:
+            report = self.busy.pop(key)
+            report.error = f"no answer within {limit:g}s; sent again next time"
+            self._release(key)
+            reports.append(report)
+        return reports
 
     def post(self, word: str) -> None:
         """Wake `collect` from another thread (watch: "kick" after a save, "stop")."""
@@ -254,8 +284,15 @@ def deliver(
     time.monotonic() value, at most). Nothing raises for a channel: failures are reported."""
     dispatcher = Dispatcher(config, store, timeout)
     report = DeliveryReport(dispatcher.start())
-    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-    report.channels += dispatcher.collect(wait, until_idle=True)[0]
+    while dispatcher.busy:
+        end = dispatcher.silent_until()
+        if deadline is not None:
+            end = min(end or deadline, deadline)
+        wait = None if end is None else max(0.0, end - time.monotonic())
+        report.channels += dispatcher.collect(wait, until_idle=True)[0]
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        report.channels += dispatcher.give_up()  # a channel hung inside a request
     report.channels += dispatcher.abandon()
     return report
 
