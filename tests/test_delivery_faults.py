@@ -3,6 +3,8 @@ CLI: the poll ends in its time, memory stays flat, and nothing is lost or sent t
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from mentionwatch.testing.receivers import Receivers
@@ -82,7 +84,7 @@ def test_an_apprise_service_that_trickles_does_not_hold_the_poll(project, rx):
     # Apprise's services time out per read too: a slow loris ntfy server held a cron poll
     # for as long as it kept trickling. The poll gives up on a channel silent for three
     # timeouts; its deliveries wait for the next poll, the other channel is served.
-    rx.trickle("/", 20)  # ntfy publishes at the root
+    rx.trickle("/", 5)  # ntfy publishes at the root
     hooks = f'"{rx.ntfy_url("acme")}", "{rx.url("/hooks/ok")}"'
     project.write_config(HN + f'[[alerts]]\nname = "all"\nto = [{hooks}]\n', poll_settings=False)
     result = project.run("poll")
@@ -98,3 +100,7 @@ def test_an_apprise_service_that_trickles_does_not_hold_the_poll(project, rx):
     assert len(rx.ntfy_messages("acme")) >= 1
     assert project.rows("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0] == 0
     assert len(rx.seen("/hooks/ok")) == stored
+    # The sender given up on is still inside its request: other tests must not find it.
+    for thread in threading.enumerate():
+        if "_channel_worker" in repr(thread):
+            thread.join(10)
