@@ -4,9 +4,11 @@ CLI: the poll ends in its time, memory stays flat, and nothing is lost or sent t
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timedelta
 
 import pytest
 
+from mentionwatch.models import utcnow
 from mentionwatch.testing.receivers import Receivers
 
 HN = """
@@ -104,3 +106,19 @@ def test_an_apprise_service_that_trickles_does_not_hold_the_poll(project, rx):
     for thread in threading.enumerate():
         if "_channel_worker" in repr(thread):
             thread.join(10)
+
+
+def test_a_receivers_retry_after_is_waited_for(project, rx):
+    # watch retries a failed delivery when its next_at comes; a 429's Retry-After puts it
+    # there, where a bare failure backs off from seconds.
+    rx.answer("/hooks/bad", 429, times=100, headers={"Retry-After": "3600"})
+    rx.answer("/hooks/ok", 500, times=100)
+    project.write_config(two_hooks(rx), poll_settings=False)
+    assert project.run("poll").code == 1
+
+    def next_tries(status: str) -> list[datetime]:
+        rows = project.rows("SELECT outcome, next_at FROM outbox WHERE state = 'pending'")
+        return [datetime.fromisoformat(at) for outcome, at in rows if outcome.startswith(status)]
+
+    assert min(next_tries("HTTP 429")) > utcnow() + timedelta(minutes=55)
+    assert max(next_tries("HTTP 500")) < utcnow() + timedelta(minutes=1)

@@ -209,6 +209,7 @@ def event_message(alert: str, payload: Mapping[str, Any]) -> Message:
 class Outcome:
     ok: bool
     detail: str  # "HTTP 200", "timed out after 5s", what Apprise said…
+    retry_after: float | None = None  # seconds the receiver asked us to wait (Retry-After)
 
 
 class Channel:
@@ -307,7 +308,18 @@ class WebhookChannel(Channel):
                 answer = await _first_bytes(response, ANSWER_EXCERPT_BYTES)
                 excerpt = answer.decode(response.charset_encoding or "utf-8", "replace")
             excerpt = self.scrub(inert(excerpt[:200]))
-            return Outcome(False, f"{detail}: {shorten(excerpt, 80)}" if excerpt else detail)
+            return Outcome(False, f"{detail}: {shorten(excerpt, 80)}" if excerpt else detail,
+                           _asked_wait(response))  # fmt: skip
+
+
+def _asked_wait(response: Any) -> float | None:
+    """The wait a receiver asks for with a 429 or 503 (Retry-After), at most a day."""
+    from mentionwatch.http import MAX_WAIT, reset_delay
+
+    if response.status_code not in (429, 503):
+        return None
+    wait = reset_delay(response.headers)
+    return None if wait is None else min(wait, MAX_WAIT)
 
 
 async def _first_bytes(response: Any, limit: int) -> bytes:

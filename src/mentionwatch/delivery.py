@@ -324,7 +324,9 @@ def _record(store: Store, key: tuple[str, str], sent: _Sent, report: ChannelRepo
         report.delivered += len(sent.ids)
         report.pending -= len(sent.ids)
     elif sent.message or sent.ids:
-        retry_at = utcnow() + timedelta(seconds=retry_delay(sent.attempts + 1))
+        # Not before the receiver said it would take more (a 429's Retry-After): watch waits.
+        delay = max(retry_delay(sent.attempts + 1), sent.outcome.retry_after or 0.0)
+        retry_at = utcnow() + timedelta(seconds=delay)
         store.mark_failed(sent.ids, sent.outcome.detail, retry_at)
         report.error = report.error or sent.outcome.detail
     if sent.message:

@@ -59,6 +59,7 @@ class _Behaviour:
     delay: float = 0.0  # seconds before a normal answer
     trickle: float = 0.0  # seconds of an answer's head sent a byte at a time
     huge: int = 0  # bytes of body
+    headers: dict[str, str] = field(default_factory=dict)  # of an answer that is not 200
 
 
 class Receivers:
@@ -107,9 +108,12 @@ class Receivers:
 
     # Switches
 
-    def answer(self, prefix: str, status: int, times: int = 1) -> None:
-        """Answer the next `times` requests under `prefix` with `status` (e.g. 500)."""
-        self._add(_Behaviour(prefix, status=status, times=times))
+    def answer(
+        self, prefix: str, status: int, times: int = 1, headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer the next `times` requests under `prefix` with `status` (e.g. 500), and
+        `headers` (e.g. Retry-After)."""
+        self._add(_Behaviour(prefix, status=status, times=times, headers=headers or {}))
 
     def hang(self, prefix: str, seconds: float, times: int = 1) -> None:
         """Read the next requests under `prefix` and say nothing for `seconds`."""
@@ -195,7 +199,7 @@ class Receivers:
             time.sleep(behaviour.delay)
         if behaviour and behaviour.status != 200:
             body = json.dumps({"error": f"injected HTTP {behaviour.status}"}).encode()
-            return behaviour.status, {"Content-Type": "application/json"}, body
+            return behaviour.status, {"Content-Type": "application/json", **behaviour.headers}, body
         if request.path.startswith("/slack"):
             return 200, {"Content-Type": "text/plain"}, b"ok"
         if request.path.startswith("/telegram"):
