@@ -1,9 +1,11 @@
-"""Team storage when things go wrong, through the real CLI: the server away, a password in
-the URL (never shown, wherever libpq reads it from)."""
+"""Team storage when things go wrong, through the real CLI: a password in the URL (never
+shown, wherever libpq reads it from), the server dropping connections under a `watch`."""
 
 from __future__ import annotations
 
 import pytest
+from test_watch import Watch, new_hit
+from test_watch import rx as rx  # the receivers fixture
 
 CONFIG = """
 [[terms]]
@@ -29,3 +31,45 @@ def test_a_password_in_the_database_url_is_never_shown(project, url):
     project.write_config(CONFIG + f'\n[storage]\nurl = "{url}"\n')
     result = project.run("feed")
     assert "Qp7-secret-pw" not in result.out + result.err
+
+
+WATCHED = (
+    CONFIG
+    + """
+[sources.hackernews]
+base_url = "{web}/hackernews/api/v1"
+
+[[alerts]]
+name = "all"
+to = ["HOOK"]
+"""
+)
+
+
+@pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
+def test_watch_carries_on_when_the_server_drops_its_connections(project, rx):
+    # A server restart or failover drops every connection. watch saw "the connection is
+    # closed" on every later statement, its delivery thread died, and nothing new was
+    # saved or sent until it was restarted.
+    project.write_config(WATCHED.replace("HOOK", rx.url("/hooks/w")))
+    watch = Watch(project, "--interval", "1s")
+    try:
+        first = rx.wait_for("/hooks/w", 1, timeout=30)
+        assert first, watch.lines[-5:]
+        # Wait for the first batch's alerts to be confirmed: what is sent while the server
+        # drops the connection may be sent again (at least once); this test is not about it.
+        stored = project.rows("SELECT count(*) FROM mentions")[0][0]
+        rx.wait_for("/hooks/w", stored, timeout=30)
+        project.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> "
+            "pg_backend_pid() AND application_name LIKE 'mentionwatch%'"
+        )
+        project.web.platform("hackernews").extra_hits.append(new_hit("990002", "pebblebase?"))
+        got = rx.wait_for("/hooks/w", stored + 1, timeout=30)
+        assert "hackernews:990002" in {r.json()["mention"]["key"] for r in got}, watch.lines
+    finally:
+        code, _ = watch.stop()
+    assert code == 0, watch.lines[-5:]
+    assert not [line for line in watch.lines if "Traceback" in line], watch.lines
+    keys = [key for (key,) in project.rows("SELECT key FROM mentions")]
+    assert "hackernews:990002" in keys and len(keys) == len(set(keys))
