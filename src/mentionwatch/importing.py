@@ -22,6 +22,7 @@ from math import inf
 from typing import IO, TYPE_CHECKING, Any
 
 from mentionwatch.errors import UsageError
+from mentionwatch.http import MAX_BODY_BYTES
 from mentionwatch.models import MENTION_COLUMNS, SENTIMENTS, STATUSES, Mention, parse_iso
 from mentionwatch.text import inert_fields
 
@@ -31,10 +32,11 @@ if TYPE_CHECKING:
 
 FORMATS = ("jsonl", "csv", "twarc")
 PAGE = 500
-# Bytes in one line (and one CSV cell). No mention is near it (GitHub's longest issue body is
-# 65,536 characters); a longer line comes from a broken or hostile file, and is refused
-# before it is held in memory whole (tagging and indexing a mention take many times its size).
-MAX_LINE = 2 * 2**20
+# Bytes in one line (and one CSV cell): what a source may read in one page (http's cap), so
+# no mention a poll saved (and exported) is refused. A longer line comes from a broken or
+# hostile file, and is refused before it is held in memory whole (tagging and indexing a
+# mention take dozens of times its size: a 50 MB line took 4 GB).
+MAX_LINE = MAX_BODY_BYTES
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
