@@ -67,6 +67,9 @@ class ChannelReport:
 @dataclass
 class DeliveryReport:
     channels: list[ChannelReport] = field(default_factory=list)
+    # Senders given up on, still inside their request (see Dispatcher.give_up): the process
+    # must not wait for them when it ends.
+    stranded: int = 0
 
     @property
     def delivered(self) -> int:
@@ -292,7 +295,9 @@ def deliver(
         report.channels += dispatcher.collect(wait, until_idle=True)[0]
         if deadline is not None and time.monotonic() >= deadline:
             break
-        report.channels += dispatcher.give_up()  # a channel hung inside a request
+        given_up = dispatcher.give_up()  # a channel hung inside a request
+        report.channels += given_up
+        report.stranded += len(given_up)
     report.channels += dispatcher.abandon()
     return report
 

@@ -1,9 +1,10 @@
 """Setting up and fetching: init, poll, sources, demo, completion."""
 
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -121,8 +122,21 @@ def poll(
         trendalerts.check(cfg, store)  # pile-ups, and a digest that is due (or overdue)
     sent = delivery.deliver(cfg, store) if alerting else delivery.DeliveryReport()
     print_deliveries(sent, quiet=quiet, err=say)
+    if sent.stranded:
+        _exit_leaving_senders(EXIT_FAILED)
     if report.failures or sent.failures:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _exit_leaving_senders(code: int) -> NoReturn:
+    """End now, leaving the senders given up on inside their requests: Python would wait
+    for them at exit (Apprise sends from a concurrent.futures pool, whose threads are joined
+    then), for as long as the service trickles its answer. Everything is saved and marked."""
+    if state.store is not None:
+        state.store.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @app.command()
