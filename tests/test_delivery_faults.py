@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from test_watch import Watch
 
 from mentionwatch.models import utcnow
 from mentionwatch.testing.receivers import Receivers
@@ -118,3 +119,22 @@ def test_a_receivers_retry_after_is_waited_for(project, rx):
 
     assert min(next_tries("HTTP 429")) > utcnow() + timedelta(minutes=55)
     assert max(next_tries("HTTP 500")) < utcnow() + timedelta(minutes=1)
+
+
+def test_watch_stops_on_sigterm_with_an_apprise_service_trickling(project, rx):
+    # At exit Python joins Apprise's pool threads: watch said it had stopped, then hung for
+    # as long as the service trickled. It ends now, the deliveries pending.
+    rx.trickle("/", 600)
+    hooks = f'"{rx.ntfy_url("acme")}", "{rx.url("/hooks/ok")}"'
+    project.write_config(HN + f'[[alerts]]\nname = "all"\nto = [{hooks}]\n', poll_settings=False)
+    watch = Watch(project, "--interval", "1h")
+    try:
+        ntfy = lambda: [r for r in rx.seen() if r.path == "/"]  # noqa: E731
+        assert watch.wait_until(lambda: ntfy() and rx.seen("/hooks/ok"), 30), watch.lines
+    finally:
+        code, _ = watch.stop()  # waits 15 s at most
+    assert code == 0, watch.lines
+    assert any("no answer before shutdown" in line for line in watch.lines), watch.lines
+    stored = project.rows("SELECT count(*) FROM mentions")[0][0]
+    pending = project.rows("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0]
+    assert pending == stored  # the ntfy channel's, kept for the next run

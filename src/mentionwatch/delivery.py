@@ -67,9 +67,7 @@ class ChannelReport:
 @dataclass
 class DeliveryReport:
     channels: list[ChannelReport] = field(default_factory=list)
-    # Senders given up on, still inside their request (see Dispatcher.give_up): the process
-    # must not wait for them when it ends.
-    stranded: int = 0
+    stranded: int = 0  # senders left inside their request (Dispatcher.stranded)
 
     @property
     def delivered(self) -> int:
@@ -120,6 +118,9 @@ class Dispatcher:
         self.elsewhere: set[tuple[str, str]] = set()  # channels another process is sending
         self._stopping = threading.Event()  # abandon(): senders stop after what they send
         self._heard: dict[tuple[str, str], float] = {}  # busy channel -> its last answer
+        # Senders left inside their request (give_up, abandon): the process must not wait
+        # for them when it ends (an Apprise service that trickles its answer holds one).
+        self.stranded = 0
 
     def start(self, respect_backoff: bool = False) -> list[ChannelReport]:
         """Start sending what is pending (with respect_backoff, only what is due) on every
@@ -254,6 +255,7 @@ class Dispatcher:
             report.error = f"no answer within {limit:g}s; sent again next time"
             self._release(key)
             reports.append(report)
+        self.stranded += len(quiet)
         return reports
 
     def post(self, word: str) -> None:
@@ -272,6 +274,7 @@ class Dispatcher:
         while self.busy and (remaining := end - time.monotonic()) > 0:
             finished += self.collect(remaining, until_idle=True)[0]  # a posted word ends one
         left = list(self.busy.values())
+        self.stranded += len(left)
         for report in left:
             report.error = report.error or "no answer before shutdown; sent again next time"
         for key in list(self.busy):
@@ -295,10 +298,9 @@ def deliver(
         report.channels += dispatcher.collect(wait, until_idle=True)[0]
         if deadline is not None and time.monotonic() >= deadline:
             break
-        given_up = dispatcher.give_up()  # a channel hung inside a request
-        report.channels += given_up
-        report.stranded += len(given_up)
+        report.channels += dispatcher.give_up()  # a channel hung inside a request
     report.channels += dispatcher.abandon()
+    report.stranded = dispatcher.stranded
     return report
 
 

@@ -130,6 +130,16 @@ class Watcher:
         if self._stop is not None:
             self._stop.set()
 
+    @property
+    def stranded(self) -> bool:
+        """Senders are left inside their requests (or the delivery thread is, past its
+        grace): the process must end without waiting for them (see delivery.Dispatcher)."""
+        thread = self._deliveries
+        if thread is None:
+            return False
+        dispatcher = thread._dispatcher
+        return thread.is_alive() or bool(dispatcher is not None and dispatcher.stranded)
+
     async def _main(self) -> None:
         self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -1,10 +1,9 @@
 """Setting up and fetching: init, poll, sources, demo, completion."""
 
-import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
@@ -17,6 +16,7 @@ from mentionwatch.cli.app import (
     Choice,
     app,
     choice_option,
+    exit_now,
     fail,
     load_config,
     open_store,
@@ -123,20 +123,9 @@ def poll(
     sent = delivery.deliver(cfg, store) if alerting else delivery.DeliveryReport()
     print_deliveries(sent, quiet=quiet, err=say)
     if sent.stranded:
-        _exit_leaving_senders(EXIT_FAILED)
+        exit_now(EXIT_FAILED)  # without waiting for the senders given up on
     if report.failures or sent.failures:
         raise typer.Exit(EXIT_FAILED)
-
-
-def _exit_leaving_senders(code: int) -> NoReturn:
-    """End now, leaving the senders given up on inside their requests: Python would wait
-    for them at exit (Apprise sends from a concurrent.futures pool, whose threads are joined
-    then), for as long as the service trickles its answer. Everything is saved and marked."""
-    if state.store is not None:
-        state.store.close()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 @app.command()
