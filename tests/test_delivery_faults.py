@@ -6,24 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from test_alerts import HN as ALERTS_HN
 from test_watch import Watch
 
 from mentionwatch.models import utcnow
 from mentionwatch.testing.receivers import Receivers
 
-HN = """
-[[terms]]
-name = "pebblebase"
-query = 'pebblebase OR "pebble base" -"pebble base camp"'
-
-[sources.hackernews]
-base_url = "{web}/hackernews/api/v1"
-
-[poll]
-backoff = 0.01
-retries = 2
-timeout = 1
-"""
+HN = ALERTS_HN + "\n[poll]\nbackoff = 0.01\nretries = 2\ntimeout = 1\n"
 
 
 @pytest.fixture
