@@ -32,6 +32,7 @@ from mentionwatch.text import clean
 
 GROUP_SHOWN = 5  # mentions listed in one grouped message; the rest are counted
 SINGLE_EXCERPT, GROUPED_EXCERPT = 280, 120  # characters of mention text in a message
+ANSWER_EXCERPT_BYTES = 4096  # of a failing webhook's answer, read to say why it failed
 
 
 _FORMAT_CHARS = {"Cf", "Zl", "Zp"}  # invisible formatting and line/paragraph separators
@@ -208,6 +209,7 @@ def event_message(alert: str, payload: Mapping[str, Any]) -> Message:
 class Outcome:
     ok: bool
     detail: str  # "HTTP 200", "timed out after 5s", what Apprise said…
+    retry_after: float | None = None  # seconds the receiver asked us to wait (Retry-After)
 
 
 class Channel:
@@ -261,6 +263,8 @@ class WebhookChannel(Channel):
         self.secret = secret
 
     def send_event(self, body: dict[str, Any], timeout: float) -> Outcome:
+        import asyncio
+
         import httpx
 
         from mentionwatch.http import DEFAULT_USER_AGENT
@@ -269,23 +273,65 @@ class WebhookChannel(Channel):
         headers = {
             "Content-Type": "application/json",
             "User-Agent": DEFAULT_USER_AGENT,
+            # Only the first words of an answer are read: uncompressed, they can be shown.
+            "Accept-Encoding": "identity",
             "X-Mentionwatch-Event": body["event"],
             "X-Mentionwatch-Delivery": body["delivery"],
         }
         if self.secret:
             headers["X-Mentionwatch-Signature-256"] = sign(self.secret, raw)
         try:
-            # No redirects: a signed body goes only where the config says.
-            response = httpx.post(self.target, content=raw, headers=headers, timeout=timeout)
-        except httpx.TimeoutException:
+            # The whole exchange within `timeout`: httpx's timeouts are per read, so a
+            # receiver that trickles its answer a byte at a time would hold the channel
+            # (and a cron poll waiting for it) forever.
+            return asyncio.run(asyncio.wait_for(self._post(raw, headers, timeout), timeout))
+        except (TimeoutError, httpx.TimeoutException):
             return Outcome(False, f"no answer within {timeout:g}s")
-        except httpx.HTTPError as exc:
+        except httpx.ConnectError as exc:
             return Outcome(False, f"cannot connect ({type(exc).__name__})")
-        detail = f"HTTP {response.status_code}"
-        if response.is_success:
-            return Outcome(True, detail)
-        excerpt = self.scrub(inert(response.text[:200]))
-        return Outcome(False, f"{detail}: {shorten(excerpt, 80)}" if excerpt else detail)
+        except httpx.HTTPError as exc:  # connected, but the answer broke off or made no sense
+            return Outcome(False, f"no complete answer ({type(exc).__name__})")
+
+    async def _post(self, raw: bytes, headers: dict[str, str], timeout: float) -> Outcome:
+        import httpx
+
+        # No redirects: a signed body goes only where the config says.
+        async with (
+            httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,
+            client.stream("POST", self.target, content=raw, headers=headers) as response,
+        ):
+            detail = f"HTTP {response.status_code}"
+            if response.is_success:  # the body is not read at all: a 2xx is the answer
+                return Outcome(True, detail)
+            excerpt = ""
+            if response.headers.get("content-encoding", "identity") == "identity":
+                answer = await _first_bytes(response, ANSWER_EXCERPT_BYTES)
+                excerpt = answer.decode(response.charset_encoding or "utf-8", "replace")
+            excerpt = self.scrub(inert(excerpt[:200]))
+            return Outcome(False, f"{detail}: {shorten(excerpt, 80)}" if excerpt else detail,
+                           _asked_wait(response))  # fmt: skip
+
+
+def _asked_wait(response: Any) -> float | None:
+    """The wait a receiver asks for with a 429 or 503 (Retry-After), at most a day."""
+    from mentionwatch.http import MAX_WAIT, reset_delay
+
+    if response.status_code not in (429, 503):
+        return None
+    wait = reset_delay(response.headers)
+    return None if wait is None else min(wait, MAX_WAIT)
+
+
+async def _first_bytes(response: Any, limit: int) -> bytes:
+    """At most `limit` bytes of a streamed answer; the rest is never read (a receiver can
+    answer with gigabytes)."""
+    chunks, size = [], 0
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
 
 
 class CommandChannel(Channel):

@@ -131,7 +131,9 @@ class Config:
                 found += [rule.secret] if rule.secret else []
                 found += [s for url in rule.to for s in url_secrets(url)]
         if self.db_url:
-            found += _url_password(self.db_url)
+            from mentionwatch.engines.urls import password
+
+            found += [secret] if (secret := password(self.db_url)) else []
         return found
 
 
@@ -391,7 +393,9 @@ class _Parser:
             if not is_url(url):
                 raise self.fail("storage.url", "expected a postgresql://USER@HOST/DATABASE URL "
                                 "(for a SQLite file, use db = PATH)")  # fmt: skip
-            if _url_password(url) and "${" not in str(storage.get("url")):
+            from mentionwatch.engines.urls import password
+
+            if password(url) and "${" not in str(storage.get("url")):
                 self.literal_secrets.append("storage.url")  # a password written in the file
         me = self.table("me", data.get("me", {}))
         self.only("me", me, {"name"})

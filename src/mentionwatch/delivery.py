@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 
 RETRY_FIRST, RETRY_MAX = 5.0, 900.0  # backoff after a failed delivery, seconds
 SHUTDOWN_TIMEOUT = 2.0  # per request when flushing on exit
+# A channel silent this many timeouts after its last message began is given up on by `poll`
+# (its deliveries stay pending): a webhook or command ends within one timeout, but Apprise's
+# services time out per read, so one that trickles its answer never ends. A message may take
+# a few requests (Matrix logs in, joins, sends).
+SILENCE_TIMEOUTS = 3
 
 
 @dataclass
@@ -62,6 +67,7 @@ class ChannelReport:
 @dataclass
 class DeliveryReport:
     channels: list[ChannelReport] = field(default_factory=list)
+    stranded: int = 0  # senders left inside their request (Dispatcher.stranded)
 
     @property
     def delivered(self) -> int:
@@ -111,6 +117,10 @@ class Dispatcher:
         self._locks: dict[tuple[str, str], contextlib.ExitStack] = {}
         self.elsewhere: set[tuple[str, str]] = set()  # channels another process is sending
         self._stopping = threading.Event()  # abandon(): senders stop after what they send
+        self._heard: dict[tuple[str, str], float] = {}  # busy channel -> its last answer
+        # Senders left inside their request (give_up, abandon): the process must not wait
+        # for them when it ends (an Apprise service that trickles its answer holds one).
+        self.stranded = 0
 
     def start(self, respect_backoff: bool = False) -> list[ChannelReport]:
         """Start sending what is pending (with respect_backoff, only what is due) on every
@@ -145,6 +155,7 @@ class Dispatcher:
                 self._release(key)
                 continue
             self.busy[key] = report
+            self._heard[key] = time.monotonic()
             threading.Thread(
                 target=_channel_worker,
                 args=(
@@ -216,12 +227,36 @@ class Dispatcher:
             if isinstance(item, str):
                 return finished, item
             key, sent = item
+            if key not in self.busy:  # a channel given up on (give_up) answers late: ignored
+                continue
+            self._heard[key] = time.monotonic()
             if sent is None:
                 finished.append(self.busy.pop(key))
                 self._release(key)  # after its deliveries were marked: see start
             else:
                 _record(self.store, key, sent, self.busy[key])
         return finished, None
+
+    def silent_until(self) -> float | None:
+        """The time.monotonic() when the first busy channel has been silent too long."""
+        limit = SILENCE_TIMEOUTS * self.timeout
+        return min((self._heard[key] + limit for key in self.busy), default=None)
+
+    def give_up(self) -> list[ChannelReport]:
+        """The busy channels silent too long, given up on: their deliveries stay pending (one
+        that arrives meanwhile may be sent again: at least once) and their lock is released.
+        Their senders are left inside their request; what they answer later is ignored."""
+        limit = SILENCE_TIMEOUTS * self.timeout
+        now = time.monotonic()
+        quiet = [key for key in self.busy if now - self._heard[key] >= limit]
+        reports = []
+        for key in quiet:
+            report = self.busy.pop(key)
+            report.error = f"no answer within {limit:g}s; sent again next time"
+            self._release(key)
+            reports.append(report)
+        self.stranded += len(quiet)
+        return reports
 
     def post(self, word: str) -> None:
         """Wake `collect` from another thread (watch: "kick" after a save, "stop")."""
@@ -239,6 +274,7 @@ class Dispatcher:
         while self.busy and (remaining := end - time.monotonic()) > 0:
             finished += self.collect(remaining, until_idle=True)[0]  # a posted word ends one
         left = list(self.busy.values())
+        self.stranded += len(left)
         for report in left:
             report.error = report.error or "no answer before shutdown; sent again next time"
         for key in list(self.busy):
@@ -254,9 +290,17 @@ def deliver(
     time.monotonic() value, at most). Nothing raises for a channel: failures are reported."""
     dispatcher = Dispatcher(config, store, timeout)
     report = DeliveryReport(dispatcher.start())
-    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-    report.channels += dispatcher.collect(wait, until_idle=True)[0]
+    while dispatcher.busy:
+        end = dispatcher.silent_until()
+        if deadline is not None:
+            end = min(end or deadline, deadline)
+        wait = None if end is None else max(0.0, end - time.monotonic())
+        report.channels += dispatcher.collect(wait, until_idle=True)[0]
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        report.channels += dispatcher.give_up()  # a channel hung inside a request
     report.channels += dispatcher.abandon()
+    report.stranded = dispatcher.stranded
     return report
 
 
@@ -287,7 +331,9 @@ def _record(store: Store, key: tuple[str, str], sent: _Sent, report: ChannelRepo
         report.delivered += len(sent.ids)
         report.pending -= len(sent.ids)
     elif sent.message or sent.ids:
-        retry_at = utcnow() + timedelta(seconds=retry_delay(sent.attempts + 1))
+        # Not before the receiver said it would take more (a 429's Retry-After): watch waits.
+        delay = max(retry_delay(sent.attempts + 1), sent.outcome.retry_after or 0.0)
+        retry_at = utcnow() + timedelta(seconds=delay)
         store.mark_failed(sent.ids, sent.outcome.detail, retry_at)
         report.error = report.error or sent.outcome.detail
     if sent.message:

@@ -3,21 +3,26 @@ with the export's columns (ours, or another tool's export mapped to them).
 
 Streamed: lines are read and saved in pages of PAGE (one transaction each, like a poll's
 page), so memory stays flat and a killed import repeats work but never duplicates (keys
-dedupe). Text from a file is outside text: made inert before it is matched and stored.
-Mentions without terms are matched against the configured terms; those without a
-sentiment are tagged as a poll tags them. No alerts are queued: an archive is not news.
+dedupe). A file is hostile too: a line that is not UTF-8, longer than MAX_LINE, nested too
+deeply or not a record is named by its number and skipped; the rest is saved. Text from a
+file is outside text: made inert before it is matched and stored. Mentions without terms
+are matched against the configured terms; those without a sentiment are tagged as a poll
+tags them. No alerts are queued: an archive is not news.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
+from itertools import repeat
 from math import inf
 from typing import IO, TYPE_CHECKING, Any
 
 from mentionwatch.errors import UsageError
+from mentionwatch.http import MAX_BODY_BYTES
 from mentionwatch.models import MENTION_COLUMNS, SENTIMENTS, STATUSES, Mention, parse_iso
 from mentionwatch.text import inert_fields
 
@@ -27,6 +32,11 @@ if TYPE_CHECKING:
 
 FORMATS = ("jsonl", "csv", "twarc")
 PAGE = 500
+# Bytes in one line (and one CSV cell): what a source may read in one page (http's cap), so
+# no mention a poll saved (and exported) is refused. A longer line comes from a broken or
+# hostile file, and is refused before it is held in memory whole (tagging and indexing a
+# mention take dozens of times its size: a 50 MB line took 4 GB).
+MAX_LINE = MAX_BODY_BYTES
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -67,6 +77,42 @@ def sniff(name: str, first: str) -> str:
     )
 
 
+class Lines:
+    """A binary file's lines as text, each at most MAX_LINE bytes, without a leading BOM. A
+    line too long or not UTF-8 is a problem (in `problems`, by number) and reads as an empty
+    line, so the lines after it keep their numbers."""
+
+    def __init__(self, handle: IO[bytes], name: str) -> None:
+        self.handle, self.name = handle, name
+        self.problems: list[str] = []
+        self.number = 0
+
+    def __iter__(self) -> Iterator[str]:
+        while raw := self.handle.readline(MAX_LINE + 1):
+            self.number += 1
+            if self.number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            yield self._text(raw)
+
+    def _text(self, raw: bytes) -> str:
+        if len(raw) > MAX_LINE:
+            while raw and not raw.endswith(b"\n"):  # the rest of the line, never held whole
+                raw = self.handle.readline(MAX_LINE)
+            return self._bad(f"longer than {MAX_LINE // 2**20} MB")
+        try:
+            return raw.decode()
+        except UnicodeDecodeError as exc:
+            return self._bad(f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+
+    def _bad(self, what: str) -> str:
+        self.problems.append(f"{self.name}:{self.number}: {what}")
+        return "\n"
+
+    def take_problems(self) -> list[str]:
+        problems, self.problems = self.problems, []
+        return problems
+
+
 def read(lines: Iterable[str], fmt: str, name: str) -> Iterator[tuple[int, Mention | str]]:
     """(line number, Mention or a problem) for each item of the file."""
     if fmt == "csv":
@@ -79,6 +125,9 @@ def read(lines: Iterable[str], fmt: str, name: str) -> Iterator[tuple[int, Menti
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             yield number, f"{name}:{number}: not JSON ({exc.msg})"
+            continue
+        except RecursionError:  # [[[[… a few thousand deep
+            yield number, f"{name}:{number}: nested too deeply"
             continue
         items = _twarc(obj, name, number) if fmt == "twarc" else [_record(obj, name, number)]
         for item in items:
@@ -152,8 +201,18 @@ def _csv(lines: Iterable[str], name: str) -> Iterator[tuple[int, Mention | str]]
         raise ImportError_(f"{name}:1: a CSV import needs the export's columns "
                            "(at least key, text, created_at)")  # fmt: skip
     kinds = dict(MENTION_COLUMNS)
-    for row in reader:
-        number = reader.line_num
+    csv.field_size_limit(MAX_LINE)  # an unclosed quote takes in the lines after it up to here
+    rows = iter(reader)
+    while True:
+        start = reader.line_num + 1  # a record may take several lines
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a cell past the limit; the reader goes on after it
+            yield start, f"{name}:{start}: {exc}"
+            continue
+        number = start
         obj: dict[str, Any] = {}
         for column, cell in row.items():
             if column is None or cell is None:
@@ -166,7 +225,7 @@ def _csv(lines: Iterable[str], name: str) -> Iterator[tuple[int, Mention | str]]
             elif _KINDS.get(column) in ("int", "float"):  # reach, polarity, relevance…
                 value = _number(value, int if _KINDS[column] == "int" else float)
             elif kinds.get(column) == "json":
-                value = json.loads(value)
+                value = _json_cell(value)
             obj[column] = value
         yield number, _record(obj, name, number)
 
@@ -176,6 +235,14 @@ def _unneutralised(cell: str) -> str:
     if cell.startswith("'") and cell[1:].lstrip(" ").startswith(_FORMULA_START):
         return cell[1:]
     return cell
+
+
+def _json_cell(value: str) -> Any:
+    """The cell's JSON; the cell as it is when it is not JSON (the record check names it)."""
+    try:
+        return json.loads(value)
+    except (ValueError, RecursionError):
+        return value
 
 
 def _number(value: str, kind: Callable[[str], Any]) -> Any:
@@ -219,32 +286,44 @@ def _twarc(obj: Any, name: str, number: int) -> list[Mention | str]:
 def run(
     config: Config,
     store: Store,
-    handle: IO[str],
+    handle: IO[bytes],
     name: str,
     fmt: str | None = None,
     term: str | None = None,
     advance: Callable[[int], None] = lambda done: None,
 ) -> ImportReport:
-    """Import one file (or stdin); `term` puts every mention under that term."""
+    """Import one file (or stdin), read as bytes; `term` puts every mention under that term."""
     from mentionwatch.query import Matcher
 
-    first = handle.readline()
+    source = Lines(handle, name)
+    each = iter(source)
+    first, before = "", 0  # the first line with something on it (one not UTF-8 has not)
+    for first in each:
+        if first.strip():
+            break
+        before += 1
     fmt = fmt or sniff(name, first)
     report = ImportReport()
     matcher = Matcher(list(config.terms))
     tag = _tagger(config, store)
 
     def lines() -> Iterator[str]:
-        if first:
+        yield from repeat("\n", before)
+        if first.strip():
             yield first
-        yield from handle
+        yield from each
+
+    def bad(problems: Iterable[str]) -> None:
+        for problem in problems:
+            report.bad += 1
+            if len(report.problems) < 5:
+                report.problems.append(problem)
 
     page: list[Mention] = []
     for _, item in read(lines(), fmt, name):
+        bad(source.take_problems())  # the lines before this item's
         if isinstance(item, str):
-            report.bad += 1
-            if len(report.problems) < 5:
-                report.problems.append(item)
+            bad([item])
             continue
         report.read += 1
         m = inert_fields(item)
@@ -260,6 +339,7 @@ def run(
             report.new += _save(store, page, tag)
             advance(report.read)
             page = []
+    bad(source.take_problems())
     report.new += _save(store, page, tag)
     advance(report.read)
     return report

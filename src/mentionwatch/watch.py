@@ -42,6 +42,7 @@ SHUTDOWN_LAST_ANSWERS = 0.5
 TREND_LOOK = 60.0  # seconds between looks at the digest schedule, at most
 SPIKE_GAP = 60.0  # seconds between looks at spikes after saves, at least
 SPIKE_RECHECK = 300.0  # with nothing new, spikes are looked at this often (episodes end)
+ERROR_PAUSE = 2.0  # seconds the delivery thread waits after a failure (the database away)
 
 
 @dataclass
@@ -112,11 +113,13 @@ class Watcher:
         self._deliveries: _DeliveryThread | None = None
         # On a shared database several watch processes split the jobs (team.Leases).
         self.leases = team.Leases(store) if store.shared else None
+        self._noted: dict[str, str] = {}  # what failed -> the line said about it (see _note)
 
     def run(self) -> None:
         """Poll until stopped (or once, with --once), delivering alerts after every save."""
         if self.alerting:
-            self._deliveries = _DeliveryThread(self.config, self._delivered)
+            self._deliveries = _DeliveryThread(self.config, self._delivered,
+                                               partial(self._note, "alerts"))  # fmt: skip
             self._deliveries.start()
         try:
             asyncio.run(self._main())
@@ -126,6 +129,16 @@ class Watcher:
     def stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
+
+    @property
+    def stranded(self) -> bool:
+        """Senders are left inside their requests (or the delivery thread is, past its
+        grace): the process must end without waiting for them (see delivery.Dispatcher)."""
+        thread = self._deliveries
+        if thread is None:
+            return False
+        dispatcher = thread._dispatcher
+        return thread.is_alive() or bool(dispatcher is not None and dispatcher.stranded)
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
@@ -178,7 +191,10 @@ class Watcher:
                 report = PollReport([JobResult(status.name, "*", error=f"{status.name}: {exc}")])
             status.polling = False
             if self.leases is not None:
-                self.leases.done(status.name)
+                try:
+                    self.leases.done(status.name)
+                except Exception as exc:  # the database is away: the lease simply expires
+                    self._note("leases", exc)
             self._polled(status, report)
             if report.new:
                 self._saved = True
@@ -227,8 +243,17 @@ class Watcher:
             try:
                 self.leases.renew(team.lease_seconds(shortest))
             except Exception as exc:  # the database is briefly away: the next beat retries
-                if self.notify:
-                    self.notify(f"leases: {type(exc).__name__}: {exc}")
+                self._note("leases", exc)
+            else:
+                self._noted.pop("leases", None)
+
+    def _note(self, what: str, exc: Exception) -> None:
+        """Say what failed, once until it changes (a beat several times a second must not
+        print a line each while the database is away)."""
+        line = f"{what}: {type(exc).__name__}: {exc}"
+        if self._noted.get(what) != line and self.notify:
+            self.notify(line)
+        self._noted[what] = line
 
     async def _sleep(self, seconds: float) -> bool:
         """Wait that long, or until a save pokes; True when watch is stopping."""
@@ -293,10 +318,16 @@ class _DeliveryThread(threading.Thread):
     """Owns a Dispatcher (and a database connection of its own): sends after every kick,
     retries failed deliveries when their backoff ends, and flushes once more at the end."""
 
-    def __init__(self, config: Config, on_report: Callable[[delivery.ChannelReport], None]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        on_report: Callable[[delivery.ChannelReport], None],
+        on_error: Callable[[Exception], None],
+    ) -> None:
         super().__init__(name="mentionwatch-alerts", daemon=True)
         self.config = config
         self.on_report = on_report
+        self.on_error = on_error
         self._ready = threading.Event()
         self._dispatcher: delivery.Dispatcher | None = None
         self._grace: float | None = None
@@ -322,16 +353,32 @@ class _DeliveryThread(threading.Thread):
             self._ready.set()  # kick() and finish() never wait for a thread that failed
         try:
             self._dispatcher = dispatcher = delivery.Dispatcher(self.config, store)
-            self._report(dispatcher.start())  # the backlog of earlier runs, without waiting
+            word: str | None = "kick"  # the backlog of earlier runs, at once
             while True:
-                finished, word = dispatcher.collect(self._wait(store, dispatcher))
-                self._report(finished)
+                try:
+                    if word != "stop":
+                        self._report(dispatcher.start(respect_backoff=word != "kick"))
+                    finished, word = dispatcher.collect(self._wait(store, dispatcher))
+                    self._report(finished)
+                except Exception as exc:  # e.g. the database is away: never the end of alerts
+                    self.on_error(exc)  # (an answer not recorded is sent again: at least once)
+                    word = self._pause(dispatcher)
                 if word == "stop":
                     break
-                self._report(dispatcher.start(respect_backoff=word != "kick"))
-            self._flush(dispatcher)
+            try:
+                self._flush(dispatcher)
+            except Exception as exc:  # what is left stays pending for the next run
+                self.on_error(exc)
         finally:
             store.close()
+
+    def _pause(self, dispatcher: delivery.Dispatcher) -> str | None:
+        """After a failure, wait a little (a stop ends the wait) before trying again."""
+        try:
+            return dispatcher.collect(ERROR_PAUSE)[1]
+        except Exception:  # recording an answer failed too: try again after the pause
+            time.sleep(ERROR_PAUSE)
+            return None
 
     def _flush(self, dispatcher: delivery.Dispatcher) -> None:
         if self._grace is not None:

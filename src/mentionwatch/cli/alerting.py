@@ -13,6 +13,7 @@ from mentionwatch.cli.app import (
     _root_paths,
     app,
     choice_option,
+    exit_now,
     fail,
     load_config,
     open_store,
@@ -110,8 +111,11 @@ def watch(
         with view.showing(watcher.status):
             watcher.run()
         view.stopped(watcher.status)
-    if once and watcher.failed:
-        raise typer.Exit(EXIT_FAILED)
+    code = EXIT_FAILED if once and watcher.failed else 0
+    if watcher.stranded:
+        exit_now(code)  # without waiting for a sender hung inside its request
+    if code:
+        raise typer.Exit(code)
 
 
 alerts_app = App(invoke_without_command=True, no_args_is_help=False)

@@ -614,6 +614,18 @@ def _usage_line(exc: click.ClickException) -> str:
     return f"mentionwatch: {exc.format_message()}{where}"
 
 
+def exit_now(code: int) -> NoReturn:
+    """End at once, leaving alert senders inside their requests (delivery.Dispatcher.
+    stranded): Python would wait for them at exit (Apprise sends from a concurrent.futures
+    pool, whose threads are joined then) for as long as a service trickles its answer.
+    Everything is saved and marked by then."""
+    if state.store is not None:
+        state.store.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main() -> None:
     try:
         code = _run()

@@ -1,8 +1,9 @@
 """Importing archives: import."""
 
+import io
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated
 
 import typer
 
@@ -66,14 +67,15 @@ def import_file(
     store = open_store(cfg, create=True)
     path = None if file == "-" else Path(file)
     try:
-        handle = sys.stdin if path is None else path.open(encoding="utf-8", newline="")
+        # Bytes: importing.Lines decodes each line, naming one that is not UTF-8.
+        handle = _stdin_bytes() if path is None else path.open("rb")
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror}")
     size = path.stat().st_size if path is not None else None
     with handle, progress_bar("importing", enabled=sys.stderr.isatty()) as advance:
         report = importing.run(
             cfg, store, handle, file, fmt, term,
-            lambda done: advance(handle.buffer.tell() if path is not None else done, size or 0),
+            lambda done: advance(handle.tell() if path is not None else done, size or 0),
         )  # fmt: skip
     for problem in report.problems:
         say(f"error: {problem}")
@@ -84,3 +86,9 @@ def import_file(
     say(f"imported {report.new} new mention(s) of {report.read} read{unmatched}")
     if report.bad:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _stdin_bytes() -> IO[bytes]:
+    """Standard input as bytes (a test's stand-in for it may be text)."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    return buffer if buffer is not None else io.BytesIO(sys.stdin.read().encode())

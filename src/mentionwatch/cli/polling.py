@@ -15,6 +15,7 @@ from mentionwatch.cli.app import (
     Choice,
     app,
     choice_option,
+    exit_now,
     fail,
     load_config,
     open_store,
@@ -116,6 +117,8 @@ def poll(
         trendalerts.check(cfg, store)  # pile-ups, and a digest that is due (or overdue)
     sent = delivery.deliver(cfg, store) if alerting else delivery.DeliveryReport()
     print_deliveries(sent, quiet=quiet, err=say)
+    if sent.stranded:
+        exit_now(EXIT_FAILED)  # without waiting for the senders given up on
     if report.failures or sent.failures:
         raise typer.Exit(EXIT_FAILED)
 

@@ -125,6 +125,7 @@ class Engine:
         self._reader: psycopg.Connection[Any] | None = None
         self._streams = 0
         self._session: int | None = None
+        self._held: set[int] = set()  # the session advisory locks held (exclusive)
 
     def _connect(self, readonly: bool) -> psycopg.Connection[Any]:
         options = {"application_name": "mentionwatch", "connect_timeout": 10}
@@ -146,6 +147,20 @@ class Engine:
             conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         return conn
 
+    def _live(self) -> psycopg.Connection[Any]:
+        """The connection, opened again when the server dropped it (a restart, a failover):
+        the statement that met the drop failed (its transaction with it, so a poll repeats
+        that page); the next one finds the server back instead of a closed connection
+        forever, which a long `watch` would otherwise meet until it is restarted."""
+        if self.conn.closed:
+            self.conn = self._connect(self.readonly)  # StoreError while the server is away
+            self._session = None  # a new server process: leases and claims record it
+            for key in list(self._held):  # the server let them go with the old connection
+                got = self.conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()
+                if not (got and got[0]):
+                    self._held.discard(key)  # another process took it meanwhile: theirs now
+        return self.conn
+
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
@@ -156,7 +171,7 @@ class Engine:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         try:
-            return self.conn.execute(_sql(sql), list(params))
+            return self._live().execute(_sql(sql), list(params))
         except pg_errors.ReadOnlySqlTransaction:
             raise StoreError(_read_only(self.label), EXIT_USAGE) from None
         except psycopg.OperationalError as exc:
@@ -167,7 +182,7 @@ class Engine:
         if not rows:
             return
         try:
-            with self.conn.cursor() as cur:
+            with self._live().cursor() as cur:
                 cur.executemany(_sql(sql), rows)
         except pg_errors.ReadOnlySqlTransaction:
             raise StoreError(_read_only(self.label), EXIT_USAGE) from None
@@ -187,7 +202,7 @@ class Engine:
         quoted = ", ".join(f'"{c}"' for c in columns)
         staged = f'pg_temp."mw_load_{table}"'  # this session's own
         try:
-            with self.conn.cursor() as cur:
+            with self._live().cursor() as cur:
                 # Only these columns, their types, no constraints: the target's checks them.
                 cur.execute(f"CREATE TEMPORARY TABLE {staged} AS SELECT {quoted} "
                             f'FROM "{table}" WITH NO DATA')  # fmt: skip
@@ -205,6 +220,8 @@ class Engine:
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
         """A large result without holding it: a server-side cursor on a second connection
         (so this connection stays free for other queries while it is read)."""
+        if self._reader is not None and self._reader.closed and not self._streams:
+            self._reader = None  # the server dropped it (see _live)
         if self._reader is None:
             self._reader = self._connect(readonly=True)
             self._reader.autocommit = False
@@ -244,9 +261,8 @@ class Engine:
         self.execute("SELECT pg_advisory_xact_lock(?)", [self._lock_key(name)])
 
     def _lock_key(self, name: str) -> int:
-        row = self.conn.execute(
-            "SELECT hashtextextended('mentionwatch:' || current_schema() || ':' || %s, 0)", [name]
-        ).fetchone()
+        sql = "SELECT hashtextextended('mentionwatch:' || current_schema() || ':' || %s, 0)"
+        row = self._live().execute(sql, [name]).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -317,7 +333,7 @@ class Engine:
         """This connection's server process: a lease or claim records it, so that one whose
         holder's connection is gone (the process was killed) is free at once."""
         if self._session is None:
-            row = self.conn.execute("SELECT pg_backend_pid()").fetchone()
+            row = self._live().execute("SELECT pg_backend_pid()").fetchone()
             assert row is not None
             self._session = int(row[0])
         return self._session
@@ -429,10 +445,13 @@ class Engine:
                 f"{who} holds '{job}' on {self.label}; only one may run at a time: stop it first"
             )
         self.execute("SELECT set_config('application_name', ?, false)", [me[:63]])
+        self._held.add(key)
         try:
             yield
         finally:
-            if not self.conn.closed:
+            still = key in self._held  # not lost to another process in a reconnection
+            self._held.discard(key)
+            if still and not self.conn.closed:
                 self.execute("SELECT pg_advisory_unlock(?)", [key])
                 self.execute("SELECT set_config('application_name', 'mentionwatch', false)")
 

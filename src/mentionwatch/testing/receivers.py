@@ -9,7 +9,10 @@
   `/TOPIC`), answering with ntfy's message object; Apprise reaches it as `ntfy_url(TOPIC)`.
 
 Switches: `answer(prefix, status, times)` (e.g. 500), `hang(prefix, seconds)` (accept the
-request and say nothing for that long) and `slow(prefix, seconds)` (answer normally, late).
+request and say nothing for that long), `slow(prefix, seconds)` (answer normally, late),
+`trickle(prefix, seconds)` (a slow loris: the answer's head a byte at a time for that long)
+and `huge(prefix, size, status)` (an answer of `size` bytes; `Receivers.written` says how many
+the client took before it hung up).
 
 `SmtpReceiver` is a loopback SMTP server (aiosmtpd, a development dependency) that keeps every
 message, with optional AUTH, for Apprise's `mailto://` channel.
@@ -54,6 +57,9 @@ class _Behaviour:
     times: int = 1
     hang: float = 0.0  # seconds of silence before giving up on the client
     delay: float = 0.0  # seconds before a normal answer
+    trickle: float = 0.0  # seconds of an answer's head sent a byte at a time
+    huge: int = 0  # bytes of body
+    headers: dict[str, str] = field(default_factory=dict)  # of an answer that is not 200
 
 
 class Receivers:
@@ -61,6 +67,7 @@ class Receivers:
 
     def __init__(self, on_request: Callable[[Received], None] | None = None) -> None:
         self.received: list[Received] = []
+        self.written: list[int] = []  # bytes of each huge answer the client read
         self.behaviours: list[_Behaviour] = []
         self.on_request = on_request
         self._lock = threading.Lock()
@@ -101,9 +108,12 @@ class Receivers:
 
     # Switches
 
-    def answer(self, prefix: str, status: int, times: int = 1) -> None:
-        """Answer the next `times` requests under `prefix` with `status` (e.g. 500)."""
-        self._add(_Behaviour(prefix, status=status, times=times))
+    def answer(
+        self, prefix: str, status: int, times: int = 1, headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer the next `times` requests under `prefix` with `status` (e.g. 500), and
+        `headers` (e.g. Retry-After)."""
+        self._add(_Behaviour(prefix, status=status, times=times, headers=headers or {}))
 
     def hang(self, prefix: str, seconds: float, times: int = 1) -> None:
         """Read the next requests under `prefix` and say nothing for `seconds`."""
@@ -112,6 +122,15 @@ class Receivers:
     def slow(self, prefix: str, seconds: float, times: int = 1) -> None:
         """Answer the next requests under `prefix` normally, `seconds` late."""
         self._add(_Behaviour(prefix, times=times, delay=seconds))
+
+    def trickle(self, prefix: str, seconds: float, times: int = 1) -> None:
+        """Answer the next requests under `prefix` with a head sent a byte every 0.05 s for
+        `seconds` (a slow loris), then hang up."""
+        self._add(_Behaviour(prefix, times=times, trickle=seconds))
+
+    def huge(self, prefix: str, size: int, status: int = 200, times: int = 1) -> None:
+        """Answer the next requests under `prefix` with `status` and a body of `size` bytes."""
+        self._add(_Behaviour(prefix, status=status, times=times, huge=size))
 
     def _add(self, behaviour: _Behaviour) -> None:
         with self._lock:
@@ -133,6 +152,14 @@ class Receivers:
                 if len(got) >= count or left <= 0:
                     return got
                 self._arrived.wait(left)
+
+    def wait_written(self, count: int = 1, timeout: float = 10.0) -> list[int]:
+        """Block until `count` huge answers ended (the client read them or hung up)."""
+        end = time.monotonic() + timeout
+        with self._arrived:
+            while len(self.written) < count and (left := end - time.monotonic()) > 0:
+                self._arrived.wait(left)
+            return list(self.written)
 
     def ntfy_messages(self, topic: str | None = None) -> list[dict[str, Any]]:
         """What the ntfy endpoint published: ntfy message objects (topic, title, message…)."""
@@ -160,9 +187,11 @@ class Receivers:
         if self.on_request:
             self.on_request(request)
 
-    def respond(self, request: Received) -> tuple[int, dict[str, str], bytes] | None:
+    def respond(
+        self, request: Received, behaviour: _Behaviour | None = None
+    ) -> tuple[int, dict[str, str], bytes] | None:
         """(status, headers, body) for a request, or None to hang up without an answer."""
-        behaviour = self._take(request.path)
+        behaviour = behaviour or self._take(request.path)
         if behaviour and behaviour.hang:
             time.sleep(behaviour.hang)
             return None
@@ -170,7 +199,7 @@ class Receivers:
             time.sleep(behaviour.delay)
         if behaviour and behaviour.status != 200:
             body = json.dumps({"error": f"injected HTTP {behaviour.status}"}).encode()
-            return behaviour.status, {"Content-Type": "application/json"}, body
+            return behaviour.status, {"Content-Type": "application/json", **behaviour.headers}, body
         if request.path.startswith("/slack"):
             return 200, {"Content-Type": "text/plain"}, b"ok"
         if request.path.startswith("/telegram"):
@@ -218,7 +247,14 @@ class _Handler(BaseHTTPRequestHandler):
         request = Received(self.command, urlsplit(self.path).path,
                            {k.lower(): v for k, v in self.headers.items()}, body)  # fmt: skip
         self.receivers._record(request)
-        answer = self.receivers.respond(request)
+        behaviour = self.receivers._take(request.path)
+        if behaviour and behaviour.trickle:
+            self._trickle(behaviour.trickle)
+            return
+        if behaviour and behaviour.huge:
+            self._huge(behaviour)
+            return
+        answer = self.receivers.respond(request, behaviour)
         if answer is None:
             self.close_connection = True
             return
@@ -229,6 +265,34 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _trickle(self, seconds: float) -> None:
+        self.close_connection = True
+        head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10**6
+        end = time.monotonic() + seconds
+        for byte in head:
+            if time.monotonic() >= end:
+                return
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.05)
+
+    def _huge(self, behaviour: _Behaviour) -> None:
+        self.close_connection = True
+        self.send_response(behaviour.status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(behaviour.huge))
+        self.end_headers()
+        written, chunk = 0, b"A" * 2**16
+        try:
+            while written < behaviour.huge:
+                piece = chunk[: behaviour.huge - written]
+                self.wfile.write(piece)
+                written += len(piece)
+        finally:
+            with self.receivers._arrived:
+                self.receivers.written.append(written)
+                self.receivers._arrived.notify_all()
 
     def handle_one_request(self) -> None:
         try:
