@@ -215,7 +215,9 @@ class Server(ThreadingHTTPServer):
 
     def stop(self) -> None:
         """Stop accepting, and close the listening socket (requests being answered finish
-        on their own threads)."""
+        on their own threads). Stopping a stopped server does nothing."""
+        if self._stopping:
+            return
         self._stopping = True
         self._waker.send(b"\0")
         self._stopped.wait()
