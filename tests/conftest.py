@@ -128,6 +128,25 @@ class Result:
         return [json.loads(line) for line in self.out.splitlines() if line.strip()]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_ca_certificate(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every httpx client loads its CA bundle when it is made: certifi's ~150 certificates
+    cost ~75 ms here, for each poll, reply and delivery the suite runs (in-process and in
+    the CLI processes it starts). Nothing here speaks TLS (the loopback web is plain HTTP),
+    so the tests point httpx at a bundle of one certificate (SSL_CERT_FILE, which httpx
+    honours); the code that builds the clients is the same."""
+    import re
+
+    import certifi
+
+    bundle = Path(certifi.where()).read_text(encoding="ascii")
+    first = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n", bundle, re.S)
+    assert first, certifi.where()
+    one = tmp_path_factory.mktemp("ca") / "one.pem"
+    one.write_text(first.group(0), encoding="ascii")
+    os.environ["SSL_CERT_FILE"] = str(one)
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads the developer's real config, database or environment."""

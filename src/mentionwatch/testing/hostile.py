@@ -18,11 +18,12 @@ import copy
 import http.client
 import json
 import re
-import threading
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from mentionwatch.testing.server import Server
 
 HOSTILE = {
     "ansi": "\x1b[31mred\x1b[0m\x1b[2J\x1b[H",
@@ -128,21 +129,15 @@ class EchoGateway:
         self.status = status
         self.style = style
         self.echoed = 0
-        self._server: ThreadingHTTPServer | None = None
+        self._server: Server | None = None
 
     def __enter__(self) -> EchoGateway:
-        handler = type("Handler", (_GatewayHandler,), {"gateway": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server = Server(type("Handler", (_GatewayHandler,), {"gateway": self}))
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     @property
     def url(self) -> str:

@@ -30,9 +30,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from mentionwatch.testing.server import Server
 
 
 @dataclass
@@ -72,21 +74,15 @@ class Receivers:
         self.on_request = on_request
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: Server | None = None
 
     def start(self) -> Receivers:
-        handler = type("Handler", (_Handler,), {"receivers": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server = Server(type("Handler", (_Handler,), {"receivers": self}))
         return self
 
     def stop(self) -> None:
         if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     def __enter__(self) -> Receivers:
         return self.start()

@@ -35,6 +35,8 @@ import importlib
 import json
 import pkgutil
 import re
+import selectors
+import socket
 import threading
 import time
 import zlib
@@ -184,6 +186,46 @@ class PlatformBase:
         return ".".join(p for p in (self.items_path, "0", *more) if p)
 
 
+class Server(ThreadingHTTPServer):
+    """A threading HTTP server on loopback that serves from a thread of its own from the
+    start, and stops at once: its select() is woken by a byte on a socket pair, where
+    serve_forever() would notice a shutdown only at its next poll interval (tests start and
+    stop a few servers each: waiting out the interval was most of their teardown)."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), handler)
+        self._wake, self._waker = socket.socketpair()
+        self._stopping = False
+        self._stopped = threading.Event()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self._wake, selectors.EVENT_READ)
+                while not self._stopping:
+                    ready = selector.select()
+                    if not self._stopping and any(key.fileobj is self for key, _ in ready):
+                        self.handle_request()  # accepts the waiting connection
+        finally:
+            self._stopped.set()
+
+    def stop(self) -> None:
+        """Stop accepting, and close the listening socket (requests being answered finish
+        on their own threads). Stopping a stopped server does nothing."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._waker.send(b"\0")
+        self._stopped.wait()
+        self.server_close()
+        self._wake.close()
+        self._waker.close()
+
+
 HTML_BLOCKED = (
     "<!DOCTYPE html><html><head><title>Blocked</title></head><body><h1>You've been blocked by "
     "network security.</h1><p>To continue, log in to your account or use your developer "
@@ -207,42 +249,31 @@ class LoopbackWeb:
         for module in pkgutil.iter_modules(platforms.__path__):
             mod = importlib.import_module(f"{platforms.__name__}.{module.name}")
             self.platforms[module.name] = mod.Platform(self)
-        self._server: ThreadingHTTPServer | None = None
-        self._other: ThreadingHTTPServer | None = None
-        self._doors: dict[str, ThreadingHTTPServer] = {}
+        self._server: Server | None = None
+        self._other: Server | None = None
+        self._doors: dict[str, Server] = {}
 
     # Lifecycle
 
     def start(self) -> LoopbackWeb:
         handler = type("Handler", (_Handler,), {"web": self})
-        self._server = self._serve(handler, self.port)
+        self._server = Server(handler, self.port)
         # Another origin (another port), for redirects that must not carry credentials.
-        self._other = self._serve(type("Elsewhere", (_Handler,), {"web": self, "other": True}))
+        self._other = Server(type("Elsewhere", (_Handler,), {"web": self, "other": True}))
         return self
-
-    @staticmethod
-    def _serve(handler: type[_Handler], port: int = 0) -> ThreadingHTTPServer:
-        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        server.daemon_threads = True
-        # A short poll interval makes stop() quick: tests start and stop a web each.
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return server
 
     def door(self, name: str) -> str:
         """Another port onto the same web, whose requests are marked `door=name`: give each
         of several clients its own (a base_url through it) to tell their requests apart."""
         if name not in self._doors:
             handler = type("Door", (_Handler,), {"web": self, "door": name})
-            self._doors[name] = self._serve(handler)
+            self._doors[name] = Server(handler)
         return f"http://127.0.0.1:{self._doors[name].server_address[1]}"
 
     def stop(self) -> None:
         for server in (self._server, self._other, *self._doors.values()):
             if server:
-                server.shutdown()
-                server.server_close()
+                server.stop()
 
     def __enter__(self) -> LoopbackWeb:
         return self.start()
