@@ -21,6 +21,14 @@ def rx():
         yield receivers
 
 
+@pytest.fixture
+def ntfy():
+    """An ntfy server of its own: ntfy publishes at the root, where a switch would also catch
+    every other channel's requests."""
+    with Receivers() as receivers:
+        yield receivers
+
+
 def two_hooks(rx: Receivers) -> str:
     hooks = f'"{rx.url("/hooks/bad")}", "{rx.url("/hooks/ok")}"'
     return HN + f'[[alerts]]\nname = "all"\nto = [{hooks}]\n'
@@ -71,13 +79,13 @@ def test_a_huge_answer_is_never_read_whole(project, rx, status):
         assert len(rx.seen("/hooks/bad")) == 1  # the first failed: the rest wait, untried
 
 
-def test_an_apprise_service_that_trickles_does_not_hold_the_poll(project, rx):
+def test_an_apprise_service_that_trickles_does_not_hold_the_poll(project, rx, ntfy):
     # Apprise's services time out per read too: a slow loris ntfy server held a cron poll
     # for as long as it kept trickling. The poll gives up on a channel silent for three
     # timeouts, and ends without waiting for its sender (Python joins Apprise's pool threads
     # at exit); its deliveries wait for the next poll, the other channel is served.
-    rx.trickle("/", 600)  # ntfy publishes at the root; longer than run_process waits
-    hooks = f'"{rx.ntfy_url("acme")}", "{rx.url("/hooks/ok")}"'
+    ntfy.trickle("/", 600)  # longer than run_process waits
+    hooks = f'"{ntfy.ntfy_url("acme")}", "{rx.url("/hooks/ok")}"'
     project.write_config(HN + f'[[alerts]]\nname = "all"\nto = [{hooks}]\n', poll_settings=False)
     result = project.run_process("poll")
     assert result.returncode == 1
@@ -89,7 +97,7 @@ def test_an_apprise_service_that_trickles_does_not_hold_the_poll(project, rx):
 
     again = project.run("poll")
     assert again.code == 0, again.err
-    assert len(rx.ntfy_messages("acme")) >= 1
+    assert len(ntfy.ntfy_messages("acme")) >= 1
     assert project.rows("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0] == 0
     assert len(rx.seen("/hooks/ok")) == stored
 
@@ -110,16 +118,15 @@ def test_a_receivers_retry_after_is_waited_for(project, rx):
     assert max(next_tries("HTTP 500")) < utcnow() + timedelta(minutes=1)
 
 
-def test_watch_stops_on_sigterm_with_an_apprise_service_trickling(project, rx):
+def test_watch_stops_on_sigterm_with_an_apprise_service_trickling(project, rx, ntfy):
     # At exit Python joins Apprise's pool threads: watch said it had stopped, then hung for
     # as long as the service trickled. It ends now, the deliveries pending.
-    rx.trickle("/", 600)
-    hooks = f'"{rx.ntfy_url("acme")}", "{rx.url("/hooks/ok")}"'
+    ntfy.trickle("/", 600)
+    hooks = f'"{ntfy.ntfy_url("acme")}", "{rx.url("/hooks/ok")}"'
     project.write_config(HN + f'[[alerts]]\nname = "all"\nto = [{hooks}]\n', poll_settings=False)
     watch = Watch(project, "--interval", "1h")
     try:
-        ntfy = lambda: [r for r in rx.seen() if r.path == "/"]  # noqa: E731
-        assert watch.wait_until(lambda: ntfy() and rx.seen("/hooks/ok"), 30), watch.lines
+        assert watch.wait_until(lambda: ntfy.seen("/") and rx.seen("/hooks/ok"), 30), watch.lines
     finally:
         code, _ = watch.stop()  # waits 15 s at most
     assert code == 0, watch.lines
