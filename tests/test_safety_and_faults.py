@@ -115,6 +115,23 @@ def test_an_absurd_reset_header_is_taken_as_a_day(project, reset):
     assert "rss: 3 new" in result.out
 
 
+def test_a_server_that_trickles_its_answer_does_not_hold_the_poll(project):
+    # A slow loris: the answer's head a byte every 0.05 s, each well within the timeout
+    # (httpx's timeouts are per read), for longer than the test waits for the process.
+    project.write_config("[poll]\nbackoff = 0.01\nretries = 1\ntimeout = 0.5\n" + HN_AND_RSS,
+                         poll_settings=False)  # fmt: skip
+    project.web.fail("/hackernews/", trickle=600, times=2)
+    result = project.run_process("poll")
+    assert result.returncode == 1, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error: ")]
+    assert line.startswith("error: hackernews: request to ")
+    assert line.endswith(" timed out after 2 attempts (ReadTimeout)")
+    assert "rss: 3 new" in result.stdout
+    result = project.run("poll")  # the server answers again: nothing was lost
+    assert result.code == 0, result.err
+    assert "hackernews: 10 new" in result.out
+
+
 def test_server_error_html_and_truncated_bodies_are_clear_errors(project):
     project.write_config(HN_AND_RSS)
     project.web.fail("/hackernews/", 500, times=10)

@@ -366,12 +366,17 @@ def _shared(client: Any, host_limits: dict[str, asyncio.Semaphore]) -> _Shared:
     return shared
 
 
+def connect_timeout(settings: PollSettings) -> float:
+    """How long a connection may take to open: the request timeout, at most 10 s."""
+    return min(settings.timeout, 10.0)
+
+
 def open_client(settings: PollSettings) -> httpx.AsyncClient:
     import httpx
 
     scrub.guard_logging()
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
+        timeout=httpx.Timeout(settings.timeout, connect=connect_timeout(settings)),
         # Only what _Decoder can decode in bounded steps.
         headers={
             "User-Agent": settings.user_agent or DEFAULT_USER_AGENT,
@@ -546,10 +551,20 @@ class Http:
         options = dict(kwargs)
         auth = options.pop("auth", None)
         request = self.client.build_request(method, url, **options)
-        response = await self.client.send(request, auth=auth, stream=True, follow_redirects=False)
+        # httpx's timeouts are per read, so a server that trickles its answer a byte at a
+        # time (a slow loris) would hold a poll forever. The head gets what httpx's timeouts
+        # allow a head sent at once (a pooled connection, opening it, one read); the body, up
+        # to MAX_BODY_BYTES, a minute or four timeouts.
+        timeout = self.settings.timeout
         try:
-            # A server that trickles a body byte by byte must not hold a poll forever.
-            async with asyncio.timeout(max(60.0, 4 * self.settings.timeout)):
+            async with asyncio.timeout(connect_timeout(self.settings) + 2 * timeout):
+                response = await self.client.send(
+                    request, auth=auth, stream=True, follow_redirects=False
+                )
+        except TimeoutError:
+            raise httpx.ReadTimeout("the answer's head took too long", request=request) from None
+        try:
+            async with asyncio.timeout(max(60.0, 4 * timeout)):
                 body = await self._read(response, max_bytes)
         except TimeoutError:
             raise httpx.ReadTimeout("the body took too long", request=request) from None

@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from mentionwatch.testing.server import Server
+from mentionwatch.testing.server import Server, trickle_head
 
 
 @dataclass
@@ -264,14 +264,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _trickle(self, seconds: float) -> None:
         self.close_connection = True
-        head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10**6
-        end = time.monotonic() + seconds
-        for byte in head:
-            if time.monotonic() >= end:
-                return
-            self.wfile.write(bytes([byte]))
-            self.wfile.flush()
-            time.sleep(0.05)
+        trickle_head(self.wfile, seconds)
 
     def _huge(self, behaviour: _Behaviour) -> None:
         self.close_connection = True

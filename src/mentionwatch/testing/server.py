@@ -23,7 +23,9 @@ under a path with a fault. Every fault works on every platform:
   as some gateways and proxies do;
 - `stale=True`: every request answered with the platform's answer to the first one (a cache
   that ignores the query string, a cursor that never moves);
-- `delay`, `accept`: answer late (after handling the request, with `accept`).
+- `delay`, `accept`: answer late (after handling the request, with `accept`);
+- `trickle=N`: a slow loris, the answer's head a byte at a time for N seconds, each byte
+  well within any read timeout.
 
 Late indexing and backlogs need no switch: `Platform.add_item(text, created)` makes a new
 item appear in searches now, with any creation time (behind the cursor, or 250 of them).
@@ -103,6 +105,7 @@ class Response:
     truncate: bool = False  # send only the first half of the body (a cut-off transfer)
     cut: bool = False  # announce the whole body, send half, close the connection
     stream: Iterable[bytes] | None = None  # sent chunked instead of `body`
+    trickle: float = 0.0  # seconds of the head sent a byte at a time, then nothing
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -135,6 +138,7 @@ class Fault:
     gzip: bool = False
     redirect: str | None = None  # "loop", "chain" or "elsewhere"
     echo: bool = False  # the error body repeats the request's credentials back
+    trickle: float = 0.0  # seconds of the answer's head sent a byte at a time (a slow loris)
     # Every request answered with the answer to the first (a cache that ignores the query
     # string, a cursor that never moves).
     stale: bool = False
@@ -353,6 +357,8 @@ class LoopbackWeb:
             return self._redirect(fault, request)
         if fault.huge:
             return _huge(fault.huge, fault.gzip, fault.status)
+        if fault.trickle:
+            return Response(fault.status, trickle=fault.trickle)
         body = fault.body
         if fault.echo:
             # What a careless gateway says: the rejected credentials, back in the error.
@@ -376,6 +382,19 @@ class LoopbackWeb:
             target += f"{'&' if kept else '?'}mw-hop={hop + 1}"
         status = fault.status if fault.status in (301, 302, 303, 307, 308) else 302
         return Response(status, b"", {"Location": target, **fault.headers})
+
+
+def trickle_head(out: Any, seconds: float) -> None:
+    """A slow loris: an HTTP answer's head, a byte every 0.05 s, for `seconds`; a client
+    whose timeouts are per read never times out."""
+    head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10**6
+    end = time.monotonic() + seconds
+    for byte in head:
+        if time.monotonic() >= end:
+            return
+        out.write(bytes([byte]))
+        out.flush()
+        time.sleep(0.05)
 
 
 def _reshaped(payload: bytes, action: str, path: str) -> Any:
@@ -473,6 +492,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, request: Request) -> None:
         response = self.web.dispatch(request, elsewhere=self.other)
+        if response.trickle:
+            self.close_connection = True
+            trickle_head(self.wfile, response.trickle)
+            return
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         for key, value in response.headers.items():
