@@ -79,3 +79,24 @@ def test_a_hostile_csv_archive_names_each_bad_record_and_saves_the_rest(project,
     assert saved["hackernews:1"] == "pebblebase over\ntwo lines"
     assert len(saved["hackernews:3"]) > MAX_LINE // 2  # a long cell, within the limit
     assert "hackernews:5" in saved and "hackernews:2" not in saved
+
+
+def test_a_record_without_a_readable_time_is_named_with_its_column(project, tmp_path):
+    project.write_config(CONFIG)
+    rows = ["key,text,created_at,fetched_at",
+            "hackernews:1,pebblebase,,",
+            "hackernews:2,pebblebase,yesterday,",
+            "hackernews:3,pebblebase,2026-11-01T10:00:00Z,soon",
+            "hackernews:4,pebblebase,2026-11-01T10:00:00Z,"]  # fmt: skip
+    path = tmp_path / "archive.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = project.run("import", str(path))
+    assert result.code == 1
+    expected = "must be an ISO 8601 time such as 2026-11-01T09:30:00Z, not"
+    assert result.err.splitlines() == [
+        f'error: {path}:2: "created_at" {expected} empty',
+        f'error: {path}:3: "created_at" {expected} "yesterday"',
+        f'error: {path}:4: "fetched_at" {expected} "soon"',
+        "imported 1 new mention(s) of 1 read",
+    ]
+    assert [r["key"] for r in project.run("export").jsonl()] == ["hackernews:4"]

@@ -27,6 +27,8 @@ from mentionwatch.models import MENTION_COLUMNS, SENTIMENTS, STATUSES, Mention, 
 from mentionwatch.text import inert_fields
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mentionwatch.config import Config
     from mentionwatch.store import Store
 
@@ -143,9 +145,13 @@ def _record(obj: Any, name: str, number: int) -> Mention | str:
     if not isinstance(key, str) or ":" not in key:
         return f'{where}: "key" must be "<source>:<native id>"'
     source, native_id = key.split(":", 1)
+    created = _time(obj.get("created_at"))
+    if isinstance(created, str):
+        return f'{where}: "created_at" {created}'
+    fetched_at = _time(obj["fetched_at"]) if obj.get("fetched_at") else None  # unknown: now
+    if isinstance(fetched_at, str):
+        return f'{where}: "fetched_at" {fetched_at}'
     try:
-        created = parse_iso(str(obj.get("created_at") or ""))
-        fetched = obj.get("fetched_at")
         values: dict[str, Any] = {}
         for column, kind in MENTION_COLUMNS:
             if column in ("source", "native_id", "created_at", "fetched_at", "echo_of"):
@@ -157,8 +163,7 @@ def _record(obj: Any, name: str, number: int) -> Mention | str:
                 values[column] = tuple(value) if kind == "json" and isinstance(value, list) \
                     else value  # fmt: skip
         m = Mention(source=source, native_id=native_id, created_at=created,
-                    fetched_at=parse_iso(fetched) if fetched else None,
-                    **{"text": "", **values})  # fmt: skip
+                    fetched_at=fetched_at, **{"text": "", **values})  # fmt: skip
     except (TypeError, ValueError) as exc:
         return f"{where}: {exc}"
     if not isinstance(m.text, str):
@@ -178,6 +183,15 @@ _EXPECTED: dict[str, tuple[type | tuple[type, ...], str]] = {
 }  # fmt: skip
 _CHOICES = {"sentiment": SENTIMENTS, "status": STATUSES}
 _RANGES = {"polarity": (-1.0, 1.0), "relevance": (0.0, 1.0), "llm_relevance": (0.0, 1.0)}
+
+
+def _time(value: Any) -> datetime | str:
+    """A record's time, or what is wrong with it."""
+    try:
+        return parse_iso(value)
+    except (TypeError, ValueError, AttributeError):
+        shown = json.dumps(value)[:40] if value not in (None, "") else "empty"
+        return f"must be an ISO 8601 time such as 2026-11-01T09:30:00Z, not {shown}"
 
 
 def _wrong(column: str, value: Any) -> str | None:
