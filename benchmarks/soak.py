@@ -254,12 +254,16 @@ class Soak:
             "LIMIT ?", limit)]  # fmt: skip
 
     def _ready(self) -> bool:
-        """The workers have made the tables."""
+        """The workers have made the tables: every migration is recorded. (A person's
+        query while a worker's migration still holds its tables can end in "deadlock
+        detected", which killed that person's thread and left the run without races.)"""
+        from mentionwatch.store import MIGRATIONS
+
         try:
-            self.sql("SELECT count(*) FROM mentions")
+            (done,) = self.sql("SELECT count(*) FROM _migrations")[0]
         except Exception:  # not yet
             return False
-        return True
+        return done >= len(MIGRATIONS)
 
     def _leases(self) -> dict[str, str]:
         """Polling jobs held now: job -> holder."""
