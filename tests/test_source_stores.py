@@ -344,8 +344,9 @@ def test_communities_page_throttle_and_redaction(project):
     assert post["author_redacted"] is True
     assert project.rows("SELECT author FROM mentions WHERE source = 'producthunt'") == [(None,)]
     lobsters.per_minute = 0
-    # A reset up to a minute away is longer than this max_wait: refused at once, not waited.
-    project.config.write_text(project.config.read_text() + "max_wait = 1\n")  # in [poll]
+    # Any reset (the next minute's start, up to a minute away) is longer than this max_wait:
+    # refused at once, not waited (max_wait = 1 waited, in a minute's last second).
+    project.config.write_text(project.config.read_text() + "max_wait = 0\n")  # in [poll]
     throttled = project.run("poll", "--source", "lobsters")
     assert throttled.code == 1 and "Throttled" in throttled.err
     configure(
