@@ -144,15 +144,23 @@ run()
 """
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_an_export_stopped_midway_leaves_the_file_that_was_there(project, tmp_path, stop):
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a script's `mentionwatch … &` starts
+
+
+@pytest.mark.parametrize(
+    ("stop", "start"),
+    [(signal.SIGINT, None), (signal.SIGTERM, None), (signal.SIGTERM, _ignore_sigint)],
+    ids=["ctrl-c", "sigterm", "sigterm-in-the-background"],
+)
+def test_an_export_stopped_midway_leaves_the_file_that_was_there(project, tmp_path, stop, start):
     project.write_config(HN_AND_RSS)
     fill(project, 3)
     backup = tmp_path / "backup.jsonl"
     assert project.run("export", "-o", str(backup)).code == 0
     before = backup.read_bytes()
     argv = [sys.executable, "-c", LONG_EXPORT, *cli(project)[3:], "export", "-o", str(backup)]
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, preexec_fn=start)
     assert proc.stderr is not None and proc.stderr.readline() == "exporting\n"
     parts = [p for p in tmp_path.iterdir() if p.name.startswith(".backup.jsonl.")]
     assert len(parts) == 1 and parts[0].read_text() == "{}\n"  # written beside the file

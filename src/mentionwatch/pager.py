@@ -82,8 +82,11 @@ class Pager(io.TextIOBase):
             self.argv = []
             self.height = 1 << 62
             return
-        # Ctrl-C is the pager's to handle (less ignores it); this process waits for it.
+        # Ctrl-C is the pager's to handle (less ignores it); this process waits for it. A
+        # SIGTERM (kill) ends this process at once, as it always did, instead of the Ctrl-C
+        # it stands for elsewhere (cli.app), which would wait for the pager too.
         self.previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.previous_sigterm = signal.signal(signal.SIGTERM, signal.SIG_DFL)
         held, self.held = "".join(self.held), []
         self._send(held)
 
@@ -108,5 +111,6 @@ class Pager(io.TextIOBase):
                 pass
             self.process.wait()
             signal.signal(signal.SIGINT, self.previous_sigint)
+            signal.signal(signal.SIGTERM, self.previous_sigterm)
             self.process = None
         super().close()

@@ -91,9 +91,9 @@ def _as_ctrl_c(signum: int, frame: object) -> None:
     saved, asyncio's own SIGINT handler cancelling its jobs), and it exits 130 with a line
     instead of dying silently with the signal."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        # Ctrl-C belongs to another program now (the pager): stop as SIGTERM always did.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.raise_signal(signal.SIGTERM)
+        # Started with SIGINT ignored (a script's `mentionwatch … &`): raising it would do
+        # nothing, so be Ctrl-C here. (While a pager runs, SIGTERM is not ours: pager.py.)
+        raise KeyboardInterrupt
     signal.raise_signal(signal.SIGINT)
 
 
