@@ -134,3 +134,16 @@ def test_watch_stops_on_sigterm_with_an_apprise_service_trickling(project, rx, n
     stored = project.rows("SELECT count(*) FROM mentions")[0][0]
     pending = project.rows("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0]
     assert pending == stored  # the ntfy channel's, kept for the next run
+
+
+def test_alerts_test_gives_up_on_a_service_that_trickles(project, rx, ntfy):
+    # The test send is not queued: it waited for as long as the service kept trickling.
+    ntfy.trickle("/", 600)  # longer than run_process waits
+    hooks = f'"{ntfy.ntfy_url("acme")}", "{rx.url("/hooks/ok")}"'
+    project.write_config(HN + f'[[alerts]]\nname = "all"\nto = [{hooks}]\n', poll_settings=False)
+    result = project.run_process("alerts", "test", "all")
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(x.startswith("FAIL  ntfy://") and x.endswith(": no answer within 3s") for x in lines)
+    assert any(x.startswith("ok    http://127.0.0.1") for x in lines), lines
+    assert len(rx.seen("/hooks/ok")) == 1

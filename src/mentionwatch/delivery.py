@@ -450,6 +450,7 @@ def sample_record(text: str = SAMPLE_TEXT) -> dict[str, Any]:
 class ChannelAnswer:
     label: str
     outcome: Outcome
+    stranded: bool = False  # its sender was left inside its request (see _answer_within)
 
 
 def send_test(config: Config, store: Store, rule: AlertRule) -> list[ChannelAnswer]:
@@ -467,19 +468,43 @@ def send_test(config: Config, store: Store, rule: AlertRule) -> list[ChannelAnsw
         message = event_message(rule.name, payload)
         message = replace(message, title=f"mentionwatch test · {message.title}")
     results = []
+    timeout = config.poll.timeout
     for channel in rule.channels:
         if channel.per_event:
-            outcome = channel.send_event(event_body(payload, str(uuid.uuid4())),
-                                         config.poll.timeout)  # fmt: skip
+            send = partial(channel.send_event, event_body(payload, str(uuid.uuid4())), timeout)
         else:
-            outcome = channel.send_message(
-                message.title, message.text, config.poll.timeout, markdown=message.markdown,
-                html=message.html,
-            )  # fmt: skip
+            send = partial(channel.send_message, message.title, message.text, timeout,
+                           markdown=message.markdown, html=message.html)  # fmt: skip
+        outcome = _answer_within(send, SILENCE_TIMEOUTS * timeout)
+        stranded = outcome is None
+        if outcome is None:
+            outcome = Outcome(False, f"no answer within {SILENCE_TIMEOUTS * timeout:g}s")
         store.log_send(rule.name, channel.id, channel.label, 1, outcome.ok, outcome.detail,
                        test=True)  # fmt: skip
-        results.append(ChannelAnswer(channel.label, outcome))
+        results.append(ChannelAnswer(channel.label, outcome, stranded))
     return results
+
+
+def _answer_within(send: Callable[[], Outcome], limit: float) -> Outcome | None:
+    """What `send` answered, or None when it said nothing for `limit` seconds: a service
+    that trickles its answer (Apprise's time out per read) must not hold the test. Its
+    sender is then left inside its request, as Dispatcher.give_up leaves one."""
+    answers: queue.Queue[Outcome | BaseException] = queue.Queue()
+
+    def sender() -> None:
+        try:
+            answers.put(send())
+        except BaseException as exc:  # raised again in the caller's thread
+            answers.put(exc)
+
+    threading.Thread(target=sender, name="mentionwatch-test-send", daemon=True).start()
+    try:
+        answer = answers.get(timeout=limit)
+    except queue.Empty:
+        return None
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
 
 
 # The `alerts` overview

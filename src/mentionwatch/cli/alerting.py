@@ -165,6 +165,8 @@ def alerts_test(
     alerts.check_channels(cfg)
     answers = delivery.send_test(cfg, open_store(cfg, create=True), rule)  # logs the answers
     render.print_test_results(stdout_console(), answers)
+    if any(a.stranded for a in answers):
+        exit_now(EXIT_FAILED)  # without waiting for a sender hung inside its request
     if not all(a.outcome.ok for a in answers):
         raise typer.Exit(EXIT_FAILED)
 
