@@ -134,11 +134,7 @@ class Watcher:
     def stranded(self) -> bool:
         """Senders are left inside their requests (or the delivery thread is, past its
         grace): the process must end without waiting for them (see delivery.Dispatcher)."""
-        thread = self._deliveries
-        if thread is None:
-            return False
-        dispatcher = thread._dispatcher
-        return thread.is_alive() or bool(dispatcher is not None and dispatcher.stranded)
+        return self._deliveries is not None and self._deliveries.stranded
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
@@ -345,6 +341,12 @@ class _DeliveryThread(threading.Thread):
         if self._dispatcher is not None:
             self._dispatcher.post("stop")
         self.join(None if grace is None else grace + 1.0)
+
+    @property
+    def stranded(self) -> bool:
+        """Still inside a request past its grace, or its Dispatcher left senders there."""
+        dispatcher = self._dispatcher
+        return self.is_alive() or bool(dispatcher is not None and dispatcher.stranded)
 
     def run(self) -> None:
         try:
